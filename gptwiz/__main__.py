@@ -1,0 +1,3 @@
+from gptwiz.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,56 @@
+"""Text from a trained run: the best checkpoint (else the last), continued from a prompt."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from gptwiz.errors import UsageError
+from gptwiz.runfolder import resolve_run
+
+
+@dataclass(frozen=True)
+class SampleOptions:
+    model_name: str
+    prompt: str = "\n"
+    max_new_tokens: int = 200
+    temperature: float = 0.8
+    top_k: int | None = 200
+    num_samples: int = 1
+    seed: int | None = None
+    device: str = "auto"
+    runs_dir: str = "runs"
+
+
+def sample(opts: SampleOptions) -> list[str]:
+    if opts.max_new_tokens <= 0:
+        raise UsageError(f"invalid --max_new_tokens {opts.max_new_tokens}: must be a positive whole number")
+    if opts.temperature < 0:
+        raise UsageError(f"invalid --temperature {opts.temperature}: must be 0 (greedy) or more")
+    if opts.top_k is not None and opts.top_k <= 0:
+        raise UsageError(f"invalid --top_k {opts.top_k}: must be a positive whole number")
+    if opts.num_samples <= 0:
+        raise UsageError(f"invalid --num_samples {opts.num_samples}: must be a positive whole number")
+    paths = resolve_run(opts.model_name, opts.runs_dir)
+    import torch
+
+    from gptwiz.checkpoint import load_run_checkpoint
+    from gptwiz.device import resolve_device
+    from gptwiz.model import GPT
+    from gptwiz.presets import ModelConfig
+    from gptwiz.tokenizer import get_encoding
+
+    device = resolve_device(opts.device)
+    _, state = load_run_checkpoint(paths, prefer="best", map_location=device)
+    model = GPT(ModelConfig(**state["config"]["model"]))
+    model.load_state_dict(state["model"])
+    model.to(device).eval()
+    enc = get_encoding()
+    ids = enc.encode_ordinary(opts.prompt) or [enc.eot_token]
+    generator = torch.Generator(device=device)
+    generator.manual_seed(opts.seed if opts.seed is not None else torch.seed())
+    outputs = []
+    for _ in range(opts.num_samples):
+        x = torch.tensor([ids], dtype=torch.long, device=device)
+        y = model.generate(x, opts.max_new_tokens, temperature=opts.temperature, top_k=opts.top_k, generator=generator)
+        outputs.append(enc.decode([t for t in y[0].tolist() if t < enc.n_vocab]))
+    return outputs
