@@ -1,0 +1,53 @@
+"""Shared fixtures: real text, the offline tokenizer cache, and a way to run the real CLI in a subprocess."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED = REPO.parent / "shared"
+SHAKESPEARE = SHARED / "data" / "tinyshakespeare.txt"
+TIKTOKEN_CACHE = SHARED / "tiktoken"
+
+os.environ.setdefault("TIKTOKEN_CACHE_DIR", str(TIKTOKEN_CACHE))
+
+# The tiny preset shrunk for CPU tests: the architecture is the preset's, the batch and block are not.
+TINY_FAST = ["--config_file", "tiny", "--batch_size", "8", "--block_size", "64", "--eval_iters", "2", "--quiet"]
+
+
+@pytest.fixture
+def shakespeare() -> Path:
+    return SHAKESPEARE
+
+
+def cli_env(**extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env["TIKTOKEN_CACHE_DIR"] = str(TIKTOKEN_CACHE)
+    env["PYTHONUNBUFFERED"] = "1"
+    env.update(extra)
+    return env
+
+
+def run_cli(args: list[str], cwd: Path, timeout: float = 600, env: dict[str, str] | None = None,
+            check: bool = False) -> subprocess.CompletedProcess[str]:
+    """Run `python -m gptwiz ARGS` for real, in `cwd`, and capture its output."""
+    proc = subprocess.run([sys.executable, "-m", "gptwiz", *args], cwd=cwd, env=env or cli_env(),
+                          capture_output=True, text=True, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"gptwiz {' '.join(args)} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def assert_one_line_error(proc: subprocess.CompletedProcess[str], *fragments: str) -> None:
+    """Bad input: exit status 2, exactly one line on stderr, no traceback, naming what was wrong."""
+    assert proc.returncode == 2, (proc.returncode, proc.stdout, proc.stderr)
+    lines = [l for l in proc.stderr.splitlines() if l.strip()]
+    assert len(lines) == 1, proc.stderr
+    assert "Traceback" not in proc.stderr and "Traceback" not in proc.stdout
+    for fragment in fragments:
+        assert fragment in lines[0], (fragment, lines[0])
