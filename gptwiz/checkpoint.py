@@ -14,11 +14,11 @@ from gptwiz.errors import UsageError
 from gptwiz.runfolder import RunPaths
 
 
-def save_checkpoint(path: Path, *, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None,
+def save_checkpoint(path: Path, *, model_state: dict[str, Any], optimizer_state: dict[str, Any] | None,
                     iter_num: int, best_val_loss: float, config: dict[str, Any], extra: dict[str, Any] | None = None) -> None:
     state = {
-        "model": {k: v.detach().cpu() for k, v in _unwrap(model).state_dict().items()},
-        "optimizer": optimizer.state_dict() if optimizer is not None else None,
+        "model": model_state,
+        "optimizer": optimizer_state,
         "iter": iter_num,
         "best_val_loss": best_val_loss,
         # Plain JSON text: nothing in a checkpoint needs to be more than tensors, numbers and strings.
@@ -69,9 +69,3 @@ def load_run_checkpoint(paths: RunPaths, prefer: str = "last",
     if problems:
         raise UsageError("; ".join(problems))
     raise UsageError(f"run '{paths.name}' has no checkpoint in {paths.root} (nothing to resume or load yet)")
-
-
-def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
-    # torch.compile and DDP wrap the model; checkpoints hold the plain module's names.
-    model = getattr(model, "_orig_mod", model)
-    return getattr(model, "module", model)

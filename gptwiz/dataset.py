@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from gptwiz.atomic import atomic_write, atomic_write_json
+from gptwiz.atomic import atomic_write_json
 from gptwiz.errors import UsageError
 from gptwiz.tokenizer import ENCODING_NAME, EOT_TOKEN, GPT2_VOCAB_SIZE
 
@@ -167,28 +167,13 @@ def cache_text_file(input_file: Path | str, data_dir: Path | str, val_fraction: 
     cache = Path(data_dir) / "cache" / f"{_slug(path.stem)}-{digest[:16]}"
     if (cache / MANIFEST).exists():
         return cache
-    from gptwiz.tokenizer import get_encoding
+    with open(path, "rb") as f:
+        if b"\x00" in f.read(8192):
+            raise UsageError(f"--input_file {path} is not a text file (it holds NUL bytes)")
+    # The streaming, parallel tokenizer of `gptwiz prepare`: bounded memory whatever the file's size.
+    from gptwiz.prepare import tokenize_text_file
 
-    enc = get_encoding()
-    raw = path.read_bytes()
-    if b"\x00" in raw[:8192]:
-        raise UsageError(f"--input_file {path} is not a text file (it holds NUL bytes)")
-    text = raw.decode("utf-8", errors="replace")
-    tokens = np.array(enc.encode_ordinary(text) + [EOT_TOKEN], dtype=TOKEN_DTYPE)
-    if len(tokens) < 2:
-        raise UsageError(f"--input_file {path} holds no text to train on")
-    n_val = max(1, int(len(tokens) * val_fraction))
-    cache.mkdir(parents=True, exist_ok=True)
-    atomic_write(cache / "train.bin", lambda f: f.write(tokens[:-n_val].tobytes()))
-    atomic_write(cache / "val.bin", lambda f: f.write(tokens[-n_val:].tobytes()))
-    manifest = new_manifest()
-    manifest["sources"].append({
-        "name": _slug(path.stem), "weight": 1.0, "glob": str(path.resolve()), "files": 1, "bytes": size,
-        "documents": 1, "skipped_files": 0, "replaced_chars": text.count("\ufffd"),
-        "train_tokens": int(len(tokens) - n_val), "val_tokens": int(n_val),
-        "train_shards": ["train.bin"], "val_shards": ["val.bin"], "sha256": digest,
-    })
-    write_manifest(cache, manifest)
+    tokenize_text_file(path, cache, _slug(path.stem), val_fraction, extra={"sha256": digest})
     return cache
 
 

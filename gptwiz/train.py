@@ -56,6 +56,8 @@ class TrainOptions:
     quiet: bool = False
     ckpt_interval_s: float = 300.0
     probe: bool = False  # a validation probe: no evaluation, no checkpoints, "probe" records
+    nproc: int = 1      # processes on this machine (torchrun); WORLD_SIZE from torchrun wins
+    fsdp: bool = False  # shard parameters, gradients and optimizer state instead of replicating them
 
 
 @dataclass
@@ -77,6 +79,8 @@ class RunConfig:
     tokens_per_iter: int
     ckpt_interval_s: float = 300.0
     probe: bool = False
+    world_size: int = 1
+    fsdp: bool = False
     created_at: str = field(default_factory=now_iso)
     gptwiz_version: str = __version__
 
@@ -129,6 +133,14 @@ def check_options(opts: TrainOptions) -> None:
         raise UsageError(f"invalid --ckpt_interval_s {opts.ckpt_interval_s!r}: must be a positive number of seconds")
 
 
+def capped_eval_iters(train: TrainConfig) -> int:
+    """The preset's eval_iters, cut down for short runs so evaluating costs about a third of the training
+    between two evaluations at most (an evaluation batch is a forward pass, a third of a training step, on
+    two splits). A 100-iteration check of a big preset should not spend most of its time evaluating."""
+    steps_between = min(train.eval_interval, train.max_iters)
+    return max(1, min(train.eval_iters, steps_between * train.grad_accum // 2))
+
+
 def resolve_data(opts: TrainOptions) -> dict[str, Any]:
     """The dataset folder to train from: a prepared one, or the token cache of --input_file."""
     from gptwiz.dataset import cache_text_file, manifest_checksum, read_manifest
@@ -154,7 +166,38 @@ def resolve_data(opts: TrainOptions) -> dict[str, Any]:
     }
 
 
-def resolve_run_config(opts: TrainOptions) -> tuple[RunConfig, RunPaths]:
+def check_data_fits_block(opts: TrainOptions, data: dict[str, Any], block_size: int) -> None:
+    """Refuse, before anything is written, data that cannot fill one training and one validation block."""
+    from gptwiz.dataset import TokenDataset
+
+    try:
+        TokenDataset(data["dataset_dir"]).check_block(block_size)
+    except UsageError:
+        if not opts.input_file:
+            raise
+        total = (data.get("train_tokens") or 0) + (data.get("val_tokens") or 0)
+        raise UsageError(
+            f"--input_file {opts.input_file} holds {total} tokens, too few for one block of {block_size + 1} tokens "
+            f"in both its train (90%) and val (10%) parts: use a longer file (at least {10 * (block_size + 1)} "
+            "tokens) or a smaller --block_size") from None
+
+
+# What `gptwiz probe --model_name NAME` leaves in runs/NAME/ (and a detached trainer's console.log).
+_PROBE_FILES = {"config.json", "status.json", "metrics.jsonl", "train.log", "probe.json", "lock", "console.log"}
+
+
+def holds_only_a_probe(paths: RunPaths) -> bool:
+    """True for a folder holding nothing but a probe's files (no checkpoint, a config marked probe or none):
+    a run of the same name may start in it, as the probe was its rehearsal."""
+    names = {p.name for p in paths.root.iterdir()}
+    if not names <= _PROBE_FILES:
+        return False
+    if "config.json" not in names:
+        return True
+    return bool((read_json(paths.config) or {}).get("probe"))
+
+
+def resolve_run_config(opts: TrainOptions, check_exists: bool = True) -> tuple[RunConfig, RunPaths]:
     """Validate every option and settle every setting; writes nothing but the token cache."""
     from gptwiz.device import resolve_runtime
 
@@ -174,11 +217,16 @@ def resolve_run_config(opts: TrainOptions) -> tuple[RunConfig, RunPaths]:
                           warmup_iters=min(cfg.warmup_iters, opts.max_iters // 10) if opts.max_iters < cfg.train.max_iters
                           else cfg.warmup_iters)
         runtime = resolve_runtime(opts.device, opts.dtype, opts.compile, cfg.train.max_iters)
-        return replace(cfg, device=runtime.device, dtype=runtime.dtype, compile=runtime.compile), paths
+        # A run may resume on another number of processes: the global batch follows the new count.
+        ws = world_size()
+        return replace(cfg, device=runtime.device, dtype=runtime.dtype, compile=runtime.compile, world_size=ws,
+                       fsdp=opts.fsdp, tokens_per_iter=cfg.tokens_per_iter // cfg.world_size * ws), paths
 
     if not opts.config_file:
         raise UsageError("--config_file is required: a preset name (tiny, small, 150M, ...) or a path to a preset JSON file")
-    if paths.root.exists() and any(paths.root.iterdir()):
+    # console.log is the stdout of a detached trainer (gptwiz/detach.py), opened just before this check runs.
+    if check_exists and (paths.root.exists() and any(p.name != "console.log" for p in paths.root.iterdir())
+            and not holds_only_a_probe(paths)):
         raise UsageError(f"run '{opts.model_name}' already exists in {paths.root}: add --resume to continue it, "
                          "or choose another --model_name")
     preset: Preset = load_preset(opts.config_file)
@@ -190,6 +238,8 @@ def resolve_run_config(opts: TrainOptions) -> tuple[RunConfig, RunPaths]:
     train = preset.train
     if opts.learning_rate is not None and train.min_lr > train.learning_rate:
         train = replace(train, min_lr=train.learning_rate / 10)
+    if opts.eval_iters is None:
+        train = replace(train, eval_iters=capped_eval_iters(train))
     init_from = None
     if opts.init_from_model:
         source = resolve_run(opts.init_from_model, opts.runs_dir)
@@ -208,14 +258,15 @@ def resolve_run_config(opts: TrainOptions) -> tuple[RunConfig, RunPaths]:
                              f"{src_model.get('block_size')}, shorter than {preset.model.block_size}")
         init_from = str(source.root.resolve())
     data = resolve_data(opts)
+    check_data_fits_block(opts, data, preset.model.block_size)
     runtime = resolve_runtime(opts.device, opts.dtype, opts.compile, train.max_iters)
     cfg = RunConfig(
         name=paths.name, preset=preset.name, preset_path=str(Path(preset.path).resolve()),
         model=preset.model, train=train, warmup_iters=effective_warmup(train.warmup_iters, train.max_iters),
         data=data, device=runtime.device, dtype=runtime.dtype, compile=runtime.compile, seed=opts.seed,
         init_from=init_from, params=count_params(preset.model),
-        tokens_per_iter=train.batch_size * train.grad_accum * preset.model.block_size,
-        ckpt_interval_s=opts.ckpt_interval_s, probe=opts.probe,
+        tokens_per_iter=train.batch_size * train.grad_accum * preset.model.block_size * world_size(),
+        ckpt_interval_s=opts.ckpt_interval_s, probe=opts.probe, world_size=world_size(), fsdp=opts.fsdp,
     )
     return cfg, paths
 
@@ -255,18 +306,34 @@ class _StopRequest:
 
 
 class Trainer:
+    """One training run, in this process; under torchrun, this process's rank of it.
+
+    Every rank trains; only rank 0 writes the run folder (config, status, metrics, log, checkpoints).
+    """
+
     def __init__(self, cfg: RunConfig, paths: RunPaths, reporter: Reporter | None = None, resume: bool = False,
-                 should_stop: Callable[[], bool] | None = None):
+                 should_stop: Callable[[], bool] | None = None, dist: Any = None):
+        from gptwiz.distributed import DistContext
+
         self.cfg = cfg
         self.paths = paths
         self.reporter = reporter or Reporter()
         self.resume = resume
         self.should_stop = should_stop or (lambda: False)
-        self.log = logging.getLogger(f"gptwiz.train.{cfg.name}")
+        self.dist = dist or DistContext()
+        self.main = self.dist.is_main
+        self.log = logging.getLogger(f"gptwiz.train.{cfg.name}.{self.dist.rank}")
+        self._status_fields: dict[str, Any] = {"name": cfg.name, "pid": os.getpid(), "started_at": now_iso(),
+                                               "error": None, "probe": cfg.probe, "world_size": self.dist.world_size}
+        self.iter_num = 0
+        self.best_val = float("inf")
+        self.last_loss: float | None = None
 
-    # -- helpers --
+    # -- data --
 
     def _batch(self, dataset: Any, split: str, stream: tuple[int, ...]) -> tuple[Any, Any, Any]:
+        """The batch of a (seed, stream) pair: the data order is a pure function of the iteration, so a
+        resumed run, or N ranks splitting the same micro-steps, see exactly the batches of one process."""
         import torch
 
         rng = np.random.default_rng([self.cfg.seed, *stream])
@@ -274,222 +341,292 @@ class Trainer:
         x, y = torch.from_numpy(x), torch.from_numpy(y)
         if self.runtime.device_type == "cuda":
             # Pinned host memory lets the copy overlap with the GPU still working on the previous step.
-            x, y = x.pin_memory().to(self.runtime.device, non_blocking=True), y.pin_memory().to(self.runtime.device, non_blocking=True)
+            x = x.pin_memory().to(self.runtime.device, non_blocking=True)
+            y = y.pin_memory().to(self.runtime.device, non_blocking=True)
         return x, y, src
 
     def _estimate_loss(self, model: Any, dataset: Any) -> dict[str, float]:
+        """Mean loss over fixed batches of each split; the ranks share the batches out."""
         import torch
+
+        from gptwiz.distributed import mean_across_ranks
 
         out = {}
         model.eval()
         with torch.no_grad():
             for split, stream in (("train", _TRAIN_EVAL_STREAM), ("val", _VAL_STREAM)):
-                losses = []
-                for k in range(self.cfg.train.eval_iters):
+                total = torch.zeros(2, device=self.runtime.device)
+                for k in range(self.dist.rank, self.cfg.train.eval_iters, self.dist.world_size):
                     x, y, _ = self._batch(dataset, split, (stream, k))
                     with self.runtime.autocast():
                         _, loss = model(x, y)
-                    losses.append(loss.item())
-                out[split] = float(np.mean(losses))
+                    total += torch.stack([loss.float(), torch.ones((), device=loss.device)])
+                total = mean_across_ranks(total, self.dist)
+                out[split] = float(total[0] / total[1])
         model.train()
         return out
 
-    def _status(self, state: str, iter_num: int, **extra: Any) -> None:
+    # -- the run folder (rank 0 only) --
+
+    def _status(self, state: str, **extra: Any) -> None:
+        if not self.main:
+            return
         self._status_fields.update(extra)
-        self._status_fields.update(state=state, iter=iter_num, max_iters=self.cfg.train.max_iters)
+        self._status_fields.update(state=state, iter=self.iter_num, max_iters=self.cfg.train.max_iters,
+                                   last_loss=self.last_loss)
         write_status(self.paths, self._status_fields)
 
     def _say(self, message: str) -> None:
-        self.log.info(message)
-        self.reporter.log(message)
+        if self.main:
+            self.log.info(message)
+            self.reporter.log(message)
 
-    # -- the run --
+    def _write(self, record: dict[str, Any]) -> None:
+        if self.main:
+            self.metrics.write(record)
 
-    def run(self) -> TrainResult:
+    def _checkpoint(self, model: Any, optimizer: Any, best: bool) -> None:
+        from gptwiz.checkpoint import save_checkpoint
+        from gptwiz.distributed import full_state
+
+        # Under FSDP gathering the whole state is a collective: every rank takes part, rank 0 writes.
+        model_state, optim_state = full_state(model if self.dist.fsdp else self.raw_model, optimizer, self.dist.fsdp)
+        if self.main:
+            kwargs = dict(iter_num=self.iter_num, best_val_loss=self.best_val, config=self.cfg.to_json())
+            save_checkpoint(self.paths.ckpt_last, model_state=model_state, optimizer_state=optim_state, **kwargs)
+            if best:
+                save_checkpoint(self.paths.ckpt_best, model_state=model_state, optimizer_state=None, **kwargs)
+        self.last_ckpt_time = time.monotonic()
+
+    # -- setting up --
+
+    def _build(self) -> tuple[Any, Any, Any]:
+        """The dataset, the (wrapped, maybe compiled) model and its optimizer, with resumed or initial state."""
         import torch
 
-        from gptwiz.checkpoint import load_run_checkpoint, save_checkpoint
+        from gptwiz.checkpoint import load_run_checkpoint
         from gptwiz.dataset import TokenDataset
-        from gptwiz.device import MemoryMeter, Runtime, configure_backends, peak_flops
+        from gptwiz.device import Runtime, configure_backends
+        from gptwiz.distributed import load_full_state, wrap_model
         from gptwiz.model import GPT
 
         cfg, paths = self.cfg, self.paths
-        paths.root.mkdir(parents=True, exist_ok=True)
+        device = cfg.device
+        if self.dist.enabled and device.startswith("cuda"):
+            device = f"cuda:{self.dist.local_rank}"
+        self.runtime = Runtime(device, cfg.dtype, cfg.compile)
+        configure_backends(self.runtime)
+        dataset = TokenDataset(cfg.data["dataset_dir"])
+        if dataset.checksum != cfg.data["manifest_checksum"]:
+            self._say(f"warning: the dataset {dataset.dir} changed since this run started (manifest checksum differs)")
+        dataset.check_block(cfg.model.block_size)
+
+        torch.manual_seed(cfg.seed)  # the same initial weights on every rank
+        model = GPT(cfg.model).to(self.runtime.device)
+        self.raw_model = model
+        state = None
+        if self.resume:
+            ckpt_path, state = load_run_checkpoint(paths, prefer="last", map_location="cpu")
+            self.iter_num = int(state["iter"])
+            self.best_val = float(state.get("best_val_loss", float("inf")))
+        elif cfg.init_from:
+            src_path, src = load_run_checkpoint(RunPaths(Path(cfg.init_from)), prefer="best", map_location="cpu")
+            weights = src["model"]
+            # A source trained with a longer context has more positions than this run needs.
+            weights["transformer.wpe.weight"] = weights["transformer.wpe.weight"][: cfg.model.block_size]
+            model.load_state_dict(weights)
+            self._say(f"initialised weights from {src_path} (iteration {src['iter']}); fresh optimizer and schedule")
+        model = wrap_model(model, self.dist, self.runtime.device)
+        # Fused AdamW does not take FSDP's sharded tensors everywhere; the for-each kernel does.
+        optimizer = (model if self.dist.fsdp else self.raw_model).configure_optimizer(
+            cfg.train.weight_decay, cfg.train.learning_rate, cfg.train.betas,
+            "fsdp" if self.dist.fsdp else self.runtime.device_type)
+        if state is not None:
+            load_full_state(model if self.dist.fsdp else self.raw_model, optimizer, state["model"],
+                            state.get("optimizer"), self.dist.fsdp)
+            torch.set_rng_state(state["torch_rng"].cpu())
+            if self.main:
+                trim_metrics(paths.metrics, self.iter_num)
+            self._status_fields["started_at"] = (read_json(paths.status) or {}).get("started_at", now_iso())
+            self._say(f"resumed {cfg.name} from {ckpt_path.name} at iteration {self.iter_num}")
+        torch.manual_seed(cfg.seed + 1000 * self.dist.rank + self.iter_num)  # different dropout masks per rank
+        if self.runtime.compile:
+            self._say("compiling the model with torch.compile (the first iterations are slow)")
+            model = torch.compile(model)
+        return dataset, model, optimizer
+
+    # -- the loop --
+
+    def _train(self) -> str:
+        import torch
+
+        from gptwiz.device import MemoryMeter, peak_flops
+        from gptwiz.distributed import agree, grad_sync, injected_failure, mean_across_ranks
+
+        cfg = self.cfg
+        dataset, model, optimizer = self._build()
+        if self.main and not self.resume:
+            # A fresh run starts its own metrics.jsonl: a probe's records may be there (its results stay in probe.json).
+            self.paths.metrics.unlink(missing_ok=True)
+        self.metrics = MetricsWriter(self.paths.metrics) if self.main else None
+        scaler = torch.amp.GradScaler(enabled=(self.runtime.dtype == "float16"))
+        meter = MemoryMeter(self.runtime)
+        flops_peak = peak_flops(self.runtime)
+        flops_per_iter = self.raw_model.flops_per_token() * cfg.tokens_per_iter
+        self._status("running")
+        if self.main:
+            self.reporter.start(cfg, self.iter_num)
+        self._say(f"training {cfg.name}: preset {cfg.preset}, {cfg.params / 1e6:.1f}M parameters, {cfg.device} "
+                  f"{cfg.dtype}{' compiled' if cfg.compile else ''}"
+                  f"{f', {self.dist.world_size} processes' if self.dist.enabled else ''}"
+                  f"{' (FSDP)' if self.dist.fsdp else ''}, iterations {self.iter_num}..{cfg.train.max_iters}")
+        t_start = time.perf_counter()
+        self.last_ckpt_time = time.monotonic()
+        last_status_time = 0.0
+        source_counts = np.zeros(len(dataset.sources), dtype=np.int64)
+        evaluated_at = self.iter_num if self.resume else -1
+        accum = cfg.train.grad_accum
+        fail_at = injected_failure(self.dist)
+
+        def evaluate() -> None:
+            nonlocal evaluated_at
+            evaluated_at = self.iter_num
+            losses = self._estimate_loss(model, dataset)
+            improved = losses["val"] < self.best_val
+            self.best_val = min(self.best_val, losses["val"])
+            record = {"type": "eval", "iter": self.iter_num, "train_loss": losses["train"], "val_loss": losses["val"],
+                      "best_val_loss": self.best_val, "time": time.time()}
+            self._write(record)
+            if self.main:
+                self.reporter.eval(record)
+            self._say(f"eval iter {self.iter_num}: train loss {losses['train']:.4f}, val loss {losses['val']:.4f}")
+            self._checkpoint(model, optimizer, best=improved)
+
+        state = "finished"
+        while self.iter_num < cfg.train.max_iters:
+            if not cfg.probe and self.iter_num % cfg.train.eval_interval == 0 and evaluated_at != self.iter_num:
+                evaluate()
+            # Every rank must stop, and checkpoint, at the same step, or the others wait forever.
+            stop, ckpt_due = agree([self.stop.requested or self.should_stop(),
+                                    time.monotonic() - self.last_ckpt_time > cfg.ckpt_interval_s], self.dist)
+            if stop:
+                state = "stopped"
+                break
+            if ckpt_due and not cfg.probe:
+                self._checkpoint(model, optimizer, best=False)
+            if fail_at is not None and self.iter_num >= fail_at:
+                raise RuntimeError(f"injected failure of rank {self.dist.rank} at iteration {self.iter_num}")
+            lr = lr_at(self.iter_num, learning_rate=cfg.train.learning_rate, min_lr=cfg.train.min_lr,
+                       warmup_iters=cfg.warmup_iters, decay_iters=cfg.train.max_iters)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            t0 = time.perf_counter()
+            loss_sum = torch.zeros((), device=self.runtime.device)
+            for micro in range(accum):
+                # Micro-step m of rank r is global micro-step r * accum + m: N ranks with accumulation A
+                # see the batches of one process with accumulation N * A.
+                x, y, src = self._batch(dataset, "train", (self.iter_num, self.dist.rank * accum + micro))
+                source_counts += np.bincount(src, minlength=len(source_counts))
+                with grad_sync(model, self.dist, sync=(micro == accum - 1)):
+                    with self.runtime.autocast():
+                        _, loss = model(x, y)
+                        loss = loss / accum
+                    scaler.scale(loss).backward()
+                loss_sum += loss.detach().float()
+            if cfg.train.grad_clip > 0:
+                scaler.unscale_(optimizer)
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.grad_clip)
+            scaler.step(optimizer)
+            scaler.update()
+            optimizer.zero_grad(set_to_none=True)
+            loss_value = float(mean_across_ranks(loss_sum, self.dist))  # syncs: dt below is the real step time
+            dt = time.perf_counter() - t0
+            if not math.isfinite(loss_value):
+                msg = (f"loss became {loss_value} at iteration {self.iter_num + 1}; kept the last good checkpoint "
+                       f"(try a lower --learning_rate than {cfg.train.learning_rate:g})")
+                self._status_fields["error"] = msg
+                self._say(msg)
+                return "diverged"
+            self.iter_num += 1
+            self.last_loss = loss_value
+            record = {"type": "probe" if cfg.probe else "train", "iter": self.iter_num, "loss": loss_value, "lr": lr,
+                      "tokens_per_sec": cfg.tokens_per_iter / dt, "mfu": flops_per_iter / dt / (flops_peak * self.dist.world_size),
+                      "dt_s": dt, "elapsed_s": time.perf_counter() - t_start,
+                      "peak_mem_bytes": meter.peak_bytes(), "time": time.time(),
+                      "world_size": self.dist.world_size,
+                      "source_counts": {s.name: int(c) for s, c in zip(dataset.sources, source_counts)}}
+            self._write(record)
+            if self.main:
+                self.reporter.step(record)
+            if time.monotonic() - last_status_time > 1.0:
+                self._status("running")
+                last_status_time = time.monotonic()
+        else:
+            if not cfg.probe and evaluated_at != self.iter_num:
+                evaluate()
+        if state == "stopped" and not cfg.probe:
+            self._checkpoint(model, optimizer, best=False)
+            self._say(f"stopped at iteration {self.iter_num}; checkpoint written (continue with --resume)")
+        if state == "finished":
+            self._say(f"finished at iteration {self.iter_num}"
+                      + (f", best val loss {self.best_val:.4f}" if math.isfinite(self.best_val) else ""))
+        self._status_fields["peak_mem_bytes"] = meter.peak_bytes()
+        return state
+
+    def run(self) -> TrainResult:
+        cfg, paths = self.cfg, self.paths
         lock = RunLock(paths)
-        lock.acquire()
-        handler = logging.FileHandler(paths.log, encoding="utf-8")
-        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%Y-%m-%d %H:%M:%S"))
-        self.log.addHandler(handler)
-        self.log.setLevel(logging.INFO)
-        self.log.propagate = False
-        stop = _StopRequest()
-        stop.install()
-        self._status_fields: dict[str, Any] = {"name": cfg.name, "pid": os.getpid(), "started_at": now_iso(),
-                                               "error": None, "probe": cfg.probe}
-        iter_num, last_loss, best_val = 0, None, float("inf")
+        handler = None
+        if self.main:
+            paths.root.mkdir(parents=True, exist_ok=True)
+            lock.acquire()
+            handler = logging.FileHandler(paths.log, encoding="utf-8")
+            handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%Y-%m-%d %H:%M:%S"))
+            self.log.addHandler(handler)
+            self.log.setLevel(logging.INFO)
+            self.log.propagate = False
+        self.stop = _StopRequest()
+        self.stop.install()
+        self.metrics = None
         try:
-            self.runtime = Runtime(cfg.device, cfg.dtype, cfg.compile)
-            configure_backends(self.runtime)
-            torch.manual_seed(cfg.seed)
-            dataset = TokenDataset(cfg.data["dataset_dir"])
-            if dataset.checksum != cfg.data["manifest_checksum"]:
-                self._say(f"warning: the dataset {dataset.dir} changed since this run started (manifest checksum differs)")
-            dataset.check_block(cfg.model.block_size)
-            model = GPT(cfg.model).to(self.runtime.device)
-            optimizer = model.configure_optimizer(cfg.train.weight_decay, cfg.train.learning_rate,
-                                                  cfg.train.betas, self.runtime.device_type)
-            if self.resume:
-                ckpt_path, state = load_run_checkpoint(paths, prefer="last", map_location=self.runtime.device)
-                model.load_state_dict(state["model"])
-                if state.get("optimizer") is not None:
-                    optimizer.load_state_dict(state["optimizer"])
-                iter_num = int(state["iter"])
-                best_val = float(state.get("best_val_loss", float("inf")))
-                torch.set_rng_state(state["torch_rng"].cpu())
-                trim_metrics(paths.metrics, iter_num)
-                self._status_fields["started_at"] = (read_json(paths.status) or {}).get("started_at", now_iso())
-                self._say(f"resumed {cfg.name} from {ckpt_path.name} at iteration {iter_num}")
-            else:
+            if self.main and not self.resume:
                 from gptwiz.atomic import atomic_write_json
 
                 atomic_write_json(paths.config, cfg.to_json())
-                if cfg.init_from:
-                    src_path, state = load_run_checkpoint(RunPaths(Path(cfg.init_from)), prefer="best")
-                    weights = state["model"]
-                    if weights["transformer.wpe.weight"].shape[0] != cfg.model.block_size:
-                        weights["transformer.wpe.weight"] = weights["transformer.wpe.weight"][: cfg.model.block_size]
-                    model.load_state_dict(weights)
-                    self._say(f"initialised weights from {src_path} (iteration {state['iter']}); fresh optimizer and schedule")
-            raw_model = model
-            if self.runtime.compile:
-                self._say("compiling the model with torch.compile (the first iterations are slow)")
-                model = torch.compile(model)
-            scaler = torch.amp.GradScaler(enabled=(self.runtime.dtype == "float16"))
-            meter = MemoryMeter(self.runtime)
-            flops_peak = peak_flops(self.runtime)
-            flops_per_iter = raw_model.flops_per_token() * cfg.tokens_per_iter
-            metrics = MetricsWriter(paths.metrics)
-            self._status("running", iter_num, last_loss=None)
-            self.reporter.start(cfg, iter_num)
-            self._say(f"training {cfg.name}: preset {cfg.preset}, {cfg.params / 1e6:.1f}M parameters, "
-                      f"{cfg.device} {cfg.dtype}{' compiled' if cfg.compile else ''}, iterations {iter_num}..{cfg.train.max_iters}")
-
-            t_start = time.perf_counter()
-            last_ckpt_time = time.monotonic()
-            last_status_time = 0.0
-            source_counts = np.zeros(len(dataset.sources), dtype=np.int64)
-            state_name = "finished"
-
-            def checkpoint(best: bool) -> None:
-                nonlocal last_ckpt_time
-                save_checkpoint(paths.ckpt_last, model=raw_model, optimizer=optimizer, iter_num=iter_num,
-                                best_val_loss=best_val, config=cfg.to_json())
-                if best:
-                    save_checkpoint(paths.ckpt_best, model=raw_model, optimizer=None, iter_num=iter_num,
-                                    best_val_loss=best_val, config=cfg.to_json())
-                last_ckpt_time = time.monotonic()
-
-            evaluated_at = iter_num if self.resume else -1
-
-            def evaluate() -> None:
-                nonlocal best_val, evaluated_at
-                evaluated_at = iter_num
-                losses = self._estimate_loss(model, dataset)
-                improved = losses["val"] < best_val
-                best_val = min(best_val, losses["val"])
-                record = {"type": "eval", "iter": iter_num, "train_loss": losses["train"], "val_loss": losses["val"],
-                          "best_val_loss": best_val, "time": time.time()}
-                metrics.write(record)
-                self.reporter.eval(record)
-                self._say(f"eval iter {iter_num}: train loss {losses['train']:.4f}, val loss {losses['val']:.4f}")
-                checkpoint(best=improved)
-
-            while iter_num < cfg.train.max_iters:
-                if not cfg.probe and iter_num % cfg.train.eval_interval == 0 and evaluated_at != iter_num:
-                    evaluate()
-                if stop.requested or self.should_stop():
-                    state_name = "stopped"
-                    break
-                lr = lr_at(iter_num, learning_rate=cfg.train.learning_rate, min_lr=cfg.train.min_lr,
-                           warmup_iters=cfg.warmup_iters, decay_iters=cfg.train.max_iters)
-                for group in optimizer.param_groups:
-                    group["lr"] = lr
-                t0 = time.perf_counter()
-                loss_sum = 0.0
-                for micro in range(cfg.train.grad_accum):
-                    x, y, src = self._batch(dataset, "train", (iter_num, micro))
-                    source_counts += np.bincount(src, minlength=len(source_counts))
-                    with self.runtime.autocast():
-                        _, loss = model(x, y)
-                        loss = loss / cfg.train.grad_accum
-                    scaler.scale(loss).backward()
-                    loss_sum += loss.detach()
-                if cfg.train.grad_clip > 0:
-                    scaler.unscale_(optimizer)
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.grad_clip)
-                scaler.step(optimizer)
-                scaler.update()
-                optimizer.zero_grad(set_to_none=True)
-                loss_value = float(loss_sum)  # syncs with the device: dt below is the real step time
-                dt = time.perf_counter() - t0
-                if not math.isfinite(loss_value):
-                    state_name = "diverged"
-                    msg = (f"loss became {loss_value} at iteration {iter_num + 1}; kept the last good checkpoint "
-                           f"(try a lower --learning_rate than {cfg.train.learning_rate:g})")
-                    self._status_fields["error"] = msg
-                    self._say(msg)
-                    break
-                iter_num += 1
-                last_loss = loss_value
-                tokens_per_sec = cfg.tokens_per_iter / dt
-                record = {"type": "probe" if cfg.probe else "train", "iter": iter_num, "loss": loss_value, "lr": lr,
-                          "tokens_per_sec": tokens_per_sec, "mfu": flops_per_iter / dt / flops_peak,
-                          "dt_s": dt, "elapsed_s": time.perf_counter() - t_start,
-                          "peak_mem_bytes": meter.peak_bytes(), "time": time.time(),
-                          "source_counts": {s.name: int(c) for s, c in zip(dataset.sources, source_counts)}}
-                metrics.write(record)
-                self.reporter.step(record)
-                if time.monotonic() - last_status_time > 1.0:
-                    self._status("running", iter_num, last_loss=last_loss)
-                    last_status_time = time.monotonic()
-                if not cfg.probe and time.monotonic() - last_ckpt_time > cfg.ckpt_interval_s:
-                    checkpoint(best=False)
-            else:
-                if not cfg.probe and evaluated_at != iter_num:
-                    evaluate()
-            if state_name == "stopped" and not cfg.probe:
-                checkpoint(best=False)
-                self._say(f"stopped at iteration {iter_num}; checkpoint written (continue with --resume)")
-            metrics.close()
-            if state_name == "finished":
-                self._say(f"finished at iteration {iter_num}" + (f", best val loss {best_val:.4f}" if math.isfinite(best_val) else ""))
-            self._status(state_name, iter_num, last_loss=last_loss,
-                         best_val_loss=best_val if math.isfinite(best_val) else None,
-                         peak_mem_bytes=meter.peak_bytes())
-            result = TrainResult(state_name, iter_num, cfg.train.max_iters, last_loss,
-                                 best_val if math.isfinite(best_val) else None, self._status_fields.get("error"), paths.root)
+            state = self._train()
+            best = self.best_val if math.isfinite(self.best_val) else None
+            self._status(state, best_val_loss=best)
+            result = TrainResult(state, self.iter_num, cfg.train.max_iters, self.last_loss, best,
+                                 self._status_fields.get("error"), paths.root)
         except UsageError as exc:
-            self._fail(str(exc), iter_num)
+            self._fail(str(exc))
             raise
         except BaseException as exc:
             message = _describe(exc)
             self.log.info("training failed:\n%s", traceback.format_exc())
-            self._fail(message, iter_num)
+            self._fail(message)
             if isinstance(exc, (KeyboardInterrupt, SystemExit)):
                 raise
-            result = TrainResult("failed", iter_num, cfg.train.max_iters, last_loss, None, message, paths.root)
+            result = TrainResult("failed", self.iter_num, cfg.train.max_iters, self.last_loss, None, message, paths.root)
         finally:
-            stop.restore()
+            self.stop.restore()
+            if self.metrics is not None:
+                self.metrics.close()
             lock.release()
-            self.log.removeHandler(handler)
-            handler.close()
-        self.reporter.end(result)
+            if handler is not None:
+                self.log.removeHandler(handler)
+                handler.close()
+        if self.main:
+            self.reporter.end(result)
         return result
 
-    def _fail(self, message: str, iter_num: int) -> None:
+    def _fail(self, message: str) -> None:
         self._status_fields["error"] = message
+        from gptwiz.distributed import report_rank_error
+
+        report_rank_error(self.dist, message)
         try:
-            self._status("failed", iter_num)
+            self._status("failed")
         except OSError:
             pass
 
@@ -501,7 +638,33 @@ def _describe(exc: BaseException) -> str:
     return f"{exc.__class__.__name__}: {text}" if text else exc.__class__.__name__
 
 
+def world_size() -> int:
+    from gptwiz.distributed import env_world_size
+
+    return env_world_size()
+
+
 def train(opts: TrainOptions, reporter: Reporter | None = None,
           should_stop: Callable[[], bool] | None = None) -> TrainResult:
-    cfg, paths = resolve_run_config(opts)
-    return Trainer(cfg, paths, reporter, resume=opts.resume, should_stop=should_stop).run()
+    if world_size() <= 1:
+        cfg, paths = resolve_run_config(opts)
+        return Trainer(cfg, paths, reporter, resume=opts.resume, should_stop=should_stop).run()
+    # Under torchrun: rank 0 settles the configuration (and builds the token cache) before the others
+    # read it, so they never race on the cache or see the run folder half made.
+    import torch.distributed as dist
+
+    from gptwiz.device import resolve_device
+    from gptwiz.distributed import init_distributed, shutdown
+
+    device_type = "cuda" if resolve_device(opts.device).startswith("cuda") else "cpu"
+    ctx = init_distributed(device_type, opts.fsdp)
+    try:
+        if ctx.is_main:
+            cfg, paths = resolve_run_config(opts)
+        dist.barrier()
+        if not ctx.is_main:
+            cfg, paths = resolve_run_config(opts, check_exists=False)
+        dist.barrier()
+        return Trainer(cfg, paths, reporter, resume=opts.resume, should_stop=should_stop, dist=ctx).run()
+    finally:
+        shutdown(ctx)

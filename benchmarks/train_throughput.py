@@ -1,0 +1,150 @@
+"""Training throughput: the trainer's variants beside a plain float32 eager loop of the same model.
+
+    python benchmarks/train_throughput.py [--iters 300] [--batch_size 8] [--block_size 256]
+
+Each variant runs in its own process on the tiny preset with the same data order. Tokens/s is the median
+over the iterations after the first 10% (warm-up and compilation are excluded and reported apart); the loss
+is the mean of the last 10 iterations, compared with the float32 run's. MFU is against this machine's
+measured matmul peak for the variant's dtype.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+DATA = REPO.parent / "shared" / "data" / "tinyshakespeare.txt"
+
+VARIANTS = {
+    "plain fp32 eager (hand-written loop)": None,
+    "trainer fp32 eager": ["--dtype", "float32", "--no-compile"],
+    "trainer bf16 autocast eager": ["--dtype", "bfloat16", "--no-compile"],
+    "trainer bf16 compiled": ["--dtype", "bfloat16", "--compile"],
+    "trainer default (auto dtype, auto compile)": [],
+}
+
+
+def plain_loop(iters: int, batch_size: int, block_size: int, data_dir: str, out: str) -> None:
+    """The loop a user writes by hand: float32, eager, torch's default AdamW, no clipping tricks."""
+    import numpy as np
+    import torch
+
+    from gptwiz.dataset import TokenDataset
+    from gptwiz.model import GPT
+    from gptwiz.presets import load_preset
+    from gptwiz.schedule import effective_warmup, lr_at
+
+    preset = load_preset("tiny").with_overrides(block_size=block_size)
+    torch.manual_seed(1337)
+    model = GPT(preset.model)
+    opt = torch.optim.AdamW(model.parameters(), lr=preset.train.learning_rate, betas=(0.9, 0.95), weight_decay=0.1)
+    ds = TokenDataset(data_dir)
+    warmup = effective_warmup(preset.train.warmup_iters, iters)
+    records = []
+    for it in range(iters):
+        for g in opt.param_groups:
+            g["lr"] = lr_at(it, learning_rate=preset.train.learning_rate, min_lr=preset.train.min_lr,
+                            warmup_iters=warmup, decay_iters=iters)
+        t0 = time.perf_counter()
+        x, y, _ = ds.batch("train", batch_size, block_size, np.random.default_rng([1337, it, 0]))
+        _, loss = model(torch.from_numpy(x), torch.from_numpy(y))
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        records.append({"iter": it + 1, "loss": loss.item(), "dt_s": time.perf_counter() - t0})
+    Path(out).write_text("\n".join(json.dumps(r) for r in records))
+
+
+def run_variant(name: str, extra: list[str] | None, args: argparse.Namespace, work: Path) -> dict:
+    env = dict(os.environ, TIKTOKEN_CACHE_DIR=os.environ.get("TIKTOKEN_CACHE_DIR", str(REPO.parent / "shared" / "tiktoken")))
+    if extra is None:
+        from gptwiz.dataset import cache_text_file
+
+        data_dir = cache_text_file(DATA, work / "data")
+        out = work / "plain.jsonl"
+        subprocess.run([sys.executable, __file__, "--_plain", str(out), "--iters", str(args.iters),
+                        "--batch_size", str(args.batch_size), "--block_size", str(args.block_size),
+                        "--_data", str(data_dir)], check=True, env=env)
+        records = [json.loads(l) for l in out.read_text().splitlines()]
+        dtype = "float32"
+    else:
+        run_name = f"v{len(list((work / 'runs').glob('*'))) if (work / 'runs').exists() else 0}"
+        cmd = [sys.executable, "-m", "gptwiz", "train", "--config_file", "tiny", "--model_name", run_name,
+               "--input_file", str(DATA), "--max_iters", str(args.iters), "--batch_size", str(args.batch_size),
+               "--block_size", str(args.block_size), "--eval_interval", str(10 * args.iters), "--eval_iters", "1",
+               "--quiet", *extra]
+        if not extra:
+            # The default choice for a long run: what --dtype auto and the compile heuristic pick at the
+            # preset's own length, forced on for this shorter measurement.
+            from gptwiz.device import resolve_runtime
+            from gptwiz.presets import load_preset
+
+            rt = resolve_runtime("auto", "auto", None, load_preset("tiny").train.max_iters)
+            cmd += ["--dtype", rt.dtype, "--compile" if rt.compile else "--no-compile"]
+        subprocess.run(cmd, cwd=work, check=True, env=env, stdout=subprocess.DEVNULL)
+        run = work / "runs" / run_name
+        records = [json.loads(l) for l in (run / "metrics.jsonl").read_text().splitlines()]
+        records = [r for r in records if r.get("type") == "train"]
+        dtype = json.loads((run / "config.json").read_text())["dtype"]
+    skip = max(2, len(records) // 10)
+    warm = [r["dt_s"] for r in records[skip:]]
+    tokens = args.batch_size * args.block_size
+    return {"name": name, "dtype": dtype, "tokens_per_sec": tokens / statistics.median(warm),
+            "warmup_s": sum(r["dt_s"] for r in records[:skip]),
+            "final_loss": statistics.mean(r["loss"] for r in records[-10:])}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--iters", type=int, default=300)
+    p.add_argument("--batch_size", type=int, default=8)
+    p.add_argument("--block_size", type=int, default=256)
+    p.add_argument("--only", action="append", help="run only variants whose name contains this")
+    p.add_argument("--_plain")
+    p.add_argument("--_data")
+    args = p.parse_args()
+    if args._plain:
+        plain_loop(args.iters, args.batch_size, args.block_size, args._data, args._plain)
+        return
+
+    import torch
+
+    from gptwiz.device import measured_cpu_matmul_peak
+    from gptwiz.model import GPT
+    from gptwiz.presets import load_preset
+
+    model_cfg = load_preset("tiny").with_overrides(block_size=args.block_size).model
+    with torch.device("meta"):
+        flops_per_token = GPT(model_cfg).flops_per_token()
+    peaks = {d: measured_cpu_matmul_peak(d) for d in ("float32", "bfloat16")}
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, extra in VARIANTS.items():
+            if args.only and not any(o in name for o in args.only):
+                continue
+            results.append(run_variant(name, extra, args, Path(tmp)))
+            print(f"  done: {name}", file=sys.stderr, flush=True)
+    base = next((r for r in results if r["name"].startswith("plain")), results[0])
+    ref = next((r for r in results if r["name"] == "trainer fp32 eager"), base)
+    print(f"\ntiny preset, batch {args.batch_size}, block {args.block_size}, {args.iters} iterations, "
+          f"{os.cpu_count()} cores; matmul peak fp32 {peaks['float32'] / 1e9:.0f} GFLOP/s, "
+          f"bf16 {peaks['bfloat16'] / 1e9:.0f} GFLOP/s\n")
+    print(f"| variant | tokens/s | vs plain | MFU | warm-up s | loss@{args.iters} | vs fp32 |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for r in results:
+        mfu = flops_per_token * r["tokens_per_sec"] / peaks[r["dtype"]]
+        print(f"| {r['name']} | {r['tokens_per_sec']:,.0f} | {r['tokens_per_sec'] / base['tokens_per_sec']:.2f}x | "
+              f"{100 * mfu:.1f}% | {r['warmup_s']:.1f} | {r['final_loss']:.3f} | {r['final_loss'] - ref['final_loss']:+.3f} |")
+
+
+if __name__ == "__main__":
+    main()

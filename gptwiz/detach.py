@@ -1,0 +1,160 @@
+"""Training that outlives the terminal: `gptwiz train` in its own process session, and the graceful stop.
+
+The detached trainer is started with `start_new_session=True`, so neither the app quitting nor the SSH
+connection dropping (SIGHUP to the terminal's session) reaches it; it writes the run folder as any
+trainer does, and its console output goes to runs/<name>/console.log. It is never started through a shell.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable, Sequence
+
+from gptwiz.errors import UsageError
+from gptwiz.runfolder import RunPaths, effective_state, pid_alive, read_json, run_paths
+
+if TYPE_CHECKING:
+    from gptwiz.train import TrainOptions
+
+CONSOLE_LOG = "console.log"  # the detached trainer's stdout and stderr; the trainer ignores it when checking for an existing run
+
+
+@dataclass
+class DetachedRun:
+    name: str
+    paths: RunPaths
+    pid: int
+    argv: list[str]
+    process: "subprocess.Popen[bytes] | None" = field(default=None, repr=False, compare=False)
+
+    @property
+    def console_log(self) -> Path:
+        return self.paths.root / CONSOLE_LOG
+
+
+def strip_detach(argv: Sequence[str]) -> list[str]:
+    """The same command line without --detach (either spelling), for the detached child to run."""
+    return [a for a in argv if a not in ("--detach",)]
+
+
+def train_command(train_args: Sequence[str]) -> list[str]:
+    """`gptwiz train ARGS` as this Python runs it, whichever way gptwiz was installed."""
+    args = list(train_args)
+    if args[:1] != ["train"]:
+        args = ["train", *args]
+    if "--quiet" not in args:
+        args.append("--quiet")  # plain lines into console.log, not a live display nobody sees
+    return [sys.executable, "-m", "gptwiz", *args]
+
+
+def launch_detached(train_args: Sequence[str], *, runs_dir: Path | str, name: str,
+                    cwd: Path | str | None = None, env: dict[str, str] | None = None) -> DetachedRun:
+    """Start `gptwiz train ARGS` in a new session with stdio on runs/<name>/console.log; returns at once."""
+    paths = run_paths(runs_dir if cwd is None or Path(runs_dir).is_absolute() else Path(cwd) / runs_dir, name)
+    paths.root.mkdir(parents=True, exist_ok=True)
+    argv = train_command(train_args)
+    with open(paths.root / CONSOLE_LOG, "ab") as out:
+        proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=out,
+                                stderr=subprocess.STDOUT, start_new_session=True, close_fds=True)
+    return DetachedRun(name=name, paths=paths, pid=proc.pid, argv=argv, process=proc)
+
+
+@dataclass(frozen=True)
+class StartOutcome:
+    started: bool        # the trainer wrote status.json with its pid
+    exit_code: int | None
+    message: str
+
+
+def wait_for_start(run: DetachedRun, timeout: float = 60.0, poll_s: float = 0.2,
+                   should_cancel: Callable[[], bool] | None = None) -> StartOutcome:
+    """Until the trainer has written its status (it is training) or exited (it failed before starting)."""
+    proc = run.process
+    assert proc is not None, "wait_for_start needs the run this process launched"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = read_json(run.paths.status)
+        if status and int(status.get("pid") or 0) == proc.pid:
+            return StartOutcome(True, None, f"run {run.name} is {status.get('state', 'starting')} (pid {proc.pid})")
+        code = proc.poll()
+        if code is not None:
+            return StartOutcome(False, code, console_tail(run.paths) or f"the trainer exited with status {code}")
+        if should_cancel is not None and should_cancel():
+            return StartOutcome(False, None, "cancelled while the trainer was starting (it goes on in the background)")
+        time.sleep(poll_s)
+    return StartOutcome(False, None, f"the trainer (pid {proc.pid}) has not written its status after {timeout:.0f}s; "
+                                     f"see {run.console_log}")
+
+
+def console_tail(paths: RunPaths, lines: int = 3) -> str:
+    try:
+        text = (paths.root / CONSOLE_LOG).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
+    kept = [l for l in text.splitlines() if l.strip()]
+    return " | ".join(kept[-lines:])
+
+
+def _looks_like_trainer(pid: int) -> bool:
+    """Guard against a recycled pid: the process must be a Python running gptwiz."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode("utf-8", "replace")
+    except OSError:
+        return True  # no /proc (macOS): trust status.json and the lock
+    return "gptwiz" in cmdline
+
+
+def request_stop(paths: RunPaths) -> int:
+    """The graceful stop: SIGTERM to the trainer, which finishes its step, checkpoints and records 'stopped'."""
+    status = read_json(paths.status)
+    if status is None:
+        raise UsageError(f"run '{paths.name}' has no status.json in {paths.root}: it has not started, nothing to stop")
+    state = effective_state(status)
+    pid = int(status.get("pid") or 0)
+    if state != "running":
+        raise UsageError(f"run '{paths.name}' is not running (state: {state}); nothing to stop")
+    if not _looks_like_trainer(pid):
+        raise UsageError(f"run '{paths.name}': process {pid} is no longer its trainer; nothing to stop")
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        raise UsageError(f"run '{paths.name}': its trainer (pid {pid}) has just ended; nothing to stop") from None
+    except PermissionError:
+        raise UsageError(f"run '{paths.name}': not allowed to signal its trainer (pid {pid}, another user's?)") from None
+    return pid
+
+
+def wait_for_state_change(paths: RunPaths, timeout: float, poll_s: float = 0.2) -> str:
+    """The run's state once it is no longer running, or 'running' if `timeout` passes first."""
+    deadline = time.monotonic() + timeout
+    while True:
+        state = effective_state(read_json(paths.status))
+        if state != "running" or time.monotonic() >= deadline:
+            return state
+        time.sleep(poll_s)
+
+
+def is_alive(run: DetachedRun) -> bool:
+    return pid_alive(run.pid)
+
+
+def detach_train(opts: TrainOptions, argv: Sequence[str]) -> int:
+    """`gptwiz train ... --detach`: validate here (a bad flag is a one-line error now, not in a log later),
+    then start the same command line without --detach in the background and say how to follow it."""
+    from gptwiz.train import resolve_run_config
+
+    cfg, paths = resolve_run_config(opts)
+    if opts.resume and effective_state(read_json(paths.status)) == "running":
+        raise UsageError(f"run '{paths.name}' is already running; watch it with `gptwiz watch {paths.name}`")
+    run = launch_detached(strip_detach(argv), runs_dir=opts.runs_dir, name=cfg.name)
+    runs_flag = "" if opts.runs_dir == "runs" else f" --runs_dir {opts.runs_dir}"
+    print(f"started run {run.name} in the background (pid {run.pid}); console output: {run.console_log}")
+    print(f"  watch it: gptwiz watch {run.name}{runs_flag}")
+    print(f"  stop it:  gptwiz stop {run.name}{runs_flag}")
+    return 0

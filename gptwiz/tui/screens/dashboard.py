@@ -1,0 +1,208 @@
+"""The live dashboard of one run: `gptwiz watch`, and where the wizard ends after launching.
+
+A thread worker polls the run folder a few times a second, reading only what was appended to
+metrics.jsonl and train.log (RunMonitor), and hands each snapshot to the event loop, which only
+draws. Charts are redrawn at most once a second: plotext is the costly part of a frame.
+"""
+
+from __future__ import annotations
+
+import time
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.css.query import NoMatches
+from textual.screen import Screen
+from textual.widgets import Footer
+from textual.worker import get_current_worker
+
+from gptwiz.errors import UsageError
+from gptwiz.runfolder import RunPaths
+from gptwiz.tui.context import AppContext
+from gptwiz.tui.runview import RunMonitor, RunSnapshot
+from gptwiz.tui.screens.confirm import ConfirmScreen
+from gptwiz.tui.screens.message import MessageScreen
+from gptwiz.tui.widgets.charts import LossChart, LrChart
+from gptwiz.tui.widgets.device_panel import DevicePanel, DeviceReading
+from gptwiz.tui.widgets.panels import LogTailView, ProgressPanel, StateBanner, ThroughputPanel
+
+HELP = """\
+The dashboard reads runs/<name>/ (metrics.jsonl, status.json, train.log) a few times a second.
+Leaving it never stops the training; `gptwiz watch NAME` picks it up again, from any terminal.
+
+  q       leave the dashboard (the training goes on)
+  s       stop the run gracefully: it finishes its step, writes a checkpoint and
+          ends as "stopped"; continue it later with `gptwiz train --model_name NAME --resume`
+  g       sample a few lines from the latest checkpoint (runs on the CPU, in the background)
+  escape  back to the wizard (when opened from it)
+  ?       this help
+
+Panels: loss (train per iteration, val at each evaluation) · learning rate over the whole schedule,
+the dot is now · tokens/s with its recent history and MFU · progress with elapsed time and ETA ·
+each GPU's memory, utilisation, temperature and power (or the trainer's CPU and RAM) · train.log.
+"""
+
+
+class DashboardScreen(Screen[None]):
+    BINDINGS = [
+        Binding("q", "leave", "leave (training goes on)"),
+        Binding("s", "stop", "stop run"),
+        Binding("g", "sample", "sample text"),
+        Binding("question_mark", "help", "help"),
+        Binding("escape", "back", "back", show=False),
+    ]
+
+    def __init__(self, paths: RunPaths, context: AppContext, *, can_go_back: bool = False) -> None:
+        super().__init__(id="dashboard")
+        self.paths = paths
+        self.context = context
+        self.can_go_back = can_go_back
+        self.monitor = RunMonitor(paths, clock=context.clock)
+        self.sampler = context.device_sampler()
+        self.snapshot: RunSnapshot | None = None
+        self.polls = 0               # snapshots shown so far (tests wait on it)
+        self._chart_version = -1
+        self._chart_drawn_at = 0.0
+        self._sampling = False
+        self._lr_key: tuple[object, ...] | None = None
+
+    def compose(self) -> ComposeResult:
+        yield StateBanner(id="banner")
+        with Horizontal(id="charts"):
+            yield LossChart(id="loss-chart")
+            yield LrChart(id="lr-chart")
+        with Horizontal(id="panels"):
+            yield ProgressPanel(id="progress", classes="panel")
+            yield ThroughputPanel(id="throughput", classes="panel")
+            yield DevicePanel(id="device", classes="panel")
+        yield LogTailView(id="log-tail", classes="panel")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#progress").border_title = "progress"
+        self.query_one("#throughput").border_title = "throughput"
+        self.query_one("#device").border_title = "device"
+        self.query_one("#log-tail").border_title = "train.log"
+        self._poll_loop()
+
+    # -- polling (a thread) and drawing (the event loop) --
+
+    @work(thread=True, exclusive=True, group="dashboard-poll")
+    def _poll_loop(self) -> None:
+        worker = get_current_worker()
+        device_at = -1e9
+        while not worker.is_cancelled:
+            snap = self.monitor.poll()
+            reading = None
+            if time.monotonic() - device_at >= self.context.device_interval_s:
+                reading = self.sampler.read(snap.pid, snap.state == "running")
+                device_at = time.monotonic()
+            try:
+                self.app.call_from_thread(self.show_snapshot, snap, reading)
+            except RuntimeError:  # the app is closing
+                return
+            if worker.cancelled_event.wait(self.context.poll_interval_s):
+                return
+
+    def show_snapshot(self, snap: RunSnapshot, reading: DeviceReading | None = None) -> None:
+        try:
+            self._show(snap, reading)
+        except NoMatches:  # the screen is being torn down while a last snapshot arrives
+            pass
+
+    def _show(self, snap: RunSnapshot, reading: DeviceReading | None) -> None:
+        self.snapshot = snap
+        self.query_one(StateBanner).show(snap)
+        self.query_one(ProgressPanel).show(snap)
+        self.query_one(ThroughputPanel).show(snap)
+        self.query_one(LogTailView).show(snap.log_tail)
+        if reading is not None:
+            self.query_one(DevicePanel).show(reading)
+        now = time.monotonic()
+        first = self._chart_version < 0
+        if snap.version != self._chart_version and (first or snap.state != "running"
+                                                    or now - self._chart_drawn_at >= self.context.chart_interval_s):
+            self._chart_version, self._chart_drawn_at = snap.version, now
+            self.query_one(LossChart).set_data(snap.train_iters, snap.train_loss, snap.eval_iters, snap.eval_val_loss)
+            self._draw_lr(snap)
+
+        self.polls += 1
+
+    def _draw_lr(self, snap: RunSnapshot) -> None:
+        """Only when the marker moves a column or the value shown changes: the curve itself is fixed."""
+        chart = self.query_one(LrChart)
+        now_point = (float(snap.iter), snap.lr) if snap.lr is not None else None
+        column = int(snap.iter * max(1, chart.size.width) / snap.max_iters) if snap.max_iters else snap.iter
+        key = (column, f"{snap.lr:.2e}" if snap.lr is not None else "", snap.schedule, chart.size.width)
+        if key == self._lr_key:
+            return
+        self._lr_key = key
+        chart.set_data(snap.schedule.curve() if snap.schedule else ([], []), now_point)
+
+    # -- keys --
+
+    def action_leave(self) -> None:
+        self.app.exit(self.paths.name)
+
+    def action_back(self) -> None:
+        if self.can_go_back:
+            self.app.pop_screen()
+
+    def action_help(self) -> None:
+        self.app.push_screen(MessageScreen("gptwiz dashboard: keys", HELP))
+
+    def action_stop(self) -> None:
+        snap = self.snapshot
+        if snap is None or snap.state != "running":
+            state = snap.state if snap else "unknown"
+            self.notify(f"run {self.paths.name} is not running ({state}); nothing to stop", severity="warning")
+            return
+
+        def answered(yes: bool | None) -> None:
+            if not yes:
+                return
+            from gptwiz.detach import request_stop
+
+            try:
+                pid = request_stop(self.paths)
+            except UsageError as exc:
+                self.notify(str(exc), severity="error")
+                return
+            self.notify(f"asked run {self.paths.name} (pid {pid}) to stop; it writes a checkpoint first")
+
+        self.app.push_screen(ConfirmScreen(
+            f"Stop run {self.paths.name} at iteration {snap.iter}?\n\nIt finishes its step, writes a checkpoint and "
+            f"ends as \"stopped\"; `gptwiz train --model_name {self.paths.name} --resume` continues it.",
+            yes="Stop it", no="Keep training"), answered)
+
+    def action_sample(self) -> None:
+        if self._sampling:
+            return
+        if not (self.paths.ckpt_last.exists() or self.paths.ckpt_best.exists()):
+            self.notify("no checkpoint yet: the first one is written at the first evaluation", severity="warning")
+            return
+        self._sampling = True
+        screen = MessageScreen(f"sampling from {self.paths.name}'s latest checkpoint", Text("generating ...", style="dim"),
+                               id="sample-view")
+        self.app.push_screen(screen)
+        self._sample(screen)
+
+    @work(thread=True, exclusive=True, group="dashboard-sample")
+    def _sample(self, screen: MessageScreen) -> None:
+        try:
+            texts = self.context.sample_text(self.paths)
+            body: str | Text = ("\n" + "─" * 30 + "\n").join(t.strip("\n") for t in texts)
+        except Exception as exc:  # an unreadable checkpoint, no torch: say so in the dialog
+            body = Text(f"could not sample: {exc}", style="red")
+        try:
+            self.app.call_from_thread(self._show_sample, screen, body)
+        except RuntimeError:
+            pass
+
+    def _show_sample(self, screen: MessageScreen, body: str | Text) -> None:
+        self._sampling = False
+        if screen.is_attached:
+            screen.set_body(body)

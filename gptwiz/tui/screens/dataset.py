@@ -1,0 +1,252 @@
+"""Step 4: what to train on, with live stats as a path is typed or picked, or the built-in demo corpus.
+
+A folder or glob is prepared with `gptwiz prepare` (gptwiz.prepare) when the user goes on, with a
+progress bar; escape cancels it and prepare removes its partial output.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.suggester import Suggester
+from textual.widgets import Footer, Input, OptionList, ProgressBar, Static
+from textual.widgets.option_list import Option
+from textual.worker import Worker, get_current_worker
+
+from gptwiz.errors import UsageError
+from gptwiz.tui.screens.base import StepTitle, WizardStep
+from gptwiz.tui.state import DatasetChoice, find_prepared, inspect_dataset, prepared_dir_for, source_glob
+
+DEMO_ID = "demo"
+TYPING_PAUSE_S = 0.25  # measure once the user pauses, not at every key
+
+
+class PathSuggester(Suggester):
+    """Completes the last component of a path from the folder it is in (tab or → accepts)."""
+
+    def __init__(self) -> None:
+        super().__init__(use_cache=False, case_sensitive=True)
+
+    async def get_suggestion(self, value: str) -> str | None:
+        if not value or any(c in value for c in "*?["):
+            return None
+        folder, _, prefix = value.rpartition("/")
+        base = os.path.expanduser(folder or ".") if folder or not value.startswith("/") else "/"
+        try:
+            names = sorted(n for n in os.listdir(base) if n.startswith(prefix) and not n.startswith("."))
+        except OSError:
+            return None
+        if not names:
+            return None
+        name = names[0]
+        full = (f"{folder}/" if folder or value.startswith("/") else "") + name
+        return full + ("/" if os.path.isdir(os.path.join(base, name)) else "")
+
+
+class PrepareCancelled(Exception):
+    pass
+
+
+class DatasetScreen(WizardStep):
+    STEP = 4
+    BINDINGS = [Binding("escape", "back", "back / cancel"), Binding("ctrl+d", "demo", "demo corpus")]
+
+    def __init__(self) -> None:
+        super().__init__(id="dataset")
+        self.choice: DatasetChoice | None = None
+        self.preparing: Worker[Any] | None = None
+        self.inspections = 0   # finished measurements (tests wait on it)
+
+    def compose(self) -> ComposeResult:
+        yield StepTitle(self.STEP)
+        with Vertical(classes="wizard-body"):
+            yield Static("Train on a text file, a folder of documents, a glob (docs/**/*.md) or a prepared "
+                         "dataset. Type a path (tab completes), or pick below.", classes="hint")
+            yield Input(placeholder="path, folder or glob", id="path", suggester=PathSuggester())
+            yield Static("", id="stats")
+            yield OptionList(id="choices")
+            yield Static("", id="prep-message")
+            yield ProgressBar(id="prep-bar", show_eta=False)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#prep-bar").display = False
+        options = [Option(Text.assemble(("Built-in demo corpus", "bold"),
+                                        (": the Python standard library's docstrings and source, "
+                                         "about 5.7 MB, prepared on first use", "dim")), id=DEMO_ID)]
+        for folder in find_prepared(self.context.data_dir):
+            if folder.name.startswith("demo-stdlib"):
+                continue
+            options.append(Option(Text.assemble(("prepared: ", "dim"), (str(folder), "bold")), id=str(folder)))
+        choices = self.query_one("#choices", OptionList)
+        choices.add_options(options)
+        path_input = self.query_one("#path", Input)
+        if self.state.dataset is not None and self.state.dataset.kind != "demo":
+            path_input.value = self.state.dataset.path
+        path_input.focus()
+
+    # -- live stats --
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        self.choice = None
+        if not event.value.strip():
+            self.query_one("#stats", Static).update("")
+            return
+        self.query_one("#stats", Static).update(Text("measuring ...", style="dim"))
+        self._inspect(event.value)
+
+    @work(thread=True, exclusive=True, group="dataset-inspect")
+    def _inspect(self, text: str) -> None:
+        worker = get_current_worker()
+        if worker.cancelled_event.wait(TYPING_PAUSE_S):
+            return
+        try:
+            choice: DatasetChoice | None = inspect_dataset(text)
+            message = Text(choice.describe(), style="green")
+        except UsageError as exc:
+            choice, message = None, Text(str(exc), style="yellow")
+        except OSError as exc:
+            choice, message = None, Text(f"{text}: {exc.strerror or exc}", style="yellow")
+        if not worker.is_cancelled:
+            self.app.call_from_thread(self._show_inspection, text, choice, message)
+
+    def _show_inspection(self, text: str, choice: DatasetChoice | None, message: Text) -> None:
+        if self.query_one("#path", Input).value != text:
+            return  # typed on since
+        self.choice = choice
+        self.inspections += 1
+        self.query_one("#stats", Static).update(message)
+
+    # -- choosing --
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        text = event.value.strip()
+        if not text:
+            self.query_one("#stats", Static).update(Text("type a path, or pick the demo corpus below", style="yellow"))
+            return
+        try:
+            choice = self.choice if self.choice is not None and self.choice.path == text else inspect_dataset(text)
+        except (UsageError, OSError) as exc:
+            self.query_one("#stats", Static).update(Text(str(exc), style="yellow"))
+            return
+        self._go(choice)
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        if event.option.id == DEMO_ID:
+            self.action_demo()
+            return
+        try:
+            self._go(inspect_dataset(str(event.option.id)))
+        except (UsageError, OSError) as exc:
+            self.query_one("#stats", Static).update(Text(str(exc), style="yellow"))
+
+    def action_demo(self) -> None:
+        from gptwiz.demo import demo_dataset_dir, demo_ready
+
+        data_dir = self.context.data_dir
+        if demo_ready(data_dir):
+            choice = inspect_dataset(str(demo_dataset_dir(data_dir)))
+            self._go(replace(choice, kind="demo", path="demo corpus (Python standard library)"))
+        else:
+            self._go(DatasetChoice("demo", "demo corpus (Python standard library)", files=2, bytes=5_700_000))
+
+    def _go(self, choice: DatasetChoice) -> None:
+        if self.preparing is not None:
+            return
+        if choice.needs_prepare:
+            self._start_prepare(choice)
+            return
+        self.state.dataset = choice
+        from gptwiz.tui.screens.recommendation import RecommendationScreen
+
+        self.app.push_screen(RecommendationScreen())
+
+    # -- preparing, in a worker --
+
+    def _start_prepare(self, choice: DatasetChoice) -> None:
+        self.query_one("#prep-bar").display = True
+        self.query_one("#prep-message", Static).update(Text(f"preparing {choice.path} (escape cancels) ...",
+                                                            style="bold"))
+        self.preparing = self._prepare(choice)
+
+    @work(thread=True, exclusive=True, group="dataset-prepare")
+    def _prepare(self, choice: DatasetChoice) -> None:
+        worker = get_current_worker()
+        screen = self
+
+        class Progress:
+            total = 0
+
+            def start(self, files: int, nbytes: int) -> None:
+                self.total = max(1, nbytes)
+                screen.app.call_from_thread(screen._prep_progress, 0, self.total, f"tokenizing {files} files")
+
+            def advance(self, files: int, nbytes: int, tokens: int) -> None:
+                if worker.is_cancelled:
+                    raise PrepareCancelled()
+                screen.app.call_from_thread(screen._prep_progress, nbytes, None, None)
+
+            def stop(self) -> None:
+                pass
+
+        try:
+            if choice.kind == "demo":
+                from gptwiz.demo import DemoCancelled, build_demo
+
+                try:
+                    corpus = build_demo(self.context.data_dir, progress=Progress(),
+                                        should_cancel=lambda: worker.is_cancelled,
+                                        on_stage=lambda m: self.app.call_from_thread(self._prep_progress, 0, None, m))
+                except DemoCancelled as exc:
+                    raise PrepareCancelled() from exc
+                done = replace(choice, files=corpus.files, bytes=corpus.bytes, tokens=corpus.tokens,
+                               prepared_dir=str(corpus.dataset_dir))
+            else:
+                from gptwiz.prepare import PrepareOptions, prepare
+
+                out = prepared_dir_for(choice.path, self.context.data_dir)
+                result = prepare(PrepareOptions(sources=[f"data:{source_glob(choice.path)}"], out_dir=str(out),
+                                                overwrite=True), Progress())  # type: ignore[arg-type]
+                tokens = sum(int(s["train_tokens"]) + int(s["val_tokens"]) for s in result.manifest["sources"])
+                done = replace(choice, tokens=tokens, prepared_dir=str(out))
+        except PrepareCancelled:
+            self.app.call_from_thread(self._prep_done, None, "cancelled: nothing was kept")
+            return
+        except UsageError as exc:
+            self.app.call_from_thread(self._prep_done, None, str(exc))
+            return
+        self.app.call_from_thread(self._prep_done, done, "")
+
+    def _prep_progress(self, advance: int, total: int | None, message: str | None) -> None:
+        bar = self.query_one("#prep-bar", ProgressBar)
+        if total is not None:
+            bar.update(total=total, progress=0)
+        if advance:
+            bar.advance(advance)
+        if message:
+            self.query_one("#prep-message", Static).update(Text(f"{message} (escape cancels) ...", style="bold"))
+
+    def _prep_done(self, choice: DatasetChoice | None, error: str) -> None:
+        self.preparing = None
+        self.query_one("#prep-bar").display = False
+        if choice is None:
+            self.query_one("#prep-message", Static).update(Text(error, style="yellow"))
+            return
+        self.query_one("#prep-message", Static).update(Text(f"prepared: {choice.describe()}", style="green"))
+        self._go(choice)
+
+    def action_back(self) -> None:
+        if self.preparing is not None:
+            self.preparing.cancel()
+            self.query_one("#prep-message", Static).update(Text("cancelling ...", style="yellow"))
+            return
+        super().action_back()

@@ -1,0 +1,92 @@
+"""Step 3: the GPUs (or CPU and RAM) detected, and a VRAM figure to plan for another machine."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.widgets import Footer, Input, LoadingIndicator, Static
+from textual.worker import get_current_worker
+
+from gptwiz.tui.screens.base import StepTitle, WizardStep
+from gptwiz.tui.services import hardware_lines
+from gptwiz.tui.state import parse_vram
+
+
+class HardwareScreen(WizardStep):
+    STEP = 3
+    BINDINGS = [Binding("escape", "back", "back"), Binding("enter", "next", "continue")]
+
+    def __init__(self) -> None:
+        super().__init__(id="hardware")
+        self.detected = False
+
+    def compose(self) -> ComposeResult:
+        yield StepTitle(self.STEP)
+        with Vertical(classes="wizard-body"):
+            yield Static("Detected on this machine:", classes="hint")
+            yield LoadingIndicator(id="detecting")
+            yield Static("", id="hw-report")
+            yield Static("", id="hw-note", classes="hint")
+            with Horizontal(id="vram-row"):
+                yield Static("Plan for a GPU with (GB): ", id="vram-label")
+                yield Input(placeholder="as detected", id="vram", restrict=r"[0-9.a-zA-Z ]*", max_length=12)
+            yield Static("Leave empty to use what was detected; type 24 to plan for a 24 GB card elsewhere, "
+                         "0 for a CPU machine. Enter continues.", classes="hint")
+            yield Static("", id="vram-error", classes="error-text")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        if self.state.vram_override_gb is not None:
+            self.query_one("#vram", Input).value = f"{self.state.vram_override_gb:g}"
+        if self.state.hardware is not None:
+            self._show(self.state.hardware)
+        else:
+            self._detect()
+        self.query_one("#vram", Input).focus()
+
+    @work(thread=True, exclusive=True, group="hardware")
+    def _detect(self) -> None:
+        try:
+            report = self.context.detect_hardware()
+        except Exception as exc:  # detection must never block the wizard: plan by hand instead
+            report = None
+            error = f"hardware detection failed ({exc}); type the VRAM to plan for"
+        else:
+            error = ""
+        if not get_current_worker().is_cancelled:
+            self.app.call_from_thread(self._show, report, error)
+
+    def _show(self, report: object, error: str = "") -> None:
+        self.detected = True
+        self.state.hardware = report
+        self.query_one("#detecting").display = False
+        lines = hardware_lines(report) if report is not None else []
+        self.query_one("#hw-report", Static).update(Text("\n".join(lines) or error or "nothing detected",
+                                                         style="bold" if lines else "red"))
+        note = ("No NVIDIA GPU found: gptwiz will train on the CPU, which is for learning and testing "
+                "(tiny and small presets)." if report is not None and not self.state.gpus else "")
+        self.query_one("#hw-note", Static).update(note)
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        self.query_one("#vram-error", Static).update("")
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        self.action_next()
+
+    def action_next(self) -> None:
+        text = self.query_one("#vram", Input).value
+        try:
+            self.state.vram_override_gb = parse_vram(text)
+        except ValueError:
+            self.query_one("#vram-error", Static).update(
+                f"{text!r} is not a memory size: type a number of GB such as 6, 24 or 80 (or leave it empty)")
+            return
+        if not self.detected and self.state.vram_override_gb is None:
+            self.notify("still detecting the hardware; type a VRAM figure to skip it", severity="warning")
+            return
+        from gptwiz.tui.screens.dataset import DatasetScreen
+
+        self.app.push_screen(DatasetScreen())

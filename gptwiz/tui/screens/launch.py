@@ -1,0 +1,99 @@
+"""Step 7: name the run and start the full training, detached, then open its dashboard."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.widgets import Footer, Input, Static
+
+from gptwiz.errors import UsageError
+from gptwiz.runfolder import validate_run_name
+from gptwiz.tui.screens.base import StepTitle, WizardStep
+
+if TYPE_CHECKING:
+    from gptwiz.tui.app import GptwizApp
+
+
+def start_training(app: "GptwizApp", train_args: list[str], name: str) -> None:
+    """Start `gptwiz train ARGS` detached and follow it to its dashboard (screens/starting.py)."""
+    from gptwiz.tui.screens.starting import StartingScreen
+
+    app.push_screen(StartingScreen(train_args, name))
+
+
+class LaunchScreen(WizardStep):
+    STEP = 7
+    BINDINGS = [Binding("escape", "back", "back"), Binding("enter", "launch", "launch")]
+
+    def __init__(self) -> None:
+        super().__init__(id="launch")
+
+    def compose(self) -> ComposeResult:
+        yield StepTitle(self.STEP)
+        with Vertical(classes="wizard-body"):
+            yield Static("", id="launch-summary")
+            yield Static(Text("Run name (its folder is runs/NAME):", style="bold"))
+            yield Input(id="run-name", compact=True, restrict=r"[A-Za-z0-9._-]*", max_length=100)
+            yield Static("", id="name-error", classes="error-text")
+            yield Static("", id="launch-command")
+            yield Static("The training runs in the background, in its own session: quitting gptwiz or losing the "
+                         "SSH connection does not stop it. `gptwiz watch NAME` shows it again from any terminal.",
+                         classes="hint")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        s = self.state
+        k = s.knobs
+        box = self.query_one("#run-name", Input)
+        box.value = s.run_name or s.default_run_name()
+        summary = Text()
+        if k is not None:
+            summary.append(f"{k.preset}", style="bold green")
+            summary.append(f" · context {k.block_size} · batch {k.batch_size}"
+                           + (f" x{k.grad_accum} accum" if k.grad_accum > 1 else "")
+                           + f" · lr {k.learning_rate:g} · {k.max_iters:,} iterations\n")
+        if s.dataset is not None:
+            summary.append(f"data: {s.dataset.describe()}\n")
+        verdict = getattr(s.probe_result, "verdict", None)
+        summary.append(f"probe: {verdict}" if verdict else "probe: not run", style="dim")
+        self.query_one("#launch-summary", Static).update(summary)
+        self._update_command(box.value)
+        box.focus()
+
+    def _update_command(self, name: str) -> None:
+        self.query_one("#launch-command", Static).update(Text(self.state.command_line(name or "NAME"),
+                                                              style="bold cyan"))
+
+    def _check_name(self, name: str) -> str | None:
+        try:
+            validate_run_name(name)
+        except UsageError as exc:
+            return str(exc).replace("--model_name", "run name")
+        if (self.context.runs_dir / name).exists():
+            return f"a run named {name} already exists in {self.context.runs_dir}; choose another name"
+        return None
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        self.query_one("#name-error", Static).update(self._check_name(event.value) or "" if event.value else "")
+        self._update_command(event.value)
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        self.action_launch()
+
+    def action_launch(self) -> None:
+        name = self.query_one("#run-name", Input).value.strip()
+        problem = self._check_name(name)
+        if problem:
+            self.query_one("#name-error", Static).update(problem)
+            return
+        try:
+            args = self.state.train_args(name)
+        except UsageError as exc:
+            self.query_one("#name-error", Static).update(str(exc))
+            return
+        self.state.run_name = name
+        start_training(self.gptwiz, args, name)

@@ -1,0 +1,205 @@
+"""Step 5: the recommended preset and why, the alternatives, the knobs with a live memory bar, the command line."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.widgets import Footer, Input, LoadingIndicator, OptionList, Static
+from textual.widgets.option_list import Option
+from textual.worker import get_current_worker
+
+from gptwiz.tui.screens.base import StepTitle, WizardStep
+from gptwiz.tui.services import RecView, estimate_bytes, knobs_for_preset, recommend_for, view
+from gptwiz.tui.state import Knobs
+from gptwiz.tui.widgets.memory_bar import MemoryBar
+
+# (input id, label, Knobs field, parser, allowed range)
+KNOBS: list[tuple[str, str, str, type, tuple[float, float]]] = [
+    ("knob-block", "context length", "block_size", int, (16, 8192)),
+    ("knob-batch", "batch size", "batch_size", int, (1, 4096)),
+    ("knob-lr", "learning rate", "learning_rate", float, (1e-7, 0.99)),
+    ("knob-iters", "max iterations", "max_iters", int, (1, 10_000_000)),
+]
+
+
+def _fmt(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+class RecommendationScreen(WizardStep):
+    STEP = 5
+    BINDINGS = [Binding("escape", "back", "back"), Binding("ctrl+r", "probe", "probe"),
+                Binding("ctrl+l", "launch", "launch (no probe)"), Binding("ctrl+a", "alternatives", "alternatives")]
+
+    def __init__(self) -> None:
+        super().__init__(id="recommendation")
+        self.rec: RecView | None = None
+        self.error: str | None = None
+
+    def compose(self) -> ComposeResult:
+        yield StepTitle(self.STEP)
+        yield Static("", id="situation", classes="hint")
+        with Horizontal(id="rec-body"):
+            with VerticalScroll(id="rec-left"):
+                yield LoadingIndicator(id="rec-loading")
+                yield Static("", id="rec-pick")
+                yield Static("", id="rec-reasons")
+                yield Static("", id="rec-warnings")
+                yield Static(Text("Alternatives (enter switches to one):", style="bold"), id="alt-title")
+                yield OptionList(id="alternatives")
+            with Vertical(id="rec-right"):
+                yield Static(Text("Knobs (type, enter probes)", style="bold"))
+                for input_id, label, _, parser, _ in KNOBS:
+                    with Horizontal(classes="knob"):
+                        yield Static(label, classes="knob-label")
+                        yield Input(id=input_id, compact=True, type="integer" if parser is int else "number")
+                yield Static("", id="knob-accum", classes="hint")
+                yield Static("", id="knob-error", classes="error-text")
+                yield Static(Text("Peak memory, estimated", style="bold"))
+                yield MemoryBar(id="memory-bar")
+        yield Static("", id="command-line")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        s = self.state
+        data = s.dataset.describe() if s.dataset else "no dataset"
+        device = f"{s.vram_gb:g} GB GPU" + (f" x{s.gpu_count}" if s.gpu_count > 1 else "") if s.on_gpu else "CPU only"
+        case = self.gptwiz.use_case_name(s.use_case)
+        self.query_one("#situation", Static).update(f"for {case} · {device} · {data}")
+        self.query_one("#alt-title").display = False
+        self._recommend()
+
+    def on_screen_resume(self) -> None:
+        if self.rec is not None and self.state.knobs is not None:
+            self._fill_knobs(self.state.knobs)  # the probe may have applied advice
+
+    @work(thread=True, exclusive=True, group="recommend")
+    def _recommend(self) -> None:
+        try:
+            rec, error = view(recommend_for(self.state)), None
+        except Exception as exc:  # a UsageError, or a module not there yet: say it on the screen
+            rec, error = None, f"could not recommend: {exc}"
+        if not get_current_worker().is_cancelled:
+            self.app.call_from_thread(self._show_rec, rec, error)
+
+    def _show_rec(self, rec: RecView | None, error: str | None) -> None:
+        self.query_one("#rec-loading").display = False
+        self.rec, self.error = rec, error
+        if rec is None:
+            self.query_one("#rec-pick", Static).update(Text(error or "no recommendation", style="red"))
+            return
+        self.state.recommendation = rec
+        self.state.knobs = rec.knobs
+        reasons = Text()
+        for i, reason in enumerate(rec.reasons, 1):
+            reasons.append(f"{i}. ", style="dim")
+            reasons.append(reason + "\n")
+        self.query_one("#rec-reasons", Static).update(reasons)
+        warnings = Text()
+        for w in rec.warnings:
+            warnings.append(f"! {w}\n", style="yellow")
+        self.query_one("#rec-warnings", Static).update(warnings)
+        alts = self.query_one("#alternatives", OptionList)
+        alts.clear_options()
+        alts.add_options([Option(Text.assemble((a.preset, "bold"), (f": {a.why}" if a.why else "", "dim")), id=a.preset)
+                          for a in rec.alternatives])
+        self.query_one("#alt-title").display = bool(rec.alternatives)
+        alts.display = bool(rec.alternatives)
+        self._fill_knobs(rec.knobs)
+        self.query_one("#knob-block", Input).focus()
+
+    # -- knobs --
+
+    def _fill_knobs(self, knobs: Knobs) -> None:
+        for input_id, _, field_name, _, _ in KNOBS:
+            box = self.query_one(f"#{input_id}", Input)
+            with box.prevent(Input.Changed):
+                box.value = _fmt(getattr(knobs, field_name))
+        self._update(knobs)
+
+    def _read_knobs(self) -> Knobs | None:
+        if self.state.knobs is None:
+            return None
+        values: dict[str, Any] = {}
+        for input_id, label, field_name, parser, (low, high) in KNOBS:
+            text = self.query_one(f"#{input_id}", Input).value.strip()
+            try:
+                value = parser(text)
+            except ValueError:
+                self.query_one("#knob-error", Static).update(f"{label}: {text!r} is not a number")
+                return None
+            if not low <= value <= high:
+                self.query_one("#knob-error", Static).update(f"{label}: {text} is outside {_fmt(low)}..{_fmt(high)}")
+                return None
+            values[field_name] = value
+        self.query_one("#knob-error", Static).update("")
+        return Knobs(**{**self.state.knobs.__dict__, **values})
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        knobs = self._read_knobs()
+        if knobs is not None:
+            self.state.knobs = knobs
+            self._update(knobs)
+
+    def _update(self, knobs: Knobs) -> None:
+        s = self.state
+        self.state.knobs = knobs
+        rec = self.rec
+        pick = Text()
+        pick.append(knobs.preset, style="bold green")
+        if rec is not None and knobs.preset != rec.preset:
+            pick.append(f"  (you switched; recommended: {rec.preset})", style="yellow")
+        elif rec is not None:
+            pick.append("  recommended", style="green")
+        self.query_one("#rec-pick", Static).update(pick)
+        effective = knobs.batch_size * knobs.grad_accum
+        self.query_one("#knob-accum", Static).update(
+            f"grad accum {knobs.grad_accum} · {effective * knobs.block_size:,} tokens/iter")
+        same_as_rec = rec is not None and knobs == rec.knobs and rec.estimate_bytes is not None
+        try:
+            estimate = rec.estimate_bytes if same_as_rec else estimate_bytes(knobs, s)  # type: ignore[union-attr]
+        except Exception:  # an estimator not there yet, or a preset it cannot read: no bar, the rest works
+            estimate = None
+        device_name = "GPU" if s.on_gpu else "RAM"
+        self.query_one(MemoryBar).show(estimate, s.device_memory_bytes(), device_name)
+        self.query_one("#command-line", Static).update(Text(s.command_line(), style="bold cyan"))
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        self.action_probe()
+
+    # -- alternatives --
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        if event.option.id:
+            self._fill_knobs(knobs_for_preset(event.option.id, self.state.knobs))
+            self.notify(f"switched to {event.option.id}")
+
+    def action_alternatives(self) -> None:
+        alts = self.query_one("#alternatives", OptionList)
+        if alts.display:
+            alts.focus()
+
+    # -- on --
+
+    def _ready(self) -> bool:
+        if self.state.knobs is None or self._read_knobs() is None:
+            self.notify("fix the knobs first" if self.state.knobs else "no recommendation yet", severity="warning")
+            return False
+        return True
+
+    def action_probe(self) -> None:
+        if self._ready():
+            from gptwiz.tui.screens.probe import ProbeScreen
+
+            self.app.push_screen(ProbeScreen())
+
+    def action_launch(self) -> None:
+        if self._ready():
+            from gptwiz.tui.screens.launch import LaunchScreen
+
+            self.app.push_screen(LaunchScreen())

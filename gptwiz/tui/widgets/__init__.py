@@ -1,0 +1,1 @@
+"""Widgets that draw the data they are handed; none of them reads files or processes."""

@@ -1,0 +1,84 @@
+"""The device panel: each GPU's memory, utilisation, temperature and power, or the training process's CPU and RAM."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rich.text import Text
+
+from gptwiz.tui.widgets.panels import QuietStatic
+from gptwiz.tui.widgets.text import bar, human_gib
+
+
+@dataclass(frozen=True)
+class GpuCard:
+    index: int
+    name: str
+    memory_used_bytes: int
+    memory_total_bytes: int
+    utilization_pct: float | None = None
+    temperature_c: float | None = None
+    power_w: float | None = None
+
+
+@dataclass(frozen=True)
+class ProcessUsage:
+    pid: int
+    cpu_pct: float            # of one core (can exceed 100 with several threads)
+    rss_bytes: int
+    ram_total_bytes: int
+    ram_available_bytes: int
+    cpu_count: int
+
+
+@dataclass(frozen=True)
+class DeviceReading:
+    gpus: tuple[GpuCard, ...] = ()
+    process: ProcessUsage | None = None
+    note: str = ""
+
+
+def short_name(name: str) -> str:
+    for prefix in ("NVIDIA GeForce ", "NVIDIA "):
+        if name.startswith(prefix):
+            return name[len(prefix):]
+    return name
+
+
+def _fmt(value: float | None, unit: str) -> str:
+    return "-" if value is None else f"{value:.0f}{unit}"
+
+
+class DevicePanel(QuietStatic):
+    def show(self, reading: DeviceReading) -> None:
+        width = max(8, (self.content_size.width or 24) - 12)
+        text = Text()
+        if reading.gpus:
+            lines = self.content_size.height or 5
+            two_lines = 2 * len(reading.gpus) <= lines  # one line a card when there are many
+            for card in reading.gpus:
+                frac = card.memory_used_bytes / card.memory_total_bytes if card.memory_total_bytes else 0.0
+                stats = (f"util {_fmt(card.utilization_pct, '%')} {_fmt(card.temperature_c, '°C')} "
+                         f"{_fmt(card.power_w, 'W')}")
+                memory = f"{card.memory_used_bytes / 2**30:.1f}/{card.memory_total_bytes / 2**30:.1f} GiB"
+                if two_lines:
+                    text.append(f"GPU{card.index} ", style="bold")
+                    text.append(f"{short_name(card.name)} {stats}\n")
+                    text.append(bar(frac, max(4, width - 4)) + " ", style="magenta")
+                    text.append(f"{memory}\n")
+                else:
+                    text.append(f"{card.index} ", style="bold")
+                    text.append(bar(frac, 6) + " ", style="magenta")
+                    text.append(f"{100 * frac:3.0f}% {stats}\n")
+        elif reading.process is not None:
+            p = reading.process
+            cores = max(1, p.cpu_count)
+            text.append(f"trainer pid {p.pid} (CPU)\n", style="bold")
+            text.append(f"{bar(p.cpu_pct / (100 * cores), width)} CPU {p.cpu_pct:.0f}%\n", style="cyan")
+            ram_frac = p.rss_bytes / p.ram_total_bytes if p.ram_total_bytes else 0.0
+            text.append(f"{bar(ram_frac, width)} RAM {100 * ram_frac:.0f}%\n", style="magenta")
+            text.append(f"RSS {human_gib(p.rss_bytes)} of {human_gib(p.ram_total_bytes)}, "
+                        f"{human_gib(p.ram_available_bytes)} free")
+        else:
+            text.append(reading.note or "no device readings", style="dim")
+        self.set_text(text)

@@ -1,0 +1,115 @@
+"""torch.distributed on CPU: 2 processes with gloo, launched by `gptwiz train --nproc 2` through torchrun."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from gptwiz.checkpoint import load_checkpoint
+from gptwiz.errors import UsageError
+from gptwiz.model import GPT
+from gptwiz.presets import ModelConfig
+from gptwiz.runfolder import read_metrics
+
+from conftest import cli_env, run_cli
+
+pytestmark = pytest.mark.slow
+
+SMALL = ["train", "--config_file", "tiny", "--batch_size", "4", "--block_size", "32", "--eval_iters", "2",
+         "--dropout", "0", "--dtype", "float32", "--quiet"]
+
+
+def _train_records(run: Path) -> list[dict]:
+    return [r for r in read_metrics(run / "metrics.jsonl") if r["type"] == "train"]
+
+
+def test_two_processes_equal_one_with_twice_the_accumulation(tmp_path, shakespeare):
+    common = [*SMALL, "--input_file", str(shakespeare), "--max_iters", "20", "--eval_interval", "10"]
+    run_cli([*common, "--model_name", "one", "--grad_accum", "2"], cwd=tmp_path, check=True)
+    run_cli([*common, "--model_name", "two", "--grad_accum", "1", "--nproc", "2"], cwd=tmp_path, check=True)
+    one, two = _train_records(tmp_path / "runs" / "one"), _train_records(tmp_path / "runs" / "two")
+    assert len(one) == len(two) == 20
+    assert [r["loss"] for r in two] == pytest.approx([r["loss"] for r in one], abs=1e-4)
+    assert all(r["world_size"] == 2 for r in two)
+    # The global batch: both ranks' tokens count in tokens/s.
+    assert json.loads((tmp_path / "runs" / "two" / "config.json").read_text())["tokens_per_iter"] == 2 * 4 * 32
+
+
+def test_rank_zero_alone_writes_the_run_folder(tmp_path, shakespeare):
+    run_cli([*SMALL, "--input_file", str(shakespeare), "--max_iters", "4", "--eval_interval", "2",
+             "--model_name", "r0", "--nproc", "2"], cwd=tmp_path, check=True)
+    run = tmp_path / "runs" / "r0"
+    assert sorted(p.name for p in run.iterdir()) == sorted(
+        ["config.json", "status.json", "metrics.jsonl", "train.log", "ckpt_last.pt", "ckpt_best.pt"])
+    iters = [r["iter"] for r in _train_records(run)]
+    assert iters == [1, 2, 3, 4]  # one writer: no record twice
+    log = (run / "train.log").read_text()
+    assert log.count("finished at iteration 4") == 1
+    status = json.loads((run / "status.json").read_text())
+    assert status["state"] == "finished" and status["world_size"] == 2
+
+
+def test_two_process_run_stopped_then_resumed_as_one(tmp_path, shakespeare):
+    run = tmp_path / "runs" / "dist"
+    proc = subprocess.Popen([sys.executable, "-m", "gptwiz", *SMALL, "--input_file", str(shakespeare),
+                             "--max_iters", "400", "--eval_interval", "400", "--model_name", "dist", "--nproc", "2"],
+                            cwd=tmp_path, env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 300
+    while time.time() < deadline and not ((run / "metrics.jsonl").exists() and len(_train_records(run)) >= 3):
+        time.sleep(0.3)
+    status = json.loads((run / "status.json").read_text())
+    os.kill(status["pid"], signal.SIGTERM)  # what `gptwiz stop` and the dashboard send: rank 0's pid
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    status = json.loads((run / "status.json").read_text())
+    assert status["state"] == "stopped"
+    stopped_at = status["iter"]
+    assert load_checkpoint(run / "ckpt_last.pt")["iter"] == stopped_at
+
+    resumed = run_cli(["train", "--model_name", "dist", "--resume", "--max_iters", str(stopped_at + 3), "--quiet"],
+                      cwd=tmp_path, check=True)
+    assert f"at iteration {stopped_at}" in resumed.stdout
+    records = _train_records(run)
+    assert [r["iter"] for r in records][-3:] == [stopped_at + 1, stopped_at + 2, stopped_at + 3]
+    assert records[-1]["world_size"] == 1
+
+
+def test_fsdp_trains_and_its_checkpoint_loads_in_a_plain_model(tmp_path, shakespeare):
+    run_cli([*SMALL, "--input_file", str(shakespeare), "--max_iters", "6", "--eval_interval", "3",
+             "--model_name", "sharded", "--nproc", "2", "--fsdp"], cwd=tmp_path, check=True)
+    run = tmp_path / "runs" / "sharded"
+    losses = [r["loss"] for r in _train_records(run)]
+    assert len(losses) == 6 and losses[-1] < losses[0]
+    state = load_checkpoint(run / "ckpt_last.pt")
+    model = GPT(ModelConfig(**state["config"]["model"]))
+    model.load_state_dict(state["model"])  # whole tensors, plain names: no FSDP needed to read it
+    assert state["optimizer"]["state"]
+    x = torch.randint(0, 50257, (1, 8))
+    _, loss = model(x, x)
+    assert torch.isfinite(loss)
+
+
+def test_a_dying_rank_fails_the_run_with_its_error(tmp_path, shakespeare):
+    env = cli_env(GPTWIZ_FAULT_FAIL_RANK="1:2")
+    proc = run_cli([*SMALL, "--input_file", str(shakespeare), "--max_iters", "50", "--eval_interval", "50",
+                    "--model_name", "dies", "--nproc", "2"], cwd=tmp_path, env=env, timeout=400)
+    assert proc.returncode == 1
+    status = json.loads((tmp_path / "runs" / "dies" / "status.json").read_text())
+    assert status["state"] == "failed"
+    assert "rank 1" in status["error"] and "injected failure" in status["error"]
+
+
+def test_nproc_beyond_the_gpus_is_refused(monkeypatch):
+    from gptwiz import distributed
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    with pytest.raises(UsageError, match="--nproc 4 is more than the 2 GPU"):
+        distributed.check_nproc(4, "cuda")
+    distributed.check_nproc(2, "cuda")

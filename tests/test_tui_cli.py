@@ -1,0 +1,154 @@
+"""The app's subcommands for real, in subprocesses: runs, stop, watch, wizard, and train --detach."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import TINY_FAST, assert_one_line_error, cli_env, run_cli
+from gptwiz.runfolder import read_json
+from gptwiz.tui.mode import choose_mode
+
+RECORDED = Path(__file__).parent / "tui_data" / "recorded_run"
+
+
+def runs_with(tmp_path: Path, *names: str) -> Path:
+    runs = tmp_path / "runs"
+    for name in names:
+        shutil.copytree(RECORDED, runs / name)
+    return runs
+
+
+def test_runs_json_lists_state_progress_and_last_loss(tmp_path: Path) -> None:
+    runs = runs_with(tmp_path, "done", "broken")
+    status = json.loads((runs / "broken" / "status.json").read_text())
+    status.update(state="failed", iter=42, error="boom")
+    (runs / "broken" / "status.json").write_text(json.dumps(status))
+    proc = run_cli(["runs", "--runs_dir", str(runs), "--json"], tmp_path, check=True)
+    rows = {r["name"]: r for r in json.loads(proc.stdout)}
+    assert rows["done"]["state"] == "finished" and rows["done"]["iter"] == 60 and rows["done"]["max_iters"] == 60
+    assert rows["done"]["last_loss"] == pytest.approx(8.1295, abs=1e-4)
+    assert rows["broken"]["state"] == "failed" and rows["broken"]["iter"] == 42
+
+
+def test_runs_table_and_empty_folder(tmp_path: Path) -> None:
+    runs = runs_with(tmp_path, "done")
+    proc = run_cli(["runs", "--runs-dir", str(runs)], tmp_path, check=True)
+    assert "done" in proc.stdout and "finished" in proc.stdout and "60/60" in proc.stdout and "8.1295" in proc.stdout
+    empty = run_cli(["runs", "--runs_dir", str(tmp_path / "nothing")], tmp_path, check=True)
+    assert "no runs in" in empty.stdout
+
+
+def test_stop_refuses_a_run_that_is_not_running(tmp_path: Path) -> None:
+    runs = runs_with(tmp_path, "done")
+    assert_one_line_error(run_cli(["stop", "done", "--runs_dir", str(runs)], tmp_path), "not running", "finished")
+    assert_one_line_error(run_cli(["stop", "ghost", "--runs_dir", str(runs)], tmp_path), "no run 'ghost'", "done")
+
+
+def test_watch_errors_are_one_line(tmp_path: Path) -> None:
+    assert_one_line_error(run_cli(["watch", "--runs_dir", str(tmp_path / "none")], tmp_path), "no runs in")
+    runs = runs_with(tmp_path, "done")
+    # captured output is no terminal: the dashboard says so instead of drawing into a pipe
+    assert_one_line_error(run_cli(["watch", "done", "--runs_dir", str(runs)], tmp_path), "needs a terminal",
+                          "gptwiz runs")
+
+
+def test_gptwiz_without_a_terminal_prints_a_hint(tmp_path: Path) -> None:
+    for args in ([], ["wizard"]):
+        proc = run_cli(args, tmp_path)
+        assert proc.returncode == 2 and "no terminal" in proc.stderr and "Traceback" not in proc.stderr
+        assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_choose_mode() -> None:
+    assert choose_mode({"TERM": "xterm-256color"}, True, True) == "app"
+    assert choose_mode({"TERM": "dumb"}, True, True) == "plain"
+    assert choose_mode({"TERM": "xterm"}, True, True, plain_flag=True) == "plain"
+    assert choose_mode({"TERM": "xterm"}, False, True) == "hint"
+    assert choose_mode({"TERM": "xterm"}, True, False) == "hint"
+
+
+def test_train_detach_validates_before_starting(tmp_path: Path, shakespeare: Path) -> None:
+    proc = run_cli(["train", "--config_file", "nope", "--model_name", "x", "--input_file", str(shakespeare),
+                    "--detach"], tmp_path)
+    assert_one_line_error(proc, "nope")
+    assert not (tmp_path / "runs" / "x").exists()
+
+
+def _pty_run(args: list[str], cwd: Path, keys: bytes, wait_for: bytes, timeout: float = 60) -> tuple[int, bytes]:
+    """Run the CLI in a pseudo-terminal, type `keys` once `wait_for` has been drawn, return (status, output)."""
+    master, slave = pty.openpty()
+    env = cli_env(TERM="xterm-256color", COLUMNS="100", LINES="30")
+    proc = subprocess.Popen([sys.executable, "-m", "gptwiz", *args], cwd=cwd, env=env, stdin=slave, stdout=slave,
+                            stderr=slave, start_new_session=True)
+    os.close(slave)
+    out = b""
+    sent = False
+    deadline = time.time() + timeout
+    try:
+        while time.time() < deadline:
+            ready, _, _ = select.select([master], [], [], 0.2)
+            if ready:
+                try:
+                    chunk = os.read(master, 65536)
+                except OSError:
+                    break
+                if not chunk:
+                    break
+                out += chunk
+            if not sent and wait_for in out:
+                time.sleep(0.5)
+                os.write(master, keys)
+                sent = True
+            if proc.poll() is not None and not ready:
+                break
+        return proc.wait(timeout=10), out
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        os.close(master)
+
+
+def test_watch_in_a_terminal_draws_the_run_and_q_leaves(tmp_path: Path) -> None:
+    runs = runs_with(tmp_path, "done")
+    code, out = _pty_run(["watch", "--runs_dir", str(runs)], tmp_path, b"q", b"FINISHED")
+    assert code == 0, out[-2000:]
+    assert b"FINISHED" in out and b"train.log" in out
+    assert b"left the dashboard; if run done is training it goes on" in out
+
+
+@pytest.mark.slow
+def test_detached_training_survives_its_parent_and_stops_gracefully(tmp_path: Path, shakespeare: Path) -> None:
+    """`train --detach` returns at once; the trainer runs in its own session; `stop` checkpoints it."""
+    args = ["train", *TINY_FAST, "--batch_size", "2", "--block_size", "32", "--model_name", "bg",
+            "--input_file", str(shakespeare), "--max_iters", "5000", "--eval_interval", "100000", "--detach"]
+    started = time.time()
+    proc = run_cli(args, tmp_path, check=True)
+    assert time.time() - started < 60
+    assert "started run bg in the background" in proc.stdout and "gptwiz watch bg" in proc.stdout
+    status_path = tmp_path / "runs" / "bg" / "status.json"
+    deadline = time.time() + 180
+    while time.time() < deadline:
+        status = read_json(status_path) or {}
+        if status.get("state") == "running" and status.get("iter", 0) >= 2:
+            break
+        time.sleep(0.5)
+    else:
+        raise AssertionError(f"the detached trainer did not start: {(tmp_path / 'runs' / 'bg' / 'console.log').read_text()}")
+    pid = int(status["pid"])
+    assert os.getsid(pid) == pid  # its own session: a hang-up of our terminal does not reach it
+    stop = run_cli(["stop", "bg", "--wait", "120"], tmp_path, check=True)
+    assert "is stopped at iteration" in stop.stdout and "--resume" in stop.stdout
+    final = read_json(status_path) or {}
+    assert final["state"] == "stopped" and (tmp_path / "runs" / "bg" / "ckpt_last.pt").exists()
+    assert "iter 1/5000" in (tmp_path / "runs" / "bg" / "console.log").read_text()

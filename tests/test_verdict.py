@@ -1,0 +1,189 @@
+"""The probe's judgement on synthetic loss curves, memory and timings: pure functions, no training."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from gptwiz.verdict import (ProbeFacts, curve_stats, fmt_number, judge, least_squares_slope, projected_run_seconds,
+                            shrink_batch, timing, warmup_iterations)
+
+GIB = 2**30
+N = 100
+WARMUP = 10
+
+
+def _facts(losses, lr=3e-4, **extra) -> ProbeFacts:
+    kwargs = dict(learning_rate=lr, batch_size=8, grad_accum=1, block_size=256,
+                  stats=curve_stats(losses, WARMUP), peak_memory_bytes=2 * GIB, device_memory_total_bytes=16 * GIB,
+                  projected_full_run_s=3600.0, sec_per_iter=0.5)
+    kwargs.update(extra)
+    return ProbeFacts(**kwargs)
+
+
+def _noise(scale: float, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).normal(0, scale, N)
+
+
+def decreasing() -> list[float]:
+    i = np.arange(N)
+    return list(6 + 4.8 * np.exp(-i / 30) + _noise(0.08))
+
+
+def test_decreasing_curve_passes_with_negative_slope():
+    j = judge(_facts(decreasing()))
+    assert j.verdict == "pass", j
+    assert j.advice == []
+    stats = curve_stats(decreasing(), WARMUP)
+    assert stats.slope < 0 and stats.relative_drop > 0.3 and stats.finite
+    assert any("loss falls" in r for r in j.reasons)
+
+
+def test_flat_curve_warns_with_a_higher_learning_rate():
+    j = judge(_facts(list(10.8 + _noise(0.02)), lr=3e-4))
+    assert j.verdict == "warn"
+    assert len(j.advice) == 1 and j.advice[0].startswith("--learning_rate 9e-4"), j.advice
+    assert any("flat" in r for r in j.reasons)
+
+
+def test_rising_noisy_curve_warns_with_a_lower_learning_rate():
+    losses = list(5 + 0.02 * np.arange(N) + _noise(0.8, seed=1))
+    j = judge(_facts(losses, lr=6e-4))
+    assert j.verdict == "warn"
+    assert j.advice[0].startswith("--learning_rate 2e-4"), j.advice
+
+
+def test_erratic_curve_without_trend_warns_with_a_lower_learning_rate():
+    # Falls overall, but jumps by a fifth of its level from one iteration to the next.
+    losses = list(8 - 0.01 * np.arange(N) + _noise(1.6, seed=2))
+    stats = curve_stats(losses, WARMUP)
+    assert stats.noise > 0.1
+    j = judge(_facts(losses, lr=1e-3))
+    assert j.verdict == "warn" and j.advice[0].startswith("--learning_rate 3e-4"), j.advice
+
+
+def test_loss_that_falls_in_warmup_then_climbs_is_rising():
+    i = np.arange(N)
+    losses = list(np.where(i < WARMUP, 10.8 - 0.4 * i, 6.8 + 0.01 * (i - WARMUP)) + _noise(0.05, seed=3))
+    stats = curve_stats(losses, WARMUP)
+    assert stats.relative_drop > 0.1 and stats.slope > 0
+    j = judge(_facts(losses, lr=1e-3))
+    assert j.verdict == "warn" and "--learning_rate 3e-4" in j.advice[0]
+
+
+def test_nan_loss_fails_with_a_lower_learning_rate():
+    losses = decreasing()
+    losses[57] = float("nan")
+    stats = curve_stats(losses, WARMUP)
+    assert not stats.finite
+    j = judge(_facts(losses, lr=6e-4))
+    assert j.verdict == "fail" and j.advice == ["--learning_rate 2e-4 (a lower learning rate)"]
+    # The trainer stops at a non-finite loss without recording it: the probe passes that on as `diverged`.
+    assert judge(_facts(decreasing(), diverged=True)).verdict == "fail"
+    assert curve_stats([1.0, float("inf"), 0.5], 0).finite is False
+
+
+def test_memory_over_90_percent_warns_with_smaller_batch_and_same_effective_batch():
+    j = judge(_facts(decreasing(), peak_memory_bytes=int(15 * GIB), device_memory_total_bytes=16 * GIB,
+                     batch_size=12, grad_accum=2))
+    assert j.verdict == "warn"
+    assert j.advice == ["--batch_size 6 --grad_accum 4 (same effective batch of 24, less activation memory)"]
+    assert any("94%" in r for r in j.reasons)
+    # At batch 1 the only lever left is the block.
+    j1 = judge(_facts(decreasing(), peak_memory_bytes=int(15 * GIB), batch_size=1, block_size=1024))
+    assert j1.advice[0].startswith("--block_size 512")
+    # 89% is still a pass.
+    assert judge(_facts(decreasing(), peak_memory_bytes=int(0.89 * 16 * GIB))).verdict == "pass"
+
+
+def test_very_long_projection_warns_with_fewer_iterations():
+    j = judge(_facts(decreasing(), projected_full_run_s=5 * 86400.0, sec_per_iter=2.0))
+    assert j.verdict == "warn"
+    assert j.advice[0].startswith("--max_iters 43000 "), j.advice  # 24 h / 2 s = 43200, rounded down
+    assert judge(_facts(decreasing(), projected_full_run_s=40 * 3600.0)).verdict == "pass"
+
+
+def test_several_problems_give_one_change_each():
+    j = judge(_facts(list(10.8 + _noise(0.02)), peak_memory_bytes=int(15.5 * GIB), projected_full_run_s=4e6,
+                     sec_per_iter=10.0))
+    assert j.verdict == "warn"
+    assert [a.split()[0] for a in j.advice] == ["--learning_rate", "--batch_size", "--max_iters"]
+
+
+def test_out_of_memory_at_batch_1_fails_with_a_smaller_preset_or_block():
+    j = judge(ProbeFacts(learning_rate=3e-4, batch_size=1, grad_accum=8, block_size=1024, oom_at_batch_1=True,
+                         smaller_preset="350M_1024"))
+    assert j.verdict == "fail" and j.advice == ["--config_file 350M_1024 (a smaller model)"]
+    j = judge(ProbeFacts(learning_rate=3e-4, batch_size=1, grad_accum=8, block_size=256, oom_at_batch_1=True))
+    assert j.verdict == "fail" and j.advice[0].startswith("--block_size 128")
+
+
+def test_data_smaller_than_one_block_fails_with_a_block_that_fits():
+    j = judge(ProbeFacts(learning_rate=3e-4, batch_size=8, grad_accum=1, block_size=256, data_tokens=100))
+    assert j.verdict == "fail" and j.advice[0].startswith("--block_size 64 ")
+    j = judge(ProbeFacts(learning_rate=3e-4, batch_size=8, grad_accum=1, block_size=256, data_tokens=9))
+    assert j.verdict == "fail" and "more text" in j.advice[0]
+
+
+def test_other_failure_and_no_iterations_fail():
+    assert judge(ProbeFacts(learning_rate=3e-4, batch_size=8, grad_accum=1, block_size=64,
+                            error="RuntimeError: boom")).verdict == "fail"
+    assert judge(ProbeFacts(learning_rate=3e-4, batch_size=8, grad_accum=1, block_size=64)).verdict == "fail"
+
+
+def test_curve_stats_numbers():
+    losses = [10.0 - 0.05 * i for i in range(40)]  # a straight line: no noise at all
+    s = curve_stats(losses, 4)
+    assert s.slope == pytest.approx(-0.05)
+    assert s.window == 10 and s.loss_first == pytest.approx(10 - 0.05 * 4.5)
+    assert s.relative_drop == pytest.approx((s.loss_first - s.loss_last) / s.loss_first)
+    assert s.noise == pytest.approx(0.0, abs=1e-9)
+    assert least_squares_slope([3.0]) != least_squares_slope([3.0])  # NaN for one point
+
+
+def test_noise_measures_scatter_not_trend():
+    steep = curve_stats(list(10 - 0.05 * np.arange(N)), WARMUP)
+    noisy = curve_stats(list(7.5 + _noise(0.75, seed=4)), WARMUP)
+    assert steep.noise < 1e-6
+    assert noisy.noise == pytest.approx(0.1, rel=0.25)
+
+
+def test_warmup_and_timing():
+    assert warmup_iterations(100, 10) == 10
+    assert warmup_iterations(100, 0) == 2   # the first iterations warm the allocator (or compile)
+    assert warmup_iterations(10, 100) == 5  # never more than half
+    t = timing([30.0, 2.0, 1.0, 1.0, 1.2, 0.8], 2)
+    assert t.warmup_s == 32.0 and t.sec_per_iter == pytest.approx(1.0) and t.warm_iters == 4
+
+
+def test_projection_counts_iterations_and_evaluations():
+    # 1000 iterations at 0.5 s, 5 evaluations of 2 x 30 forward batches at a third of a step each.
+    s = projected_run_seconds(0.5, 1000, eval_interval=250, eval_iters=30, grad_accum=1)
+    assert s == pytest.approx(500 + 5 * 60 * 0.5 / 3)
+    assert projected_run_seconds(0.5, 1000, eval_interval=250, eval_iters=30, grad_accum=4) < s
+
+
+def test_shrink_batch_halves_and_keeps_the_effective_batch():
+    assert shrink_batch(8, 1) == (4, 2)
+    assert shrink_batch(12, 2) == (6, 4)
+    assert shrink_batch(7, 1) == (1, 7)
+    assert shrink_batch(1, 4) is None
+
+
+@given(st.integers(2, 4096), st.integers(1, 64))
+def test_shrink_batch_property(batch, accum):
+    b, g = shrink_batch(batch, accum)
+    assert b * g == batch * accum
+    assert 1 <= b <= batch // 2
+
+
+def test_fmt_number():
+    assert fmt_number(3e-4) == "3e-4"
+    assert fmt_number(3e-4 * 3) == "9e-4"
+    assert fmt_number(6e-4 / 3) == "2e-4"
+    assert fmt_number(1e-3 / 3) == "3e-4"
+    assert not math.isnan(float(fmt_number(1.8e-3)))
