@@ -207,7 +207,7 @@ class _Plan:
 def _plan(opts: ProbeOptions) -> _Plan:
     """Validate everything before starting anything; a UsageError names the bad value."""
     from gptwiz.device import resolve_device
-    from gptwiz.train import TrainOptions, holds_only_a_probe, resolve_run_config
+    from gptwiz.train import TrainOptions, holds_only_a_probe, resolve_data, resolve_run_config
 
     if not isinstance(opts.iters, int) or opts.iters < MIN_ITERS:
         raise UsageError(f"invalid --iters {opts.iters!r}: a probe needs at least {MIN_ITERS} iterations to judge a loss curve")
@@ -234,13 +234,22 @@ def _plan(opts: ProbeOptions) -> _Plan:
                          device=opts.device, dtype="float32" if opts.dtype == "auto" else opts.dtype, compile=False,
                          seed=opts.seed, runs_dir=str(Path(tempfile.gettempdir()) / "gptwiz-probe-check-none"),
                          data_dir=opts.data_dir, probe=True)
-    cfg, _ = resolve_run_config(check)
     from gptwiz.presets import load_preset
 
+    try:
+        cfg, _ = resolve_run_config(check)
+        dataset_dir = cfg.data["dataset_dir"]
+    except UsageError:
+        # The trainer refuses data shorter than one block as bad input; to the probe it is a verdict
+        # (fail, with a block size that fits), so only that refusal is let through, to _data_too_small.
+        block = opts.block_size or load_preset(opts.config_file).model.block_size
+        dataset_dir = resolve_data(check)["dataset_dir"]
+        if _data_too_small(dataset_dir, block) is None:
+            raise
     preset = load_preset(opts.config_file).with_overrides(
         learning_rate=opts.learning_rate, batch_size=opts.batch_size, block_size=opts.block_size,
         grad_accum=opts.grad_accum, max_iters=opts.max_iters)
-    return _Plan(preset=preset, dataset_dir=cfg.data["dataset_dir"], full_iters=preset.train.max_iters,
+    return _Plan(preset=preset, dataset_dir=dataset_dir, full_iters=preset.train.max_iters,
                  paths=paths, device=resolve_device(opts.device))
 
 

@@ -199,7 +199,7 @@ def holds_only_a_probe(paths: RunPaths) -> bool:
 
 def resolve_run_config(opts: TrainOptions, check_exists: bool = True) -> tuple[RunConfig, RunPaths]:
     """Validate every option and settle every setting; writes nothing but the token cache."""
-    from gptwiz.device import resolve_runtime
+    from gptwiz.device import resolve_device, resolve_runtime
 
     check_options(opts)
     paths = run_paths(opts.runs_dir, opts.model_name)
@@ -216,7 +216,16 @@ def resolve_run_config(opts: TrainOptions, check_exists: bool = True) -> tuple[R
             cfg = replace(cfg, train=replace(cfg.train, max_iters=opts.max_iters),
                           warmup_iters=min(cfg.warmup_iters, opts.max_iters // 10) if opts.max_iters < cfg.train.max_iters
                           else cfg.warmup_iters)
-        runtime = resolve_runtime(opts.device, opts.dtype, opts.compile, cfg.train.max_iters)
+        # Unless told otherwise, a resumed run keeps the precision and compile choice it started with, so that
+        # it continues exactly as it would have (a run started on a GPU may still continue on a CPU).
+        import torch
+
+        device = opts.device if opts.device != "auto" or not cfg.device.startswith("cuda") or torch.cuda.is_available() \
+            else "cpu"
+        dtype = opts.dtype if opts.dtype != "auto" else cfg.dtype
+        if dtype == "float16" and not resolve_device(device).startswith("cuda"):
+            dtype = "auto"
+        runtime = resolve_runtime(device, dtype, cfg.compile if opts.compile is None else opts.compile, cfg.train.max_iters)
         # A run may resume on another number of processes: the global batch follows the new count.
         ws = world_size()
         return replace(cfg, device=runtime.device, dtype=runtime.dtype, compile=runtime.compile, world_size=ws,

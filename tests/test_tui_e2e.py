@@ -104,7 +104,7 @@ async def test_the_demo_corpus_is_built_and_prepared_on_first_use(tmp_path: Path
         from gptwiz.tui.screens.dataset import DatasetScreen
 
         await app.push_screen(DatasetScreen())
-        await pilot.press("ctrl+d")
+        await pilot.press("ctrl+t")
         await wait_for(pilot, lambda: app.screen.id == "recommendation", timeout=300)
         dataset = app.wizard.dataset
         assert dataset.kind == "demo" and dataset.prepared_dir and dataset.tokens > 1_000_000

@@ -17,6 +17,16 @@ def screen_text(app: Any) -> str:
     return console.export_text()
 
 
+def flat(text: str) -> str:
+    """The screen's words with line breaks and padding folded to single spaces (a wrapped command line reads whole)."""
+    return " ".join(text.split())
+
+
+def widget_text(screen: Any, selector: str) -> str:
+    """What one Static-like widget shows, unwrapped."""
+    return str(screen.query_one(selector).render())
+
+
 async def wait_for(pilot: Any, condition: Callable[[], Any], timeout: float = 10.0, step: float = 0.05) -> None:
     """Pause the pilot until `condition()` is true; fail with the screen's text if it never is."""
     import asyncio
@@ -27,6 +37,7 @@ async def wait_for(pilot: Any, condition: Callable[[], Any], timeout: float = 10
         if loop.time() > deadline:
             raise AssertionError(f"timed out after {timeout}s; the screen shows:\n{screen_text(pilot.app)}")
         await pilot.pause(step)
+    await pilot.pause()  # let what made it true be laid out and drawn before the caller reads the screen
 
 
 def async_test(fn: Callable[..., Any]) -> Callable[..., Any]:

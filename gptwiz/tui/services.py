@@ -43,11 +43,15 @@ class RecView:
     reasons: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     alternatives: list[Alternative] = field(default_factory=list)
+    dropout: float | None = None
+    dtype: str = "bfloat16"
+    device_type: str = "cuda"
+    phases: list[str] = field(default_factory=list)   # domain: the base run, then the adaptation, one line each
 
     @property
     def knobs(self) -> Knobs:
         return Knobs(self.preset, self.block_size, self.batch_size, self.grad_accum, self.learning_rate,
-                     self.max_iters)
+                     self.max_iters, self.dropout)
 
 
 def _alternative(item: Any) -> Alternative:
@@ -74,14 +78,22 @@ def view(rec: Any) -> RecView:
         fits=_get(rec, "fits"), reasons=[str(r) for r in _get(rec, "reasons", []) or []],
         warnings=[str(w) for w in _get(rec, "warnings", []) or []],
         alternatives=[_alternative(a) for a in _get(rec, "alternatives", []) or []],
+        dropout=_get(rec, "dropout"), dtype=str(_get(rec, "dtype", "bfloat16")),
+        device_type=str(_get(rec, "device_type", "cuda")),
+        phases=[f"{p.name}: {p.preset}, learning rate {p.learning_rate:g}, {p.max_iters:,} iterations"
+                + (f" ({p.note})" if p.note else "") for p in _get(rec, "phases", []) or []],
     )
 
 
 def recommend_for(state: WizardState) -> Any:
     from gptwiz.recommend import recommend
 
-    dataset_bytes = state.dataset.bytes if state.dataset is not None else None
-    return recommend(state.use_case, state.vram_gb, dataset_bytes, gpu_count=state.gpu_count)
+    d = state.dataset
+    ram = getattr(state.hardware, "ram_total_bytes", None)
+    return recommend(state.use_case, state.vram_gb, d.bytes if d is not None else None,
+                     gpu_count=state.gpu_count if state.on_gpu else 1,
+                     dataset_tokens=d.tokens if d is not None else None,
+                     ram_gb=ram / 2**30 if ram and not state.on_gpu else None)
 
 
 def knobs_for_preset(preset: str, current: Knobs | None = None) -> Knobs:
@@ -90,7 +102,7 @@ def knobs_for_preset(preset: str, current: Knobs | None = None) -> Knobs:
 
     p = load_preset(preset)
     return Knobs(p.name, p.model.block_size, p.train.batch_size, p.train.grad_accum, p.train.learning_rate,
-                 current.max_iters if current is not None else p.train.max_iters)
+                 current.max_iters if current is not None else p.train.max_iters, p.model.dropout)
 
 
 def estimate_bytes(knobs: Knobs, state: WizardState) -> int | None:
@@ -98,11 +110,13 @@ def estimate_bytes(knobs: Knobs, state: WizardState) -> int | None:
     from gptwiz.memory import estimate_memory
     from gptwiz.presets import load_preset
 
-    model = load_preset(knobs.preset).with_overrides(block_size=knobs.block_size).model
-    on_gpu = state.on_gpu
-    est = estimate_memory(model, batch_size=knobs.batch_size, block_size=knobs.block_size,
-                          dtype="bfloat16" if on_gpu else "float32", device_type="cuda" if on_gpu else "cpu",
-                          grad_accum=knobs.grad_accum)
+    model = load_preset(knobs.preset).with_overrides(block_size=knobs.block_size, dropout=knobs.dropout).model
+    rec = state.recommendation
+    # The same device and dtype the recommendation estimated with, so the bar starts where it did.
+    dtype = rec.dtype if isinstance(rec, RecView) else "bfloat16"
+    device_type = "cuda" if state.on_gpu else "cpu"
+    est = estimate_memory(model, batch_size=knobs.batch_size, block_size=knobs.block_size, dtype=dtype,
+                          device_type=device_type, grad_accum=knobs.grad_accum)
     return int(_get(est, "total"))
 
 

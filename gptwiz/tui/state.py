@@ -14,10 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from gptwiz.errors import UsageError
+from gptwiz.sizes import BYTES_PER_TOKEN  # the live estimate while typing; prepare gives the exact count
 
-# GPT-2's BPE averages about 4 bytes of English or code per token: good enough for a live estimate
-# while the user types; the exact count comes from `gptwiz prepare`.
-BYTES_PER_TOKEN = 4.0
 GLOB_CHARS = re.compile(r"[*?\[]")
 
 
@@ -115,6 +113,7 @@ class Knobs:
     grad_accum: int
     learning_rate: float
     max_iters: int
+    dropout: float | None = None  # the recommendation's (Recommended Combinations); not a knob on screen
 
     def with_advice(self, advice: str) -> "Knobs":
         """Apply one piece of probe advice ("--learning_rate 1e-4 (3x lower ...)") to these knobs."""
@@ -210,12 +209,16 @@ class WizardState:
                 "--block_size", str(k.block_size), "--learning_rate", f"{k.learning_rate:g}"]
         if k.grad_accum != 1:
             args += ["--grad_accum", str(k.grad_accum)]
+        if k.dropout is not None:
+            args += ["--dropout", f"{k.dropout:g}"]
         return args
 
     def train_args(self, name: str | None = None, data: list[str] | None = None) -> list[str]:
         knobs = self.knob_args()
         args = ["train", *knobs[:2], "--model_name", name or self.run_name or "my_model",
                 *(data if data is not None else self.data_args()), *knobs[2:]]
+        if self.on_gpu and len(self.gpus) > 1:
+            args += ["--nproc", str(len(self.gpus))]  # one data-parallel trainer per card (gptwiz.distributed)
         if str(self.runs_dir) != "runs":
             args += ["--runs_dir", str(self.runs_dir)]
         if self.dataset is not None and self.dataset.kind == "input_file" and str(self.data_dir) != "data":

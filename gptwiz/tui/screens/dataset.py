@@ -58,7 +58,7 @@ class PrepareCancelled(Exception):
 
 class DatasetScreen(WizardStep):
     STEP = 4
-    BINDINGS = [Binding("escape", "back", "back / cancel"), Binding("ctrl+d", "demo", "demo corpus")]
+    BINDINGS = [Binding("escape", "back", "back / cancel"), Binding("ctrl+t", "demo", "demo corpus")]
 
     def __init__(self) -> None:
         super().__init__(id="dataset")

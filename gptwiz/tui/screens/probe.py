@@ -109,7 +109,7 @@ class ProbeScreen(WizardStep):
         tps = count(p.tokens_per_sec) if p.tokens_per_sec else "-"
         attempt = f" · attempt {p.attempt}" if p.attempt > 1 else ""
         self.query_one("#probe-status", Static).update(
-            f"iter {p.iter}/{p.iters} · loss {loss} · {tps} tok/s · peak memory {memory}\n"
+            f"iter {p.iter}/{p.iters} · loss {loss}\n{tps} tok/s · peak memory {memory}\n"
             f"batch {p.batch_size} x accum {p.grad_accum}{attempt}")
         if p.iter % 5 == 0 or p.iter == p.iters:
             xs = [float(i + 1) for i in range(len(self.losses))]

@@ -34,7 +34,7 @@ def _fmt(value: Any) -> str:
 class RecommendationScreen(WizardStep):
     STEP = 5
     BINDINGS = [Binding("escape", "back", "back"), Binding("ctrl+r", "probe", "probe"),
-                Binding("ctrl+l", "launch", "launch (no probe)"), Binding("ctrl+a", "alternatives", "alternatives")]
+                Binding("ctrl+l", "launch", "launch (no probe)"), Binding("ctrl+o", "alternatives", "alternatives")]
 
     def __init__(self) -> None:
         super().__init__(id="recommendation")
@@ -99,6 +99,10 @@ class RecommendationScreen(WizardStep):
         for i, reason in enumerate(rec.reasons, 1):
             reasons.append(f"{i}. ", style="dim")
             reasons.append(reason + "\n")
+        if rec.phases:
+            reasons.append("Phases (this wizard launches the first):\n", style="bold")
+            for phase in rec.phases:
+                reasons.append(f"  {phase}\n")
         self.query_one("#rec-reasons", Static).update(reasons)
         warnings = Text()
         for w in rec.warnings:
@@ -182,6 +186,8 @@ class RecommendationScreen(WizardStep):
     def action_alternatives(self) -> None:
         alts = self.query_one("#alternatives", OptionList)
         if alts.display:
+            if alts.highlighted is None and alts.option_count:
+                alts.highlighted = 0
             alts.focus()
 
     # -- on --

@@ -54,22 +54,26 @@ class DevicePanel(QuietStatic):
         width = max(8, (self.content_size.width or 24) - 12)
         text = Text()
         if reading.gpus:
+            full_width = max(16, self.content_size.width or 24)
             lines = self.content_size.height or 5
             two_lines = 2 * len(reading.gpus) <= lines  # one line a card when there are many
             for card in reading.gpus:
                 frac = card.memory_used_bytes / card.memory_total_bytes if card.memory_total_bytes else 0.0
-                stats = (f"util {_fmt(card.utilization_pct, '%')} {_fmt(card.temperature_c, '°C')} "
-                         f"{_fmt(card.power_w, 'W')}")
+                temp_power = f"{_fmt(card.temperature_c, '°C')} {_fmt(card.power_w, 'W')}"
+                util = _fmt(card.utilization_pct, "%")
                 memory = f"{card.memory_used_bytes / 2**30:.1f}/{card.memory_total_bytes / 2**30:.1f} GiB"
                 if two_lines:
-                    text.append(f"GPU{card.index} ", style="bold")
-                    text.append(f"{short_name(card.name)} {stats}\n")
-                    text.append(bar(frac, max(4, width - 4)) + " ", style="magenta")
+                    head = f"GPU{card.index} {short_name(card.name)} util {util} {temp_power}"
+                    if len(head) > full_width:  # narrow: the numbers matter more than the name
+                        head = f"GPU{card.index} util {util} {temp_power}"
+                    text.append(head[:5], style="bold")
+                    text.append(head[5:full_width] + "\n")
+                    text.append(bar(frac, max(4, full_width - len(memory) - 1)) + " ", style="magenta")
                     text.append(f"{memory}\n")
                 else:
                     text.append(f"{card.index} ", style="bold")
                     text.append(bar(frac, 6) + " ", style="magenta")
-                    text.append(f"{100 * frac:3.0f}% {stats}\n")
+                    text.append(f"{100 * frac:3.0f}% {util} {temp_power}"[:max(4, full_width - 9)] + "\n")
         elif reading.process is not None:
             p = reading.process
             cores = max(1, p.cpu_count)

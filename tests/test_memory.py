@@ -1,0 +1,201 @@
+"""The memory estimate: its tensor accounting against torch itself, and its total against real training runs."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from conftest import SHAKESPEARE, assert_one_line_error, run_cli
+from gptwiz.errors import UsageError
+from gptwiz.memory import GiB, MiB, estimate_memory
+from gptwiz.presets import load_preset
+
+TINY = load_preset("tiny").model
+SMALL = load_preset("small").model
+
+
+# --- the first-principles terms, checked against torch ------------------------------------------------
+
+def _saved_by_autograd(cfg, batch: int, block: int, dtype: str) -> int:
+    """Bytes of the distinct storages autograd saves for the backward in one training forward."""
+    import torch
+
+    from gptwiz.model import GPT
+
+    torch.manual_seed(0)
+    model = GPT(cfg)
+    params = {p.untyped_storage().data_ptr() for p in model.parameters()}
+    seen: dict[int, int] = {}
+
+    def pack(t):
+        storage = t.untyped_storage()
+        if storage.data_ptr() not in params:
+            seen[storage.data_ptr()] = storage.nbytes()
+        return t
+
+    x = torch.randint(0, cfg.vocab_size, (batch, block))
+    y = torch.randint(0, cfg.vocab_size, (batch, block))
+    autocast = torch.autocast("cpu", dtype=torch.bfloat16) if dtype == "bfloat16" else contextlib.nullcontext()
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t), autocast:
+        model(x, y)
+    return sum(seen.values())
+
+
+@pytest.mark.parametrize("dtype", ["bfloat16", "float32"])
+@pytest.mark.parametrize("dropout", [0.0, 0.1])
+def test_saved_tensors_match_the_formula(dtype: str, dropout: float) -> None:
+    """Activations + autocast weight copies + log_softmax's fp32 output are exactly what autograd keeps
+    (up to the position ids and the scalar loss), including the CPU math-attention path dropout forces."""
+    batch, block = 2, 32
+    cfg = replace(TINY, block_size=block, dropout=dropout)
+    est = estimate_memory(cfg, batch_size=batch, dtype=dtype)
+    expected = est.activations + est.autocast + 4 * batch * block * cfg.vocab_size
+    assert abs(_saved_by_autograd(cfg, batch, block, dtype) - expected) <= 8 * block + 64
+
+
+def test_cpu_dropout_attention_is_quadratic_cuda_is_not() -> None:
+    def per_token(device_type: str, block: int) -> float:
+        return estimate_memory(TINY, batch_size=1, block_size=block, dtype="bfloat16",
+                               device_type=device_type).activations / block
+    assert per_token("cpu", 256) > 1.5 * per_token("cpu", 64)
+    assert per_token("cuda", 256) == pytest.approx(per_token("cuda", 64), rel=0.01)
+
+
+# --- the estimate's structure ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("device_type,dtype", [("cpu", "bfloat16"), ("cpu", "float32"), ("cuda", "bfloat16"),
+                                               ("cuda", "float16")])
+@pytest.mark.parametrize("preset", ["tiny", "small", "350M_1024"])
+def test_lines_add_up_to_the_total(preset: str, device_type: str, dtype: str) -> None:
+    est = estimate_memory(load_preset(preset).model, batch_size=4, dtype=dtype, device_type=device_type)
+    lines = est.lines()
+    assert sum(v for _, v in lines[:-1]) == lines[-1][1] == est.total
+    assert est.weights == est.grads == 4 * est.params and est.optimizer == 8 * est.params
+    assert est.overlap >= 0 and est.allocator >= 0
+    assert est.runtime > 0
+
+
+def test_cpu_peak_of_a_big_model_at_batch_one_is_the_checkpoint() -> None:
+    cpu = estimate_memory(load_preset("150M").model, batch_size=1, block_size=64, dtype="bfloat16")
+    cuda = estimate_memory(load_preset("150M").model, batch_size=1, block_size=64, dtype="bfloat16", device_type="cuda")
+    assert cpu.peak_phase == "checkpoint save" and cpu.checkpoint == cpu.weights + cpu.optimizer
+    assert cuda.checkpoint == 0 and cuda.peak_phase == "end of backward"  # the buffer is host memory
+
+
+def test_gradient_accumulation_keeps_the_gradients_alive() -> None:
+    one = estimate_memory(SMALL, batch_size=8, block_size=256, dtype="bfloat16", device_type="cuda")
+    accum = estimate_memory(SMALL, batch_size=8, block_size=256, dtype="bfloat16", device_type="cuda", grad_accum=4)
+    assert one.peak_phase == accum.peak_phase == "loss backward"
+    assert accum.total - one.total == pytest.approx(1.10 * accum.grads, rel=0.01)
+
+
+def test_estimate_grows_with_batch_and_block() -> None:
+    totals = [estimate_memory(SMALL, batch_size=b, block_size=t, dtype="bfloat16", device_type="cuda").total
+              for b, t in ((4, 128), (8, 128), (8, 256))]
+    assert totals == sorted(totals) and len(set(totals)) == 3
+
+
+def test_bad_settings_raise_usage_errors() -> None:
+    with pytest.raises(UsageError, match="float16"):
+        estimate_memory(TINY, batch_size=1, dtype="float16", device_type="cpu")
+    with pytest.raises(UsageError, match="auto"):
+        estimate_memory(TINY, batch_size=1, dtype="auto")
+    with pytest.raises(UsageError, match="batch_size"):
+        estimate_memory(TINY, batch_size=0)
+    with pytest.raises(UsageError, match="device"):
+        estimate_memory(TINY, batch_size=1, device_type="tpu")
+
+
+# --- the CLI -----------------------------------------------------------------------------------------
+
+def test_estimate_cli_json(tmp_path: Path) -> None:
+    proc = run_cli(["estimate", "--config-file", "small", "--batch_size", "8", "--block-size", "64",
+                    "--dtype", "float32", "--device", "cpu", "--json"], cwd=tmp_path, check=True)
+    data = json.loads(proc.stdout)
+    est = estimate_memory(SMALL, batch_size=8, block_size=64, dtype="float32")
+    assert data["params"] == est.params
+    for key in ("weights", "grads", "optimizer", "activations", "total"):
+        assert data["bytes"][key] == getattr(est, key)
+    assert data["guide_vram_gb"] == 6
+
+
+def test_estimate_cli_rich(tmp_path: Path) -> None:
+    proc = run_cli(["estimate", "--config_file", "350M_1024", "--device", "cuda"], cwd=tmp_path, check=True)
+    assert "AdamW moments" in proc.stdout and "CUDA context" in proc.stdout and "24 GB" in proc.stdout
+
+
+@pytest.mark.parametrize("args,fragment", [
+    (["--config_file", "nope"], "nope"),
+    (["--config_file", "tiny", "--dtype", "float16", "--device", "cpu"], "float16"),
+    (["--config_file", "tiny", "--dtype", "half"], "half"),
+    (["--config_file", "tiny", "--batch_size", "-2"], "-2"),
+    (["--config_file", "tiny", "--device", "tpu"], "tpu"),
+])
+def test_estimate_cli_bad_input(tmp_path: Path, args: list[str], fragment: str) -> None:
+    assert_one_line_error(run_cli(["estimate", *args], cwd=tmp_path), fragment)
+
+
+def test_presets_show_the_estimate_beside_the_guide(tmp_path: Path) -> None:
+    rows = json.loads(run_cli(["presets", "--json"], cwd=tmp_path, check=True).stdout)
+    by_name = {r["name"]: r for r in rows}
+    for r in rows:
+        assert r["guide_vram_gb"] > 0 and r["estimate_cuda_bf16_bytes"] > 0
+    # The guide's 2 GB for tiny ignores the (batch x block x 50304) logits of its batch of 64.
+    assert by_name["tiny"]["estimate_cuda_bf16_bytes"] > 2 * by_name["tiny"]["guide_vram_gb"] * GiB
+    text = run_cli(["presets"], cwd=tmp_path, check=True, env=None).stdout
+    assert "estimate" in text and "guide VRAM" in text
+
+
+# --- against real training runs ---------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def token_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The Shakespeare token cache, made once, so that the measured runs do not tokenize in-process."""
+    from gptwiz.dataset import cache_text_file
+
+    return cache_text_file(SHAKESPEARE, tmp_path_factory.mktemp("data"))
+
+
+def _measured_peak(tmp_path: Path, token_cache: Path, preset: str, batch: int, block: int, dtype: str) -> int:
+    run_cli(["train", "--config_file", preset, "--model_name", "m", "--dataset_dir", str(token_cache),
+             "--batch_size", str(batch), "--block_size", str(block), "--max_iters", "3", "--eval_iters", "1",
+             "--dtype", dtype, "--no-compile", "--quiet"], cwd=tmp_path, check=True)
+    status = json.loads((tmp_path / "runs" / "m" / "status.json").read_text())
+    assert status["state"] == "finished"
+    return int(status["peak_mem_bytes"])
+
+
+def _auto_dtype() -> str:
+    from gptwiz.device import resolve_dtype
+
+    return resolve_dtype("auto", "cpu")
+
+
+CASES = [("tiny", 8, 64), ("tiny", 16, 128), ("small", 4, 64), ("small", 8, 128)]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("preset,batch,block", CASES)
+def test_estimate_within_15_percent_of_a_real_run(tmp_path: Path, token_cache: Path, preset: str, batch: int,
+                                                  block: int) -> None:
+    """The trainer's own measurement (MemoryMeter: peak RSS on CPU) against the estimate, with the
+    dtype `--dtype auto` resolves to here (bfloat16 on a CPU with AVX-512 BF16)."""
+    dtype = _auto_dtype()
+    measured = _measured_peak(tmp_path, token_cache, preset, batch, block, dtype)
+    est = estimate_memory(load_preset(preset).model, batch_size=batch, block_size=block, dtype=dtype)
+    assert est.total == pytest.approx(measured, rel=0.15), \
+        f"{preset} batch {batch} block {block} {dtype}: estimate {est.total / MiB:.0f} MiB, measured {measured / MiB:.0f} MiB"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("preset,batch,block", [CASES[0], CASES[2]])
+def test_float32_estimate_within_15_percent_of_a_real_run(tmp_path: Path, token_cache: Path, preset: str,
+                                                          batch: int, block: int) -> None:
+    measured = _measured_peak(tmp_path, token_cache, preset, batch, block, "float32")
+    est = estimate_memory(load_preset(preset).model, batch_size=batch, block_size=block, dtype="float32")
+    assert est.total == pytest.approx(measured, rel=0.15), \
+        f"{preset} batch {batch} block {block} float32: estimate {est.total / MiB:.0f} MiB, measured {measured / MiB:.0f} MiB"
