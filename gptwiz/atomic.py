@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+import errno
+import fnmatch
 import json
 import os
+import signal
 import tempfile
+import time
 from pathlib import Path
 from typing import Any, Callable, IO
+
+# Fault injection for the hardening tests (tests/faults/), off unless set: GPTWIZ_FAULT_ATOMIC="ACTION:PATTERN"
+# acts on each atomic write of a file whose name matches the glob PATTERN and which already exists (so a run's
+# first checkpoint is always written), once the new content is in the temporary file and before it replaces
+# the old one. ACTION is sleep=SECONDS (widen the window a kill or a signal can hit), kill (SIGKILL this
+# process there), or enospc (fail as a full disk does).
+FAULT_ENV = "GPTWIZ_FAULT_ATOMIC"
 
 
 def atomic_write(path: Path | str, write: Callable[[IO[bytes]], None]) -> None:
@@ -22,14 +33,55 @@ def atomic_write(path: Path | str, write: Callable[[IO[bytes]], None]) -> None:
             write(f)
             f.flush()
             os.fsync(f.fileno())
+        _injected_fault(path)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         try:
             os.unlink(tmp)
         except FileNotFoundError:
             pass
+        if isinstance(exc, OSError) and not exc.filename:
+            exc.filename = str(path)  # a full disk says where: "No space left on device" alone does not
         raise
     _fsync_dir(path.parent)
+
+
+def is_temp_file(name: str) -> bool:
+    """A temporary file of atomic_write (".NAME.XXXXXXXX.tmp")."""
+    return name.startswith(".") and name.endswith(".tmp")
+
+
+def remove_temp_files(folder: Path | str) -> list[Path]:
+    """Delete what atomic_write left in `folder` when its process was killed mid-write (a checkpoint's can be
+    gigabytes). Only for a folder no other process is writing: the caller holds its lock."""
+    removed = []
+    try:
+        entries = list(Path(folder).iterdir())
+    except OSError:
+        return removed
+    for entry in entries:
+        if is_temp_file(entry.name) and entry.is_file() and not entry.is_symlink():
+            try:
+                entry.unlink()
+                removed.append(entry)
+            except OSError:
+                pass
+    return removed
+
+
+def _injected_fault(path: Path) -> None:
+    spec = os.environ.get(FAULT_ENV)
+    if not spec:
+        return
+    action, _, pattern = spec.partition(":")
+    if not fnmatch.fnmatch(path.name, pattern or "*") or not path.exists():
+        return
+    if action.startswith("sleep="):
+        time.sleep(float(action.split("=", 1)[1]))
+    elif action == "kill":
+        os.kill(os.getpid(), signal.SIGKILL)
+    elif action == "enospc":
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
 
 
 def _fsync_dir(folder: Path) -> None:

@@ -74,7 +74,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
     from gptwiz.sample import SampleOptions, sample
 
     opts = SampleOptions(**{k: v for k, v in vars(args).items() if k in SampleOptions.__dataclass_fields__})
-    for i, text in enumerate(sample(opts)):
+    for i, text in enumerate(sample(opts, warn=lambda message: print(f"gptwiz sample: {message}", file=sys.stderr))):
         if i:
             print("\n" + "-" * 40)
         print(text)

@@ -32,6 +32,7 @@ class DetachedRun:
     pid: int
     argv: list[str]
     process: "subprocess.Popen[bytes] | None" = field(default=None, repr=False, compare=False)
+    started_at: float = 0.0  # time.time() at launch
 
     @property
     def console_log(self) -> Path:
@@ -59,10 +60,11 @@ def launch_detached(train_args: Sequence[str], *, runs_dir: Path | str, name: st
     paths = run_paths(runs_dir if cwd is None or Path(runs_dir).is_absolute() else Path(cwd) / runs_dir, name)
     paths.root.mkdir(parents=True, exist_ok=True)
     argv = train_command(train_args)
+    started_at = time.time()
     with open(paths.root / CONSOLE_LOG, "ab") as out:
         proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=out,
                                 stderr=subprocess.STDOUT, start_new_session=True, close_fds=True)
-    return DetachedRun(name=name, paths=paths, pid=proc.pid, argv=argv, process=proc)
+    return DetachedRun(name=name, paths=paths, pid=proc.pid, argv=argv, process=proc, started_at=started_at)
 
 
 @dataclass(frozen=True)
@@ -79,17 +81,34 @@ def wait_for_start(run: DetachedRun, timeout: float = 60.0, poll_s: float = 0.2,
     assert proc is not None, "wait_for_start needs the run this process launched"
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        status = read_json(run.paths.status)
-        if status and int(status.get("pid") or 0) == proc.pid:
-            return StartOutcome(True, None, f"run {run.name} is {status.get('state', 'starting')} (pid {proc.pid})")
+        if _status_written_by(run):
+            status = read_json(run.paths.status) or {}
+            return StartOutcome(True, None, f"run {run.name} is {status.get('state', 'starting')} "
+                                            f"(pid {status.get('pid', proc.pid)})")
         code = proc.poll()
         if code is not None:
+            if _status_written_by(run):  # it started, and ended already
+                continue
             return StartOutcome(False, code, console_tail(run.paths) or f"the trainer exited with status {code}")
         if should_cancel is not None and should_cancel():
             return StartOutcome(False, None, "cancelled while the trainer was starting (it goes on in the background)")
         time.sleep(poll_s)
     return StartOutcome(False, None, f"the trainer (pid {proc.pid}) has not written its status after {timeout:.0f}s; "
                                      f"see {run.console_log}")
+
+
+def _status_written_by(run: DetachedRun) -> bool:
+    """status.json written by this launch: by its process, or (with --nproc) by the rank-0 worker it started,
+    in which case the file is newer than the launch (a resumed run's old status is older)."""
+    status = read_json(run.paths.status)
+    if not status:
+        return False
+    if int(status.get("pid") or 0) == run.pid:
+        return True
+    try:
+        return run.paths.status.stat().st_mtime >= run.started_at
+    except FileNotFoundError:
+        return False
 
 
 def console_tail(paths: RunPaths, lines: int = 3) -> str:

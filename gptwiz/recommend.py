@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from gptwiz.errors import UsageError
-from gptwiz.memory import GiB, MemoryEstimate, estimate_memory
+from gptwiz.memory import GiB, MemoryEstimate, estimate_memory, fits
 from gptwiz.presets import PRESETS_DIR, Preset, load_preset
 from gptwiz.sizes import BYTES_PER_TOKEN, format_bytes
 
@@ -226,7 +226,7 @@ def _fit_batch(preset: Preset, block_size: int, batch: int, device_type: str, dt
         accum = batch // micro
         est = estimate_memory(preset.model, batch_size=micro, block_size=block_size, dtype=dtype,
                               device_type=device_type, grad_accum=accum)
-        if memory_bytes is None or est.total <= HEADROOM * memory_bytes:
+        if memory_bytes is None or fits(est, memory_bytes, HEADROOM):
             return _Fit(micro, accum, est, True)
     assert est is not None
     return _Fit(1, batch, est, False)

@@ -77,7 +77,13 @@ class RunPaths:
 
 
 def run_paths(runs_dir: Path | str, name: str) -> RunPaths:
-    return RunPaths(Path(runs_dir) / validate_run_name(name))
+    root = Path(runs_dir) / validate_run_name(name)
+    # A name is checked above; the folder may still be a symlink (or runs/ hold one) leading elsewhere,
+    # where the trainer would write. runs_dir itself may be a symlink: it is the user's choice of disk.
+    if root.is_symlink() or (root.exists() and root.resolve().parent != Path(runs_dir).resolve()):
+        raise UsageError(f"run folder {root} is a symlink to {root.resolve()}, outside {runs_dir}; gptwiz writes only "
+                         "inside its runs folder: remove the link or choose another --model_name")
+    return RunPaths(root)
 
 
 def resolve_run(spec: str, runs_dir: Path | str) -> RunPaths:
@@ -151,7 +157,7 @@ class MetricsReader:
                     self.offset, self._partial = 0, b""
                 f.seek(self.offset)
                 chunk = f.read()
-        except FileNotFoundError:
+        except OSError:  # not there (yet, or any more), or unreadable: nothing new to show
             return []
         self.offset += len(chunk)
         data = self._partial + chunk
@@ -208,42 +214,55 @@ def trim_metrics(path: Path, max_iter: int) -> None:
 # --- the lock --------------------------------------------------------------------------------------
 
 class RunLock:
-    """One trainer per run folder: an exclusive lock file holding the owner's pid; a dead owner's lock is taken over."""
+    """One trainer per run folder: the lock file holds the owner's pid (for `gptwiz stop` and viewers), and the
+    owner holds an exclusive flock on it. The kernel drops the flock when the owner dies, however it dies,
+    so a dead trainer's lock is taken over, and neither two starters at once nor a reused pid can fool it."""
 
     def __init__(self, paths: RunPaths):
         self.path = paths.lock
         self.held = False
+        self._fd: int | None = None
 
     def acquire(self) -> None:
-        for _ in range(3):
+        import fcntl
+
+        for _ in range(10):
+            fd = os.open(self.path, os.O_CREAT | os.O_RDWR, 0o644)
             try:
-                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            except FileExistsError:
-                try:
-                    owner = int(self.path.read_text().strip() or 0)
-                except (OSError, ValueError):
-                    owner = 0
-                if owner and owner != os.getpid() and pid_alive(owner):
-                    raise UsageError(f"run '{self.path.parent.name}' is already being trained by process {owner}; "
-                                     "watch it with `gptwiz watch` or pick another --model_name")
-                try:
-                    self.path.unlink()  # stale: its owner is gone
-                except FileNotFoundError:
-                    pass
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                owner = _read_pid(self.path)
+                raise UsageError(f"run '{self.path.parent.name}' is already being trained by process "
+                                 f"{owner or '(unknown)'}; watch it with `gptwiz watch` or pick another --model_name") from None
+            try:
+                same_file = os.fstat(fd).st_ino == os.stat(self.path).st_ino
+            except FileNotFoundError:
+                same_file = False
+            if not same_file:  # its owner released it (removing the file) as we opened it: take the new one
+                os.close(fd)
                 continue
-            with os.fdopen(fd, "w") as f:
-                f.write(str(os.getpid()))
-            self.held = True
+            os.ftruncate(fd, 0)
+            os.write(fd, str(os.getpid()).encode())
+            self._fd, self.held = fd, True
             return
-        raise UsageError(f"could not take the lock {self.path}; another process keeps recreating it")
+        raise UsageError(f"could not take the lock {self.path}; other processes keep taking and releasing it")
 
     def release(self) -> None:
-        if self.held:
+        if self.held and self._fd is not None:
             try:
-                self.path.unlink()
+                self.path.unlink()  # still holding the flock: nobody can have taken it meanwhile
             except FileNotFoundError:
                 pass
-            self.held = False
+            os.close(self._fd)
+            self._fd, self.held = None, False
+
+
+def _read_pid(path: Path) -> int:
+    try:
+        return int(path.read_text().strip() or 0)
+    except (OSError, ValueError):
+        return 0
 
 
 # --- listing ---------------------------------------------------------------------------------------
@@ -263,10 +282,13 @@ class RunSummary:
 def summarize(paths: RunPaths) -> RunSummary:
     status = read_json(paths.status) or {}
     last_loss = status.get("last_loss")
-    try:
-        mtime = max(p.stat().st_mtime for p in (paths.status, paths.metrics, paths.config) if p.exists())
-    except ValueError:
-        mtime = 0.0
+    mtimes = []
+    for p in (paths.status, paths.metrics, paths.config):
+        try:
+            mtimes.append(p.stat().st_mtime)
+        except OSError:  # not written yet, or removed since the folder was listed
+            pass
+    mtime = max(mtimes, default=0.0)
     return RunSummary(
         name=paths.name, path=paths.root, state=effective_state(status) if status else "unknown",
         iter=int(status.get("iter", 0) or 0), max_iters=int(status.get("max_iters", 0) or 0),

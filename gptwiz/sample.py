@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 from gptwiz.errors import UsageError
 from gptwiz.runfolder import resolve_run
@@ -21,7 +22,8 @@ class SampleOptions:
     runs_dir: str = "runs"
 
 
-def sample(opts: SampleOptions) -> list[str]:
+def sample(opts: SampleOptions, warn: Callable[[str], None] | None = None) -> list[str]:
+    """`opts.num_samples` continuations of the prompt; `warn` hears of a damaged checkpoint passed over."""
     if opts.max_new_tokens <= 0:
         raise UsageError(f"invalid --max_new_tokens {opts.max_new_tokens}: must be a positive whole number")
     if opts.temperature < 0:
@@ -40,9 +42,13 @@ def sample(opts: SampleOptions) -> list[str]:
     from gptwiz.tokenizer import get_encoding
 
     device = resolve_device(opts.device)
-    _, state = load_run_checkpoint(paths, prefer="best", map_location=device)
-    model = GPT(ModelConfig(**state["config"]["model"]))
-    model.load_state_dict(state["model"])
+    path, state = load_run_checkpoint(paths, prefer="best", map_location=device, warn=warn)
+    try:
+        model = GPT(ModelConfig(**state["config"]["model"]))
+        model.load_state_dict(state["model"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:  # whole, but not weights of the model it describes
+        raise UsageError(f"checkpoint {path} does not hold the model its config describes "
+                         f"({exc.__class__.__name__}); it was not loaded") from None
     model.to(device).eval()
     enc = get_encoding()
     ids = enc.encode_ordinary(opts.prompt) or [enc.eot_token]

@@ -209,7 +209,8 @@ def resolve_run_config(opts: TrainOptions, check_exists: bool = True) -> tuple[R
             raise UsageError(f"--resume: run '{opts.model_name}' has no config.json in {paths.root} (nothing to resume)")
         from gptwiz.checkpoint import find_checkpoint
 
-        if find_checkpoint(paths) is None:
+        # A run killed before its first checkpoint resumes from iteration 0 (Trainer.run); a probe's folder does not.
+        if find_checkpoint(paths) is None and saved.get("probe"):
             raise UsageError(f"--resume: run '{opts.model_name}' has no checkpoint in {paths.root} (nothing to resume)")
         cfg = RunConfig.from_json(saved)
         if opts.max_iters is not None:
@@ -435,7 +436,9 @@ class Trainer:
         self.raw_model = model
         state = None
         if self.resume:
-            ckpt_path, state = load_run_checkpoint(paths, prefer="last", map_location="cpu")
+            ckpt_path, state = load_run_checkpoint(paths, prefer="last", map_location="cpu", warn=self._say)
+            if state.get("optimizer") is None:
+                self._say(f"{ckpt_path.name} holds no optimizer state: the optimizer starts afresh")
             self.iter_num = int(state["iter"])
             self.best_val = float(state.get("best_val_loss", float("inf")))
         elif cfg.init_from:
@@ -589,6 +592,9 @@ class Trainer:
         if self.main:
             paths.root.mkdir(parents=True, exist_ok=True)
             lock.acquire()
+            from gptwiz.atomic import remove_temp_files
+
+            remove_temp_files(paths.root)  # what a trainer killed mid-write left; the lock says none is writing
             handler = logging.FileHandler(paths.log, encoding="utf-8")
             handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%Y-%m-%d %H:%M:%S"))
             self.log.addHandler(handler)
@@ -597,10 +603,17 @@ class Trainer:
         self.stop = _StopRequest()
         self.stop.install()
         self.metrics = None
+        if self.resume:
+            from gptwiz.checkpoint import find_checkpoint
+
+            # Killed before its first checkpoint: start over, with the run's own settings.
+            self.resume = find_checkpoint(paths) is not None
         try:
-            if self.main and not self.resume:
+            if self.main:
                 from gptwiz.atomic import atomic_write_json
 
+                # Also on resume: a --max_iters given then is the run's length from now on, so that the next
+                # --resume (after a kill, say) runs to the same final iteration, and viewers draw its schedule.
                 atomic_write_json(paths.config, cfg.to_json())
             state = self._train()
             best = self.best_val if math.isfinite(self.best_val) else None

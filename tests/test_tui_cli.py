@@ -7,7 +7,6 @@ import os
 import pty
 import select
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -85,10 +84,11 @@ def test_train_detach_validates_before_starting(tmp_path: Path, shakespeare: Pat
     assert not (tmp_path / "runs" / "x").exists()
 
 
-def _pty_run(args: list[str], cwd: Path, keys: bytes, wait_for: bytes, timeout: float = 60) -> tuple[int, bytes]:
+def _pty_run(args: list[str], cwd: Path, keys: bytes, wait_for: bytes, timeout: float = 60,
+             term: str = "xterm-256color") -> tuple[int, bytes]:
     """Run the CLI in a pseudo-terminal, type `keys` once `wait_for` has been drawn, return (status, output)."""
     master, slave = pty.openpty()
-    env = cli_env(TERM="xterm-256color", COLUMNS="100", LINES="30")
+    env = cli_env(TERM=term, COLUMNS="100", LINES="30")
     proc = subprocess.Popen([sys.executable, "-m", "gptwiz", *args], cwd=cwd, env=env, stdin=slave, stdout=slave,
                             stderr=slave, start_new_session=True)
     os.close(slave)
@@ -152,3 +152,15 @@ def test_detached_training_survives_its_parent_and_stops_gracefully(tmp_path: Pa
     final = read_json(status_path) or {}
     assert final["state"] == "stopped" and (tmp_path / "runs" / "bg" / "ckpt_last.pt").exists()
     assert "iter 1/5000" in (tmp_path / "runs" / "bg" / "console.log").read_text()
+
+
+def test_a_detached_trainer_that_fails_at_once_is_reported_with_its_error(tmp_path: Path, shakespeare: Path) -> None:
+    from gptwiz.detach import launch_detached, wait_for_start
+
+    run = launch_detached(["train", "--config_file", "nope", "--model_name", "x", "--input_file", str(shakespeare)],
+                          runs_dir=tmp_path / "runs", name="x", cwd=tmp_path, env=cli_env())
+    outcome = wait_for_start(run, timeout=120)
+    assert not outcome.started and outcome.exit_code == 2
+    assert "nope" in outcome.message and "gptwiz train: error" in outcome.message
+    assert run.console_log.exists() and run.argv[-1] == "--quiet"
+    assert not (tmp_path / "runs" / "x" / "status.json").exists()

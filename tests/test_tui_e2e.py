@@ -16,7 +16,7 @@ from gptwiz.tui.app import GptwizApp
 from gptwiz.tui.context import AppContext
 from gptwiz.tui.state import DatasetChoice, Knobs
 from test_tui_cli import _pty_run
-from tui_support import async_test, screen_text, wait_for
+from tui_support import async_test, flat, screen_text, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -110,3 +110,31 @@ async def test_the_demo_corpus_is_built_and_prepared_on_first_use(tmp_path: Path
         assert dataset.kind == "demo" and dataset.prepared_dir and dataset.tokens > 1_000_000
     manifest = read_json(tmp_path / "data" / "demo-stdlib" / "manifest.json") or {}
     assert [s["name"] for s in manifest["sources"]] == ["docstrings", "code"]
+
+
+@async_test
+async def test_resume_from_the_welcome_screen_relaunches_and_shows_the_outcome(tmp_path: Path) -> None:
+    """r on a stopped run starts `gptwiz train --resume` detached and opens its dashboard; this run's dataset
+    is gone (the recorded config names a folder of another machine), so the dashboard shows it failed and why."""
+    import json
+    import shutil
+
+    runs = tmp_path / "runs"
+    shutil.copytree(Path(__file__).parent / "tui_data" / "recorded_run", runs / "paused")
+    status = json.loads((runs / "paused" / "status.json").read_text())
+    status.update(state="stopped", iter=40)
+    (runs / "paused" / "status.json").write_text(json.dumps(status))
+    (runs / "paused" / "ckpt_last.pt").write_bytes(b"stand-in: resuming fails before reading it")
+    app = GptwizApp(AppContext(runs_dir=runs, data_dir=tmp_path / "data", cwd=tmp_path))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for(pilot, lambda: app.screen.id == "welcome" and app.screen.loaded)
+        await pilot.press("r")
+        await wait_for(pilot, lambda: "Resume run paused" in screen_text(app))
+        await pilot.press("y")
+        await wait_for(pilot, lambda: app.screen.id == "dashboard", timeout=240)
+        await wait_for(pilot, lambda: app.screen.snapshot is not None and app.screen.snapshot.state == "failed",
+                       timeout=120)
+        text = flat(screen_text(app))
+        assert "FAILED" in text and "failed: --dataset_dir /data/example/data/cache" in text
+    console = (runs / "paused" / "console.log").read_text()
+    assert "gptwiz train: error: --dataset_dir" in console and "Traceback" not in console

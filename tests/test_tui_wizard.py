@@ -112,7 +112,7 @@ async def walk_to_recommendation(pilot: Any, use_case: str, dataset: Path | str,
         await pilot.press(*vram)
     await pilot.press("enter")
     await wait_for(pilot, lambda: screen_id(pilot) == "dataset")
-    await pilot.press(*str(dataset))
+    pilot.app.screen.query_one("#path").value = str(dataset)  # as if typed (typing is tested on its own)
     await wait_for(pilot, lambda: pilot.app.screen.inspections > 0)
     await pilot.press("enter")
     await wait_for(pilot, lambda: screen_id(pilot) == "recommendation" and pilot.app.screen.rec is not None)

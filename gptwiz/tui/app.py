@@ -12,7 +12,6 @@ from textual.app import App
 
 from gptwiz.runfolder import RunPaths
 from gptwiz.tui.context import AppContext
-from gptwiz.tui.screens.dashboard import DashboardScreen
 from gptwiz.tui.state import WizardState
 
 
@@ -31,6 +30,8 @@ class GptwizApp(App[str | None]):
 
     def on_mount(self) -> None:
         if self.watch_paths is not None:
+            from gptwiz.tui.screens.dashboard import DashboardScreen
+
             self.push_screen(DashboardScreen(self.watch_paths, self.context))
         else:
             from gptwiz.tui.screens.welcome import WelcomeScreen
@@ -38,6 +39,8 @@ class GptwizApp(App[str | None]):
             self.push_screen(WelcomeScreen())
 
     def open_dashboard(self, paths: RunPaths) -> None:
+        from gptwiz.tui.screens.dashboard import DashboardScreen
+
         self.push_screen(DashboardScreen(paths, self.context, can_go_back=True))
 
     def use_case_name(self, key: str | None) -> str:

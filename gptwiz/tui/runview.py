@@ -243,7 +243,12 @@ class RunMonitor:
 
         status = self._status
         s.exists = self.paths.root.is_dir()
-        s.state = effective_state(status) if status else ("unknown" if s.exists else "missing")
+        if status:
+            s.state = effective_state(status)
+        elif not s.exists:
+            s.state = "missing"
+        else:  # a detached trainer still loading (console.log is there before its status is)
+            s.state = "starting" if (self.paths.root / "console.log").exists() else "unknown"
         s.error = status.get("error") or None
         if s.state == "failed" and not s.error and status.get("state") == "running":
             s.error = f"the trainer (pid {status.get('pid')}) ended without recording why; see train.log"

@@ -7,9 +7,7 @@ progress bar; escape cancels it and prepare removes its partial output.
 from __future__ import annotations
 
 import os
-import time
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 from rich.text import Text

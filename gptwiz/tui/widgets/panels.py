@@ -11,7 +11,7 @@ from gptwiz.tui.runview import RunSnapshot
 from gptwiz.tui.widgets.text import bar, count, duration, human_bytes
 
 STATE_STYLE = {"running": "bold green", "finished": "bold cyan", "stopped": "bold yellow",
-               "failed": "bold white on red", "diverged": "bold white on red", "unknown": "dim", "missing": "dim"}
+               "failed": "bold white on red", "diverged": "bold white on red", "unknown": "dim", "missing": "dim", "starting": "bold blue"}
 
 
 class QuietStatic(Static):

@@ -1,0 +1,150 @@
+"""Truncated or corrupted checkpoints: loading names the bad file and falls back to the other one (last or
+best) when that one is whole; `--resume` from the older best checkpoint trims the metrics to the iteration it
+actually loaded; with both bad, every command says so in one line."""
+
+from __future__ import annotations
+
+import random
+import shutil
+from pathlib import Path
+from typing import Callable
+
+import pytest
+import torch
+
+from gptwiz.checkpoint import load_checkpoint, load_run_checkpoint
+from gptwiz.errors import UsageError
+from gptwiz.runfolder import RunPaths
+
+from conftest import assert_one_line_error, run_cli
+from faults.support import (every_line_is_json, fault_env, micro_preset, records, status, train_args, train_iters)
+
+
+def _truncate_half(p: Path) -> None:
+    data = p.read_bytes()
+    p.write_bytes(data[: len(data) // 2])
+
+
+def _truncate_empty(p: Path) -> None:
+    p.write_bytes(b"")
+
+
+def _flip_inside(p: Path) -> None:
+    data = bytearray(p.read_bytes())
+    middle = len(data) // 2  # inside a tensor's bytes: the zip still opens, torch.load alone would not notice
+    for i in range(16):
+        data[middle + i] ^= 0xFF
+    p.write_bytes(bytes(data))
+
+
+def _garbage(p: Path) -> None:
+    p.write_bytes(random.Random(3).randbytes(4096))
+
+
+def _foreign(p: Path) -> None:
+    torch.save({"weights": torch.zeros(3)}, p)  # a whole torch file, not a gptwiz checkpoint
+
+
+def _folder(p: Path) -> None:
+    p.unlink()
+    p.mkdir()
+
+
+DAMAGES: dict[str, Callable[[Path], None]] = {
+    "truncated to half its size": _truncate_half, "truncated to 0 bytes": _truncate_empty,
+    "16 bytes flipped inside a tensor": _flip_inside, "4 KB of random bytes": _garbage,
+    "a torch file that is not a checkpoint": _foreign, "a folder in its place": _folder,
+}
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Path:
+    """A run with history: ckpt_best.pt from iteration 10, ckpt_last.pt from iteration 20, metrics 1..20."""
+    root = tmp_path_factory.mktemp("ckpt-template")
+    preset = micro_preset(root, max_iters=10, eval_interval=5)
+    run = root / "runs" / "c"
+    run_cli(train_args(preset, "c", data_dir=data_dir), cwd=root, env=fault_env(), check=True)
+    best10 = (run / "ckpt_best.pt").read_bytes()
+    run_cli(["train", "--model_name", "c", "--resume", "--max_iters", "20", "--quiet"], cwd=root, env=fault_env(),
+            check=True)
+    (run / "ckpt_best.pt").write_bytes(best10)  # as if iteration 10 had the lowest validation loss
+    assert load_checkpoint(run / "ckpt_best.pt")["iter"] == 10 and load_checkpoint(run / "ckpt_last.pt")["iter"] == 20
+    return root
+
+
+@pytest.fixture
+def copy(template: Path, tmp_path: Path) -> Path:
+    shutil.copytree(template, tmp_path / "w")
+    return tmp_path / "w"
+
+
+def test_every_damage_is_named_and_the_other_checkpoint_loaded(copy: Path, report) -> None:
+    paths = RunPaths(copy / "runs" / "c")
+    pristine = {p: p.read_bytes() for p in (paths.ckpt_last, paths.ckpt_best)}
+    for label, damage in DAMAGES.items():
+        for bad, good, prefer, good_iter in ((paths.ckpt_last, paths.ckpt_best, "last", 10),
+                                             (paths.ckpt_best, paths.ckpt_last, "best", 20)):
+            damage(bad)
+            with pytest.raises(UsageError) as refused:
+                load_checkpoint(bad)
+            assert str(bad) in str(refused.value) and "\n" not in str(refused.value)
+            warnings: list[str] = []
+            path, state = load_run_checkpoint(paths, prefer=prefer, warn=warnings.append)
+            assert path == good and state["iter"] == good_iter, label
+            assert len(warnings) == 1 and bad.name in warnings[0] and good.name in warnings[0], warnings
+            if bad.is_dir():
+                bad.rmdir()
+            bad.write_bytes(pristine[bad])
+        report(f"checkpoint {label}", 2,
+               "refused naming the file; the other of ckpt_last/ckpt_best loaded instead, with a warning naming both")
+
+
+@pytest.mark.parametrize("label", ["truncated to half its size", "16 bytes flipped inside a tensor"])
+def test_resume_falls_back_to_the_best_checkpoint_and_trims_to_its_iteration(copy: Path, label: str, report) -> None:
+    run = copy / "runs" / "c"
+    DAMAGES[label](run / "ckpt_last.pt")
+    proc = run_cli(["train", "--model_name", "c", "--resume", "--quiet"], cwd=copy, env=fault_env())
+    assert proc.returncode == 0, proc.stderr
+    assert "ckpt_last.pt" in proc.stdout and "damaged" in proc.stdout  # says which file was bad
+    assert "resumed c from ckpt_best.pt at iteration 10" in proc.stdout
+    assert train_iters(run) == list(range(1, 21))  # records 11..20 of the lost checkpoint were replaced
+    assert [r["iter"] for r in records(run, "eval")] == [0, 5, 10, 15, 20]
+    assert status(run)["state"] == "finished" and load_checkpoint(run / "ckpt_last.pt")["iter"] == 20
+    assert every_line_is_json(run / "metrics.jsonl")
+    report(f"--resume with ckpt_last.pt {label}", 1,
+           "named the bad file, resumed from ckpt_best.pt (iteration 10), metrics trimmed to 10, finished at 20")
+
+
+def test_sample_passes_over_a_damaged_best_checkpoint(copy: Path, report) -> None:
+    _flip_inside(copy / "runs" / "c" / "ckpt_best.pt")
+    proc = run_cli(["sample", "--model_name", "c", "--max_new_tokens", "5", "--seed", "1", "--device", "cpu"],
+                   cwd=copy, env=fault_env())
+    assert proc.returncode == 0, proc.stderr
+    warning = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(warning) == 1 and "ckpt_best.pt" in warning[0] and "ckpt_last.pt" in warning[0], proc.stderr
+    assert proc.stdout.strip()
+    report("`gptwiz sample` with ckpt_best.pt corrupted", 1, "one warning line naming it; sampled from ckpt_last.pt")
+
+
+def test_both_checkpoints_bad_is_one_line_everywhere(copy: Path, report) -> None:
+    run = copy / "runs" / "c"
+    _truncate_half(run / "ckpt_last.pt")
+    _garbage(run / "ckpt_best.pt")
+    resume = run_cli(["train", "--model_name", "c", "--resume", "--quiet"], cwd=copy, env=fault_env())
+    sample = run_cli(["sample", "--model_name", "c", "--max_new_tokens", "5"], cwd=copy, env=fault_env())
+    for proc in (resume, sample):
+        assert_one_line_error(proc, "ckpt_last.pt", "ckpt_best.pt")
+    assert not any(p.name.endswith(".tmp") for p in run.iterdir())
+    report("both checkpoints damaged: `train --resume` and `sample`", 2, "exit 2, one line naming both files")
+
+
+def test_a_checkpoint_whose_config_does_not_fit_its_weights(copy: Path, report) -> None:
+    """Whole and well-formed, but its config describes another model: refused in one line, not a traceback."""
+    run = copy / "runs" / "c"
+    state = torch.load(run / "ckpt_best.pt", weights_only=True)
+    state["config_json"] = state["config_json"].replace('"n_embd": 32', '"n_embd": 64')
+    for name in ("ckpt_best.pt", "ckpt_last.pt"):
+        torch.save(state, run / name)
+    proc = run_cli(["sample", "--model_name", "c", "--max_new_tokens", "5"], cwd=copy, env=fault_env())
+    assert_one_line_error(proc, "ckpt_best.pt", "does not hold the model")
+    report("checkpoint whose config does not describe its weights (`sample`)", 1, "exit 2, one line naming the file")
