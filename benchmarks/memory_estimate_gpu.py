@@ -9,7 +9,7 @@ allocator term (memory.CUDA_RESERVED_OVER_ALLOCATED).
 
     python benchmarks/memory_estimate_gpu.py                  # CUDA if present: tiny, small, 150M, 350M_1024
     python benchmarks/memory_estimate_gpu.py --device cpu     # tiny and small at two batch sizes
-    python benchmarks/memory_estimate_gpu.py --cases small:8:128:bfloat16 --json out.json
+    python benchmarks/memory_estimate_gpu.py --cases small:8:128:bfloat16,tiny:8:64:bfloat16:1:compile --json out.json
 """
 
 from __future__ import annotations
@@ -31,26 +31,27 @@ from gptwiz.presets import load_preset  # noqa: E402
 
 CPU_CASES = ["tiny:8:64", "tiny:16:128", "small:4:64", "small:8:128", "tiny:8:64:float32", "small:4:64:float32"]
 CUDA_CASES = ["tiny:64:256", "tiny:16:256", "small:32:256", "small:8:256", "150M:24:256", "150M:8:256",
-              "350M_1024:12:1024", "350M_1024:4:1024", "350M_1024:4:1024:bfloat16:2"]
+              "350M_1024:12:1024", "350M_1024:4:1024", "350M_1024:4:1024:bfloat16:2", "150M:24:256:bfloat16:1:compile"]
 
 
-def parse_case(text: str, default_dtype: str) -> tuple[str, int, int, str, int]:
-    """'preset:batch:block[:dtype[:grad_accum]]'."""
+def parse_case(text: str, default_dtype: str) -> tuple[str, int, int, str, int, bool]:
+    """'preset:batch:block[:dtype[:grad_accum[:compile]]]'."""
     parts = text.split(":")
     if len(parts) < 3:
-        raise SystemExit(f"bad case {text!r}: expected preset:batch:block[:dtype[:grad_accum]]")
+        raise SystemExit(f"bad case {text!r}: expected preset:batch:block[:dtype[:grad_accum[:compile]]]")
     dtype = parts[3] if len(parts) > 3 else default_dtype
-    return parts[0], int(parts[1]), int(parts[2]), dtype, int(parts[4]) if len(parts) > 4 else 1
+    compiled = len(parts) > 5 and parts[5] == "compile"
+    return parts[0], int(parts[1]), int(parts[2]), dtype, int(parts[4]) if len(parts) > 4 else 1, compiled
 
 
 def run_case(workdir: Path, dataset: Path, device: str, preset: str, batch: int, block: int, dtype: str,
-             accum: int, max_iters: int) -> dict:
-    name = f"{preset}_{batch}_{block}_{dtype}_{accum}"
+             accum: int, compiled: bool, max_iters: int) -> dict:
+    name = f"{preset}_{batch}_{block}_{dtype}_{accum}{'_compiled' if compiled else ''}"
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     cmd = [sys.executable, "-m", "gptwiz", "train", "--config_file", preset, "--model_name", name,
            "--dataset_dir", str(dataset), "--batch_size", str(batch), "--block_size", str(block),
            "--grad_accum", str(accum), "--max_iters", str(max_iters), "--eval_iters", "1", "--dtype", dtype,
-           "--device", device, "--no-compile", "--quiet", "--runs_dir", str(workdir / "runs")]
+           "--device", device, "--compile" if compiled else "--no-compile", "--quiet", "--runs_dir", str(workdir / "runs")]
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True)
     status_path = workdir / "runs" / name / "status.json"
@@ -62,8 +63,8 @@ def run_case(workdir: Path, dataset: Path, device: str, preset: str, batch: int,
     step_peak = max((r.get("peak_mem_bytes", 0) for r in records if r.get("type") == "train"), default=0)
     device_type = "cuda" if device.startswith("cuda") else "cpu"
     est = estimate_memory(load_preset(preset).model, batch_size=batch, block_size=block, dtype=dtype,
-                          device_type=device_type, grad_accum=accum)
-    out = {"preset": preset, "batch": batch, "block": block, "dtype": dtype, "grad_accum": accum,
+                          device_type=device_type, grad_accum=accum, compiled=compiled)
+    out = {"preset": preset, "batch": batch, "block": block, "dtype": dtype, "grad_accum": accum, "compiled": compiled,
            "device": device_type, "state": status.get("state") or f"exit {proc.returncode}",
            "measured_bytes": status.get("peak_mem_bytes"), "step_peak_bytes": step_peak,
            "estimate_bytes": est.total, "estimate_phase": est.peak_phase, "seconds": time.perf_counter() - t0}
@@ -103,7 +104,7 @@ def replay_cuda(preset: str, batch: int, block: int, dtype: str, accum: int, ite
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    ap.add_argument("--cases", help="comma-separated preset:batch:block[:dtype[:grad_accum]]")
+    ap.add_argument("--cases", help="comma-separated preset:batch:block[:dtype[:grad_accum[:compile]]]")
     ap.add_argument("--max_iters", type=int, default=3)
     ap.add_argument("--no-replay", dest="replay", action="store_false", help="on CUDA, skip the in-process replay")
     ap.add_argument("--json", help="also write the rows to this JSON file")
@@ -135,9 +136,9 @@ def main() -> int:
         if device.startswith("cuda") and args.replay:
             header += f" {'allocated':>10s} {'reserved':>10s} {'res/alloc':>9s}"
         print(header)
-        for preset, batch, block, dtype, accum in cases:
-            row = run_case(work, dataset, device, preset, batch, block, dtype, accum, args.max_iters)
-            if device.startswith("cuda") and args.replay and row["state"] == "finished":
+        for preset, batch, block, dtype, accum, compiled in cases:
+            row = run_case(work, dataset, device, preset, batch, block, dtype, accum, compiled, args.max_iters)
+            if device.startswith("cuda") and args.replay and row["state"] == "finished" and not compiled:
                 row.update(replay_cuda(preset, batch, block, dtype, accum))
             rows.append(row)
             measured = row["measured_bytes"]

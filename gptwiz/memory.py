@@ -22,11 +22,12 @@ model.py (fp32 master weights, AdamW, optional autocast, SDPA attention, tied em
 * allocator: memory held beyond live tensors (see _cpu_rss and _cuda_reserved);
 * runtime: Python with torch, numpy and gptwiz loaded (CPU), or the CUDA context.
 
-The peak is the largest of the moments in `_phases`; their terms overlap rather than add, and
+The peak is the largest of the moments estimate_memory lists; their terms overlap rather than add, and
 `overlap` says how much the separate terms count twice. The tensor accounting is exact (checked
 against torch's saved-tensor hooks and profiler memory timeline); the two allocator constants were
-fitted to real training runs on this project's CPU machine (torch 2.13, glibc 2.x malloc): 23 runs of
-tiny, small and 150M at batch 1-64 and block 16-256, all within ±6% (README, "Memory estimate").
+fitted to real training runs on this project's CPU machine (torch 2.13, glibc malloc): 22 runs of
+tiny, small and 150M at batch 1-32, block 16-256, bf16 and fp32, gradient accumulation 1-3, all
+within ±5% (README, section "Recommend, estimate and hardware").
 """
 
 from __future__ import annotations
@@ -50,10 +51,11 @@ DEVICE_TYPES = ("cpu", "cuda")
 # load lazily once training runs (oneDNN's JIT kernels, BLAS, autograd): the file-backed part of
 # the RSS grows by 24 MiB over the first steps.
 CPU_RUNTIME_BYTES = 245 * MiB
-# torch.compile imports dynamo and inductor (116 MiB measured) and keeps the compiled graphs;
-# an allowance, not fitted to compiled runs (compiled kernels also save fewer activations, so the
-# eager activation terms below err high for them).
-CPU_COMPILE_BYTES = 200 * MiB
+# torch.compile imports dynamo and inductor (116 MiB of RSS) but its graphs save fewer activations
+# than the eager terms below count; net, two compiled tiny runs (batch 8 and 32, block 64) needed 18
+# and 30 MiB over the estimate without this allowance. (Compiled runs on CPU take minutes to start,
+# so only those two were measured.)
+CPU_COMPILE_BYTES = 32 * MiB
 # glibc malloc serves an allocation above its mmap threshold with a fresh mapping that goes back to
 # the OS when freed; below it, from the heap, which keeps its pages. The threshold starts at 128 KiB
 # and rises to the size of each mmapped block freed, up to 32 MiB: after the first training step,
@@ -61,9 +63,14 @@ CPU_COMPILE_BYTES = 200 * MiB
 GLIBC_MMAP_MAX = 32 * MiB
 # The heap's high-water mark over its live peak (fragmentation: freed holes that later, differently
 # sized tensors cannot reuse) and its floor (thread arenas of the OpenMP workers, the evaluation
-# pass, the data loader): fitted to 23 real runs (tiny, small, 150M; see the module docstring).
-CPU_HEAP_FRAGMENTATION = 1.4
-CPU_HEAP_FLOOR_BYTES = 96 * MiB
+# pass, the data loader, and torch.distributed.checkpoint, which the trainer imports for its first
+# checkpoint: 46 MiB): fitted to 22 real runs (tiny, small, 150M; see the module docstring).
+CPU_HEAP_FRAGMENTATION = 1.5
+CPU_HEAP_FLOOR_BYTES = 105 * MiB
+# gptwiz.checkpoint.save_checkpoint serializes the whole state into an io.BytesIO before writing it,
+# so a checkpoint holds weights and optimizer state twice for a moment. (Streaming torch.save into
+# atomic_write's temporary file would remove this term; then set this to False.)
+CHECKPOINT_IN_MEMORY = True
 # The CUDA context (driver state, cuBLAS and kernel images) outside PyTorch's caching allocator;
 # MemoryMeter reads it from NVML and falls back to the same 500 MiB.
 CUDA_CONTEXT_BYTES = 500 * MiB
@@ -80,6 +87,10 @@ CUDA_RESERVED_OVER_ALLOCATED = 1.10
 # torch.profiler's memory timeline.
 _LOGIT_TENSORS = (("logits", lambda a: a), ("log_softmax", lambda a: 4), ("nll grad", lambda a: 4),
                   ("log_softmax grad", lambda a: 4))
+# Under torch.compile, inductor fuses the upcast, log_softmax and nll_loss and their backward into
+# kernels that keep only per-row statistics: what remains is the logits and one fp32 gradient
+# (measured: 6 bytes an element under bf16, from compiled tiny runs at batch 8 and 32).
+_COMPILED_LOGIT_TENSORS = (("logits", lambda a: a), ("fused loss grad", lambda a: 4))
 
 
 @dataclass(frozen=True)
@@ -185,8 +196,7 @@ class _Group:
     largest: int
 
 
-def _check(model: ModelConfig, batch_size: int, block_size: int | None, dtype: str, device_type: str,
-           grad_accum: int) -> None:
+def _check(batch_size: int, block_size: int | None, dtype: str, device_type: str, grad_accum: int) -> None:
     if dtype not in DTYPES:
         raise UsageError(f"invalid dtype {dtype!r} for the estimate (valid: {', '.join(DTYPES)}; resolve 'auto' first)")
     if device_type not in DEVICE_TYPES:
@@ -199,9 +209,14 @@ def _check(model: ModelConfig, batch_size: int, block_size: int | None, dtype: s
 
 
 def estimate_memory(model: ModelConfig, *, batch_size: int, block_size: int | None = None, dtype: str = "float32",
-                    device_type: str = "cpu", grad_accum: int = 1, compiled: bool = False) -> MemoryEstimate:
-    """The training process's peak memory on its device for this model and these settings (bytes)."""
-    _check(model, batch_size, block_size, dtype, device_type, grad_accum)
+                    device_type: str = "cpu", grad_accum: int = 1, compiled: bool = False,
+                    checkpoints: bool = True) -> MemoryEstimate:
+    """The training process's peak memory on its device for this model and these settings (bytes).
+
+    checkpoints=False for a run that writes none (a probe): on CPU the checkpoint buffer is then no
+    moment of the run.
+    """
+    _check(batch_size, block_size, dtype, device_type, grad_accum)
     t = block_size or model.block_size
     cfg = replace(model, block_size=t)
     p = count_params(cfg)
@@ -217,7 +232,8 @@ def estimate_memory(model: ModelConfig, *, batch_size: int, block_size: int | No
     per_layer = _saved_per_token_layer(c, h, t, a, dropout, device_type)
     activations = n * (n_layer * per_layer + _saved_per_token_once(c, a, dropout, device_type))
     act_largest = max(n * 4 * c * a, batch_size * h * t * t * 4 if (cpu and dropout) else 0)
-    logit_groups = [_Group(name, n * v * size(a), n * v * size(a)) for name, size in _LOGIT_TENSORS]
+    logit_groups = [_Group(name, n * v * size(a), n * v * size(a))
+                    for name, size in (_COMPILED_LOGIT_TENSORS if compiled else _LOGIT_TENSORS)]
     logits = sum(g.nbytes for g in logit_groups)
     autocast_groups = [_Group("autocast layers", 2 * layer_matmul, 2 * 4 * c * c),
                        _Group("autocast embedding", 2 * embed, 2 * embed)] if a == 2 else []
@@ -236,7 +252,7 @@ def estimate_memory(model: ModelConfig, *, batch_size: int, block_size: int | No
         "end of backward": [*grad_groups, *[_Group("embedding grad transient", 4 * embed, 4 * embed)] * (1 if a == 2 else 2)],
     }
     checkpoint = 0
-    if cpu:
+    if cpu and checkpoints and CHECKPOINT_IN_MEMORY:
         # A checkpoint: torch.save writes weights and optimizer state into a BytesIO buffer (a copy
         # of both, grown by realloc, so one mapping) while the last step's logits are still held.
         # On CUDA the buffer is host memory and does not count against the card.

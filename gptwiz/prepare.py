@@ -157,8 +157,12 @@ def plan_source(spec: SourceSpec, out_dir: Path | None = None) -> SourcePlan:
     root = glob_root(pattern)
     inside_out = os.path.join(os.path.realpath(out_dir), "") if out_dir is not None else None
     files: list[PlannedFile] = []
+    inside = 0
     for path in sorted(globlib.glob(pattern, recursive=True)):
-        if os.path.isdir(path) or (inside_out and os.path.realpath(path).startswith(inside_out)):
+        if os.path.isdir(path):
+            continue
+        if inside_out and os.path.realpath(path).startswith(inside_out):
+            inside += 1
             continue
         try:
             st = os.stat(path)
@@ -172,6 +176,9 @@ def plan_source(spec: SourceSpec, out_dir: Path | None = None) -> SourcePlan:
         rel = Path(os.path.relpath(path, root)).as_posix()
         files.append(PlannedFile(path=path, rel=rel, size=st.st_size, mtime_ns=st.st_mtime_ns,
                                  is_jsonl=path.lower().endswith(JSONL_SUFFIXES)))
+    if not files and inside:
+        raise UsageError(f"source {spec.name}: the glob {spec.glob!r} matches only files inside --out_dir {out_dir}, "
+                         "where the dataset is written; choose an --out_dir outside the documents")
     if not files:
         where = "" if os.path.isabs(pattern) else f" (relative to {os.getcwd()})"
         raise UsageError(f"source {spec.name}: the glob {spec.glob!r} matches no files{where}; "
@@ -641,6 +648,7 @@ def build_dataset(plans: list[SourcePlan], out_dir: Path, opts: PrepareOptions,
     enc = get_encoding()
     workers = opts.workers or min(available_cores(), MAX_DEFAULT_WORKERS)
     progress = progress or PrepareProgress()
+    created = [d for d in (out_dir.absolute().parent, *out_dir.absolute().parent.parents) if not d.exists()]
     work = _partial_dir(out_dir)
     started = time.perf_counter()
     try:
@@ -659,6 +667,9 @@ def build_dataset(plans: list[SourcePlan], out_dir: Path, opts: PrepareOptions,
                 _install(work, out_dir)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
+        for folder in created:  # deepest first: the folders made for out_dir, now empty again
+            with contextlib.suppress(OSError):
+                folder.rmdir()
         raise
     return PrepareResult(out_dir=out_dir, manifest=manifest, seconds=time.perf_counter() - started, workers=workers)
 

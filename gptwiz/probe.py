@@ -426,12 +426,13 @@ def _device_total(device: str, detail: dict[str, Any]) -> int | None:
 
 def _estimate(model: Any, batch_size: int, block_size: int, dtype: str, device: str, grad_accum: int,
               compiled: bool) -> int | None:
-    """`gptwiz estimate`'s figure for the same settings: the whole process's peak, as the probe measures it."""
+    """`gptwiz estimate`'s figure for the same settings: the whole process's peak, as the probe measures it.
+    A probe writes no checkpoint, so the checkpoint's moment is left out of the estimate as it is of the run."""
     from gptwiz.memory import estimate_memory
 
     est = estimate_memory(model, batch_size=batch_size, block_size=block_size, dtype=dtype,
                           device_type="cuda" if device.startswith("cuda") else "cpu", grad_accum=grad_accum,
-                          compiled=compiled)
+                          compiled=compiled, checkpoints=False)
     return int(est.total)
 
 

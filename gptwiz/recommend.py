@@ -247,6 +247,8 @@ def _check_inputs(use_case: str, vram_gb: float, dataset_bytes: int | None, gpu_
         raise UsageError(f"invalid dataset size {dataset_bytes!r}: must be a number of bytes, zero or more")
     if isinstance(gpu_count, bool) or not isinstance(gpu_count, int) or gpu_count < 1:
         raise UsageError(f"invalid GPU count {gpu_count!r}: must be a whole number, 1 or more")
+    if vram_gb == 0 and gpu_count > 1:
+        raise UsageError(f"invalid GPU count {gpu_count}: with 0 GB of VRAM there is no GPU to count")
 
 
 def recommend(use_case: str, vram_gb: float, dataset_bytes: int | None, gpu_count: int = 1, *,
@@ -277,8 +279,6 @@ def recommend(use_case: str, vram_gb: float, dataset_bytes: int | None, gpu_coun
     reasons.append(why)
     if not gpu:
         warnings.append("no GPU: CPU training is for learning and testing; it takes hours for what a GPU does in minutes")
-        if gpu_count > 1:
-            raise UsageError(f"invalid GPU count {gpu_count}: with 0 GB of VRAM there is no GPU to count")
     # 3. The dataset caps.
     caps = [proposal, hw_cap]
     tokens = None
@@ -315,9 +315,10 @@ def recommend(use_case: str, vram_gb: float, dataset_bytes: int | None, gpu_coun
         block = preset.model.block_size
         batch, lr, dropout, batch_why = _combination(pick, vram_gb)
         fit = _fit_batch(preset, block, batch, device_type, dtype, memory_bytes)
-        if fit.fits or ORDER.index(pick) == 0:
+        ladder = _ladder(use_case, pick)
+        if fit.fits or ladder.index(pick) == 0:
             break
-        smaller = ORDER[ORDER.index(pick) - 1]
+        smaller = ladder[ladder.index(pick) - 1]
         reasons.append(f"{pick} does not fit in {HEADROOM:.0%} of {_memory_label(gpu, memory_bytes)} even at batch 1 "
                        f"({format_bytes(fit.estimate.total, binary=True)}): {smaller} instead")
         pick = smaller
@@ -350,7 +351,8 @@ def recommend(use_case: str, vram_gb: float, dataset_bytes: int | None, gpu_coun
         ratio = est.params / tokens
         low, high = RULE_OF_THUMB
         if ratio > high * RULE_SLACK:
-            warnings.append(f"{est.params / 1e6:.0f}M parameters are {ratio:.0%} of the data's ~{_tokens(tokens)} tokens "
+            share = f"{ratio:.0f} times" if ratio >= 10 else f"{ratio:.0%} of"
+            warnings.append(f"{est.params / 1e6:.0f}M parameters are {share} the data's ~{_tokens(tokens)} tokens "
                             f"(the guide's rule of thumb: {low:.0%}-{high:.0%}): expect it to memorise the text; "
                             "more data, or fewer iterations")
         elif ratio < low / RULE_SLACK:

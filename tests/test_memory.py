@@ -86,6 +86,21 @@ def test_cpu_peak_of_a_big_model_at_batch_one_is_the_checkpoint() -> None:
     assert cuda.checkpoint == 0 and cuda.peak_phase == "end of backward"  # the buffer is host memory
 
 
+def test_a_run_without_checkpoints_has_no_checkpoint_moment() -> None:
+    """A probe writes no checkpoints: its CPU peak is the training step's."""
+    with_ckpt = estimate_memory(SMALL, batch_size=2, block_size=64, dtype="bfloat16")
+    probe = estimate_memory(SMALL, batch_size=2, block_size=64, dtype="bfloat16", checkpoints=False)
+    assert with_ckpt.peak_phase == "checkpoint save" and probe.checkpoint == 0
+    assert probe.peak_phase != "checkpoint save" and probe.total < with_ckpt.total
+
+
+def test_compiled_loss_keeps_fewer_vocabulary_tensors() -> None:
+    eager = estimate_memory(TINY, batch_size=32, block_size=64, dtype="bfloat16")
+    compiled = estimate_memory(TINY, batch_size=32, block_size=64, dtype="bfloat16", compiled=True)
+    assert compiled.logits == 6 * 32 * 64 * TINY.vocab_size and eager.logits == 14 * 32 * 64 * TINY.vocab_size
+    assert compiled.total < eager.total
+
+
 def test_gradient_accumulation_keeps_the_gradients_alive() -> None:
     one = estimate_memory(SMALL, batch_size=8, block_size=256, dtype="bfloat16", device_type="cuda")
     accum = estimate_memory(SMALL, batch_size=8, block_size=256, dtype="bfloat16", device_type="cuda", grad_accum=4)

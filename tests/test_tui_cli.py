@@ -164,3 +164,20 @@ def test_a_detached_trainer_that_fails_at_once_is_reported_with_its_error(tmp_pa
     assert "nope" in outcome.message and "gptwiz train: error" in outcome.message
     assert run.console_log.exists() and run.argv[-1] == "--quiet"
     assert not (tmp_path / "runs" / "x" / "status.json").exists()
+
+
+def test_no_torch_on_the_way_to_the_wizard_and_its_decisions(tmp_path: Path) -> None:
+    """The first screen, hardware detection, the recommendation and the estimate never import torch."""
+    code = (
+        "import sys\n"
+        "import gptwiz.cli, gptwiz.tui.app, gptwiz.tui.screens.welcome, gptwiz.tui.screens.use_case\n"
+        "import gptwiz.tui.screens.hardware, gptwiz.tui.screens.dataset, gptwiz.tui.screens.recommendation\n"
+        "import gptwiz.tui.screens.probe, gptwiz.tui.screens.launch, gptwiz.tui.screens.dashboard, gptwiz.plain\n"
+        "from gptwiz.hardware import detect_hardware, read_gpu_stats\n"
+        "from gptwiz.recommend import recommend\n"
+        "detect_hardware(); read_gpu_stats(); recommend('rag', 24, 300_000_000)\n"
+        "print('torch' in sys.modules)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, env=cli_env())
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "False"

@@ -229,11 +229,11 @@ async def test_dataset_stats_follow_what_is_typed(tmp_path: Path) -> None:
         await app.push_screen(DatasetScreen())
         await wait_for(pilot, lambda: screen_id(pilot) == "dataset")
         await pilot.press(*str(tmp_path / "nope.txt"))
-        await wait_for(pilot, lambda: "no such file or folder" in screen_text(app))
+        await wait_for(pilot, lambda: "no such file or folder" in flat(screen_text(app)))
         app.screen.query_one("#path").value = str(docs)
-        await wait_for(pilot, lambda: "documents to prepare: 3 files, 0.0 MB, ~750 tokens" in screen_text(app))
+        await wait_for(pilot, lambda: "documents to prepare: 3 files, 0.0 MB, ~750 tokens" in flat(screen_text(app)))
         app.screen.query_one("#path").value = str(docs / "0.txt")
-        await wait_for(pilot, lambda: "text file: 1 file" in screen_text(app))
+        await wait_for(pilot, lambda: "text file: 1 file" in flat(screen_text(app)))
 
 
 @async_test
@@ -351,9 +351,9 @@ async def test_launch_checks_the_run_name(tmp_path: Path) -> None:
         assert app.screen.query_one("#run-name").value == "prototype-small"
         app.screen.query_one("#run-name").value = "taken"
         await pilot.press("enter")
-        await wait_for(pilot, lambda: "a run named taken already exists" in screen_text(app))
+        await wait_for(pilot, lambda: "a run named taken already exists" in flat(screen_text(app)))
         assert screen_id(pilot) == "launch"
-        assert "--model_name taken" in screen_text(app)
+        assert "--model_name taken" in flat(screen_text(app))
 
 
 # --- the welcome screen ----------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ the `RunSnapshot` they are handed.
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from collections import deque
@@ -128,7 +129,7 @@ class LogTail:
                     return False
                 f.seek(self.offset)
                 chunk = f.read(size - self.offset)
-        except FileNotFoundError:
+        except OSError:  # gone, or unreadable (the run folder deleted or replaced under the dashboard)
             return False
         self.offset += len(chunk)
         parts = (self._partial + chunk).split(b"\n")
@@ -137,6 +138,13 @@ class LogTail:
             parts = parts[1:]  # started mid-line
         self.lines.extend(p.decode("utf-8", "replace").rstrip("\r") for p in parts)
         return True
+
+
+def _number(value: Any) -> float:
+    """A record's number; NaN (a gap in a chart) when a damaged record holds something else there, or a number
+    no chart can draw (plotext overflows near 1e308)."""
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and abs(value) < 1e30
+    return float(value) if ok else float("nan")
 
 
 _HISTORY_LISTS = ("train_iters", "train_loss", "eval_iters", "eval_train_loss", "eval_val_loss",
@@ -184,9 +192,9 @@ class RunMonitor:
         s = self._snap
         kind = rec.get("type")
         it = rec.get("iter")
-        if not isinstance(it, (int, float)):
+        if isinstance(it, bool) or not isinstance(it, int) or not 0 <= it < 10**12:  # the trainer writes ints
             return
-        if kind in ("train", "probe") and isinstance(rec.get("loss"), (int, float)):
+        if kind in ("train", "probe") and math.isfinite(_number(rec.get("loss"))):
             s.train_iters.append(float(it))
             s.train_loss.append(float(rec["loss"]))
             s.iter = max(s.iter, int(it))
@@ -203,15 +211,15 @@ class RunMonitor:
                 s.peak_mem_bytes = int(rec["peak_mem_bytes"])
         elif kind == "eval":
             s.eval_iters.append(float(it))
-            s.eval_train_loss.append(float(rec.get("train_loss", float("nan"))))
-            s.eval_val_loss.append(float(rec.get("val_loss", float("nan"))))
+            s.eval_train_loss.append(_number(rec.get("train_loss")))
+            s.eval_val_loss.append(_number(rec.get("val_loss")))
             if isinstance(rec.get("best_val_loss"), (int, float)):
                 s.best_val_loss = float(rec["best_val_loss"])
 
     def _read_status(self) -> bool:
         try:
             mtime = self.paths.status.stat().st_mtime_ns
-        except FileNotFoundError:
+        except OSError:
             return False
         if mtime == self._status_mtime:
             return False
@@ -229,7 +237,7 @@ class RunMonitor:
             self._load_config()
         try:
             size = self.paths.metrics.stat().st_size
-        except FileNotFoundError:
+        except OSError:
             size = None
         if size is not None and size < self._metrics.offset:
             self._reset_history()  # a resume trimmed the file: the reader starts over, so must the history
@@ -252,6 +260,9 @@ class RunMonitor:
         s.error = status.get("error") or None
         if s.state == "failed" and not s.error and status.get("state") == "running":
             s.error = f"the trainer (pid {status.get('pid')}) ended without recording why; see train.log"
+        if not s.exists:  # deleted or moved under the dashboard: its last state is not current any more
+            s.state = "missing"
+            s.error = f"the run folder {self.paths.root} is gone (deleted or moved); the history shown is what was read"
         s.pid = int(status.get("pid") or 0)
         if isinstance(status.get("max_iters"), int) and status["max_iters"]:
             s.max_iters = int(status["max_iters"])

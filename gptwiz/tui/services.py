@@ -12,10 +12,6 @@ from typing import Any
 from gptwiz.tui.state import Knobs, WizardState
 
 
-def _get(obj: Any, name: str, default: Any = None) -> Any:
-    return obj.get(name, default) if isinstance(obj, dict) else getattr(obj, name, default)
-
-
 def use_cases() -> list[tuple[str, str, str]]:
     """(key, human name, one-line explanation) in the guide's order."""
     from gptwiz.recommend import USE_CASES
@@ -54,34 +50,16 @@ class RecView:
                      self.max_iters, self.dropout)
 
 
-def _alternative(item: Any) -> Alternative:
-    if isinstance(item, str):
-        return Alternative(item, "")
-    if isinstance(item, (tuple, list)) and item:
-        return Alternative(str(item[0]), str(item[1]) if len(item) > 1 else "")
-    preset = _get(item, "preset") or _get(item, "name") or "?"
-    why = _get(item, "why") or _get(item, "reason") or _get(item, "description") or ""
-    return Alternative(str(preset), str(why))
-
-
 def view(rec: Any) -> RecView:
-    max_iters = _get(rec, "max_iters")
-    if max_iters is None:
-        from gptwiz.presets import load_preset
-
-        max_iters = load_preset(_get(rec, "preset")).train.max_iters
+    """A gptwiz.recommend.Recommendation as the screen shows it."""
     return RecView(
-        preset=str(_get(rec, "preset")), block_size=int(_get(rec, "block_size")), batch_size=int(_get(rec, "batch_size")),
-        grad_accum=int(_get(rec, "grad_accum", 1) or 1), learning_rate=float(_get(rec, "learning_rate")),
-        max_iters=int(max_iters),
-        estimate_bytes=int(_get(rec, "estimate_bytes")) if _get(rec, "estimate_bytes") is not None else None,
-        fits=_get(rec, "fits"), reasons=[str(r) for r in _get(rec, "reasons", []) or []],
-        warnings=[str(w) for w in _get(rec, "warnings", []) or []],
-        alternatives=[_alternative(a) for a in _get(rec, "alternatives", []) or []],
-        dropout=_get(rec, "dropout"), dtype=str(_get(rec, "dtype", "bfloat16")),
-        device_type=str(_get(rec, "device_type", "cuda")),
+        preset=rec.preset, block_size=rec.block_size, batch_size=rec.batch_size, grad_accum=rec.grad_accum,
+        learning_rate=rec.learning_rate, max_iters=rec.max_iters, estimate_bytes=rec.estimate_bytes, fits=rec.fits,
+        reasons=list(rec.reasons), warnings=list(rec.warnings),
+        alternatives=[Alternative(preset, why) for preset, why in rec.alternatives],
+        dropout=rec.dropout, dtype=rec.dtype, device_type=rec.device_type,
         phases=[f"{p.name}: {p.preset}, learning rate {p.learning_rate:g}, {p.max_iters:,} iterations"
-                + (f" ({p.note})" if p.note else "") for p in _get(rec, "phases", []) or []],
+                + (f" ({p.note})" if p.note else "") for p in rec.phases],
     )
 
 
@@ -117,20 +95,14 @@ def estimate_bytes(knobs: Knobs, state: WizardState) -> int | None:
     device_type = "cuda" if state.on_gpu else "cpu"
     est = estimate_memory(model, batch_size=knobs.batch_size, block_size=knobs.block_size, dtype=dtype,
                           device_type=device_type, grad_accum=knobs.grad_accum)
-    return int(_get(est, "total"))
+    return int(est.total)
 
 
 def hardware_lines(report: Any) -> list[str]:
-    """What was detected, a line each."""
-    lines = []
-    for i, gpu in enumerate(_get(report, "gpus", []) or []):
-        total, free = _get(gpu, "memory_total_bytes", 0) or 0, _get(gpu, "memory_free_bytes")
-        free_text = f", {free / 2**30:.1f} GiB free" if free is not None else ""
-        lines.append(f"GPU {i}: {_get(gpu, 'name', '?')}, {total / 2**30:.1f} GiB{free_text}")
-    cpu = _get(report, "cpu_count")
-    ram, avail = _get(report, "ram_total_bytes"), _get(report, "ram_available_bytes")
-    if cpu is not None or ram is not None:
-        ram_text = f"{ram / 2**30:.1f} GiB RAM" if ram else "RAM unknown"
-        avail_text = f" ({avail / 2**30:.1f} GiB available)" if avail else ""
-        lines.append(f"CPU: {cpu or '?'} cores, {ram_text}{avail_text}")
+    """What gptwiz.hardware detected, a line each."""
+    lines = [f"GPU {g.index}: {g.name}, {g.memory_total_bytes / 2**30:.1f} GiB, {g.memory_free_bytes / 2**30:.1f} GiB free"
+             for g in report.gpus]
+    lines.append(f"CPU: {report.cpu_count} cores, {report.ram_total_bytes / 2**30:.1f} GiB RAM "
+                 f"({report.ram_available_bytes / 2**30:.1f} GiB available)")
+    lines.extend(f"note: {w}" for w in report.warnings)
     return lines

@@ -40,7 +40,7 @@ class StateBanner(QuietStatic):
                                snap.params and f"{snap.params / 1e6:.1f}M params", snap.device) if d]
         if details:
             line.append("  " + " · ".join(details), style="dim")
-        if snap.error and snap.state in ("failed", "diverged", "stopped"):
+        if snap.error and snap.state in ("failed", "diverged", "stopped", "missing"):
             line.append("\n")
             line.append(f"{snap.state}: {snap.error}", style="bold red")
         self.set_class(bool(snap.error) and snap.state in ("failed", "diverged"), "-error")
