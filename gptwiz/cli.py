@@ -14,10 +14,19 @@ from typing import Any, Callable, Sequence
 from gptwiz.errors import UsageError
 
 
+# What str.splitlines() breaks a line at: a value typed with one of them must not split an error message.
+_LINE_BREAKS = str.maketrans({c: repr(c)[1:-1] for c in "\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029"})
+
+
+def one_line(text: object) -> str:
+    """`text` on one line: line breaks inside values (a pasted path, a quoted argument) shown as escapes."""
+    return str(text).translate(_LINE_BREAKS)
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
         # One line, not argparse's usage block: the valid choices are in the message or in --help.
-        print(f"{self.prog}: error: {message} (see {self.prog} --help)", file=sys.stderr)
+        print(one_line(f"{self.prog}: error: {message} (see {self.prog} --help)"), file=sys.stderr)
         raise SystemExit(2)
 
 
@@ -66,7 +75,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         from gptwiz.console import RichReporter as reporter_cls
     result = train(opts, reporter_cls())
     if result.state in ("failed", "diverged"):
-        print(f"gptwiz train: {result.state}: {result.error}", file=sys.stderr)
+        print(one_line(f"gptwiz train: {result.state}: {result.error}"), file=sys.stderr)
     return result.exit_code
 
 
@@ -429,7 +438,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except UsageError as exc:
-        print(f"gptwiz {args.command}: error: {exc}", file=sys.stderr)
+        print(one_line(f"gptwiz {args.command}: error: {exc}"), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"gptwiz {args.command}: interrupted", file=sys.stderr)

@@ -61,7 +61,27 @@ def read_manifest(dataset_dir: Path | str) -> dict[str, Any]:
                          f"this gptwiz reads version {FORMAT_VERSION}: prepare the dataset again")
     if not manifest.get("sources"):
         raise UsageError(f"{path} lists no sources; prepare the dataset again")
+    problem = _manifest_problem(manifest)
+    if problem:
+        raise UsageError(f"{path} is damaged ({problem}); prepare the dataset again")
     return manifest
+
+
+def _manifest_problem(manifest: dict[str, Any]) -> str | None:
+    """What in a manifest (hand-edited, or damaged) would make the sampler fail later, if anything."""
+    if not isinstance(manifest["sources"], list) or not isinstance(manifest.get("totals", {}), dict):
+        return "'sources' must be a list and 'totals' an object"
+    for i, src in enumerate(manifest["sources"]):
+        if not isinstance(src, dict) or not isinstance(src.get("name"), str):
+            return f"source {i} has no name"
+        weight = src.get("weight")
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0 < weight < float("inf"):
+            return f"source {src['name']!r} has weight {weight!r}, not a positive number"
+        for key in ("train_shards", "val_shards"):
+            shards = src.get(key, [])
+            if not isinstance(shards, list) or not all(isinstance(f, str) for f in shards):
+                return f"source {src['name']!r}: {key} must be a list of file names"
+    return None
 
 
 @dataclass
@@ -89,11 +109,17 @@ class TokenDataset:
 
     def _open(self, filename: str) -> np.ndarray:
         path = self.dir / filename
-        if Path(filename).is_absolute() or ".." in Path(filename).parts:
+        # Also a shard that is a symlink out of the folder: a dataset reads only its own files.
+        if (Path(filename).is_absolute() or ".." in Path(filename).parts
+                or self.dir.resolve() not in path.resolve().parents):
             raise UsageError(f"{self.dir / MANIFEST} names a shard outside the dataset: {filename!r}")
-        if not path.exists():
+        if not path.is_file():
             raise UsageError(f"{self.dir} is incomplete: shard {filename} listed in the manifest is missing; prepare it again")
-        if path.stat().st_size == 0:
+        size = path.stat().st_size
+        if size % np.dtype(TOKEN_DTYPE).itemsize:
+            raise UsageError(f"{self.dir} is damaged: shard {filename} holds {size} bytes, not whole "
+                             f"{np.dtype(TOKEN_DTYPE).itemsize}-byte tokens; prepare it again")
+        if size == 0:
             return np.zeros(0, dtype=TOKEN_DTYPE)
         return np.memmap(path, dtype=TOKEN_DTYPE, mode="r")
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from gptwiz.errors import UsageError
+from gptwiz.tokenizer import GPT2_VOCAB_SIZE
 
 PRESETS_DIR = Path(os.environ.get("GPTWIZ_PRESETS_DIR", Path(__file__).resolve().parent.parent / "presets"))
 
@@ -124,8 +125,12 @@ def parse_preset(data: Any, path: str, name: str) -> Preset:
     if "warmup_iters" in data and data["warmup_iters"] < 0:
         raise _bad(path, "warmup_iters", f"must be zero or more, got {data['warmup_iters']!r}")
     for key in ("weight_decay", "grad_clip"):
-        if key in data and data[key] < 0:
-            raise _bad(path, key, f"must be zero or more, got {data[key]!r}")
+        if key in data and not 0 <= data[key] < float("inf"):  # NaN too: it would turn every weight into NaN
+            raise _bad(path, key, f"must be zero or a finite number above it, got {data[key]!r}")
+    if "vocab_size" in data and data["vocab_size"] < GPT2_VOCAB_SIZE:
+        # Token ids run to 50256: a smaller table fails at the first batch that holds a high id.
+        raise _bad(path, "vocab_size", f"must be at least {GPT2_VOCAB_SIZE} (the GPT-2 tokenizer's tokens), "
+                   f"got {data['vocab_size']!r}")
     if "bias" in data and not isinstance(data["bias"], bool):
         raise _bad(path, "bias", f"must be true or false, got {data['bias']!r}")
     betas = data.get("betas", [0.9, 0.95])

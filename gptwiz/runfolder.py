@@ -204,7 +204,8 @@ def trim_metrics(path: Path, max_iter: int) -> None:
     """On resume, drop records from beyond the checkpoint: those iterations will be run again."""
     if not path.exists():
         return
-    kept = [r for r in read_metrics(path) if int(r.get("iter", 0)) <= max_iter]
+    kept = [r for r in read_metrics(path)  # (a damaged record without a numeric iter goes too)
+            if isinstance(r.get("iter", 0), (int, float)) and r.get("iter", 0) <= max_iter]
     payload = "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in kept).encode()
     from gptwiz.atomic import atomic_write
 
@@ -227,7 +228,12 @@ class RunLock:
         import fcntl
 
         for _ in range(10):
-            fd = os.open(self.path, os.O_CREAT | os.O_RDWR, 0o644)
+            try:
+                # Never through a symlink: taking the lock truncates the file it names.
+                fd = os.open(self.path, os.O_CREAT | os.O_RDWR | os.O_NOFOLLOW, 0o644)
+            except OSError as exc:
+                raise UsageError(f"cannot take the lock {self.path} ({exc.strerror}); "
+                                 "remove it if no trainer of this run is running") from None
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:

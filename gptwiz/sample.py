@@ -26,12 +26,14 @@ def sample(opts: SampleOptions, warn: Callable[[str], None] | None = None) -> li
     """`opts.num_samples` continuations of the prompt; `warn` hears of a damaged checkpoint passed over."""
     if opts.max_new_tokens <= 0:
         raise UsageError(f"invalid --max_new_tokens {opts.max_new_tokens}: must be a positive whole number")
-    if opts.temperature < 0:
-        raise UsageError(f"invalid --temperature {opts.temperature}: must be 0 (greedy) or more")
+    if not 0 <= opts.temperature < float("inf"):  # NaN and infinity too: they make no probabilities
+        raise UsageError(f"invalid --temperature {opts.temperature}: must be 0 (greedy) or a finite number above it")
     if opts.top_k is not None and opts.top_k <= 0:
         raise UsageError(f"invalid --top_k {opts.top_k}: must be a positive whole number")
     if opts.num_samples <= 0:
         raise UsageError(f"invalid --num_samples {opts.num_samples}: must be a positive whole number")
+    if opts.seed is not None and not 0 <= opts.seed < 2**32:
+        raise UsageError(f"invalid --seed {opts.seed}: must be a whole number from 0 to 4294967295")
     paths = resolve_run(opts.model_name, opts.runs_dir)
     import torch
 

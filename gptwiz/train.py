@@ -129,8 +129,10 @@ def check_options(opts: TrainOptions) -> None:
         raise UsageError(f"invalid --learning_rate {opts.learning_rate!r}: must lie in (0, 1), e.g. 3e-4")
     if opts.dropout is not None and not 0 <= opts.dropout < 1:
         raise UsageError(f"invalid --dropout {opts.dropout!r}: must lie in [0, 1)")
-    if opts.ckpt_interval_s <= 0:
+    if not opts.ckpt_interval_s > 0:  # also NaN
         raise UsageError(f"invalid --ckpt_interval_s {opts.ckpt_interval_s!r}: must be a positive number of seconds")
+    if not 0 <= opts.seed < 2**32:  # numpy's seed sequences take no negative numbers
+        raise UsageError(f"invalid --seed {opts.seed!r}: must be a whole number from 0 to 4294967295")
 
 
 def capped_eval_iters(train: TrainConfig) -> int:

@@ -132,7 +132,7 @@ def write_readme(rows: list[dict[str, Any]], failed: list[str]) -> None:
     for n, row in enumerate(sorted(rows, key=key), 1):
         test = row["test"]
         status = "FAILED" if test in failed or test.split("[")[0] in failed_tests else "pass"
-        short = test.split("/")[-1]
+        short = test.split("tests/faults/", 1)[-1]
         lines.append(f"| {n} | {_cell(row['fault'])} | {row['trials']} | {_cell(row['outcome'])} | {status} | "
                      f"`{_cell(short)}` |")
     recorded = {r["test"] for r in rows}

@@ -112,7 +112,7 @@ def test_a_second_trainer_on_a_running_run_refuses_in_one_line(tmp_path: Path, d
 
 def test_two_trainers_started_together_one_trains(tmp_path: Path, data_dir: Path, report) -> None:
     preset = micro_preset(tmp_path, max_iters=10, eval_interval=5)
-    trials = 3
+    trials = 2
     for n in range(trials):
         name = f"twin{n}"
         procs = [subprocess.Popen([sys.executable, "-m", "gptwiz", *train_args(preset, name, data_dir=data_dir)],
