@@ -1,11 +1,13 @@
 """Training throughput: the trainer's variants beside a plain float32 eager loop of the same model.
 
     python benchmarks/train_throughput.py [--iters 300] [--batch_size 8] [--block_size 256]
+    python benchmarks/train_throughput.py --device cuda --preset 150M --batch_size 24 --iters 200   # on a GPU
 
-Each variant runs in its own process on the tiny preset with the same data order. Tokens/s is the median
+Each variant runs in its own process on the preset (default tiny) with the same data order. Tokens/s is the median
 over the iterations after the first 10% (warm-up and compilation are excluded and reported apart); the loss
-is the mean of the last 10 iterations, compared with the float32 run's. MFU is against this machine's
-measured matmul peak for the variant's dtype.
+is the mean of the last 10 iterations, compared with the float32 run's. MFU is against the peak the trainer
+itself uses (gptwiz.device.peak_flops): on CPU this machine's measured matmul peak for the variant's dtype, on
+CUDA the card's dense bf16 tensor-core peak (half of it for TF32/float32).
 """
 
 from __future__ import annotations
@@ -31,7 +33,8 @@ VARIANTS = {
 }
 
 
-def plain_loop(iters: int, batch_size: int, block_size: int, data_dir: str, out: str) -> None:
+def plain_loop(iters: int, batch_size: int, block_size: int, data_dir: str, out: str, preset_name: str,
+               device: str) -> None:
     """The loop a user writes by hand: float32, eager, torch's default AdamW, no clipping tricks."""
     import numpy as np
     import torch
@@ -41,9 +44,9 @@ def plain_loop(iters: int, batch_size: int, block_size: int, data_dir: str, out:
     from gptwiz.presets import load_preset
     from gptwiz.schedule import effective_warmup, lr_at
 
-    preset = load_preset("tiny").with_overrides(block_size=block_size)
+    preset = load_preset(preset_name).with_overrides(block_size=block_size)
     torch.manual_seed(1337)
-    model = GPT(preset.model)
+    model = GPT(preset.model).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=preset.train.learning_rate, betas=(0.9, 0.95), weight_decay=0.1)
     ds = TokenDataset(data_dir)
     warmup = effective_warmup(preset.train.warmup_iters, iters)
@@ -54,12 +57,13 @@ def plain_loop(iters: int, batch_size: int, block_size: int, data_dir: str, out:
                             warmup_iters=warmup, decay_iters=iters)
         t0 = time.perf_counter()
         x, y, _ = ds.batch("train", batch_size, block_size, np.random.default_rng([1337, it, 0]))
-        _, loss = model(torch.from_numpy(x), torch.from_numpy(y))
+        _, loss = model(torch.from_numpy(x).to(device), torch.from_numpy(y).to(device))
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         opt.zero_grad(set_to_none=True)
-        records.append({"iter": it + 1, "loss": loss.item(), "dt_s": time.perf_counter() - t0})
+        loss_value = loss.item()  # waits for the device: dt below is the step's real time
+        records.append({"iter": it + 1, "loss": loss_value, "dt_s": time.perf_counter() - t0})
     Path(out).write_text("\n".join(json.dumps(r) for r in records))
 
 
@@ -72,15 +76,16 @@ def run_variant(name: str, extra: list[str] | None, args: argparse.Namespace, wo
         out = work / "plain.jsonl"
         subprocess.run([sys.executable, __file__, "--_plain", str(out), "--iters", str(args.iters),
                         "--batch_size", str(args.batch_size), "--block_size", str(args.block_size),
-                        "--_data", str(data_dir)], check=True, env=env)
+                        "--_data", str(data_dir), "--preset", args.preset, "--device", args.device],
+                       check=True, env=env)
         records = [json.loads(l) for l in out.read_text().splitlines()]
         dtype = "float32"
     else:
         run_name = f"v{len(list((work / 'runs').glob('*'))) if (work / 'runs').exists() else 0}"
-        cmd = [sys.executable, "-m", "gptwiz", "train", "--config_file", "tiny", "--model_name", run_name,
+        cmd = [sys.executable, "-m", "gptwiz", "train", "--config_file", args.preset, "--model_name", run_name,
                "--input_file", str(DATA), "--max_iters", str(args.iters), "--batch_size", str(args.batch_size),
                "--block_size", str(args.block_size), "--eval_interval", str(10 * args.iters), "--eval_iters", "1",
-               "--quiet", *extra]
+               "--device", args.device, "--quiet", *extra]
         subprocess.run(cmd, cwd=work, check=True, env=env, stdout=subprocess.DEVNULL)
         run = work / "runs" / run_name
         records = [json.loads(l) for l in (run / "metrics.jsonl").read_text().splitlines()]
@@ -99,24 +104,26 @@ def main() -> None:
     p.add_argument("--iters", type=int, default=300)
     p.add_argument("--batch_size", type=int, default=8)
     p.add_argument("--block_size", type=int, default=256)
+    p.add_argument("--preset", default="tiny")
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--only", action="append", help="run only variants whose name contains this")
     p.add_argument("--_plain")
     p.add_argument("--_data")
     args = p.parse_args()
     if args._plain:
-        plain_loop(args.iters, args.batch_size, args.block_size, args._data, args._plain)
+        plain_loop(args.iters, args.batch_size, args.block_size, args._data, args._plain, args.preset, args.device)
         return
 
     import torch
 
-    from gptwiz.device import measured_cpu_matmul_peak
+    from gptwiz.device import Runtime, peak_flops
     from gptwiz.model import GPT
     from gptwiz.presets import load_preset
 
-    model_cfg = load_preset("tiny").with_overrides(block_size=args.block_size).model
+    model_cfg = load_preset(args.preset).with_overrides(block_size=args.block_size).model
     with torch.device("meta"):
         flops_per_token = GPT(model_cfg).flops_per_token()
-    peaks = {d: measured_cpu_matmul_peak(d) for d in ("float32", "bfloat16")}
+    peaks = {d: peak_flops(Runtime(args.device, d, False)) for d in ("float32", "bfloat16")}
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         for name, extra in VARIANTS.items():
@@ -128,7 +135,7 @@ def main() -> None:
     # own length (2,000 iterations); it is one of the rows above, marked rather than run twice.
     from gptwiz.device import resolve_runtime
 
-    rt = resolve_runtime("auto", "auto", None, load_preset("tiny").train.max_iters)
+    rt = resolve_runtime(args.device, "auto", None, load_preset(args.preset).train.max_iters)
     default = f"trainer {'bf16 autocast' if rt.dtype == 'bfloat16' else 'fp32'}{' compiled' if rt.compile else ' eager'}"
     default = default.replace("bf16 autocast compiled", "bf16 compiled")
     for r in results:
@@ -136,9 +143,10 @@ def main() -> None:
             r["name"] += " = default"
     base = next((r for r in results if r["name"].startswith("plain")), results[0])
     ref = next((r for r in results if r["name"].startswith("trainer fp32 eager")), base)
-    print(f"\ntiny preset, batch {args.batch_size}, block {args.block_size}, {args.iters} iterations, "
-          f"{os.cpu_count()} cores; matmul peak fp32 {peaks['float32'] / 1e9:.0f} GFLOP/s, "
-          f"bf16 {peaks['bfloat16'] / 1e9:.0f} GFLOP/s\n")
+    where = torch.cuda.get_device_name(args.device) if args.device.startswith("cuda") else f"{os.cpu_count()} cores"
+    print(f"\n{args.preset} preset, batch {args.batch_size}, block {args.block_size}, {args.iters} iterations, "
+          f"{args.device} ({where}); peak fp32 {peaks['float32'] / 1e9:,.0f} GFLOP/s, "
+          f"bf16 {peaks['bfloat16'] / 1e9:,.0f} GFLOP/s\n")
     print(f"| variant | tokens/s | vs plain | MFU | warm-up s | loss@{args.iters} | vs fp32 |")
     print("|---|---:|---:|---:|---:|---:|---:|")
     for r in results:

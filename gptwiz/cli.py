@@ -104,10 +104,12 @@ def cmd_presets(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
+    from rich import box
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title="gptwiz presets")
+    # No vertical rules: with them the numbers alone overflow 80 columns and rich cuts the names short.
+    table = Table(title="gptwiz presets", box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, collapse_padding=True)
     numeric = ("params", "block", "batch", "lr", "guide VRAM", "estimate")
     console = Console()
     describe = console.width >= 110  # on a narrow terminal the numbers matter more than the prose
@@ -118,6 +120,9 @@ def cmd_presets(args: argparse.Namespace) -> int:
                       f"{r['learning_rate']:g}", f"{r['guide_vram_gb']:g} GB",
                       f"{r['estimate_cuda_bf16_bytes'] / 2**30:.1f} GB", *([r["description"]] if describe else []))
     console.print(table)
+    if not describe:  # the prose under the table, where the terminal has no room for a column of it
+        for r in rows:
+            console.print(f"[bold]{r['name']}[/]: {r['description']}", highlight=False)
     print("estimate: peak memory to train the preset as it stands (its batch and block) on one CUDA card in bf16, "
           "from `gptwiz estimate`; the guide's VRAM column is a rough figure")
     return 0

@@ -163,6 +163,8 @@ def test_presets_show_the_estimate_beside_the_guide(tmp_path: Path) -> None:
     assert by_name["tiny"]["estimate_cuda_bf16_bytes"] > 2 * by_name["tiny"]["guide_vram_gb"] * GiB
     text = run_cli(["presets"], cwd=tmp_path, check=True, env=None).stdout
     assert "estimate" in text and "guide VRAM" in text
+    for r in rows:  # at a pipe's 80 columns every name and size reads whole, nothing cut with an ellipsis
+        assert r["name"] in text and f"{r['params'] / 1e6:.1f}M" in text
 
 
 # --- against real training runs ---------------------------------------------------------------------
