@@ -88,8 +88,8 @@ def _whole_suite(session: pytest.Session) -> bool:
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     config = session.config
-    if config.pluginmanager.has_plugin("dsession") or not _whole_suite(session):
-        return  # the xdist controller (its workers report), or part of the suite only
+    if config.pluginmanager.has_plugin("dsession") or not _whole_suite(session) or config.option.collectonly:
+        return  # the xdist controller (its workers report), part of the suite only, or nothing run (--co)
     rows = config.stash.get(_ROWS, [])
     failed = sorted(set(_FAILED_IDS))
     workerinput = getattr(config, "workerinput", None)
