@@ -15,7 +15,8 @@ model.py (fp32 master weights, AdamW, optional autocast, SDPA attention, tied em
   autocast caches for the forward and autograd keeps for the backward (grad_input = grad @ W);
 * activations: the tensors autograd saves for the backward (see _saved_per_token_layer);
 * logits: the (tokens x vocabulary) tensors around the loss, the largest item of the small presets
-  because the vocabulary has 50304 columns (see _LOGIT_TENSORS);
+  because the vocabulary has 50304 columns (see _LOGIT_TENSORS); eager training on a CPU computes the
+  loss in slices instead (gptwiz.loss), which holds two slices and the head's weight gradient;
 * checkpoint (CPU only): save_checkpoint serializes weights and optimizer state into an in-memory
   buffer before writing it, so for a moment the process holds them twice; for small batches this
   is the CPU peak;
@@ -36,6 +37,7 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from gptwiz.errors import UsageError
+from gptwiz.loss_plan import GLIBC_MMAP_MAX, slice_rows, uses_sliced_loss
 from gptwiz.presets import ModelConfig, count_params
 
 MiB = 2**20
@@ -56,11 +58,6 @@ CPU_RUNTIME_BYTES = 245 * MiB
 # and 30 MiB over the estimate without this allowance. (Compiled runs on CPU take minutes to start,
 # so only those two were measured.)
 CPU_COMPILE_BYTES = 32 * MiB
-# glibc malloc serves an allocation above its mmap threshold with a fresh mapping that goes back to
-# the OS when freed; below it, from the heap, which keeps its pages. The threshold starts at 128 KiB
-# and rises to the size of each mmapped block freed, up to 32 MiB: after the first training step,
-# every tensor under 32 MiB lives on the heap, and the heap's resident size is its high-water mark.
-GLIBC_MMAP_MAX = 32 * MiB
 # The heap's high-water mark over its live peak (fragmentation: freed holes that later, differently
 # sized tensors cannot reuse) and its floor (thread arenas of the OpenMP workers, the evaluation
 # pass, the data loader, and torch.distributed.checkpoint, which the trainer imports for its first
@@ -91,6 +88,9 @@ _LOGIT_TENSORS = (("logits", lambda a: a), ("log_softmax", lambda a: 4), ("nll g
 # kernels that keep only per-row statistics: what remains is the logits and one fp32 gradient
 # (measured: 6 bytes an element under bf16, from compiled tiny runs at batch 8 and 32).
 _COMPILED_LOGIT_TENSORS = (("logits", lambda a: a), ("fused loss grad", lambda a: 4))
+# The sliced loss (gptwiz.loss) holds at most two float32 slices of logits at once (the logits and their
+# softmax, or the logits and logsumexp's temporary), each under glibc's mmap ceiling, so heap memory.
+_SLICE_TENSORS = 2
 
 
 @dataclass(frozen=True)
@@ -178,10 +178,11 @@ def _saved_per_token_layer(c: int, h: int, t: int, a: int, dropout: bool, device
     return saved
 
 
-def _saved_per_token_once(c: int, a: int, dropout: bool, device_type: str) -> int:
-    """Bytes saved per token outside the blocks: ln_f's input and statistics, the LM head's input,
-    token ids and targets (int64), and the embedding dropout's mask."""
-    saved = 4 * c + 8 + a * c + 16
+def _saved_per_token_once(c: int, a: int, dropout: bool, device_type: str, sliced_loss: bool) -> int:
+    """Bytes saved per token outside the blocks: ln_f's input and statistics, the LM head's input (or,
+    with the sliced loss, the fp32 gradient of that input, which it computes in the forward), token ids
+    and targets (int64), and the embedding dropout's mask."""
+    saved = 4 * c + 8 + (4 if sliced_loss else a) * c + 16
     if dropout:
         saved += (4 if device_type == "cpu" else 1) * c
     return saved
@@ -230,10 +231,17 @@ def estimate_memory(model: ModelConfig, *, batch_size: int, block_size: int | No
     embed = v * c  # the tied token embedding / LM head matrix
     layer_matmul = n_layer * 12 * c * c + (n_layer * 13 * c if cfg.bias else 0)
     per_layer = _saved_per_token_layer(c, h, t, a, dropout, device_type)
-    activations = n * (n_layer * per_layer + _saved_per_token_once(c, a, dropout, device_type))
+    sliced = uses_sliced_loss(device_type, compiled)
+    activations = n * (n_layer * per_layer + _saved_per_token_once(c, a, dropout, device_type, sliced))
     act_largest = max(n * 4 * c * a, batch_size * h * t * t * 4 if (cpu and dropout) else 0)
-    logit_groups = [_Group(name, n * v * size(a), n * v * size(a))
-                    for name, size in (_COMPILED_LOGIT_TENSORS if compiled else _LOGIT_TENSORS)]
+    if sliced:
+        # The slices, and the head's fp32 weight gradient, which the loss's forward accumulates.
+        one_slice = 4 * min(n, slice_rows(v)) * v
+        logit_groups = [_Group("loss slices", _SLICE_TENSORS * one_slice, one_slice),
+                        _Group("head weight grad", 4 * v * c, 4 * v * c)]
+    else:
+        logit_groups = [_Group(name, n * v * size(a), n * v * size(a))
+                        for name, size in (_COMPILED_LOGIT_TENSORS if compiled else _LOGIT_TENSORS)]
     logits = sum(g.nbytes for g in logit_groups)
     autocast_groups = [_Group("autocast layers", 2 * layer_matmul, 2 * 4 * c * c),
                        _Group("autocast embedding", 2 * embed, 2 * embed)] if a == 2 else []
@@ -249,15 +257,17 @@ def estimate_memory(model: ModelConfig, *, batch_size: int, block_size: int | No
         # (from the LM head and from the token lookup): the second is a transient (vocab x n_embd)
         # fp32 tensor, and without autocast the LM head's transposed gradient is also copied to the
         # weight's layout (measured with torch.profiler's memory timeline).
-        "end of backward": [*grad_groups, *[_Group("embedding grad transient", 4 * embed, 4 * embed)] * (1 if a == 2 else 2)],
+        "end of backward": [*grad_groups,
+                            *[_Group("embedding grad transient", 4 * embed, 4 * embed)] * (1 if a == 2 or sliced else 2)],
     }
     checkpoint = 0
     if cpu and checkpoints and CHECKPOINT_IN_MEMORY:
         # A checkpoint: torch.save writes weights and optimizer state into a BytesIO buffer (a copy
-        # of both, grown by realloc, so one mapping) while the last step's logits are still held.
-        # On CUDA the buffer is host memory and does not count against the card.
+        # of both, grown by realloc, so one mapping) while the last step's logits are still held (the
+        # sliced loss keeps none). On CUDA the buffer is host memory and does not count against the card.
         checkpoint = weights + optimizer
-        phases["checkpoint save"] = [_Group("checkpoint buffer", checkpoint, checkpoint), logit_groups[0]]
+        phases["checkpoint save"] = [_Group("checkpoint buffer", checkpoint, checkpoint),
+                                     *([] if sliced else logit_groups[:1])]
 
     if cpu:
         peak_phase, live, allocator = _cpu_rss(phases, weights + optimizer)

@@ -12,6 +12,7 @@ import torch
 import torch.nn as nn
 from torch.nn import functional as F
 
+from gptwiz.loss import vocabulary_loss
 from gptwiz.presets import ModelConfig
 
 
@@ -107,7 +108,8 @@ class GPT(nn.Module):
         """Parameters counted once each (the tied embedding is one tensor)."""
         return sum(p.numel() for p in self.parameters())
 
-    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def hidden_states(self, idx: torch.Tensor) -> torch.Tensor:
+        """The final LayerNorm's output for every position: what the LM head turns into logits."""
         B, T = idx.size()
         if T > self.config.block_size:
             raise ValueError(f"sequence of length {T} is longer than block_size {self.config.block_size}")
@@ -115,13 +117,20 @@ class GPT(nn.Module):
         x = self.transformer.drop(self.transformer.wte(idx) + self.transformer.wpe(pos))
         for block in self.transformer.h:
             x = block(x)
-        x = self.transformer.ln_f(x)
+        return self.transformer.ln_f(x)
+
+    def logits(self, idx: torch.Tensor) -> torch.Tensor:
+        """Logits of every position, (B, T, vocab_size)."""
+        return self.lm_head(self.hidden_states(idx))
+
+    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """With targets: (logits or None, mean loss), the logits None where the loss never materialised them
+        (gptwiz.loss explains when). Without: (the last position's logits, None), all generation needs."""
+        x = self.hidden_states(idx)
         if targets is None:
             # Generation only needs the next token: skip the vocabulary projection of all other positions.
             return self.lm_head(x[:, [-1], :]), None
-        logits = self.lm_head(x)
-        loss = F.cross_entropy(logits.view(-1, logits.size(-1)).float(), targets.view(-1), ignore_index=-1)
-        return logits, loss
+        return vocabulary_loss(x, self.lm_head.weight, targets)
 
     def configure_optimizer(self, weight_decay: float, learning_rate: float, betas: tuple[float, float],
                             device_type: str) -> torch.optim.AdamW:

@@ -152,7 +152,7 @@ def _inject_fake_oom(above: int) -> None:
 def _child_main(spec_path: str) -> int:
     """Run the trainer as a probe, then leave what only this process can know in the spec's detail file."""
     from gptwiz.atomic import atomic_write_json
-    from gptwiz.device import cpu_peak_rss_bytes, resolve_compile, resolve_device
+    from gptwiz.device import cpu_peak_rss_bytes, resolve_compile, resolve_device, resolve_dtype
     from gptwiz.train import TrainOptions, train
 
     spec = json.loads(Path(spec_path).read_text())
@@ -160,9 +160,10 @@ def _child_main(spec_path: str) -> int:
     if os.environ.get(FAKE_OOM_ENV):
         _inject_fake_oom(int(os.environ[FAKE_OOM_ENV]))
     # Compile as the full run would, not as a run of `iters` iterations would: that is what is measured.
-    device = resolve_device(opts.device)
-    opts = replace(opts, compile=resolve_compile(opts.compile, device, int(spec["full_iters"])))
     try:
+        device = resolve_device(opts.device)
+        compile_flag = resolve_compile(opts.compile, device, resolve_dtype(opts.dtype, device), int(spec["full_iters"]))
+        opts = replace(opts, compile=compile_flag)
         result = train(opts)
     except UsageError as exc:
         atomic_write_json(spec["detail_path"], {"usage_error": str(exc)})

@@ -48,12 +48,16 @@ def _saved_by_autograd(cfg, batch: int, block: int, dtype: str) -> int:
 @pytest.mark.parametrize("dtype", ["bfloat16", "float32"])
 @pytest.mark.parametrize("dropout", [0.0, 0.1])
 def test_saved_tensors_match_the_formula(dtype: str, dropout: float) -> None:
-    """Activations + autocast weight copies + log_softmax's fp32 output are exactly what autograd keeps
-    (up to the position ids and the scalar loss), including the CPU math-attention path dropout forces."""
+    """Activations + the layers' autocast weight copies + the sliced loss's fp32 head weight gradient are
+    exactly what autograd keeps in eager CPU training (up to the position ids and the scalar loss),
+    including the CPU math-attention path dropout forces. The sliced loss keeps no logits and casts the
+    head's weight for its own forward only."""
     batch, block = 2, 32
     cfg = replace(TINY, block_size=block, dropout=dropout)
     est = estimate_memory(cfg, batch_size=batch, dtype=dtype)
-    expected = est.activations + est.autocast + 4 * batch * block * cfg.vocab_size
+    head = 4 * cfg.vocab_size * cfg.n_embd
+    layer_copies = est.autocast - (head // 2 if dtype == "bfloat16" else 0)
+    expected = est.activations + layer_copies + head
     assert abs(_saved_by_autograd(cfg, batch, block, dtype) - expected) <= 8 * block + 64
 
 
@@ -95,10 +99,19 @@ def test_a_run_without_checkpoints_has_no_checkpoint_moment() -> None:
 
 
 def test_compiled_loss_keeps_fewer_vocabulary_tensors() -> None:
-    eager = estimate_memory(TINY, batch_size=32, block_size=64, dtype="bfloat16")
-    compiled = estimate_memory(TINY, batch_size=32, block_size=64, dtype="bfloat16", compiled=True)
+    eager = estimate_memory(TINY, batch_size=32, block_size=64, dtype="bfloat16", device_type="cuda")
+    compiled = estimate_memory(TINY, batch_size=32, block_size=64, dtype="bfloat16", device_type="cuda", compiled=True)
     assert compiled.logits == 6 * 32 * 64 * TINY.vocab_size and eager.logits == 14 * 32 * 64 * TINY.vocab_size
     assert compiled.total < eager.total
+
+
+def test_eager_cpu_training_holds_two_loss_slices_not_the_logits() -> None:
+    """gptwiz.loss computes the loss 160 rows at a time: its memory no longer grows with the batch."""
+    rows, v = 160, TINY.vocab_size
+    small, big = (estimate_memory(TINY, batch_size=b, block_size=256, dtype="float32") for b in (8, 32))
+    assert small.logits == big.logits == 2 * 4 * rows * v + 4 * v * TINY.n_embd
+    compiled = estimate_memory(TINY, batch_size=32, block_size=256, dtype="float32", compiled=True)
+    assert compiled.logits == 8 * 32 * 256 * v and big.total < compiled.total
 
 
 def test_gradient_accumulation_keeps_the_gradients_alive() -> None:
