@@ -224,8 +224,8 @@ def _fit_batch(preset: Preset, block_size: int, batch: int, device_type: str, dt
     est = None
     for micro in _divisors_desc(batch):
         accum = batch // micro
-        # The trainer compiles long runs. On CUDA the eager estimate bounds the compiled one; on a CPU
-        # eager training slices its loss (gptwiz.loss) and can need less than compiled: take the larger.
+        # The trainer compiles long runs (on a CPU, bf16 ones). On CUDA the eager estimate bounds the compiled
+        # one; on a CPU eager training slices its loss (gptwiz.loss) and can need less: take the larger.
         est = max((estimate_memory(preset.model, batch_size=micro, block_size=block_size, dtype=dtype,
                                    device_type=device_type, grad_accum=accum, compiled=compiled)
                    for compiled in ((False, True) if device_type == "cpu" else (False,))), key=lambda e: e.total)
