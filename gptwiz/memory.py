@@ -89,8 +89,8 @@ _LOGIT_TENSORS = (("logits", lambda a: a), ("log_softmax", lambda a: 4), ("nll g
 # kernels that keep only per-row statistics: what remains is the logits and one fp32 gradient
 # (measured: 6 bytes an element under bf16, from compiled tiny runs at batch 8 and 32).
 _COMPILED_LOGIT_TENSORS = (("logits", lambda a: a), ("fused loss grad", lambda a: 4))
-# The sliced loss (gptwiz.loss) holds at most two float32 slices of logits at once (the logits and their
-# softmax, or the logits and logsumexp's temporary), each under glibc's mmap ceiling, so heap memory.
+# The sliced loss (gptwiz.loss) holds at most two float32 slices of logits at once (a slice's logits and
+# their softmax), each under glibc's mmap ceiling, so heap memory.
 _SLICE_TENSORS = 2
 
 
