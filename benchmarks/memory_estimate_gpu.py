@@ -1,8 +1,8 @@
 """Estimate vs measured peak training memory, with real short training runs.
 
 Each case runs `python -m gptwiz train ... --max_iters N` in a subprocess and reads the peak the
-trainer itself records (status.json `peak_mem_bytes`, from gptwiz.device.MemoryMeter: peak RSS on
-CPU, max_memory_reserved + CUDA context on a GPU), then compares it with gptwiz.memory.estimate_memory
+trainer itself records (status.json `peak_mem_bytes`, from gptwiz.training.device.MemoryMeter: peak RSS on
+CPU, max_memory_reserved + CUDA context on a GPU), then compares it with gptwiz.planning.memory.estimate_memory
 for the same settings. On CUDA it also replays the training step in this process to report
 max_memory_allocated and max_memory_reserved separately: the ratio calibrates the estimate's
 allocator term (memory.CUDA_RESERVED_OVER_ALLOCATED).
@@ -26,8 +26,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from gptwiz.memory import MiB, estimate_memory  # noqa: E402
-from gptwiz.presets import load_preset  # noqa: E402
+from gptwiz.planning.memory import MiB, estimate_memory  # noqa: E402
+from gptwiz.planning.presets import load_preset  # noqa: E402
 
 CPU_CASES = ["tiny:8:64", "tiny:16:128", "small:4:64", "small:8:128", "tiny:8:64:float32", "small:4:64:float32"]
 CUDA_CASES = ["tiny:64:256", "tiny:16:256", "small:32:256", "small:8:256", "150M:24:256", "150M:8:256",
@@ -77,7 +77,7 @@ def replay_cuda(preset: str, batch: int, block: int, dtype: str, accum: int, ite
     """The trainer's step in this process: allocated vs reserved peaks, without the CUDA context."""
     import torch
 
-    from gptwiz.model import GPT
+    from gptwiz.model.gpt import GPT
 
     cfg = load_preset(preset).with_overrides(block_size=block).model
     torch.cuda.empty_cache()
@@ -112,7 +112,7 @@ def main() -> int:
 
     import torch
 
-    from gptwiz.device import resolve_dtype
+    from gptwiz.training.device import resolve_dtype
 
     device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
     default_dtype = resolve_dtype("auto", device)
@@ -121,7 +121,7 @@ def main() -> int:
     shared_cache = REPO.parent / "shared" / "tiktoken"
     if "TIKTOKEN_CACHE_DIR" not in os.environ and shared_cache.is_dir():
         os.environ["TIKTOKEN_CACHE_DIR"] = str(shared_cache)
-    from gptwiz.dataset import cache_text_file
+    from gptwiz.data.cache import cache_text_file
 
     text = REPO.parent / "shared" / "data" / "tinyshakespeare.txt"
     rows = []

@@ -27,8 +27,8 @@ TEXT = REPO.parent / "shared" / "data" / "tinyshakespeare.txt"
 
 def warm_steps(metrics: Path, kind: str, iters: int) -> list[float]:
     """The step times after warm-up (the warm-up the probe leaves out for a run this long)."""
-    from gptwiz.runfolder import read_metrics
-    from gptwiz.verdict import warmup_iterations
+    from gptwiz.runs.folder import read_metrics
+    from gptwiz.planning.verdict import warmup_iterations
 
     dts = [r["dt_s"] for r in read_metrics(metrics) if r.get("type") == kind]
     return dts[warmup_iterations(len(dts), iters // 10):]
@@ -50,7 +50,7 @@ def _cpu(who: int) -> float:
 
 def probe(args: argparse.Namespace, work: Path, name: str) -> tuple[list[float], float, float]:
     """(warm step times, CPU seconds this process spent following, CPU seconds the child trained)."""
-    from gptwiz.probe import ProbeOptions, run_probe
+    from gptwiz.training.probe import ProbeOptions, run_probe
 
     opts = ProbeOptions(config_file=args.config_file, input_file=str(args.input_file), iters=args.iters,
                         batch_size=args.batch_size, block_size=args.block_size, compile=False, model_name=name,
@@ -74,7 +74,7 @@ def main() -> int:
     os.environ.setdefault("TIKTOKEN_CACHE_DIR", str(REPO.parent / "shared" / "tiktoken"))
     import torch  # noqa: F401  imported up front so the following CPU figure is not the import's
 
-    import gptwiz.train  # noqa: F401
+    import gptwiz.training.trainer  # noqa: F401
 
     rows = []
     with tempfile.TemporaryDirectory(prefix="gptwiz-bench-") as tmp:

@@ -6,7 +6,7 @@
 Each variant runs in its own process on the preset (default tiny) with the same data order. Tokens/s is the median
 over the iterations after the first 10% (warm-up and compilation are excluded and reported apart); the loss
 is the mean of the last 10 iterations, compared with the float32 run's. MFU is against the peak the trainer
-itself uses (gptwiz.device.peak_flops): on CPU this machine's measured matmul peak for the variant's dtype, on
+itself uses (gptwiz.training.device.peak_flops): on CPU this machine's measured matmul peak for the variant's dtype, on
 CUDA the card's dense bf16 tensor-core peak (half of it for TF32/float32).
 """
 
@@ -37,15 +37,15 @@ VARIANTS = {
 def plain_loop(iters: int, batch_size: int, block_size: int, data_dir: str, out: str, preset_name: str,
                device: str) -> None:
     """The loop a user writes by hand: float32, eager, torch's default AdamW, the textbook loss over the
-    model's logits (nanoGPT's), where the trainer lets the model compute its loss (gptwiz.loss)."""
+    model's logits (nanoGPT's), where the trainer lets the model compute its loss (gptwiz.model.loss)."""
     import numpy as np
     import torch
     from torch.nn import functional as F
 
-    from gptwiz.dataset import TokenDataset
-    from gptwiz.model import GPT
-    from gptwiz.presets import load_preset
-    from gptwiz.schedule import effective_warmup, lr_at
+    from gptwiz.data.dataset import TokenDataset
+    from gptwiz.model.gpt import GPT
+    from gptwiz.planning.presets import load_preset
+    from gptwiz.common.schedule import effective_warmup, lr_at
 
     preset = load_preset(preset_name).with_overrides(block_size=block_size)
     torch.manual_seed(1337)
@@ -74,7 +74,7 @@ def plain_loop(iters: int, batch_size: int, block_size: int, data_dir: str, out:
 def run_variant(name: str, extra: list[str] | None, args: argparse.Namespace, work: Path) -> dict:
     env = dict(os.environ, TIKTOKEN_CACHE_DIR=os.environ.get("TIKTOKEN_CACHE_DIR", str(REPO.parent / "shared" / "tiktoken")))
     if extra is None:
-        from gptwiz.dataset import cache_text_file
+        from gptwiz.data.cache import cache_text_file
 
         data_dir = cache_text_file(DATA, work / "data")
         out = work / "plain.jsonl"
@@ -122,9 +122,9 @@ def main() -> None:
 
     import torch
 
-    from gptwiz.device import Runtime, cpu_has_fast_bf16, peak_flops
-    from gptwiz.model import GPT
-    from gptwiz.presets import load_preset
+    from gptwiz.training.device import Runtime, cpu_has_fast_bf16, peak_flops
+    from gptwiz.model.gpt import GPT
+    from gptwiz.planning.presets import load_preset
 
     model_cfg = load_preset(args.preset).with_overrides(block_size=args.block_size).model
     with torch.device("meta"):
@@ -143,7 +143,7 @@ def main() -> None:
             print(f"  done: {name}", file=sys.stderr, flush=True)
     # The trainer's default for a long run: what --dtype auto and the compile heuristic pick at the preset's
     # own length (2,000 iterations); it is one of the rows above, marked rather than run twice.
-    from gptwiz.device import resolve_runtime
+    from gptwiz.training.device import resolve_runtime
 
     rt = resolve_runtime(args.device, "auto", None, load_preset(args.preset).train.max_iters)
     default = f"trainer {'bf16 autocast' if rt.dtype == 'bfloat16' else 'fp32'}{' compiled' if rt.compile else ' eager'}"

@@ -11,8 +11,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, Protocol, Sequence
 
-from gptwiz.errors import UsageError
-from gptwiz.tui.state import DatasetChoice, WizardState, inspect_dataset
+from gptwiz.common.errors import UsageError
+from gptwiz.wizard.state import DatasetChoice, WizardState, inspect_dataset
 
 DEMO = "demo"
 CANCELLED = 130
@@ -96,7 +96,7 @@ class PlainWizard:
         return self.start()
 
     def welcome(self) -> None:
-        from gptwiz.tui.runlist import run_rows
+        from gptwiz.runs.listing import run_rows
 
         self.say("[bold]gptwiz[/]: pick a GPT model size for your use case, hardware and data, probe it, "
                  "then train it in the background.")
@@ -107,7 +107,7 @@ class PlainWizard:
             self.say(f"  (watch one with: gptwiz watch NAME{self._runs_flag()})")
 
     def choose_use_case(self) -> None:
-        from gptwiz.tui.services import use_cases
+        from gptwiz.wizard.services import use_cases
 
         cases = use_cases()
         self.state.use_case = self.ask.select("What will the model be for?",
@@ -115,8 +115,8 @@ class PlainWizard:
                                               default=self.state.use_case)
 
     def choose_hardware(self) -> None:
-        from gptwiz.tui.services import hardware_lines
-        from gptwiz.tui.state import parse_vram
+        from gptwiz.wizard.services import hardware_lines
+        from gptwiz.wizard.state import parse_vram
 
         try:
             self.state.hardware = (self.detect_hardware or _default_detect)()
@@ -163,17 +163,17 @@ class PlainWizard:
     def _prepared(self, choice: DatasetChoice) -> DatasetChoice:
         if not choice.needs_prepare:
             return choice
-        from gptwiz.prepare import RichPrepareProgress
+        from gptwiz.data.prepare import RichPrepareProgress
 
         if choice.kind == "demo":
-            from gptwiz.demo import build_demo
+            from gptwiz.data.demo import build_demo
 
             corpus = build_demo(self.state.data_dir, progress=RichPrepareProgress(),
                                 on_stage=lambda m: self.say(f"  {m} ..."))
             return replace(choice, files=corpus.files, bytes=corpus.bytes, tokens=corpus.tokens,
                            prepared_dir=str(corpus.dataset_dir))
-        from gptwiz.prepare import PrepareOptions, prepare
-        from gptwiz.tui.state import prepared_dir_for, source_glob
+        from gptwiz.data.prepare import PrepareOptions, prepare
+        from gptwiz.wizard.state import prepared_dir_for, source_glob
 
         out = prepared_dir_for(choice.path, self.state.data_dir)
         self.say(f"  preparing {choice.path} into {out} ...")
@@ -183,7 +183,7 @@ class PlainWizard:
         return replace(choice, tokens=tokens, prepared_dir=str(out))
 
     def recommend(self) -> None:
-        from gptwiz.tui.services import estimate_bytes, knobs_for_preset, recommend_for, view
+        from gptwiz.wizard.services import estimate_bytes, knobs_for_preset, recommend_for, view
 
         rec = view(recommend_for(self.state))
         self.state.recommendation = rec
@@ -238,7 +238,7 @@ class PlainWizard:
             result = run_probe(self.state.probe_options(self.probe_iters), on_progress, lambda: False)
         self.state.probe_result = result
         try:
-            from gptwiz.probe import render
+            from gptwiz.training.probe import render
 
             self.say(render(result))
         except Exception:  # a stand-in result in tests, or a renderer that changed: the essentials
@@ -261,7 +261,7 @@ class PlainWizard:
         return "again"
 
     def start(self) -> int:
-        from gptwiz.runfolder import validate_run_name
+        from gptwiz.runs.folder import validate_run_name
 
         def check(name: str) -> str | None:
             try:
@@ -282,7 +282,7 @@ class PlainWizard:
         return "" if str(self.state.runs_dir) == "runs" else f" --runs_dir {self.state.runs_dir}"
 
     def _launch(self, args: list[str], name: str) -> int:
-        from gptwiz.detach import launch_detached, wait_for_start
+        from gptwiz.runs.launch import launch_detached, wait_for_start
 
         run = launch_detached(args, runs_dir=self.state.runs_dir, name=name)
         with self.console.status(f"starting run {name} (pid {run.pid}) ..."):
@@ -297,13 +297,13 @@ class PlainWizard:
 
 
 def _default_detect() -> Any:
-    from gptwiz.hardware import detect_hardware
+    from gptwiz.planning.hardware import detect_hardware
 
     return detect_hardware()
 
 
 def _default_probe(opts: Any, on_progress: Callable[[Any], None], should_cancel: Callable[[], bool]) -> Any:
-    from gptwiz.probe import run_probe
+    from gptwiz.training.probe import run_probe
 
     return run_probe(opts, on_progress=on_progress, should_cancel=should_cancel)
 

@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from gptwiz.checkpoint import load_checkpoint
-from gptwiz.errors import UsageError
-from gptwiz.model import GPT
-from gptwiz.presets import ModelConfig
-from gptwiz.runfolder import read_metrics
+from gptwiz.training.checkpoint import load_checkpoint
+from gptwiz.common.errors import UsageError
+from gptwiz.model.gpt import GPT
+from gptwiz.model.config import ModelConfig
+from gptwiz.runs.folder import read_metrics
 
 from conftest import cli_env, run_cli
 
@@ -106,10 +106,10 @@ def test_a_dying_rank_fails_the_run_with_its_error(tmp_path, shakespeare):
 
 
 def test_nproc_beyond_the_gpus_is_refused(monkeypatch):
-    from gptwiz import distributed
+    from gptwiz.runs import launch
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
     with pytest.raises(UsageError, match="--nproc 4 is more than the 2 GPU"):
-        distributed.check_nproc(4, "cuda")
-    distributed.check_nproc(2, "cuda")
+        launch.check_nproc(4, "cuda")
+    launch.check_nproc(2, "cuda")

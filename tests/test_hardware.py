@@ -8,9 +8,9 @@ from types import SimpleNamespace
 import pytest
 
 from conftest import run_cli
-from gptwiz import hardware
-from gptwiz.advice import resolve_device_dtype, training_dtype
-from gptwiz.hardware import GiB, detect_hardware, read_gpu_stats
+from gptwiz.planning import hardware
+from gptwiz.planning.advice import resolve_device_dtype, training_dtype
+from gptwiz.planning.hardware import GiB, detect_hardware, read_gpu_stats
 
 
 class FakeNVMLError(Exception):
@@ -187,7 +187,7 @@ def test_cpu_info_reads_flags(tmp_path) -> None:
 
 def test_auto_dtype_matches_the_trainer() -> None:
     """`gptwiz estimate --dtype auto` must pick what `gptwiz train --dtype auto` picks, without torch."""
-    from gptwiz.device import resolve_dtype
+    from gptwiz.training.device import resolve_dtype
 
     report = detect_hardware()
     device_type, dtype = resolve_device_dtype(report, "auto", "auto")

@@ -8,10 +8,10 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from gptwiz.loss import sliced_linear_cross_entropy
-from gptwiz.loss_plan import GLIBC_MMAP_MAX, slice_rows, uses_sliced_loss
-from gptwiz.model import GPT
-from gptwiz.presets import ModelConfig
+from gptwiz.model.loss import sliced_linear_cross_entropy
+from gptwiz.model.loss_plan import GLIBC_MMAP_MAX, slice_rows, uses_sliced_loss
+from gptwiz.model.gpt import GPT
+from gptwiz.model.config import ModelConfig
 
 
 def _textbook(x: torch.Tensor, w: torch.Tensor, t: torch.Tensor) -> torch.Tensor:

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from conftest import SHAKESPEARE, assert_one_line_error, run_cli
-from gptwiz.errors import UsageError
-from gptwiz.memory import GiB, MiB, estimate_memory
-from gptwiz.presets import load_preset
+from gptwiz.common.errors import UsageError
+from gptwiz.planning.memory import GiB, MiB, estimate_memory
+from gptwiz.planning.presets import load_preset
 
 TINY = load_preset("tiny").model
 SMALL = load_preset("small").model
@@ -24,7 +24,7 @@ def _saved_by_autograd(cfg, batch: int, block: int, dtype: str) -> int:
     """Bytes of the distinct storages autograd saves for the backward in one training forward."""
     import torch
 
-    from gptwiz.model import GPT
+    from gptwiz.model.gpt import GPT
 
     torch.manual_seed(0)
     model = GPT(cfg)
@@ -106,7 +106,7 @@ def test_compiled_loss_keeps_fewer_vocabulary_tensors() -> None:
 
 
 def test_eager_cpu_training_holds_two_loss_slices_not_the_logits() -> None:
-    """gptwiz.loss computes the loss 160 rows at a time: its memory no longer grows with the batch."""
+    """gptwiz.model.loss computes the loss 160 rows at a time: its memory no longer grows with the batch."""
     rows, v = 160, TINY.vocab_size
     small, big = (estimate_memory(TINY, batch_size=b, block_size=256, dtype="float32") for b in (8, 32))
     assert small.logits == big.logits == 2 * 4 * rows * v + 4 * v * TINY.n_embd
@@ -185,7 +185,7 @@ def test_presets_show_the_estimate_beside_the_guide(tmp_path: Path) -> None:
 @pytest.fixture(scope="module")
 def token_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The Shakespeare token cache, made once, so that the measured runs do not tokenize in-process."""
-    from gptwiz.dataset import cache_text_file
+    from gptwiz.data.cache import cache_text_file
 
     return cache_text_file(SHAKESPEARE, tmp_path_factory.mktemp("data"))
 
@@ -200,7 +200,7 @@ def _measured_peak(tmp_path: Path, token_cache: Path, preset: str, batch: int, b
 
 
 def _auto_dtype() -> str:
-    from gptwiz.device import resolve_dtype
+    from gptwiz.training.device import resolve_dtype
 
     return resolve_dtype("auto", "cpu")
 

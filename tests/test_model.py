@@ -2,8 +2,8 @@ import math
 
 import torch
 
-from gptwiz.model import GPT
-from gptwiz.presets import ModelConfig
+from gptwiz.model.gpt import GPT
+from gptwiz.model.config import ModelConfig
 
 CFG = ModelConfig(n_layer=2, n_head=2, n_embd=32, block_size=16, vocab_size=128, dropout=0.0)
 

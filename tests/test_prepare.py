@@ -12,11 +12,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gptwiz.dataset import MANIFEST, TokenDataset, read_manifest
-from gptwiz.errors import UsageError
-from gptwiz.prepare import (PrepareOptions, SourceSpec, document_segments, glob_root, is_val_document,
+from gptwiz.data.dataset import TokenDataset
+from gptwiz.data.manifest import MANIFEST, read_manifest
+from gptwiz.common.errors import UsageError
+from gptwiz.data.prepare import (PrepareOptions, SourceSpec, document_segments, glob_root, is_val_document,
                             parse_source, parse_sources, prepare, safe_cut)
-from gptwiz.tokenizer import EOT_TOKEN, get_encoding
+from gptwiz.data.tokenizer import EOT_TOKEN, get_encoding
 
 from conftest import SHAKESPEARE, TINY_FAST, assert_one_line_error, cli_env, run_cli
 
@@ -111,7 +112,7 @@ def test_cutting_documents_keeps_the_tokens_exact(enc, text, variant):
 
 
 def test_text_without_whitespace_is_cut_only_past_the_forced_limit():
-    from gptwiz.prepare import SourceStats
+    from gptwiz.data.prepare import SourceStats
 
     stats = SourceStats()
     blob = "x" * 50_000 + " tail words\nend"
@@ -219,7 +220,7 @@ def test_a_single_document_is_split_by_tokens(tmp_path, enc, text, name):
 
 
 def test_input_file_cache_goes_through_the_same_tokenizer_with_its_last_tenth_as_val(tmp_path, enc, text):
-    from gptwiz.dataset import cache_text_file
+    from gptwiz.data.cache import cache_text_file
 
     (tmp_path / "play.txt").write_text(text, encoding="utf-8")
     cache = cache_text_file(tmp_path / "play.txt", tmp_path / "data")

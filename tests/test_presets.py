@@ -4,9 +4,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from gptwiz.errors import UsageError
-from gptwiz.model import GPT
-from gptwiz.presets import PRESETS_DIR, count_params, load_all, load_preset
+from gptwiz.common.errors import UsageError
+from gptwiz.model.gpt import GPT
+from gptwiz.model.config import count_params
+from gptwiz.planning.presets import PRESETS_DIR, load_all, load_preset
 
 from conftest import assert_one_line_error, run_cli
 

@@ -11,8 +11,8 @@ import time
 
 import pytest
 
-from gptwiz.probe import FAKE_OOM_ENV, ProbeOptions, is_oom_message, run_probe
-from gptwiz.runfolder import pid_alive, read_json, read_metrics
+from gptwiz.training.probe import FAKE_OOM_ENV, ProbeOptions, is_oom_message, run_probe
+from gptwiz.runs.folder import pid_alive, read_json, read_metrics
 
 from conftest import assert_one_line_error, cli_env, run_cli
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from conftest import SHAKESPEARE, assert_one_line_error, run_cli
-from gptwiz.errors import UsageError
-from gptwiz.recommend import ORDER, USE_CASES, dataset_row, hardware_cap, recommend
-from gptwiz.sizes import format_bytes, measure_dataset, parse_size
+from gptwiz.common.errors import UsageError
+from gptwiz.planning.recommend import ORDER, USE_CASES, dataset_row, hardware_cap, recommend
+from gptwiz.data.sizes import format_bytes, measure_dataset, parse_size
 
 MB, GB = 10**6, 10**9
 
@@ -235,7 +235,7 @@ def test_measure_file_folder_glob_and_prepared(tmp_path: Path) -> None:
     glob = measure_dataset(str(docs / "**" / "*.md"))
     assert (glob.kind, glob.files, glob.bytes) == ("glob", 1, 500)
 
-    from gptwiz.dataset import cache_text_file
+    from gptwiz.data.cache import cache_text_file
 
     prepared_dir = cache_text_file(SHAKESPEARE, tmp_path / "data")
     prepared = measure_dataset(str(prepared_dir))
@@ -298,7 +298,7 @@ def test_cli_rich_rendering(tmp_path: Path) -> None:
 
 
 def test_cli_without_vram_uses_this_machine(tmp_path: Path) -> None:
-    from gptwiz.hardware import detect_hardware
+    from gptwiz.planning.hardware import detect_hardware
 
     data = json.loads(run_cli(["recommend", "--use-case", "chat", "--json"], cwd=tmp_path, check=True).stdout)
     assert data["vram_gb"] == pytest.approx(round(detect_hardware().vram_gb, 2))

@@ -1,4 +1,4 @@
-from gptwiz.schedule import effective_warmup, lr_at
+from gptwiz.common.schedule import effective_warmup, lr_at
 
 
 def test_warmup_is_capped_at_a_tenth_of_the_run():

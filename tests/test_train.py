@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from gptwiz.checkpoint import load_checkpoint
-from gptwiz.runfolder import read_metrics
+from gptwiz.training.checkpoint import load_checkpoint
+from gptwiz.runs.folder import read_metrics
 
 from conftest import TINY_FAST, assert_one_line_error, cli_env, run_cli
 

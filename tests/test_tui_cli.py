@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from conftest import TINY_FAST, assert_one_line_error, cli_env, run_cli
-from gptwiz.runfolder import read_json
-from gptwiz.tui.mode import choose_mode
+from gptwiz.runs.folder import read_json
+from gptwiz.wizard.mode import choose_mode
 
 RECORDED = Path(__file__).parent / "tui_data" / "recorded_run"
 
@@ -155,7 +155,7 @@ def test_detached_training_survives_its_parent_and_stops_gracefully(tmp_path: Pa
 
 
 def test_a_detached_trainer_that_fails_at_once_is_reported_with_its_error(tmp_path: Path, shakespeare: Path) -> None:
-    from gptwiz.detach import launch_detached, wait_for_start
+    from gptwiz.runs.launch import launch_detached, wait_for_start
 
     run = launch_detached(["train", "--config_file", "nope", "--model_name", "x", "--input_file", str(shakespeare)],
                           runs_dir=tmp_path / "runs", name="x", cwd=tmp_path, env=cli_env())
@@ -173,8 +173,8 @@ def test_no_torch_on_the_way_to_the_wizard_and_its_decisions(tmp_path: Path) -> 
         "import gptwiz.cli, gptwiz.tui.app, gptwiz.tui.screens.welcome, gptwiz.tui.screens.use_case\n"
         "import gptwiz.tui.screens.hardware, gptwiz.tui.screens.dataset, gptwiz.tui.screens.recommendation\n"
         "import gptwiz.tui.screens.probe, gptwiz.tui.screens.launch, gptwiz.tui.screens.dashboard, gptwiz.plain\n"
-        "from gptwiz.hardware import detect_hardware, read_gpu_stats\n"
-        "from gptwiz.recommend import recommend\n"
+        "from gptwiz.planning.hardware import detect_hardware, read_gpu_stats\n"
+        "from gptwiz.planning.recommend import recommend\n"
         "detect_hardware(); read_gpu_stats(); recommend('rag', 24, 300_000_000)\n"
         "print('torch' in sys.modules)\n"
     )

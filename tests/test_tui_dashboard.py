@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from gptwiz.runfolder import RunPaths
+from gptwiz.runs.folder import RunPaths
 from gptwiz.tui.app import GptwizApp
 from gptwiz.tui.context import AppContext
 from gptwiz.tui.devicestats import DeviceSampler
-from gptwiz.tui.runview import LogTail, RunMonitor
+from gptwiz.runs.monitor import LogTail, RunMonitor
 from gptwiz.tui.screens.dashboard import DashboardScreen
 from gptwiz.tui.widgets.device_panel import DeviceReading, ProcessUsage
 from tui_support import async_test, screen_text, wait_for
@@ -269,7 +269,7 @@ async def test_dashboard_g_without_checkpoint_says_so(tmp_path: Path) -> None:
         assert app.screen.id == "dashboard"
 
 
-# --- the device panel: gptwiz.hardware.read_gpu_stats over a faked pynvml --------------------------------
+# --- the device panel: gptwiz.planning.hardware.read_gpu_stats over a faked pynvml --------------------------------
 
 class FakeNvml(types.ModuleType):
     """pynvml as nvidia-ml-py has it, for `cards` (name, used GiB, total GiB, util %, °C, W); none: no driver."""

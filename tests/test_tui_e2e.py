@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 from conftest import run_cli
-from gptwiz.runfolder import RunPaths, effective_state, pid_alive, read_json
+from gptwiz.runs.folder import RunPaths, effective_state, pid_alive, read_json
 from gptwiz.tui.app import GptwizApp
 from gptwiz.tui.context import AppContext
-from gptwiz.tui.state import DatasetChoice, Knobs
+from gptwiz.wizard.state import DatasetChoice, Knobs
 from test_tui_cli import _pty_run
 from tui_support import async_test, flat, screen_text, wait_for
 

@@ -9,7 +9,7 @@ from typing import Any, Callable, Sequence
 from rich.console import Console
 
 from gptwiz.plain import PlainWizard
-from gptwiz.tui.state import WizardState
+from gptwiz.wizard.state import WizardState
 from test_tui_cli import _pty_run
 from test_tui_wizard import CPU_ONLY, GTX_1660, FakeProbe, text_file
 

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from textual.widgets import Input
 
-from gptwiz.runfolder import RunPaths
+from gptwiz.runs.folder import RunPaths
 from gptwiz.tui.app import GptwizApp
 from gptwiz.tui.context import AppContext
 from gptwiz.tui.widgets.device_panel import DeviceReading, GpuCard, ProcessUsage
@@ -136,7 +136,7 @@ def test_recommendation_guide_example_1(snap_compare: Any, workdir: Path, size: 
 
     async def run_before(pilot: Any) -> None:
         from gptwiz.tui.screens.recommendation import RecommendationScreen
-        from gptwiz.tui.state import inspect_dataset
+        from gptwiz.wizard.state import inspect_dataset
 
         pilot.app.wizard.use_case = "prototype"
         pilot.app.wizard.hardware = GTX_1660

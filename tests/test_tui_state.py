@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from gptwiz.errors import UsageError
-from gptwiz.tui.runview import Schedule, downsample
-from gptwiz.tui.state import (DatasetChoice, Knobs, WizardState, inspect_dataset, parse_flags, parse_vram,
+from gptwiz.common.errors import UsageError
+from gptwiz.runs.monitor import Schedule, downsample
+from gptwiz.wizard.state import (DatasetChoice, Knobs, WizardState, inspect_dataset, parse_flags, parse_vram,
                               prepared_dir_for, source_glob)
 from gptwiz.tui.widgets.text import bar, duration
 
@@ -66,7 +66,7 @@ def test_inspect_dataset_file_folder_glob_prepared_and_missing(tmp_path: Path) -
 
 
 def test_inspect_a_prepared_dataset_counts_its_tokens(tmp_path: Path) -> None:
-    from gptwiz.prepare import PrepareOptions, prepare
+    from gptwiz.data.prepare import PrepareOptions, prepare
 
     src = tmp_path / "src"
     src.mkdir()
@@ -124,7 +124,7 @@ def test_unprepared_data_shows_where_it_will_be_prepared(tmp_path: Path) -> None
 
 def test_vram_and_device_memory(tmp_path: Path) -> None:
     s = state_with(tmp_path)
-    from gptwiz.hardware import GpuInfo, HardwareReport
+    from gptwiz.planning.hardware import GpuInfo, HardwareReport
 
     s.hardware = HardwareReport(gpus=[GpuInfo(0, "NVIDIA GeForce RTX 3090", 24 * 2**30, 23 * 2**30, "8.6", True)],
                                 cpu_count=8, cpu_name="x", ram_total_bytes=64 * 2**30, ram_available_bytes=60 * 2**30,

@@ -1,7 +1,7 @@
 """The wizard driven with Textual's Pilot: use case -> hardware -> dataset -> recommendation -> probe -> launch.
 
 The hardware report is injected (this machine has no GPU; the guide's examples need a 6 GB and a
-24 GB card). The recommendation is gptwiz.recommend's real one; the dataset sizes are real files
+24 GB card). The recommendation is gptwiz.planning.recommend's real one; the dataset sizes are real files
 (sparse where the guide's corpora are hundreds of MB). The probe runner is a stand-in here, fed
 through the real ProbeProgress/ProbeResult types; test_tui_e2e.py runs the real probe.
 """
@@ -17,11 +17,11 @@ from typing import Any, Callable
 
 import pytest
 
-from gptwiz.hardware import GpuInfo, HardwareReport
-from gptwiz.probe import ProbeProgress, ProbeResult
+from gptwiz.planning.hardware import GpuInfo, HardwareReport
+from gptwiz.training.probe import ProbeProgress, ProbeResult
 from gptwiz.tui.app import GptwizApp
 from gptwiz.tui.context import AppContext
-from gptwiz.tui.state import DatasetChoice, Knobs
+from gptwiz.wizard.state import DatasetChoice, Knobs
 from tui_support import async_test, flat, screen_text, wait_for, widget_text
 
 GiB = 2**30
@@ -100,7 +100,7 @@ def screen_id(pilot: Any) -> str | None:
 
 
 async def walk_to_recommendation(pilot: Any, use_case: str, dataset: Path | str, vram: str = "") -> Any:
-    from gptwiz.tui.services import use_cases
+    from gptwiz.wizard.services import use_cases
 
     await wait_for(pilot, lambda: screen_id(pilot) == "welcome")
     await pilot.press("n")
@@ -193,7 +193,7 @@ async def test_an_alternative_replaces_the_pick(tmp_path: Path) -> None:
     app = wizard_app(tmp_path, RTX_3090)
     async with app.run_test(size=(120, 40)) as pilot:
         screen = await walk_to_recommendation(pilot, "chat", data)
-        assert screen.rec.alternatives, "gptwiz.recommend offers no alternatives"
+        assert screen.rec.alternatives, "gptwiz.planning.recommend offers no alternatives"
         first = screen.rec.alternatives[0].preset
         await pilot.press("ctrl+o", "enter")
         await wait_for(pilot, lambda: app.wizard.knobs.preset == first)
@@ -259,7 +259,7 @@ async def test_preparing_can_be_cancelled(tmp_path: Path, monkeypatch: pytest.Mo
     for i in range(40):
         (docs / f"{i}.txt").write_text("Words upon words. " * 3000)
     gate = threading.Event()
-    import gptwiz.prepare as prepare_module
+    import gptwiz.data.prepare as prepare_module
 
     real_encode = prepare_module.encode_piece
 

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gptwiz.verdict import (ProbeFacts, curve_stats, fmt_number, judge, least_squares_slope, projected_run_seconds,
+from gptwiz.planning.verdict import (ProbeFacts, curve_stats, fmt_number, judge, least_squares_slope, projected_run_seconds,
                             shrink_batch, timing, warmup_iterations)
 
 GIB = 2**30

@@ -10,9 +10,9 @@ from pathlib import Path
 
 from textual.app import App
 
-from gptwiz.runfolder import RunPaths
+from gptwiz.runs.folder import RunPaths
 from gptwiz.tui.context import AppContext
-from gptwiz.tui.state import WizardState
+from gptwiz.wizard.state import WizardState
 
 
 class GptwizApp(App[str | None]):
@@ -44,7 +44,7 @@ class GptwizApp(App[str | None]):
         self.push_screen(DashboardScreen(paths, self.context, can_go_back=True))
 
     def use_case_name(self, key: str | None) -> str:
-        from gptwiz.tui.services import use_cases
+        from gptwiz.wizard.services import use_cases
 
         try:
             return {k: name for k, name, _ in use_cases()}.get(key or "", key or "?")

@@ -8,26 +8,26 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from gptwiz.runfolder import RunPaths
+from gptwiz.runs.folder import RunPaths
 from gptwiz.tui.devicestats import DeviceSampler
 
 
 def default_sample_text(paths: RunPaths) -> list[str]:
     """A few lines from the run's latest checkpoint, on the CPU so a full card is left alone."""
-    from gptwiz.sample import SampleOptions, sample
+    from gptwiz.training.sample import SampleOptions, sample
 
     return sample(SampleOptions(model_name=str(paths.root), runs_dir=str(paths.root.parent), max_new_tokens=80,
                                 num_samples=2, device="cpu"))
 
 
 def default_run_probe(opts: Any, on_progress: Callable[[Any], None], should_cancel: Callable[[], bool]) -> Any:
-    from gptwiz.probe import run_probe
+    from gptwiz.training.probe import run_probe
 
     return run_probe(opts, on_progress=on_progress, should_cancel=should_cancel)
 
 
 def default_detect_hardware() -> Any:
-    from gptwiz.hardware import detect_hardware
+    from gptwiz.planning.hardware import detect_hardware
 
     return detect_hardware()
 

@@ -1,23 +1,23 @@
-"""Live readings for the dashboard's device panel: every GPU through NVML (gptwiz.hardware), or the
+"""Live readings for the dashboard's device panel: every GPU through NVML (gptwiz.planning.hardware), or the
 training process's CPU and RAM through psutil. Called from the dashboard's poll thread, never the event loop."""
 
 from __future__ import annotations
 
 from typing import Any, Callable
 
-from gptwiz.runfolder import pid_alive
+from gptwiz.runs.folder import pid_alive
 from gptwiz.tui.widgets.device_panel import DeviceReading, GpuCard, ProcessUsage
 
 
 def card_from_stats(stats: Any) -> GpuCard:
-    """One gptwiz.hardware.GpuStats as the panel's GpuCard."""
+    """One gptwiz.planning.hardware.GpuStats as the panel's GpuCard."""
     return GpuCard(index=stats.index, name=stats.name, memory_used_bytes=stats.memory_used_bytes,
                    memory_total_bytes=stats.memory_total_bytes, utilization_pct=stats.utilization_percent,
                    temperature_c=stats.temperature_c, power_w=stats.power_w)
 
 
 def default_gpu_stats() -> list[Any]:
-    from gptwiz.hardware import read_gpu_stats
+    from gptwiz.planning.hardware import read_gpu_stats
 
     return list(read_gpu_stats())  # [] without NVML or a driver: the CPU view
 

@@ -51,7 +51,7 @@ def report(request: pytest.FixtureRequest) -> Report:
 @pytest.fixture(scope="session")
 def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A --data_dir holding the token cache of tinyshakespeare, tokenized once for the session."""
-    from gptwiz.dataset import cache_text_file
+    from gptwiz.data.cache import cache_text_file
 
     from conftest import SHAKESPEARE
 
@@ -124,7 +124,7 @@ def write_readme(rows: list[dict[str, Any]], failed: list[str]) -> None:
         "(`python -m pytest tests/faults`, or the full `python -m pytest -n 2`); do not edit by hand.",
         "Each row is one fault or kind of bad input; *trials* counts how many times it was inflicted, and the",
         "outcome is what the test measured and asserted. The fault hooks (`GPTWIZ_FAULT_ATOMIC`) are described",
-        "in `gptwiz/atomic.py`.",
+        "in `gptwiz/common/atomic.py`.",
         "",
         "| # | Fault or bad input | Trials | Outcome | Result | Test |",
         "|---|---|---:|---|---|---|",

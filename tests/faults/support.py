@@ -12,8 +12,8 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from gptwiz.atomic import is_temp_file
-from gptwiz.runfolder import read_json, read_metrics
+from gptwiz.common.atomic import is_temp_file
+from gptwiz.runs.folder import read_json, read_metrics
 
 from conftest import SHAKESPEARE, cli_env
 

@@ -12,9 +12,9 @@ from typing import Callable
 import pytest
 import torch
 
-from gptwiz.checkpoint import load_checkpoint, load_run_checkpoint
-from gptwiz.errors import UsageError
-from gptwiz.runfolder import RunPaths
+from gptwiz.training.checkpoint import load_checkpoint, load_run_checkpoint
+from gptwiz.common.errors import UsageError
+from gptwiz.runs.folder import RunPaths
 
 from conftest import assert_one_line_error, run_cli
 from faults.support import (every_line_is_json, fault_env, micro_preset, records, status, train_args, train_iters)

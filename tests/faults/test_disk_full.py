@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from gptwiz.checkpoint import load_checkpoint
+from gptwiz.training.checkpoint import load_checkpoint
 
 from conftest import run_cli
 from faults.support import (every_line_is_json, fault_env, micro_preset, one_line, status, temp_files, train_args,
@@ -34,7 +34,7 @@ def test_enospc_fails_the_run_in_one_line_and_resume_finishes_it(tmp_path: Path,
         assert st["state"] == "failed" and "no space left on the disk" in st["error"] and target in st["error"]
     else:
         # status.json itself cannot be rewritten: it keeps its last state and the dead pid shows it failed.
-        from gptwiz.runfolder import effective_state
+        from gptwiz.runs.folder import effective_state
 
         assert effective_state(st) == "failed"
     before = load_checkpoint(run / "ckpt_last.pt")["iter"]  # the previous checkpoint, whole

@@ -10,7 +10,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from gptwiz.runfolder import MetricsReader
+from gptwiz.runs.folder import MetricsReader
 
 from faults.support import micro_preset, start, status, train_args
 

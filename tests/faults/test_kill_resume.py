@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from gptwiz.checkpoint import load_checkpoint, load_run_checkpoint
-from gptwiz.errors import UsageError
-from gptwiz.runfolder import RunPaths
+from gptwiz.training.checkpoint import load_checkpoint, load_run_checkpoint
+from gptwiz.common.errors import UsageError
+from gptwiz.runs.folder import RunPaths
 
 from conftest import run_cli
 from faults.support import (every_line_is_json, fault_env, kill9, micro_preset, records, start, status, temp_files,

@@ -19,8 +19,8 @@ from faults.support import (every_line_is_json, fault_env, micro_preset, one_lin
 _CONTENDER = textwrap.dedent("""
     import os, sys, time
     from pathlib import Path
-    from gptwiz.errors import UsageError
-    from gptwiz.runfolder import RunLock, RunPaths
+    from gptwiz.common.errors import UsageError
+    from gptwiz.runs.folder import RunLock, RunPaths
     go = Path(sys.argv[2])
     while not go.exists():
         time.sleep(0.001)

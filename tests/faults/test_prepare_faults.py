@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from gptwiz.dataset import TokenDataset
+from gptwiz.data.dataset import TokenDataset
 
 from conftest import SHAKESPEARE, assert_one_line_error, run_cli
 from faults.support import fault_env, one_line, wait_for

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from gptwiz.checkpoint import load_checkpoint
-from gptwiz.errors import UsageError
+from gptwiz.training.checkpoint import load_checkpoint
+from gptwiz.common.errors import UsageError
 
 from conftest import REPO, assert_one_line_error, run_cli
 from faults.support import fault_env, micro_preset, status, train_args, wait_for

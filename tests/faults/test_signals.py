@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from gptwiz.checkpoint import load_checkpoint
+from gptwiz.training.checkpoint import load_checkpoint
 
 from faults.support import (every_line_is_json, fault_env, micro_preset, records, start, status, temp_files,
                             train_args, train_iters, wait_for)

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from gptwiz.runfolder import RunPaths, read_metrics
+from gptwiz.runs.folder import RunPaths, read_metrics
 from gptwiz.tui.app import GptwizApp
 from gptwiz.tui.context import AppContext
 from gptwiz.tui.devicestats import DeviceSampler
-from gptwiz.tui.runview import RunMonitor
+from gptwiz.runs.monitor import RunMonitor
 
 from conftest import run_cli
 from faults.support import every_line_is_json, fault_env, micro_preset, status, train_args, train_iters

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from gptwiz.runfolder import RunPaths
+from gptwiz.runs.folder import RunPaths
 from gptwiz.tui.app import GptwizApp
 from gptwiz.tui.context import AppContext
 from gptwiz.tui.devicestats import DeviceSampler

@@ -10,7 +10,7 @@ from textual.screen import Screen
 from textual.widgets import Static
 
 from gptwiz.tui.context import AppContext
-from gptwiz.tui.state import WizardState
+from gptwiz.wizard.state import WizardState
 
 if TYPE_CHECKING:
     from gptwiz.tui.app import GptwizApp

@@ -19,10 +19,10 @@ from textual.screen import Screen
 from textual.widgets import Footer
 from textual.worker import get_current_worker
 
-from gptwiz.errors import UsageError
-from gptwiz.runfolder import RunPaths
+from gptwiz.common.errors import UsageError
+from gptwiz.runs.folder import RunPaths
 from gptwiz.tui.context import AppContext
-from gptwiz.tui.runview import RunMonitor, RunSnapshot
+from gptwiz.runs.monitor import RunMonitor, RunSnapshot
 from gptwiz.tui.screens.confirm import ConfirmScreen
 from gptwiz.tui.screens.message import MessageScreen
 from gptwiz.tui.widgets.charts import LossChart, LrChart
@@ -164,7 +164,7 @@ class DashboardScreen(Screen[None]):
         def answered(yes: bool | None) -> None:
             if not yes:
                 return
-            from gptwiz.detach import request_stop
+            from gptwiz.runs.launch import request_stop
 
             try:
                 pid = request_stop(self.paths)

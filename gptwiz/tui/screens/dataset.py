@@ -1,6 +1,6 @@
 """Step 4: what to train on, with live stats as a path is typed or picked, or the built-in demo corpus.
 
-A folder or glob is prepared with `gptwiz prepare` (gptwiz.prepare) when the user goes on, with a
+A folder or glob is prepared with `gptwiz prepare` (gptwiz.data.prepare) when the user goes on, with a
 progress bar; escape cancels it and prepare removes its partial output.
 """
 
@@ -20,9 +20,9 @@ from textual.widgets import Footer, Input, OptionList, ProgressBar, Static
 from textual.widgets.option_list import Option
 from textual.worker import Worker, get_current_worker
 
-from gptwiz.errors import UsageError
+from gptwiz.common.errors import UsageError
 from gptwiz.tui.screens.base import StepTitle, WizardStep
-from gptwiz.tui.state import DatasetChoice, find_prepared, inspect_dataset, prepared_dir_for, source_glob
+from gptwiz.wizard.state import DatasetChoice, find_prepared, inspect_dataset, prepared_dir_for, source_glob
 
 DEMO_ID = "demo"
 TYPING_PAUSE_S = 0.25  # measure once the user pauses, not at every key
@@ -148,7 +148,7 @@ class DatasetScreen(WizardStep):
             self.query_one("#stats", Static).update(Text(str(exc), style="yellow"))
 
     def action_demo(self) -> None:
-        from gptwiz.demo import demo_dataset_dir, demo_ready
+        from gptwiz.data.demo import demo_dataset_dir, demo_ready
 
         data_dir = self.context.data_dir
         if demo_ready(data_dir):
@@ -198,7 +198,7 @@ class DatasetScreen(WizardStep):
 
         try:
             if choice.kind == "demo":
-                from gptwiz.demo import DemoCancelled, build_demo
+                from gptwiz.data.demo import DemoCancelled, build_demo
 
                 try:
                     corpus = build_demo(self.context.data_dir, progress=Progress(),
@@ -209,7 +209,7 @@ class DatasetScreen(WizardStep):
                 done = replace(choice, files=corpus.files, bytes=corpus.bytes, tokens=corpus.tokens,
                                prepared_dir=str(corpus.dataset_dir))
             else:
-                from gptwiz.prepare import PrepareOptions, prepare
+                from gptwiz.data.prepare import PrepareOptions, prepare
 
                 out = prepared_dir_for(choice.path, self.context.data_dir)
                 result = prepare(PrepareOptions(sources=[f"data:{source_glob(choice.path)}"], out_dir=str(out),

@@ -11,8 +11,8 @@ from textual.widgets import Footer, Input, LoadingIndicator, Static
 from textual.worker import get_current_worker
 
 from gptwiz.tui.screens.base import StepTitle, WizardStep
-from gptwiz.tui.services import hardware_lines
-from gptwiz.tui.state import parse_vram
+from gptwiz.wizard.services import hardware_lines
+from gptwiz.wizard.state import parse_vram
 
 
 class HardwareScreen(WizardStep):

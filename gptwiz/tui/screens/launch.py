@@ -10,8 +10,8 @@ from textual.binding import Binding
 from textual.containers import Vertical
 from textual.widgets import Footer, Input, Static
 
-from gptwiz.errors import UsageError
-from gptwiz.runfolder import validate_run_name
+from gptwiz.common.errors import UsageError
+from gptwiz.runs.folder import validate_run_name
 from gptwiz.tui.screens.base import StepTitle, WizardStep
 
 if TYPE_CHECKING:

@@ -1,4 +1,4 @@
-"""Step 6: the guide's 100-iteration check, run by gptwiz.probe in a worker, drawn live, then judged.
+"""Step 6: the guide's 100-iteration check, run by gptwiz.training.probe in a worker, drawn live, then judged.
 
 Each piece of advice can be applied with its number key: the knobs change and the probe runs again.
 Escape cancels a running probe (the probe stops its child trainer) and goes back.
@@ -17,7 +17,7 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import Footer, ProgressBar, Static
 from textual.worker import Worker, get_current_worker
 
-from gptwiz.errors import UsageError
+from gptwiz.common.errors import UsageError
 from gptwiz.tui.screens.base import StepTitle, WizardStep
 from gptwiz.tui.widgets.charts import LossChart
 from gptwiz.tui.widgets.text import count, duration, human_gib

@@ -14,8 +14,8 @@ from textual.widgets.option_list import Option
 from textual.worker import get_current_worker
 
 from gptwiz.tui.screens.base import StepTitle, WizardStep
-from gptwiz.tui.services import RecView, estimate_bytes, knobs_for_preset, recommend_for, view
-from gptwiz.tui.state import Knobs
+from gptwiz.wizard.services import RecView, estimate_bytes, knobs_for_preset, recommend_for, view
+from gptwiz.wizard.state import Knobs
 from gptwiz.tui.widgets.memory_bar import MemoryBar
 
 # (input id, label, Knobs field, parser, allowed range)

@@ -14,8 +14,8 @@ from textual.screen import ModalScreen
 from textual.widgets import LoadingIndicator, Static
 from textual.worker import get_current_worker
 
-from gptwiz.detach import StartOutcome, console_tail, launch_detached, wait_for_start
-from gptwiz.runfolder import RunPaths
+from gptwiz.runs.launch import StartOutcome, console_tail, launch_detached, wait_for_start
+from gptwiz.runs.folder import RunPaths
 
 START_TIMEOUT_S = 600.0  # a first run tokenizes its --input_file before it writes its status
 

@@ -10,7 +10,7 @@ from textual.widgets import Footer, OptionList, Static
 from textual.widgets.option_list import Option
 
 from gptwiz.tui.screens.base import StepTitle, WizardStep
-from gptwiz.tui.services import use_cases
+from gptwiz.wizard.services import use_cases
 
 
 class UseCaseScreen(WizardStep):

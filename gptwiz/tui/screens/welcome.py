@@ -10,9 +10,9 @@ from textual.containers import Vertical
 from textual.widgets import DataTable, Footer, Static
 from textual.worker import get_current_worker
 
-from gptwiz.errors import UsageError
-from gptwiz.runfolder import RunPaths
-from gptwiz.tui.runlist import RunRow, run_rows
+from gptwiz.common.errors import UsageError
+from gptwiz.runs.folder import RunPaths
+from gptwiz.runs.listing import RunRow, run_rows
 from gptwiz.tui.screens.base import StepTitle, WizardStep
 from gptwiz.tui.screens.confirm import ConfirmScreen
 from gptwiz.tui.widgets.panels import STATE_STYLE

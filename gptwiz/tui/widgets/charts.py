@@ -6,7 +6,7 @@ import math
 
 from textual_plotext import PlotextPlot
 
-from gptwiz.tui.runview import downsample
+from gptwiz.runs.monitor import downsample
 
 
 def _finite(xs: list[float], ys: list[float]) -> tuple[list[float], list[float]]:

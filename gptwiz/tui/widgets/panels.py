@@ -7,7 +7,7 @@ from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import Sparkline, Static
 
-from gptwiz.tui.runview import RunSnapshot
+from gptwiz.runs.monitor import RunSnapshot
 from gptwiz.tui.widgets.text import bar, count, duration, human_bytes
 
 STATE_STYLE = {"running": "bold green", "finished": "bold cyan", "stopped": "bold yellow",

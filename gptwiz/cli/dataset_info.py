@@ -1,0 +1,51 @@
+"""`gptwiz dataset-info`: a prepared dataset's sources, files, tokens and weights."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from gptwiz.cli.args import flag
+
+
+def add(sub: Any) -> None:
+    p = sub.add_parser("dataset-info", help="show a prepared dataset: sources, files, tokens, weights")
+    p.add_argument("dir", help="a dataset folder made by `gptwiz prepare`")
+    flag(p, "json", action="store_true")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from gptwiz.data.info import dataset_info
+
+    info = dataset_info(args.dir)
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return 0
+    from rich.console import Console
+
+    render(info, Console())
+    return 0
+
+
+def render(info: dict[str, Any], console: Any) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"dataset {info['dir']}", caption=f"tokenizer {info['tokenizer']} · manifest sha256 "
+                  f"{info['checksum'][:12]} · share = weight / sum of weights: the fraction of training sequences "
+                  "drawn from the source")
+    for col in ("source", "files", "MB", "documents", "train tokens", "val tokens", "weight", "share"):
+        table.add_column(col, justify="left" if col == "source" else "right")
+
+    def row(name: str, r: dict[str, Any], weight: str, share: str) -> list[str]:
+        files = f"{r['files']:,}" + (f" (+{r['skipped_files']} skipped)" if r["skipped_files"] else "")
+        return [name, files, f"{r['bytes'] / 1e6:,.2f}", f"{r['documents']:,}", f"{r['train_tokens']:,}",
+                f"{r['val_tokens']:,}", weight, share]
+
+    for r in info["sources"]:
+        table.add_row(*row(r["name"], r, f"{r['weight']:g}", f"{100 * r['share']:.1f}%"))
+    if len(info["sources"]) > 1:
+        table.add_section()
+        table.add_row(*row("total", info["totals"], "", "100.0%"))
+    console.print(table)

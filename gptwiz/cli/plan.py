@@ -1,0 +1,180 @@
+"""`gptwiz presets`, `hardware`, `estimate` and `recommend`: the guide's tables as commands; no torch import."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from gptwiz.cli.args import flag, positive_int
+from gptwiz.common.errors import UsageError
+from gptwiz.data.sizes import measure_dataset, parse_size
+from gptwiz.planning.advice import data_hint, no_hardware, parse_vram, preset_estimate, resolve_device_dtype, training_dtype
+from gptwiz.planning.hardware import detect_hardware
+
+
+def add_presets(sub: Any) -> None:
+    p = sub.add_parser("presets", help="list the guide's presets")
+    flag(p, "json", action="store_true")
+    p.set_defaults(func=run_presets)
+
+
+def add_hardware(sub: Any) -> None:
+    p = sub.add_parser("hardware", help="what this machine has to train on: GPUs, CPU cores, RAM")
+    flag(p, "json", action="store_true")
+    p.set_defaults(func=cmd_hardware)
+
+
+def add_estimate(sub: Any) -> None:
+    p = sub.add_parser("estimate", help="peak training memory of a preset, term by term")
+    flag(p, "config_file", required=True, help="a preset name (tiny, small, 150M, ...) or a preset JSON path")
+    flag(p, "batch_size", type=positive_int, help="default: the preset's")
+    flag(p, "block_size", type=positive_int, help="default: the preset's")
+    flag(p, "grad_accum", type=positive_int, help="default: the preset's")
+    flag(p, "dtype", default="auto", help="auto, float32, bfloat16 or float16 (auto: what `gptwiz train` would use)")
+    flag(p, "device", default="auto", help="auto, cpu or cuda (cuda plans for a GPU this machine lacks)")
+    flag(p, "compile", action="store_true", help="the run uses torch.compile")
+    flag(p, "json", action="store_true")
+    p.set_defaults(func=cmd_estimate)
+
+
+def add_recommend(sub: Any) -> None:
+    p = sub.add_parser("recommend", help="which preset and settings, for a use case, a GPU and a dataset")
+    flag(p, "use_case", required=True, help="testing, prototype, chat, rag, code or domain")
+    flag(p, "vram_gb", help="GB of memory on the GPU (default: the detected card; 0: no GPU)")
+    data = p.add_mutually_exclusive_group()
+    flag(data, "dataset_size", help="the training text's size, such as 5MB, 500MB or 2GB")
+    flag(data, "dataset", help="a text file, folder, glob or prepared dataset to measure")
+    flag(p, "gpus", type=positive_int, help="how many GPUs train together (default: the detected count)")
+    flag(p, "model_name", default="my_model", help="the run name used in the suggested command")
+    flag(p, "json", action="store_true")
+    p.set_defaults(func=cmd_recommend)
+
+
+def run_presets(args: argparse.Namespace) -> int:
+    from gptwiz.model.config import count_params
+    from gptwiz.planning.presets import load_all
+
+    presets = load_all()
+    rows = [{"name": p.name, "params": count_params(p.model), "n_layer": p.model.n_layer, "n_head": p.model.n_head,
+             "n_embd": p.model.n_embd, "block_size": p.model.block_size, "batch_size": p.train.batch_size,
+             "learning_rate": p.train.learning_rate, "max_iters": p.train.max_iters,
+             "guide_vram_gb": p.guide_vram_gb, "estimate_cuda_bf16_bytes": preset_estimate(p),
+             "description": p.description, "use_cases": list(p.use_cases)}
+            for p in presets]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+
+    # No vertical rules: with them the numbers alone overflow 80 columns and rich cuts the names short.
+    table = Table(title="gptwiz presets", box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, collapse_padding=True)
+    numeric = ("params", "block", "batch", "lr", "guide VRAM", "estimate")
+    console = Console()
+    describe = console.width >= 110  # on a narrow terminal the numbers matter more than the prose
+    for col in ("name", *numeric, *(["description"] if describe else [])):
+        table.add_column(col, justify="right" if col in numeric else "left", no_wrap=col != "description")
+    for r in rows:
+        table.add_row(r["name"], f"{r['params'] / 1e6:.1f}M", str(r["block_size"]), str(r["batch_size"]),
+                      f"{r['learning_rate']:g}", f"{r['guide_vram_gb']:g} GB",
+                      f"{r['estimate_cuda_bf16_bytes'] / 2**30:.1f} GB", *([r["description"]] if describe else []))
+    console.print(table)
+    if not describe:  # the prose under the table, where the terminal has no room for a column of it
+        for r in rows:
+            console.print(f"[bold]{r['name']}[/]: {r['description']}", highlight=False)
+    print("estimate: peak memory to train the preset as it stands (its batch and block) on one CUDA card in bf16, "
+          "from `gptwiz estimate`; the guide's VRAM column is a rough figure")
+    return 0
+
+
+def cmd_hardware(args: argparse.Namespace) -> int:
+    return run_hardware(args.json)
+
+
+def cmd_estimate(args: argparse.Namespace) -> int:
+    return run_estimate(args.config_file, args.batch_size, args.block_size, args.grad_accum, args.dtype, args.device,
+                        args.compile, args.json)
+
+
+def cmd_recommend(args: argparse.Namespace) -> int:
+    return run_recommend(args.use_case, args.vram_gb, args.dataset_size, args.dataset, args.gpus, args.model_name,
+                         args.json)
+
+
+def run_hardware(as_json: bool) -> int:
+    report = detect_hardware()
+    if as_json:
+        print(json.dumps(report.to_json(), indent=2))
+        return 0
+    from rich.console import Console
+
+    from gptwiz.planning.render import hardware_table
+
+    Console().print(hardware_table(report))
+    return 0
+
+
+def run_estimate(config_file: str, batch_size: int | None, block_size: int | None, grad_accum: int | None,
+                 dtype: str, device: str, compiled: bool, as_json: bool) -> int:
+    from gptwiz.planning.memory import estimate_memory
+    from gptwiz.planning.presets import load_preset
+
+    preset = load_preset(config_file)
+    report = detect_hardware() if "auto" in (device, dtype) else None
+    device_type, dtype = resolve_device_dtype(report or no_hardware(), device, dtype)
+    est = estimate_memory(preset.model, batch_size=batch_size or preset.train.batch_size,
+                          block_size=block_size or preset.model.block_size, dtype=dtype, device_type=device_type,
+                          grad_accum=grad_accum or preset.train.grad_accum, compiled=compiled)
+    if as_json:
+        print(json.dumps({"preset": preset.name, **est.to_json(), "guide_vram_gb": preset.guide_vram_gb}, indent=2))
+        return 0
+    from rich.console import Console
+
+    from gptwiz.planning.render import estimate_table
+
+    Console().print(estimate_table(est, preset.name, guide_vram_gb=preset.guide_vram_gb))
+    return 0
+
+
+def run_recommend(use_case: str, vram_gb: str | None, dataset_size: str | None, dataset: str | None,
+                  gpus: int | None, model_name: str, as_json: bool) -> int:
+    from gptwiz.planning.recommend import USE_CASES, recommend
+
+    if use_case not in USE_CASES:
+        valid = ", ".join(f"{k} ({v[0]})" for k, v in USE_CASES.items())
+        raise UsageError(f"unknown use case {use_case!r} (valid: {valid})")
+    vram = parse_vram(vram_gb)
+    size_bytes = parse_size(dataset_size) if dataset_size is not None else None
+    measured = measure_dataset(dataset) if dataset is not None else None
+    report = detect_hardware()
+    if vram is None:
+        vram = round(report.vram_gb, 2)
+    gpu_count = gpus if gpus is not None else max(1, report.gpu_count)
+    if vram == 0 and gpus is not None and gpus > 1:
+        raise UsageError(f"--gpus {gpus} with no GPU: give --vram-gb for the cards too")
+    if vram == 0:
+        gpu_count = 1
+    device_type = "cuda" if vram > 0 else "cpu"
+    rec = recommend(use_case, vram, measured.bytes if measured else size_bytes, gpu_count,
+                    dataset_tokens=measured.tokens if measured and measured.tokens_exact else None,
+                    ram_gb=report.ram_available_bytes / 2**30 if device_type == "cpu" else None,
+                    dtype=training_dtype(report, device_type))
+    data_arg, note = data_hint(measured)
+    commands = rec.phase_commands(model_name, data_arg)
+    if as_json:
+        out: dict[str, Any] = rec.to_json()
+        out["command"] = commands[0]
+        out["commands"] = commands
+        out["dataset"] = measured.to_json() if measured else ({"bytes": size_bytes} if size_bytes is not None else None)
+        if note:
+            out["prepare_first"] = note
+        print(json.dumps(out, indent=2))
+        return 0
+    from rich.console import Console
+
+    from gptwiz.planning.render import recommendation_view
+
+    Console().print(recommendation_view(rec, commands, note))
+    return 0

@@ -1,0 +1,92 @@
+"""`gptwiz runs`, `watch` and `stop`: the runs in a folder, the live dashboard of one, and its graceful stop."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from gptwiz.cli.args import flag, number
+from gptwiz.common.errors import UsageError
+
+
+def add_watch(sub: Any) -> None:
+    p = sub.add_parser("watch", help="the live dashboard of a run (the latest if no name); q leaves, training goes on")
+    p.add_argument("name", nargs="?", help="a run name or run folder (default: the latest run)")
+    flag(p, "runs_dir", default="runs")
+    p.set_defaults(func=run_watch)
+
+
+def add_runs(sub: Any) -> None:
+    p = sub.add_parser("runs", help="list the runs: state, progress, last loss")
+    flag(p, "runs_dir", default="runs")
+    flag(p, "json", action="store_true")
+    p.set_defaults(func=run_runs)
+
+
+def add_stop(sub: Any) -> None:
+    p = sub.add_parser("stop", help="stop a running run gracefully (it checkpoints; continue with --resume)")
+    p.add_argument("name", help="a run name or run folder")
+    flag(p, "runs_dir", default="runs")
+    flag(p, "wait", type=number, default=60.0, help="seconds to wait for the 'stopped' state (0: do not wait)")
+    p.set_defaults(func=run_stop)
+
+
+def run_watch(args: argparse.Namespace) -> int:
+    from gptwiz.runs.folder import latest_run, resolve_run
+
+    if args.name:
+        paths = resolve_run(args.name, args.runs_dir)
+    else:
+        found = latest_run(args.runs_dir)
+        if found is None:
+            raise UsageError(f"no runs in {args.runs_dir} to watch; start one with `gptwiz` or `gptwiz train --detach`")
+        paths = found
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        raise UsageError(f"gptwiz watch draws a live dashboard and needs a terminal; "
+                         f"`gptwiz runs --runs_dir {args.runs_dir}` lists the runs without one")
+    from gptwiz.tui.app import run_watch_app
+
+    return run_watch_app(paths)
+
+
+def run_runs(args: argparse.Namespace) -> int:
+    from gptwiz.runs.listing import run_rows
+
+    rows = run_rows(args.runs_dir)
+    if args.json:
+        print(json.dumps([r.to_json() for r in rows], indent=2))
+        return 0
+    if not rows:
+        print(f"no runs in {args.runs_dir}")
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"runs in {args.runs_dir}")
+    for col in ("name", "state", "progress", "last loss", "updated"):
+        table.add_column(col, justify="right" if col in ("progress", "last loss") else "left")
+    for r in rows:
+        table.add_row(r.name, r.state, r.progress_text, r.loss_text, r.updated_at)
+    Console().print(table)
+    return 0
+
+
+def run_stop(args: argparse.Namespace) -> int:
+    from gptwiz.runs.launch import request_stop, wait_for_state_change
+    from gptwiz.runs.folder import read_json, resolve_run
+
+    paths = resolve_run(args.name, args.runs_dir)
+    pid = request_stop(paths)
+    print(f"asked run {paths.name} (pid {pid}) to stop: it finishes its step and writes a checkpoint")
+    if args.wait <= 0:
+        return 0
+    state = wait_for_state_change(paths, timeout=args.wait)
+    status = read_json(paths.status) or {}
+    if state == "running":
+        print(f"run {paths.name} is still checkpointing after {args.wait:g}s; `gptwiz runs` shows when it has stopped")
+    else:
+        print(f"run {paths.name} is {state} at iteration {status.get('iter', '?')}"
+              + (f"; continue it with `gptwiz train --model_name {paths.name} --resume`" if state == "stopped" else ""))
+    return 0

@@ -1,0 +1,89 @@
+"""`gptwiz train`: the guide's train.py command lines, in this process, detached, or in N processes."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any, Sequence
+
+from gptwiz.cli.args import flag, number, one_line, positive_int
+from gptwiz.common.errors import UsageError
+from gptwiz.runs.folder import effective_state, read_json
+from gptwiz.runs.launch import launch_detached, strip_detach
+from gptwiz.training.options import TrainOptions, resolve_run_config
+
+
+def add(sub: Any) -> None:
+    p = sub.add_parser("train", help="train a model from a preset (the guide's train.py command lines)")
+    flag(p, "config_file", help="a preset name (tiny, small, 150M, ...) or a preset JSON path")
+    flag(p, "model_name", default="run", help="the run's name: its folder is runs/<model_name>/")
+    flag(p, "input_file", help="a UTF-8 text file to train on")
+    flag(p, "dataset_dir", help="a dataset prepared by `gptwiz prepare`")
+    flag(p, "max_iters", type=positive_int)
+    flag(p, "learning_rate", type=number)
+    flag(p, "batch_size", type=positive_int)
+    flag(p, "block_size", type=positive_int)
+    flag(p, "grad_accum", type=positive_int, help="gradient accumulation steps")
+    flag(p, "eval_interval", type=positive_int)
+    flag(p, "eval_iters", type=positive_int)
+    flag(p, "dropout", type=number)
+    flag(p, "init_from_model", help="start from another run's weights (a run name or folder)")
+    flag(p, "device", default="auto", help="auto, cpu, cuda or cuda:N")
+    flag(p, "dtype", default="auto", help="auto, float32, bfloat16 or float16")
+    flag(p, "compile", action=argparse.BooleanOptionalAction, default=None,
+         help="torch.compile the model (default: only for runs long enough to pay the compile time back)")
+    flag(p, "resume", action="store_true", help="continue the run from its last checkpoint")
+    flag(p, "seed", type=int, default=1337)
+    flag(p, "ckpt_interval_s", type=number, default=300.0, help="also checkpoint every this many seconds")
+    flag(p, "runs_dir", default="runs")
+    flag(p, "data_dir", default="data", help="where the token cache of --input_file lives")
+    flag(p, "quiet", action="store_true", help="plain log lines instead of the live display")
+    flag(p, "detach", action="store_true",
+         help="train in the background, in its own session (survives logging out); prints how to watch it")
+    flag(p, "nproc", type=positive_int, default=1,
+         help="train in N processes on this machine through torchrun (DDP: NCCL on GPUs, gloo on CPU)")
+    flag(p, "fsdp", action="store_true", help="shard parameters, gradients and optimizer state (FSDP) across processes")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from gptwiz.training.trainer import train
+
+    opts = TrainOptions(**{k: v for k, v in vars(args).items() if k in TrainOptions.__dataclass_fields__})
+    if getattr(args, "detach", False):
+        return detach_train(opts, args.argv)
+    from gptwiz.training.distributed import env_world_size
+
+    if opts.nproc != 1 and env_world_size() <= 1:
+        return launch_processes(opts, args.argv)
+    if args.quiet or not sys.stdout.isatty():
+        from gptwiz.training.console import PlainReporter as reporter_cls
+    else:
+        from gptwiz.training.console import RichReporter as reporter_cls
+    result = train(opts, reporter_cls())
+    if result.state in ("failed", "diverged"):
+        print(one_line(f"gptwiz train: {result.state}: {result.error}"), file=sys.stderr)
+    return result.exit_code
+
+
+def detach_train(opts: TrainOptions, argv: Sequence[str]) -> int:
+    """`gptwiz train ... --detach`: validate here (a bad flag is a one-line error now, not in a log later),
+    then start the same command line without --detach in the background and say how to follow it."""
+    cfg, paths = resolve_run_config(opts)
+    if opts.resume and effective_state(read_json(paths.status)) == "running":
+        raise UsageError(f"run '{paths.name}' is already running; watch it with `gptwiz watch {paths.name}`")
+    launched = launch_detached(strip_detach(argv), runs_dir=opts.runs_dir, name=cfg.name)
+    runs_flag = "" if opts.runs_dir == "runs" else f" --runs_dir {opts.runs_dir}"
+    print(f"started run {launched.name} in the background (pid {launched.pid}); console output: {launched.console_log}")
+    print(f"  watch it: gptwiz watch {launched.name}{runs_flag}")
+    print(f"  stop it:  gptwiz stop {launched.name}{runs_flag}")
+    return 0
+
+
+def launch_processes(opts: TrainOptions, argv: Sequence[str]) -> int:
+    """`gptwiz train --nproc N`: validate once here, then the same command line in N processes (torchrun)."""
+    from gptwiz.runs.launch import check_nproc, launch_torchrun
+
+    check_nproc(opts.nproc, opts.device)
+    resolve_run_config(opts)  # bad input fails here, once, before any process starts; builds the token cache
+    return launch_torchrun(opts.nproc, argv, opts.runs_dir, opts.model_name)

@@ -1,0 +1,118 @@
+"""Sizes in bytes: parsing '5MB' or '2GB', formatting, and measuring a dataset on disk.
+
+Dataset sizes follow the guide's By Dataset Size table, whose MB and GB are decimal (1 MB = 10^6
+bytes, as file managers and `ls -h --si` show them); KiB/MiB/GiB are binary. GPU memory ("a 24 GB
+card") is binary: NVML reports a 24 GB card as 24576 MiB, so VRAM figures use GiB throughout.
+"""
+
+from __future__ import annotations
+
+import glob as globlib
+import json
+import re
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from gptwiz.common.errors import UsageError
+
+_UNITS = {
+    "": 1, "b": 1,
+    "k": 10**3, "kb": 10**3, "m": 10**6, "mb": 10**6, "g": 10**9, "gb": 10**9, "t": 10**12, "tb": 10**12,
+    "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40,
+}
+_SIZE = re.compile(r"^\s*([0-9]+(?:\.[0-9]*)?|\.[0-9]+)\s*([a-zA-Z]*)\s*$")
+
+# GPT-2's BPE turns English prose into about one token per 4 bytes (tinyshakespeare, archaic verse
+# with many short words: 3.3; source code: about 3). Used only where the exact count is unknown.
+BYTES_PER_TOKEN = 4.0
+
+# The suffixes `gptwiz prepare` reads as documents.
+TEXT_SUFFIXES = (".txt", ".md", ".jsonl")
+
+
+def parse_size(text: str, what: str = "--dataset-size") -> int:
+    """'5MB' -> 5_000_000; '1.5GiB' -> 1610612736; '800' -> 800 bytes."""
+    m = _SIZE.match(str(text))
+    unit = m.group(2).lower() if m else ""
+    if not m or unit not in _UNITS:
+        raise UsageError(f"invalid {what} {text!r}: expected a size such as 5MB, 500MB or 2GB "
+                         "(units B, KB, MB, GB, TB, or KiB, MiB, GiB, TiB)")
+    return int(float(m.group(1)) * _UNITS[unit])
+
+
+def format_bytes(n: float, binary: bool = False) -> str:
+    """'4.2 GB' (decimal) or '4.2 GiB' (binary), with three significant digits."""
+    base, units = (1024, ("B", "KiB", "MiB", "GiB", "TiB")) if binary else (1000, ("B", "KB", "MB", "GB", "TB"))
+    value, unit = float(n), units[0]
+    for unit in units:
+        if abs(value) < base or unit == units[-1]:
+            break
+        value /= base
+    if unit == "B":
+        return f"{int(value)} B"
+    return f"{value:.3g} {unit}"
+
+
+@dataclass(frozen=True)
+class DatasetSize:
+    """What `--dataset PATH` points at, measured."""
+    path: str
+    kind: str               # "file", "folder", "glob" or "prepared"
+    files: int
+    bytes: int
+    tokens: int             # exact for a prepared dataset, else bytes / BYTES_PER_TOKEN
+    tokens_exact: bool
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _estimated(path: str, kind: str, files: list[Path]) -> DatasetSize:
+    total = 0
+    for f in files:
+        try:
+            total += f.stat().st_size
+        except OSError:  # vanished or unreadable since listed: prepare would skip it too
+            continue
+    return DatasetSize(path=path, kind=kind, files=len(files), bytes=total,
+                       tokens=int(total / BYTES_PER_TOKEN), tokens_exact=False)
+
+
+def _prepared(path: str, manifest_path: Path) -> DatasetSize:
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        totals = manifest["totals"]
+        tokens = int(totals.get("train_tokens", 0)) + int(totals.get("val_tokens", 0))
+        return DatasetSize(path=path, kind="prepared", files=int(totals.get("files", 0)),
+                           bytes=int(totals.get("bytes", 0)), tokens=tokens, tokens_exact=True)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise UsageError(f"--dataset {path}: {manifest_path} is not a readable dataset manifest "
+                         f"({exc.__class__.__name__}); prepare the dataset again") from None
+
+
+def measure_dataset(path: str) -> DatasetSize:
+    """Size of a text file, a folder of documents, a glob, or a prepared dataset (its manifest)."""
+    p = Path(path).expanduser()
+    if any(ch in path for ch in "*?["):
+        files = sorted(Path(f) for f in globlib.glob(str(p), recursive=True) if Path(f).is_file())
+        if not files:
+            raise UsageError(f"--dataset {path}: the glob matches no files")
+        return _estimated(path, "glob", files)
+    if not p.exists():
+        raise UsageError(f"--dataset {path} does not exist (give a text file, a folder, a glob such as "
+                         "'docs/*.txt', or a dataset prepared by `gptwiz prepare`)")
+    if p.is_file():
+        if p.name == "manifest.json":
+            return _prepared(path, p)
+        return _estimated(path, "file", [p])
+    if (p / "manifest.json").is_file():
+        return _prepared(path, p / "manifest.json")
+    files = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in TEXT_SUFFIXES)
+    if not files:
+        raise UsageError(f"--dataset {path}: the folder holds no {', '.join(TEXT_SUFFIXES)} files "
+                         "and is not a prepared dataset")
+    return _estimated(path, "folder", files)
+
+
+__all__ = ["parse_size", "format_bytes", "measure_dataset", "DatasetSize", "BYTES_PER_TOKEN", "TEXT_SUFFIXES"]

@@ -1,0 +1,123 @@
+"""Rich renderings of the hardware report, the memory estimate and the recommendation.
+
+Kept apart from the decision logic so that the logic stays pure and testable, and so that the
+terminal app can reuse the same pieces (the memory bar above all).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Group
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from gptwiz.planning.hardware import HardwareReport
+from gptwiz.planning.memory import MemoryEstimate
+from gptwiz.planning.recommend import HEADROOM, USE_CASES, Recommendation
+from gptwiz.data.sizes import format_bytes
+
+
+def memory_bar(used: int, capacity: int | None, width: int = 32, headroom: float = HEADROOM) -> Text:
+    """'██████░░░░ 4.9 GiB of 6 GiB (82%)': green within the headroom, yellow up to the card, red over it."""
+    if not capacity:
+        return Text(f"{format_bytes(used, binary=True)} (no capacity to compare with)")
+    share = used / capacity
+    style = "green" if share <= headroom else "yellow" if share <= 1 else "red"
+    filled = min(width, round(share * width))
+    mark = min(width - 1, round(headroom * width))
+    bar = Text()
+    for i in range(width):
+        if i < filled:
+            bar.append("█", style=style)
+        else:
+            bar.append("│" if i == mark else "░", style="dim")
+    bar.append(f" {format_bytes(used, binary=True)} of {format_bytes(capacity, binary=True)} ({share:.0%})",
+               style=style)
+    return bar
+
+
+def hardware_table(report: HardwareReport) -> Table:
+    table = Table(title="this machine", show_header=False, box=None, padding=(0, 2))
+    table.add_column(style="bold")
+    table.add_column()
+    if report.gpus:
+        for g in report.gpus:
+            cc = f", compute {g.compute_capability}" if g.compute_capability else ""
+            table.add_row(f"GPU {g.index}", f"{g.name}: {format_bytes(g.memory_total_bytes, binary=True)} "
+                          f"({format_bytes(g.memory_free_bytes, binary=True)} free){cc}, "
+                          f"bf16 {'yes' if g.bf16 else 'no (float16)'}")
+        table.add_row("driver", f"{report.driver_version or '?'} (CUDA {report.cuda_version or '?'})")
+    else:
+        table.add_row("GPU", f"none ({report.nvml_error})" if report.nvml_error else "none")
+    table.add_row("CPU", f"{report.cpu_name}, {report.cpu_count} cores, bf16 {'yes' if report.cpu_bf16 else 'no'}")
+    table.add_row("RAM", f"{format_bytes(report.ram_total_bytes, binary=True)} "
+                  f"({format_bytes(report.ram_available_bytes, binary=True)} available)")
+    for w in report.warnings:
+        table.add_row("note", Text(w, style="yellow"))
+    return table
+
+
+def estimate_table(est: MemoryEstimate, title: str, guide_vram_gb: float | None = None) -> Table:
+    where = "CPU peak RSS" if est.device_type == "cpu" else "CUDA reserved + context"
+    table = Table(title=f"{title}: {est.params / 1e6:.1f}M parameters", title_justify="left",
+                  caption=f"batch {est.batch_size} x block {est.block_size}, grad accum {est.grad_accum}, "
+                          f"{est.dtype} on {est.device_type}{' compiled' if est.compiled else ''}: {where}",
+                  caption_justify="left", show_header=False, box=None, padding=(0, 2))
+    table.add_column()
+    table.add_column(justify="right")
+    lines = est.lines()
+    for label, value in lines[:-1]:
+        table.add_row(label, format_bytes(value, binary=True) if value >= 0 else f"-{format_bytes(-value, binary=True)}",
+                      style="dim" if value < 0 else None)
+    label, value = lines[-1]
+    table.add_row(Text(label, style="bold"), Text(format_bytes(value, binary=True), style="bold"))
+    if guide_vram_gb:
+        table.add_row("the guide's VRAM figure", f"{guide_vram_gb:g} GB", style="dim")
+    return table
+
+
+def recommendation_view(rec: Recommendation, commands: list[str], data_note: str | None = None) -> Group:
+    name, explanation = USE_CASES[rec.use_case]
+    head = Text()
+    head.append(rec.preset, style="bold green" if rec.fits else "bold red")
+    head.append(f"  {rec.params / 1e6:.0f}M parameters, context {rec.block_size}, batch {rec.batch_size}")
+    if rec.grad_accum > 1:
+        head.append(f" x {rec.grad_accum} accumulation")
+    head.append(f", learning rate {rec.learning_rate:g}, dropout {rec.dropout:g}, {rec.max_iters} iterations")
+    path = Text()
+    for i, reason in enumerate(rec.reasons):
+        path.append(f"{'└' if i == len(rec.reasons) - 1 else '├'}─ ", style="dim")
+        path.append(reason + "\n")
+    parts: list[Any] = [Panel(head, title=f"{name}: {explanation}", title_align="left"),
+                        Text("decision path", style="bold"), path]
+    parts += [Text("memory", style="bold"),
+              memory_bar(rec.estimate_bytes, rec.memory_bytes),
+              Text(f"estimated peak on {'the card' if rec.device_type == 'cuda' else 'CPU (RAM)'}; "
+                   f"the line marks {HEADROOM:.0%}", style="dim")]
+    for w in rec.warnings:
+        parts.append(Text(f"! {w}", style="yellow"))
+    if rec.phases:
+        phases = Table(title="phases", show_header=True, box=None, title_justify="left")
+        for col in ("phase", "preset", "learning rate", "iterations", "note"):
+            phases.add_column(col)
+        for ph in rec.phases:
+            phases.add_row(ph.name, ph.preset, f"{ph.learning_rate:g}", str(ph.max_iters), ph.note)
+        parts.append(phases)
+    if rec.alternatives:
+        alts = Table(title="alternatives", show_header=False, box=None, title_justify="left")
+        alts.add_column(style="cyan")
+        alts.add_column()
+        for preset, why in rec.alternatives:
+            alts.add_row(preset, why)
+        parts.append(alts)
+    parts.append(Text("to train it", style="bold"))
+    if data_note:
+        parts.append(Text(data_note, style="dim"))
+    for cmd in commands:
+        parts.append(Text(cmd, style="bold cyan"))
+    return Group(*parts)
+
+
+__all__ = ["memory_bar", "hardware_table", "estimate_table", "recommendation_view"]

@@ -1,0 +1,299 @@
+"""What the dashboard shows of a run, built from its folder by reading only what was appended since the last poll.
+
+Pure data: no Textual here, so the aggregation is tested without an app and the widgets only draw
+the `RunSnapshot` they are handed.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections import deque
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from pathlib import Path
+from statistics import median
+from typing import Any, Callable
+
+from gptwiz.runs.folder import MetricsReader, RunPaths, effective_state, read_json
+from gptwiz.common.schedule import lr_at
+
+LOG_TAIL_LINES = 200
+_LOG_FIRST_READ_BYTES = 64 * 1024  # a long train.log: start near its end, the tail is what is shown
+SPARK_POINTS = 120
+LR_CURVE_POINTS = 200
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """The learning-rate schedule of the run, from its config.json."""
+    learning_rate: float
+    min_lr: float
+    warmup_iters: int
+    max_iters: int
+
+    def lr(self, it: int) -> float:
+        return lr_at(it, learning_rate=self.learning_rate, min_lr=self.min_lr,
+                     warmup_iters=self.warmup_iters, decay_iters=self.max_iters)
+
+    def curve(self, points: int = LR_CURVE_POINTS) -> tuple[list[float], list[float]]:
+        step = max(1, self.max_iters // points)
+        xs = list(range(0, self.max_iters + 1, step))
+        if xs[-1] != self.max_iters:
+            xs.append(self.max_iters)
+        return [float(x) for x in xs], [self.lr(x) for x in xs]
+
+
+def schedule_from_config(config: dict[str, Any] | None) -> Schedule | None:
+    try:
+        train = config["train"]  # type: ignore[index]
+        return Schedule(float(train["learning_rate"]), float(train.get("min_lr", 0.0)),
+                        int(config.get("warmup_iters", train.get("warmup_iters", 0))),  # type: ignore[union-attr]
+                        int(train["max_iters"]))
+    except (TypeError, KeyError, ValueError):
+        return None
+
+
+@dataclass
+class RunSnapshot:
+    """Everything the dashboard draws, as plain data; `version` changes whenever the history changed."""
+    name: str
+    state: str = "unknown"
+    error: str | None = None
+    pid: int = 0
+    preset: str = ""
+    device: str = ""
+    params: int = 0
+    iter: int = 0
+    max_iters: int = 0
+    train_iters: list[float] = field(default_factory=list)
+    train_loss: list[float] = field(default_factory=list)
+    eval_iters: list[float] = field(default_factory=list)
+    eval_train_loss: list[float] = field(default_factory=list)
+    eval_val_loss: list[float] = field(default_factory=list)
+    best_val_loss: float | None = None
+    lr: float | None = None
+    schedule: Schedule | None = None
+    tokens_per_sec: float | None = None
+    tokens_per_sec_history: list[float] = field(default_factory=list)
+    mfu: float | None = None
+    peak_mem_bytes: int | None = None
+    elapsed_s: float | None = None
+    eta_s: float | None = None
+    log_tail: list[str] = field(default_factory=list)
+    version: int = 0
+    exists: bool = True
+
+    @property
+    def last_loss(self) -> float | None:
+        return self.train_loss[-1] if self.train_loss else None
+
+    @property
+    def progress(self) -> float:
+        return min(1.0, self.iter / self.max_iters) if self.max_iters else 0.0
+
+    @property
+    def live(self) -> bool:
+        return self.state == "running"
+
+
+def parse_iso(text: Any) -> float | None:
+    try:
+        return datetime.strptime(str(text), "%Y-%m-%dT%H:%M:%S%z").timestamp()
+    except ValueError:
+        return None
+
+
+class LogTail:
+    """The last lines of a growing text file, reading only the appended bytes."""
+
+    def __init__(self, path: Path, keep: int = LOG_TAIL_LINES):
+        self.path = path
+        self.lines: deque[str] = deque(maxlen=keep)
+        self.offset: int | None = None
+        self._partial = b""
+
+    def read_new(self) -> bool:
+        try:
+            with open(self.path, "rb") as f:
+                size = os.fstat(f.fileno()).st_size
+                if self.offset is None or size < self.offset:
+                    self.lines.clear()
+                    self._partial = b""
+                    self.offset = max(0, size - _LOG_FIRST_READ_BYTES)
+                    skip_first = self.offset > 0
+                else:
+                    skip_first = False
+                if size == self.offset:
+                    return False
+                f.seek(self.offset)
+                chunk = f.read(size - self.offset)
+        except OSError:  # gone, or unreadable (the run folder deleted or replaced under the dashboard)
+            return False
+        self.offset += len(chunk)
+        parts = (self._partial + chunk).split(b"\n")
+        self._partial = parts.pop()
+        if skip_first and parts:
+            parts = parts[1:]  # started mid-line
+        self.lines.extend(p.decode("utf-8", "replace").rstrip("\r") for p in parts)
+        return True
+
+
+def _number(value: Any) -> float:
+    """A record's number; NaN (a gap in a chart) when a damaged record holds something else there, or a number
+    no chart can draw (plotext overflows near 1e308)."""
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and abs(value) < 1e30
+    return float(value) if ok else float("nan")
+
+
+_HISTORY_LISTS = ("train_iters", "train_loss", "eval_iters", "eval_train_loss", "eval_val_loss",
+                  "tokens_per_sec_history", "log_tail")
+
+
+class RunMonitor:
+    """Polls one run folder; each `poll()` reads only what was appended and returns a fresh snapshot."""
+
+    def __init__(self, paths: RunPaths, clock: Callable[[], float] = time.time):
+        self.paths = paths
+        self.clock = clock
+        self._metrics = MetricsReader(paths.metrics)
+        self._log = LogTail(paths.log)
+        self._snap = RunSnapshot(name=paths.name)
+        self._dts: deque[float] = deque(maxlen=20)
+        self._tps: deque[float] = deque(maxlen=SPARK_POINTS)
+        self._config_loaded = False
+        self._status_mtime: float | None = None
+        self._status: dict[str, Any] = {}
+        self._frozen_lists: dict[str, list[Any]] = {name: [] for name in _HISTORY_LISTS}
+
+    def _load_config(self) -> None:
+        config = read_json(self.paths.config)
+        if config is None:
+            return
+        s = self._snap
+        s.schedule = schedule_from_config(config)
+        s.preset = str(config.get("preset", ""))
+        s.device = f"{config.get('device', '')} {config.get('dtype', '')}".strip()
+        s.params = int(config.get("params", 0) or 0)
+        if s.schedule and not s.max_iters:
+            s.max_iters = s.schedule.max_iters
+        self._config_loaded = True
+
+    def _reset_history(self) -> None:
+        s = self._snap
+        for name in ("train_iters", "train_loss", "eval_iters", "eval_train_loss", "eval_val_loss"):
+            getattr(s, name).clear()
+        self._dts.clear()
+        self._tps.clear()
+        s.iter = 0
+
+    def _apply(self, rec: dict[str, Any]) -> None:
+        s = self._snap
+        kind = rec.get("type")
+        it = rec.get("iter")
+        if isinstance(it, bool) or not isinstance(it, int) or not 0 <= it < 10**12:  # the trainer writes ints
+            return
+        if kind in ("train", "probe") and math.isfinite(_number(rec.get("loss"))):
+            s.train_iters.append(float(it))
+            s.train_loss.append(float(rec["loss"]))
+            s.iter = max(s.iter, int(it))
+            if isinstance(rec.get("lr"), (int, float)):
+                s.lr = float(rec["lr"])
+            if isinstance(rec.get("tokens_per_sec"), (int, float)):
+                s.tokens_per_sec = float(rec["tokens_per_sec"])
+                self._tps.append(s.tokens_per_sec)
+            if isinstance(rec.get("mfu"), (int, float)):
+                s.mfu = float(rec["mfu"])
+            if isinstance(rec.get("dt_s"), (int, float)):
+                self._dts.append(float(rec["dt_s"]))
+            if isinstance(rec.get("peak_mem_bytes"), (int, float)):
+                s.peak_mem_bytes = int(rec["peak_mem_bytes"])
+        elif kind == "eval":
+            s.eval_iters.append(float(it))
+            s.eval_train_loss.append(_number(rec.get("train_loss")))
+            s.eval_val_loss.append(_number(rec.get("val_loss")))
+            if isinstance(rec.get("best_val_loss"), (int, float)):
+                s.best_val_loss = float(rec["best_val_loss"])
+
+    def _read_status(self) -> bool:
+        try:
+            mtime = self.paths.status.stat().st_mtime_ns
+        except OSError:
+            return False
+        if mtime == self._status_mtime:
+            return False
+        status = read_json(self.paths.status)
+        if status is None:  # replaced between stat and read: next poll
+            return False
+        self._status_mtime = mtime
+        self._status = status
+        return True
+
+    def poll(self) -> RunSnapshot:
+        s = self._snap
+        changed = False
+        if not self._config_loaded:
+            self._load_config()
+        try:
+            size = self.paths.metrics.stat().st_size
+        except OSError:
+            size = None
+        if size is not None and size < self._metrics.offset:
+            self._reset_history()  # a resume trimmed the file: the reader starts over, so must the history
+            changed = True
+        records = self._metrics.read_new()
+        for rec in records:
+            self._apply(rec)
+        changed |= bool(records)
+        changed |= self._read_status()
+        changed |= self._log.read_new()
+
+        status = self._status
+        s.exists = self.paths.root.is_dir()
+        if status:
+            s.state = effective_state(status)
+        elif not s.exists:
+            s.state = "missing"
+        else:  # a detached trainer still loading (console.log is there before its status is)
+            s.state = "starting" if (self.paths.root / "console.log").exists() else "unknown"
+        s.error = status.get("error") or None
+        if s.state == "failed" and not s.error and status.get("state") == "running":
+            s.error = f"the trainer (pid {status.get('pid')}) ended without recording why; see train.log"
+        if not s.exists:  # deleted or moved under the dashboard: its last state is not current any more
+            s.state = "missing"
+            s.error = f"the run folder {self.paths.root} is gone (deleted or moved); the history shown is what was read"
+        s.pid = int(status.get("pid") or 0)
+        if isinstance(status.get("max_iters"), int) and status["max_iters"]:
+            s.max_iters = int(status["max_iters"])
+        if isinstance(status.get("iter"), int):
+            s.iter = max(s.iter, int(status["iter"]))
+        if isinstance(status.get("best_val_loss"), (int, float)):
+            s.best_val_loss = float(status["best_val_loss"])
+        if s.schedule is not None:
+            s.lr = s.schedule.lr(s.iter) if s.lr is None else s.lr
+        s.tokens_per_sec_history = list(self._tps)
+        s.log_tail = list(self._log.lines)
+        started = parse_iso(status.get("started_at"))
+        if started is not None:
+            end = self.clock() if s.state == "running" else (parse_iso(status.get("updated_at")) or started)
+            s.elapsed_s = max(0.0, end - started)
+        if s.state == "running" and self._dts and s.max_iters:
+            s.eta_s = median(self._dts) * max(0, s.max_iters - s.iter)
+        else:
+            s.eta_s = None if s.state == "running" else 0.0
+        if changed:
+            s.version += 1
+            self._frozen_lists = {name: list(getattr(s, name)) for name in _HISTORY_LISTS}
+        # The caller gets a copy: the poller goes on appending to its own lists from another thread.
+        return replace(s, **self._frozen_lists)
+
+
+def downsample(xs: list[float], ys: list[float], max_points: int) -> tuple[list[float], list[float]]:
+    """At most `max_points` points, keeping the last one: a chart a terminal wide needs no more."""
+    n = len(xs)
+    if n <= max_points or max_points < 2:
+        return xs, ys
+    step = n / (max_points - 1)
+    idx = sorted({min(n - 1, int(i * step)) for i in range(max_points - 1)} | {n - 1})
+    return [xs[i] for i in idx], [ys[i] for i in idx]

@@ -1,0 +1,90 @@
+"""How a training run looks in the terminal that started it: a rich live display, or plain lines with --quiet."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from gptwiz.training.trainer import Reporter
+
+from gptwiz.training.options import RunConfig, TrainResult
+
+
+def fmt_duration(seconds: float | None) -> str:
+    if seconds is None or seconds != seconds or seconds == float("inf"):
+        return "?"
+    seconds = int(seconds)
+    h, rem = divmod(seconds, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s"
+
+
+class PlainReporter(Reporter):
+    """One line every `every` iterations and at each evaluation; for logs, pipes and --quiet."""
+
+    def __init__(self, every: int = 10, stream: Any = None):
+        self.every = every
+        self.stream = stream or sys.stdout
+
+    def _print(self, text: str) -> None:
+        print(text, file=self.stream, flush=True)
+
+    def start(self, cfg: RunConfig, start_iter: int) -> None:
+        self.max_iters = cfg.train.max_iters
+
+    def step(self, record: dict[str, Any]) -> None:
+        it = record["iter"]
+        if it % self.every == 0 or it == self.max_iters or it == 1:
+            self._print(f"iter {it}/{self.max_iters} loss {record['loss']:.4f} lr {record['lr']:.2e} "
+                        f"{record['tokens_per_sec']:.0f} tok/s mfu {100 * record['mfu']:.1f}%")
+
+    def eval(self, record: dict[str, Any]) -> None:
+        self._print(f"eval iter {record['iter']}: train {record['train_loss']:.4f} val {record['val_loss']:.4f}")
+
+    def log(self, message: str) -> None:
+        if not message.startswith("eval iter"):
+            self._print(message)
+
+    def end(self, result: TrainResult) -> None:
+        pass
+
+
+class RichReporter(Reporter):
+    """A progress bar with loss, learning rate, tokens/s and ETA, redrawn in place."""
+
+    def __init__(self) -> None:
+        from rich.console import Console
+
+        self.console = Console()
+        self.progress: Any = None
+        self.val = "-"
+
+    def start(self, cfg: RunConfig, start_iter: int) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.progress = Progress(
+            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("loss [cyan]{task.fields[loss]}[/] val {task.fields[val]} lr {task.fields[lr]} "
+                       "{task.fields[tps]} tok/s"),
+            TimeRemainingColumn(), console=self.console, transient=False,
+        )
+        self.task = self.progress.add_task(cfg.name, total=cfg.train.max_iters, completed=start_iter,
+                                           loss="-", val="-", lr="-", tps="-")
+        self.progress.start()
+
+    def step(self, record: dict[str, Any]) -> None:
+        if self.progress is not None:
+            self.progress.update(self.task, completed=record["iter"], loss=f"{record['loss']:.4f}",
+                                 lr=f"{record['lr']:.2e}", tps=f"{record['tokens_per_sec']:,.0f}")
+
+    def eval(self, record: dict[str, Any]) -> None:
+        if self.progress is not None:
+            self.progress.update(self.task, val=f"{record['val_loss']:.4f}")
+
+    def log(self, message: str) -> None:
+        (self.progress.console if self.progress is not None else self.console).print(message, highlight=False)
+
+    def end(self, result: TrainResult) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+            self.progress = None

@@ -1,0 +1,279 @@
+"""What the user asked for, and the one fully resolved `RunConfig` it becomes.
+
+`resolve_run_config` validates every option and settles every setting before anything is written
+(only the token cache of --input_file is built). No torch at import: the CLI validates with it and
+`gptwiz --help` must stay fast.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from gptwiz import __version__
+from gptwiz.common.errors import UsageError
+from gptwiz.common.schedule import effective_warmup
+from gptwiz.model.config import ModelConfig, count_params
+from gptwiz.planning.presets import Preset, TrainConfig, load_preset
+from gptwiz.runs.folder import RunPaths, now_iso, read_json, resolve_run, run_paths
+
+
+@dataclass
+class TrainOptions:
+    """What the user asked for, as given on the command line (None: take the preset's value)."""
+    config_file: str | None = None
+    model_name: str = "run"
+    input_file: str | None = None
+    dataset_dir: str | None = None
+    max_iters: int | None = None
+    learning_rate: float | None = None
+    batch_size: int | None = None
+    block_size: int | None = None
+    grad_accum: int | None = None
+    eval_interval: int | None = None
+    eval_iters: int | None = None
+    dropout: float | None = None
+    init_from_model: str | None = None
+    device: str = "auto"
+    dtype: str = "auto"
+    compile: bool | None = None
+    resume: bool = False
+    seed: int = 1337
+    runs_dir: str = "runs"
+    data_dir: str = "data"
+    quiet: bool = False
+    ckpt_interval_s: float = 300.0
+    probe: bool = False  # a validation probe: no evaluation, no checkpoints, "probe" records
+    nproc: int = 1      # processes on this machine (torchrun); WORLD_SIZE from torchrun wins
+    fsdp: bool = False  # shard parameters, gradients and optimizer state instead of replicating them
+
+
+@dataclass
+class RunConfig:
+    """Everything a run needs, fully resolved; stored as the run's config.json."""
+    name: str
+    preset: str
+    preset_path: str
+    model: ModelConfig
+    train: TrainConfig
+    warmup_iters: int
+    data: dict[str, Any]
+    device: str
+    dtype: str
+    compile: bool
+    seed: int
+    init_from: str | None
+    params: int
+    tokens_per_iter: int
+    ckpt_interval_s: float = 300.0
+    probe: bool = False
+    world_size: int = 1
+    fsdp: bool = False
+    created_at: str = field(default_factory=now_iso)
+    gptwiz_version: str = __version__
+
+    def to_json(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["train"]["betas"] = list(self.train.betas)
+        return out
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "RunConfig":
+        data = dict(data)
+        data["model"] = ModelConfig(**data["model"])
+        train = dict(data["train"])
+        train["betas"] = tuple(train["betas"])
+        data["train"] = TrainConfig(**train)
+        known = {f for f in cls.__dataclass_fields__}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+@dataclass
+class TrainResult:
+    state: str
+    iter: int
+    max_iters: int
+    last_loss: float | None
+    best_val_loss: float | None
+    error: str | None
+    run_dir: Path
+
+    @property
+    def exit_code(self) -> int:
+        return {"finished": 0, "stopped": 0, "diverged": 3}.get(self.state, 1)
+
+
+# --- resolving options into a RunConfig --------------------------------------------------------------
+
+def _positive(name: str, value: Any, kind: type = int) -> None:
+    if value is not None and (not isinstance(value, (int, float)) or value <= 0):
+        raise UsageError(f"invalid --{name} {value!r}: must be a positive {'whole number' if kind is int else 'number'}")
+
+
+def check_options(opts: TrainOptions) -> None:
+    for name in ("max_iters", "batch_size", "block_size", "grad_accum", "eval_interval", "eval_iters"):
+        _positive(name, getattr(opts, name))
+    if opts.learning_rate is not None and not 0 < opts.learning_rate < 1:
+        raise UsageError(f"invalid --learning_rate {opts.learning_rate!r}: must lie in (0, 1), e.g. 3e-4")
+    if opts.dropout is not None and not 0 <= opts.dropout < 1:
+        raise UsageError(f"invalid --dropout {opts.dropout!r}: must lie in [0, 1)")
+    if not opts.ckpt_interval_s > 0:  # also NaN
+        raise UsageError(f"invalid --ckpt_interval_s {opts.ckpt_interval_s!r}: must be a positive number of seconds")
+    if not 0 <= opts.seed < 2**32:  # numpy's seed sequences take no negative numbers
+        raise UsageError(f"invalid --seed {opts.seed!r}: must be a whole number from 0 to 4294967295")
+
+
+def capped_eval_iters(train: TrainConfig) -> int:
+    """The preset's eval_iters, cut down for short runs so evaluating costs about a third of the training
+    between two evaluations at most (an evaluation batch is a forward pass, a third of a training step, on
+    two splits). A 100-iteration check of a big preset should not spend most of its time evaluating."""
+    steps_between = min(train.eval_interval, train.max_iters)
+    return max(1, min(train.eval_iters, steps_between * train.grad_accum // 2))
+
+
+def resolve_data(opts: TrainOptions) -> dict[str, Any]:
+    """The dataset folder to train from: a prepared one, or the token cache of --input_file."""
+    from gptwiz.data.cache import cache_text_file
+    from gptwiz.data.manifest import manifest_checksum, read_manifest
+
+    if bool(opts.input_file) == bool(opts.dataset_dir):
+        raise UsageError("give exactly one of --input_file FILE (a text file) or --dataset_dir DIR (from `gptwiz prepare`)")
+    if opts.input_file:
+        dataset_dir = cache_text_file(opts.input_file, opts.data_dir)
+        kind = "input_file"
+    else:
+        dataset_dir = Path(opts.dataset_dir)
+        kind = "dataset_dir"
+    manifest = read_manifest(dataset_dir)
+    return {
+        "kind": kind,
+        "input_file": str(Path(opts.input_file).resolve()) if opts.input_file else None,
+        "dataset_dir": str(Path(dataset_dir).resolve()),
+        "manifest": str((Path(dataset_dir) / "manifest.json").resolve()),
+        "manifest_checksum": manifest_checksum(Path(dataset_dir)),
+        "sources": [{"name": s["name"], "weight": s["weight"]} for s in manifest["sources"]],
+        "train_tokens": manifest["totals"].get("train_tokens"),
+        "val_tokens": manifest["totals"].get("val_tokens"),
+    }
+
+
+def check_data_fits_block(opts: TrainOptions, data: dict[str, Any], block_size: int) -> None:
+    """Refuse, before anything is written, data that cannot fill one training and one validation block."""
+    from gptwiz.data.dataset import TokenDataset
+
+    try:
+        TokenDataset(data["dataset_dir"]).check_block(block_size)
+    except UsageError:
+        if not opts.input_file:
+            raise
+        total = (data.get("train_tokens") or 0) + (data.get("val_tokens") or 0)
+        raise UsageError(
+            f"--input_file {opts.input_file} holds {total} tokens, too few for one block of {block_size + 1} tokens "
+            f"in both its train (90%) and val (10%) parts: use a longer file (at least {10 * (block_size + 1)} "
+            "tokens) or a smaller --block_size") from None
+
+
+# What `gptwiz probe --model_name NAME` leaves in runs/NAME/ (and a detached trainer's console.log).
+_PROBE_FILES = {"config.json", "status.json", "metrics.jsonl", "train.log", "probe.json", "lock", "console.log"}
+
+
+def holds_only_a_probe(paths: RunPaths) -> bool:
+    """True for a folder holding nothing but a probe's files (no checkpoint, a config marked probe or none):
+    a run of the same name may start in it, as the probe was its rehearsal."""
+    names = {p.name for p in paths.root.iterdir()}
+    if not names <= _PROBE_FILES:
+        return False
+    if "config.json" not in names:
+        return True
+    return bool((read_json(paths.config) or {}).get("probe"))
+
+
+def resolve_run_config(opts: TrainOptions, check_exists: bool = True) -> tuple[RunConfig, RunPaths]:
+    """Validate every option and settle every setting; writes nothing but the token cache."""
+    from gptwiz.training.device import resolve_device, resolve_runtime
+
+    check_options(opts)
+    paths = run_paths(opts.runs_dir, opts.model_name)
+    if opts.resume:
+        saved = read_json(paths.config)
+        if saved is None:
+            raise UsageError(f"--resume: run '{opts.model_name}' has no config.json in {paths.root} (nothing to resume)")
+        from gptwiz.training.checkpoint import find_checkpoint
+
+        # A run killed before its first checkpoint resumes from iteration 0 (Trainer.run); a probe's folder does not.
+        if find_checkpoint(paths) is None and saved.get("probe"):
+            raise UsageError(f"--resume: run '{opts.model_name}' has no checkpoint in {paths.root} (nothing to resume)")
+        cfg = RunConfig.from_json(saved)
+        if opts.max_iters is not None:
+            cfg = replace(cfg, train=replace(cfg.train, max_iters=opts.max_iters),
+                          warmup_iters=min(cfg.warmup_iters, opts.max_iters // 10) if opts.max_iters < cfg.train.max_iters
+                          else cfg.warmup_iters)
+        # Unless told otherwise, a resumed run keeps the precision and compile choice it started with, so that
+        # it continues exactly as it would have (a run started on a GPU may still continue on a CPU).
+        import torch
+
+        device = opts.device if opts.device != "auto" or not cfg.device.startswith("cuda") or torch.cuda.is_available() \
+            else "cpu"
+        dtype = opts.dtype if opts.dtype != "auto" else cfg.dtype
+        if dtype == "float16" and not resolve_device(device).startswith("cuda"):
+            dtype = "auto"
+        runtime = resolve_runtime(device, dtype, cfg.compile if opts.compile is None else opts.compile, cfg.train.max_iters)
+        # A run may resume on another number of processes: the global batch follows the new count.
+        ws = world_size()
+        return replace(cfg, device=runtime.device, dtype=runtime.dtype, compile=runtime.compile, world_size=ws,
+                       fsdp=opts.fsdp, tokens_per_iter=cfg.tokens_per_iter // cfg.world_size * ws), paths
+
+    if not opts.config_file:
+        raise UsageError("--config_file is required: a preset name (tiny, small, 150M, ...) or a path to a preset JSON file")
+    # console.log is the stdout of a detached trainer (gptwiz/runs/launch.py), opened just before this check runs.
+    if check_exists and (paths.root.exists() and any(p.name != "console.log" for p in paths.root.iterdir())
+            and not holds_only_a_probe(paths)):
+        raise UsageError(f"run '{opts.model_name}' already exists in {paths.root}: add --resume to continue it, "
+                         "or choose another --model_name")
+    preset: Preset = load_preset(opts.config_file)
+    preset = preset.with_overrides(
+        max_iters=opts.max_iters, learning_rate=opts.learning_rate, batch_size=opts.batch_size,
+        block_size=opts.block_size, grad_accum=opts.grad_accum, eval_interval=opts.eval_interval,
+        eval_iters=opts.eval_iters, dropout=opts.dropout,
+    )
+    train = preset.train
+    if opts.learning_rate is not None and train.min_lr > train.learning_rate:
+        train = replace(train, min_lr=train.learning_rate / 10)
+    if opts.eval_iters is None:
+        train = replace(train, eval_iters=capped_eval_iters(train))
+    init_from = None
+    if opts.init_from_model:
+        source = resolve_run(opts.init_from_model, opts.runs_dir)
+        from gptwiz.training.checkpoint import find_checkpoint
+
+        if find_checkpoint(source) is None:
+            raise UsageError(f"--init_from_model {opts.init_from_model}: run '{source.name}' has no checkpoint yet")
+        source_cfg = read_json(source.config) or {}
+        src_model = source_cfg.get("model", {})
+        for key in ("n_layer", "n_head", "n_embd", "vocab_size", "bias"):
+            if key in src_model and src_model[key] != getattr(preset.model, key):
+                raise UsageError(f"--init_from_model {opts.init_from_model}: its {key} is {src_model[key]}, "
+                                 f"the preset {preset.name}'s is {getattr(preset.model, key)}; use a preset of the same architecture")
+        if src_model.get("block_size", 0) < preset.model.block_size:
+            raise UsageError(f"--init_from_model {opts.init_from_model}: it was trained with block_size "
+                             f"{src_model.get('block_size')}, shorter than {preset.model.block_size}")
+        init_from = str(source.root.resolve())
+    data = resolve_data(opts)
+    check_data_fits_block(opts, data, preset.model.block_size)
+    runtime = resolve_runtime(opts.device, opts.dtype, opts.compile, train.max_iters)
+    cfg = RunConfig(
+        name=paths.name, preset=preset.name, preset_path=str(Path(preset.path).resolve()),
+        model=preset.model, train=train, warmup_iters=effective_warmup(train.warmup_iters, train.max_iters),
+        data=data, device=runtime.device, dtype=runtime.dtype, compile=runtime.compile, seed=opts.seed,
+        init_from=init_from, params=count_params(preset.model),
+        tokens_per_iter=train.batch_size * train.grad_accum * preset.model.block_size * world_size(),
+        ckpt_interval_s=opts.ckpt_interval_s, probe=opts.probe, world_size=world_size(), fsdp=opts.fsdp,
+    )
+    return cfg, paths
+
+
+def world_size() -> int:
+    from gptwiz.training.distributed import env_world_size  # torch-free, but keeps distributed off the CLI's path
+
+    return env_world_size()

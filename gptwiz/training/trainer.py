@@ -1,0 +1,431 @@
+"""The training loop and everything it writes into the run folder.
+
+`Trainer.run` trains one resolved `RunConfig` (options.py); the run folder (runs/folder.py) is the
+only thing viewers see.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import math
+import signal
+import time
+import traceback
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from gptwiz.common.errors import UsageError
+from gptwiz.common.schedule import lr_at
+from gptwiz.runs.folder import MetricsWriter, RunLock, RunPaths, now_iso, read_json, trim_metrics, write_status
+from gptwiz.training.options import RunConfig, TrainOptions, TrainResult, resolve_run_config, world_size
+
+# Seeds for the fixed evaluation batches, apart from any training iteration's.
+_VAL_STREAM, _TRAIN_EVAL_STREAM = 1_000_000_007, 1_000_000_009
+
+
+# --- the trainer ---------------------------------------------------------------------------------
+
+class Reporter:
+    """What the console sees of a run; the run folder gets everything regardless."""
+
+    def start(self, cfg: RunConfig, start_iter: int) -> None: ...
+    def step(self, record: dict[str, Any]) -> None: ...
+    def eval(self, record: dict[str, Any]) -> None: ...
+    def log(self, message: str) -> None: ...
+    def end(self, result: TrainResult) -> None: ...
+
+
+class _StopRequest:
+    """SIGINT/SIGTERM only set a flag: the loop finishes its step and checkpoints before leaving."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: dict[int, Any] = {}
+
+    def install(self) -> None:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                self._previous[sig] = signal.signal(sig, self._handle)
+            except ValueError:  # not the main thread: the caller handles stopping
+                pass
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        self.requested = True
+
+    def restore(self) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+class Trainer:
+    """One training run, in this process; under torchrun, this process's rank of it.
+
+    Every rank trains; only rank 0 writes the run folder (config, status, metrics, log, checkpoints).
+    """
+
+    def __init__(self, cfg: RunConfig, paths: RunPaths, reporter: Reporter | None = None, resume: bool = False,
+                 should_stop: Callable[[], bool] | None = None, dist: Any = None):
+        from gptwiz.training.distributed import DistContext
+
+        self.cfg = cfg
+        self.paths = paths
+        self.reporter = reporter or Reporter()
+        self.resume = resume
+        self.should_stop = should_stop or (lambda: False)
+        self.dist = dist or DistContext()
+        self.main = self.dist.is_main
+        self.log = logging.getLogger(f"gptwiz.training.trainer.{cfg.name}.{self.dist.rank}")
+        self._status_fields: dict[str, Any] = {"name": cfg.name, "pid": os.getpid(), "started_at": now_iso(),
+                                               "error": None, "probe": cfg.probe, "world_size": self.dist.world_size}
+        self.iter_num = 0
+        self.best_val = float("inf")
+        self.last_loss: float | None = None
+
+    # -- data --
+
+    def _batch(self, dataset: Any, split: str, stream: tuple[int, ...]) -> tuple[Any, Any, Any]:
+        """The batch of a (seed, stream) pair: the data order is a pure function of the iteration, so a
+        resumed run, or N ranks splitting the same micro-steps, see exactly the batches of one process."""
+        import torch
+
+        rng = np.random.default_rng([self.cfg.seed, *stream])
+        x, y, src = dataset.batch(split, self.cfg.train.batch_size, self.cfg.model.block_size, rng)
+        x, y = torch.from_numpy(x), torch.from_numpy(y)
+        if self.runtime.device_type == "cuda":
+            # Pinned host memory lets the copy overlap with the GPU still working on the previous step.
+            x = x.pin_memory().to(self.runtime.device, non_blocking=True)
+            y = y.pin_memory().to(self.runtime.device, non_blocking=True)
+        return x, y, src
+
+    def _estimate_loss(self, model: Any, dataset: Any) -> dict[str, float]:
+        """Mean loss over fixed batches of each split; the ranks share the batches out."""
+        import torch
+
+        from gptwiz.training.distributed import mean_across_ranks
+
+        out = {}
+        model.eval()
+        with torch.no_grad():
+            for split, stream in (("train", _TRAIN_EVAL_STREAM), ("val", _VAL_STREAM)):
+                total = torch.zeros(2, device=self.runtime.device)
+                for k in range(self.dist.rank, self.cfg.train.eval_iters, self.dist.world_size):
+                    x, y, _ = self._batch(dataset, split, (stream, k))
+                    with self.runtime.autocast():
+                        _, loss = model(x, y)
+                    total += torch.stack([loss.float(), torch.ones((), device=loss.device)])
+                total = mean_across_ranks(total, self.dist)
+                out[split] = float(total[0] / total[1])
+        model.train()
+        return out
+
+    # -- the run folder (rank 0 only) --
+
+    def _status(self, state: str, **extra: Any) -> None:
+        if not self.main:
+            return
+        self._status_fields.update(extra)
+        self._status_fields.update(state=state, iter=self.iter_num, max_iters=self.cfg.train.max_iters,
+                                   last_loss=self.last_loss)
+        write_status(self.paths, self._status_fields)
+
+    def _say(self, message: str) -> None:
+        if self.main:
+            self.log.info(message)
+            self.reporter.log(message)
+
+    def _write(self, record: dict[str, Any]) -> None:
+        if self.main:
+            self.metrics.write(record)
+
+    def _checkpoint(self, model: Any, optimizer: Any, best: bool) -> None:
+        from gptwiz.training.checkpoint import save_checkpoint
+        from gptwiz.training.distributed import full_state
+
+        # Under FSDP gathering the whole state is a collective: every rank takes part, rank 0 writes.
+        model_state, optim_state = full_state(model if self.dist.fsdp else self.raw_model, optimizer, self.dist.fsdp)
+        if self.main:
+            kwargs = dict(iter_num=self.iter_num, best_val_loss=self.best_val, config=self.cfg.to_json())
+            save_checkpoint(self.paths.ckpt_last, model_state=model_state, optimizer_state=optim_state, **kwargs)
+            if best:
+                save_checkpoint(self.paths.ckpt_best, model_state=model_state, optimizer_state=None, **kwargs)
+        self.last_ckpt_time = time.monotonic()
+
+    # -- setting up --
+
+    def _build(self) -> tuple[Any, Any, Any]:
+        """The dataset, the (wrapped, maybe compiled) model and its optimizer, with resumed or initial state."""
+        import torch
+
+        from gptwiz.training.checkpoint import load_run_checkpoint
+        from gptwiz.data.dataset import TokenDataset
+        from gptwiz.training.device import Runtime, configure_backends
+        from gptwiz.training.distributed import load_full_state, wrap_model
+        from gptwiz.model.gpt import GPT
+
+        cfg, paths = self.cfg, self.paths
+        device = cfg.device
+        if self.dist.enabled and device.startswith("cuda"):
+            device = f"cuda:{self.dist.local_rank}"
+        self.runtime = Runtime(device, cfg.dtype, cfg.compile)
+        configure_backends(self.runtime)
+        dataset = TokenDataset(cfg.data["dataset_dir"])
+        if dataset.checksum != cfg.data["manifest_checksum"]:
+            self._say(f"warning: the dataset {dataset.dir} changed since this run started (manifest checksum differs)")
+        dataset.check_block(cfg.model.block_size)
+
+        torch.manual_seed(cfg.seed)  # the same initial weights on every rank
+        model = GPT(cfg.model).to(self.runtime.device)
+        self.raw_model = model
+        state = None
+        if self.resume:
+            ckpt_path, state = load_run_checkpoint(paths, prefer="last", map_location="cpu", warn=self._say)
+            if state.get("optimizer") is None:
+                self._say(f"{ckpt_path.name} holds no optimizer state: the optimizer starts afresh")
+            self.iter_num = int(state["iter"])
+            self.best_val = float(state.get("best_val_loss", float("inf")))
+        elif cfg.init_from:
+            src_path, src = load_run_checkpoint(RunPaths(Path(cfg.init_from)), prefer="best", map_location="cpu")
+            weights = src["model"]
+            # A source trained with a longer context has more positions than this run needs.
+            weights["transformer.wpe.weight"] = weights["transformer.wpe.weight"][: cfg.model.block_size]
+            model.load_state_dict(weights)
+            self._say(f"initialised weights from {src_path} (iteration {src['iter']}); fresh optimizer and schedule")
+        model = wrap_model(model, self.dist, self.runtime.device)
+        # Fused AdamW does not take FSDP's sharded tensors everywhere; the for-each kernel does.
+        optimizer = (model if self.dist.fsdp else self.raw_model).configure_optimizer(
+            cfg.train.weight_decay, cfg.train.learning_rate, cfg.train.betas,
+            "fsdp" if self.dist.fsdp else self.runtime.device_type)
+        if state is not None:
+            load_full_state(model if self.dist.fsdp else self.raw_model, optimizer, state["model"],
+                            state.get("optimizer"), self.dist.fsdp)
+            torch.set_rng_state(state["torch_rng"].cpu())
+            if self.main:
+                trim_metrics(paths.metrics, self.iter_num)
+            self._status_fields["started_at"] = (read_json(paths.status) or {}).get("started_at", now_iso())
+            self._say(f"resumed {cfg.name} from {ckpt_path.name} at iteration {self.iter_num}")
+        torch.manual_seed(cfg.seed + 1000 * self.dist.rank + self.iter_num)  # different dropout masks per rank
+        if self.runtime.compile:
+            self._say("compiling the model with torch.compile (the first iterations are slow)")
+            model = torch.compile(model)
+        return dataset, model, optimizer
+
+    # -- the loop --
+
+    def _train(self) -> str:
+        import torch
+
+        from gptwiz.training.device import MemoryMeter, peak_flops
+        from gptwiz.training.distributed import agree, grad_sync, injected_failure, mean_across_ranks
+
+        cfg = self.cfg
+        dataset, model, optimizer = self._build()
+        if self.main and not self.resume:
+            # A fresh run starts its own metrics.jsonl: a probe's records may be there (its results stay in probe.json).
+            self.paths.metrics.unlink(missing_ok=True)
+        self.metrics = MetricsWriter(self.paths.metrics) if self.main else None
+        scaler = torch.amp.GradScaler(enabled=(self.runtime.dtype == "float16"))
+        meter = MemoryMeter(self.runtime)
+        flops_peak = peak_flops(self.runtime)
+        flops_per_iter = self.raw_model.flops_per_token() * cfg.tokens_per_iter
+        self._status("running")
+        if self.main:
+            self.reporter.start(cfg, self.iter_num)
+        self._say(f"training {cfg.name}: preset {cfg.preset}, {cfg.params / 1e6:.1f}M parameters, {cfg.device} "
+                  f"{cfg.dtype}{' compiled' if cfg.compile else ''}"
+                  f"{f', {self.dist.world_size} processes' if self.dist.enabled else ''}"
+                  f"{' (FSDP)' if self.dist.fsdp else ''}, iterations {self.iter_num}..{cfg.train.max_iters}")
+        t_start = time.perf_counter()
+        self.last_ckpt_time = time.monotonic()
+        last_status_time = 0.0
+        source_counts = np.zeros(len(dataset.sources), dtype=np.int64)
+        evaluated_at = self.iter_num if self.resume else -1
+        accum = cfg.train.grad_accum
+        fail_at = injected_failure(self.dist)
+
+        def evaluate() -> None:
+            nonlocal evaluated_at
+            evaluated_at = self.iter_num
+            losses = self._estimate_loss(model, dataset)
+            improved = losses["val"] < self.best_val
+            self.best_val = min(self.best_val, losses["val"])
+            record = {"type": "eval", "iter": self.iter_num, "train_loss": losses["train"], "val_loss": losses["val"],
+                      "best_val_loss": self.best_val, "time": time.time()}
+            self._write(record)
+            if self.main:
+                self.reporter.eval(record)
+            self._say(f"eval iter {self.iter_num}: train loss {losses['train']:.4f}, val loss {losses['val']:.4f}")
+            self._checkpoint(model, optimizer, best=improved)
+
+        state = "finished"
+        while self.iter_num < cfg.train.max_iters:
+            if not cfg.probe and self.iter_num % cfg.train.eval_interval == 0 and evaluated_at != self.iter_num:
+                evaluate()
+            # Every rank must stop, and checkpoint, at the same step, or the others wait forever.
+            stop, ckpt_due = agree([self.stop.requested or self.should_stop(),
+                                    time.monotonic() - self.last_ckpt_time > cfg.ckpt_interval_s], self.dist)
+            if stop:
+                state = "stopped"
+                break
+            if ckpt_due and not cfg.probe:
+                self._checkpoint(model, optimizer, best=False)
+            if fail_at is not None and self.iter_num >= fail_at:
+                raise RuntimeError(f"injected failure of rank {self.dist.rank} at iteration {self.iter_num}")
+            lr = lr_at(self.iter_num, learning_rate=cfg.train.learning_rate, min_lr=cfg.train.min_lr,
+                       warmup_iters=cfg.warmup_iters, decay_iters=cfg.train.max_iters)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            t0 = time.perf_counter()
+            loss_sum = torch.zeros((), device=self.runtime.device)
+            for micro in range(accum):
+                # Micro-step m of rank r is global micro-step r * accum + m: N ranks with accumulation A
+                # see the batches of one process with accumulation N * A.
+                x, y, src = self._batch(dataset, "train", (self.iter_num, self.dist.rank * accum + micro))
+                source_counts += np.bincount(src, minlength=len(source_counts))
+                with grad_sync(model, self.dist, sync=(micro == accum - 1)):
+                    with self.runtime.autocast():
+                        _, loss = model(x, y)
+                        loss = loss / accum
+                    scaler.scale(loss).backward()
+                loss_sum += loss.detach().float()
+            if cfg.train.grad_clip > 0:
+                scaler.unscale_(optimizer)
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.grad_clip)
+            scaler.step(optimizer)
+            scaler.update()
+            optimizer.zero_grad(set_to_none=True)
+            loss_value = float(mean_across_ranks(loss_sum, self.dist))  # syncs: dt below is the real step time
+            dt = time.perf_counter() - t0
+            if not math.isfinite(loss_value):
+                msg = (f"loss became {loss_value} at iteration {self.iter_num + 1}; kept the last good checkpoint "
+                       f"(try a lower --learning_rate than {cfg.train.learning_rate:g})")
+                self._status_fields["error"] = msg
+                self._say(msg)
+                return "diverged"
+            self.iter_num += 1
+            self.last_loss = loss_value
+            record = {"type": "probe" if cfg.probe else "train", "iter": self.iter_num, "loss": loss_value, "lr": lr,
+                      "tokens_per_sec": cfg.tokens_per_iter / dt, "mfu": flops_per_iter / dt / (flops_peak * self.dist.world_size),
+                      "dt_s": dt, "elapsed_s": time.perf_counter() - t_start,
+                      "peak_mem_bytes": meter.peak_bytes(), "time": time.time(),
+                      "world_size": self.dist.world_size,
+                      "source_counts": {s.name: int(c) for s, c in zip(dataset.sources, source_counts)}}
+            self._write(record)
+            if self.main:
+                self.reporter.step(record)
+            if time.monotonic() - last_status_time > 1.0:
+                self._status("running")
+                last_status_time = time.monotonic()
+        else:
+            if not cfg.probe and evaluated_at != self.iter_num:
+                evaluate()
+        if state == "stopped" and not cfg.probe:
+            self._checkpoint(model, optimizer, best=False)
+            self._say(f"stopped at iteration {self.iter_num}; checkpoint written (continue with --resume)")
+        if state == "finished":
+            self._say(f"finished at iteration {self.iter_num}"
+                      + (f", best val loss {self.best_val:.4f}" if math.isfinite(self.best_val) else ""))
+        self._status_fields["peak_mem_bytes"] = meter.peak_bytes()
+        return state
+
+    def run(self) -> TrainResult:
+        cfg, paths = self.cfg, self.paths
+        lock = RunLock(paths)
+        handler = None
+        if self.main:
+            paths.root.mkdir(parents=True, exist_ok=True)
+            lock.acquire()
+            from gptwiz.common.atomic import remove_temp_files
+
+            remove_temp_files(paths.root)  # what a trainer killed mid-write left; the lock says none is writing
+            handler = logging.FileHandler(paths.log, encoding="utf-8")
+            handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%Y-%m-%d %H:%M:%S"))
+            self.log.addHandler(handler)
+            self.log.setLevel(logging.INFO)
+            self.log.propagate = False
+        self.stop = _StopRequest()
+        self.stop.install()
+        self.metrics = None
+        if self.resume:
+            from gptwiz.training.checkpoint import find_checkpoint
+
+            # Killed before its first checkpoint: start over, with the run's own settings.
+            self.resume = find_checkpoint(paths) is not None
+        try:
+            if self.main:
+                from gptwiz.common.atomic import atomic_write_json
+
+                # Also on resume: a --max_iters given then is the run's length from now on, so that the next
+                # --resume (after a kill, say) runs to the same final iteration, and viewers draw its schedule.
+                atomic_write_json(paths.config, cfg.to_json())
+            state = self._train()
+            best = self.best_val if math.isfinite(self.best_val) else None
+            self._status(state, best_val_loss=best)
+            result = TrainResult(state, self.iter_num, cfg.train.max_iters, self.last_loss, best,
+                                 self._status_fields.get("error"), paths.root)
+        except UsageError as exc:
+            self._fail(str(exc))
+            raise
+        except BaseException as exc:
+            message = _describe(exc)
+            self.log.info("training failed:\n%s", traceback.format_exc())
+            self._fail(message)
+            if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+                raise
+            result = TrainResult("failed", self.iter_num, cfg.train.max_iters, self.last_loss, None, message, paths.root)
+        finally:
+            self.stop.restore()
+            if self.metrics is not None:
+                self.metrics.close()
+            lock.release()
+            if handler is not None:
+                self.log.removeHandler(handler)
+                handler.close()
+        if self.main:
+            self.reporter.end(result)
+        return result
+
+    def _fail(self, message: str) -> None:
+        self._status_fields["error"] = message
+        from gptwiz.training.distributed import report_rank_error
+
+        report_rank_error(self.dist, message)
+        try:
+            self._status("failed")
+        except OSError:
+            pass
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    if isinstance(exc, OSError) and exc.errno == 28:
+        return f"no space left on the disk while writing ({exc.filename or 'a file'}); free some space and --resume"
+    return f"{exc.__class__.__name__}: {text}" if text else exc.__class__.__name__
+
+
+def train(opts: TrainOptions, reporter: Reporter | None = None,
+          should_stop: Callable[[], bool] | None = None) -> TrainResult:
+    if world_size() <= 1:
+        cfg, paths = resolve_run_config(opts)
+        return Trainer(cfg, paths, reporter, resume=opts.resume, should_stop=should_stop).run()
+    # Under torchrun: rank 0 settles the configuration (and builds the token cache) before the others
+    # read it, so they never race on the cache or see the run folder half made.
+    import torch.distributed as dist
+
+    from gptwiz.training.device import resolve_device
+    from gptwiz.training.distributed import init_distributed, shutdown
+
+    device_type = "cuda" if resolve_device(opts.device).startswith("cuda") else "cpu"
+    ctx = init_distributed(device_type, opts.fsdp)
+    try:
+        if ctx.is_main:
+            cfg, paths = resolve_run_config(opts)
+        dist.barrier()
+        if not ctx.is_main:
+            cfg, paths = resolve_run_config(opts, check_exists=False)
+        dist.barrier()
+        return Trainer(cfg, paths, reporter, resume=opts.resume, should_stop=should_stop, dist=ctx).run()
+    finally:
+        shutdown(ctx)

@@ -1,0 +1,255 @@
+"""The wizard's answers so far, and the pure functions that turn them into command lines and options.
+
+No Textual here: the screens read and write a `WizardState`; what it implies (the `gptwiz train`
+command line, the probe's options, the dataset a path names) is computed here and tested directly.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from gptwiz.common.errors import UsageError
+from gptwiz.data.sizes import BYTES_PER_TOKEN  # the live estimate while typing; prepare gives the exact count
+
+GLOB_CHARS = re.compile(r"[*?\[]")
+
+
+@dataclass(frozen=True)
+class DatasetChoice:
+    """What the dataset screen settled on."""
+    kind: str                    # "input_file" (one text file), "dataset_dir" (prepared), "sources" (to prepare), "demo"
+    path: str                    # as given: the file, the prepared folder, or the folder/glob to prepare
+    files: int
+    bytes: int
+    tokens: int | None = None    # exact, from a manifest
+    prepared_dir: str | None = None  # the dataset folder to train from, once prepared
+
+    @property
+    def est_tokens(self) -> int:
+        return self.tokens if self.tokens is not None else int(self.bytes / BYTES_PER_TOKEN)
+
+    @property
+    def needs_prepare(self) -> bool:
+        return self.kind in ("sources", "demo") and self.prepared_dir is None
+
+    def describe(self) -> str:
+        tokens = f"{self.est_tokens:,} tokens" if self.tokens is not None else f"~{self.est_tokens:,} tokens (estimated)"
+        what = {"input_file": "text file", "dataset_dir": "prepared dataset", "sources": "documents to prepare",
+                "demo": "built-in demo corpus"}[self.kind]
+        return f"{what}: {self.files:,} file{'s' if self.files != 1 else ''}, {self.bytes / 1e6:,.1f} MB, {tokens}"
+
+
+def source_glob(path: str) -> str:
+    """A folder means every file under it; a glob or a file stays as given."""
+    expanded = os.path.expanduser(path)
+    if os.path.isdir(expanded) and not GLOB_CHARS.search(path):
+        return os.path.join(path.rstrip("/"), "**", "*")
+    return path
+
+
+def inspect_dataset(text: str) -> DatasetChoice:
+    """What a typed path names, with its size: raises UsageError (one line, shown under the field) if nothing."""
+    path = text.strip()
+    if not path:
+        raise UsageError("type a text file, a folder of documents, a glob such as docs/*.txt, or a prepared dataset")
+    expanded = Path(os.path.expanduser(path))
+    if expanded.is_dir() and (expanded / "manifest.json").exists():
+        from gptwiz.data.info import dataset_info
+
+        info = dataset_info(expanded)
+        totals = info["totals"]
+        return DatasetChoice("dataset_dir", path, int(totals["files"]), int(totals["bytes"]), int(totals["tokens"]),
+                             prepared_dir=str(expanded))
+    if expanded.is_file():
+        return DatasetChoice("input_file", path, 1, expanded.stat().st_size)
+    if not expanded.exists() and not GLOB_CHARS.search(path):
+        raise UsageError(f"{path}: no such file or folder")
+    from gptwiz.data.prepare import SourceSpec, plan_source
+
+    plan = plan_source(SourceSpec(name="data", glob=source_glob(path), weight=1.0))
+    return DatasetChoice("sources", path, len(plan.files), plan.bytes)
+
+
+def prepared_dir_for(path: str, data_dir: Path) -> Path:
+    """Where the wizard prepares a folder or glob: data/<the folder's name>-prepared."""
+    fixed = path.strip().rstrip("/")
+    if GLOB_CHARS.search(fixed):
+        from gptwiz.data.prepare import glob_root
+
+        fixed = glob_root(fixed)
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "-", Path(os.path.expanduser(fixed)).name).strip("-.")
+    return data_dir / f"{(stem or 'dataset')[:60]}-prepared"
+
+
+def find_prepared(data_dir: Path) -> list[Path]:
+    """Prepared datasets directly under data_dir (one level), for picking instead of typing."""
+    if not data_dir.is_dir():
+        return []
+    return sorted(p for p in data_dir.iterdir() if p.is_dir() and (p / "manifest.json").exists())
+
+
+def parse_vram(text: str) -> float | None:
+    """'' -> None (use what was detected); '24', '24GB', '24 GiB' -> 24.0; raises ValueError otherwise."""
+    cleaned = text.strip().lower().replace("gib", "").replace("gb", "").strip()
+    if not cleaned:
+        return None
+    value = float(cleaned)
+    if not 0 <= value <= 4096 or value != value:
+        raise ValueError(text)
+    return value
+
+
+@dataclass(frozen=True)
+class Knobs:
+    """What the user may still change on the recommendation screen."""
+    preset: str
+    block_size: int
+    batch_size: int
+    grad_accum: int
+    learning_rate: float
+    max_iters: int
+    dropout: float | None = None  # the recommendation's (Recommended Combinations); not a knob on screen
+
+    def with_advice(self, advice: str) -> "Knobs":
+        """Apply one piece of probe advice ("--learning_rate 1e-4 (3x lower ...)") to these knobs."""
+        changes = {flag: value for flag, value in parse_flags(advice).items() if flag in _KNOB_FLAGS}
+        if not changes:
+            raise UsageError(f"nothing the wizard can apply in {advice!r}: change it on the command line")
+        return self.with_flags(changes)
+
+    def with_flags(self, flags: dict[str, str]) -> "Knobs":
+        updates: dict[str, Any] = {}
+        for flag, value in flags.items():
+            if flag not in _KNOB_FLAGS:
+                raise UsageError(f"the wizard cannot apply --{flag} itself; change it on the command line")
+            name, cast = _KNOB_FLAGS[flag]
+            try:
+                updates[name] = cast(value)
+            except ValueError:
+                raise UsageError(f"--{flag} {value!r} is not a valid value") from None
+        return replace(self, **updates)
+
+
+_KNOB_FLAGS: dict[str, tuple[str, Any]] = {
+    "config_file": ("preset", str), "block_size": ("block_size", int), "batch_size": ("batch_size", int),
+    "grad_accum": ("grad_accum", int), "learning_rate": ("learning_rate", float), "max_iters": ("max_iters", int)}
+_FLAG_RE = re.compile(r"--([a-z_]+)[ =]([^\s()]+)")
+
+
+def parse_flags(text: str) -> dict[str, str]:
+    """The --flag value pairs in a line of advice, in order."""
+    return {m.group(1): m.group(2) for m in _FLAG_RE.finditer(text)}
+
+
+@dataclass
+class WizardState:
+    runs_dir: Path = Path("runs")
+    data_dir: Path = Path("data")
+    use_case: str | None = None
+    hardware: Any = None                     # gptwiz.planning.hardware.HardwareReport
+    vram_override_gb: float | None = None
+    dataset: DatasetChoice | None = None
+    recommendation: Any = None               # gptwiz.planning.recommend.Recommendation
+    knobs: Knobs | None = None
+    run_name: str | None = None
+    probe_result: Any = None
+    history: list[str] = field(default_factory=list)  # advice applied so far, newest last
+
+    # -- hardware --
+
+    @property
+    def gpus(self) -> list[Any]:
+        return list(getattr(self.hardware, "gpus", None) or [])
+
+    @property
+    def detected_vram_gb(self) -> float:
+        """The smallest card's memory in GiB, as gptwiz.planning.hardware reports it; 0 on a CPU machine."""
+        return round(float(getattr(self.hardware, "vram_gb", 0.0) or 0.0), 1)
+
+    @property
+    def vram_gb(self) -> float:
+        return self.vram_override_gb if self.vram_override_gb is not None else self.detected_vram_gb
+
+    @property
+    def gpu_count(self) -> int:
+        return max(1, len(self.gpus))
+
+    @property
+    def on_gpu(self) -> bool:
+        return self.vram_gb > 0
+
+    def device_memory_bytes(self) -> int:
+        """What the memory bar measures against: the card (possibly overridden), else this machine's RAM."""
+        if self.on_gpu:
+            return int(self.vram_gb * 2**30)
+        return int(getattr(self.hardware, "ram_total_bytes", 0) or 0)
+
+    # -- the command line --
+
+    def data_args(self) -> list[str]:
+        d = self.dataset
+        if d is None:
+            raise UsageError("no dataset chosen yet")
+        if d.kind == "input_file":
+            return ["--input_file", d.path]
+        if d.prepared_dir is None:
+            raise UsageError(f"{d.path} is not prepared yet")
+        return ["--dataset_dir", d.prepared_dir]
+
+    def knob_args(self) -> list[str]:
+        k = self.knobs
+        if k is None:
+            raise UsageError("no preset chosen yet")
+        args = ["--config_file", k.preset, "--max_iters", str(k.max_iters), "--batch_size", str(k.batch_size),
+                "--block_size", str(k.block_size), "--learning_rate", f"{k.learning_rate:g}"]
+        if k.grad_accum != 1:
+            args += ["--grad_accum", str(k.grad_accum)]
+        if k.dropout is not None:
+            args += ["--dropout", f"{k.dropout:g}"]
+        return args
+
+    def train_args(self, name: str | None = None, data: list[str] | None = None) -> list[str]:
+        knobs = self.knob_args()
+        args = ["train", *knobs[:2], "--model_name", name or self.run_name or "my_model",
+                *(data if data is not None else self.data_args()), *knobs[2:]]
+        if self.on_gpu and len(self.gpus) > 1:
+            args += ["--nproc", str(len(self.gpus))]  # one data-parallel trainer per card (gptwiz.training.distributed)
+        if str(self.runs_dir) != "runs":
+            args += ["--runs_dir", str(self.runs_dir)]
+        if self.dataset is not None and self.dataset.kind == "input_file" and str(self.data_dir) != "data":
+            args += ["--data_dir", str(self.data_dir)]
+        return args
+
+    def command_line(self, name: str | None = None) -> str:
+        """The `gptwiz train` line that does what the wizard will launch (a placeholder for unprepared data)."""
+        try:
+            data = self.data_args()
+        except UsageError:
+            data = ["--dataset_dir", str(prepared_dir_for(self.dataset.path, self.data_dir))] if self.dataset else \
+                ["--input_file", "YOUR_TEXT.txt"]
+        return "gptwiz " + shlex.join(self.train_args(name, data))
+
+    def probe_options(self, iters: int = 100) -> Any:
+        from gptwiz.training.probe import ProbeOptions
+
+        k = self.knobs
+        assert k is not None
+        data = self.data_args()
+        return ProbeOptions(config_file=k.preset, iters=iters, batch_size=k.batch_size, block_size=k.block_size,
+                            grad_accum=k.grad_accum, learning_rate=k.learning_rate, max_iters=k.max_iters,
+                            input_file=data[1] if data[0] == "--input_file" else None,
+                            dataset_dir=data[1] if data[0] == "--dataset_dir" else None,
+                            runs_dir=str(self.runs_dir), data_dir=str(self.data_dir))
+
+    def default_run_name(self) -> str:
+        """The use case and preset, made unique among the existing runs."""
+        base = f"{self.use_case or 'model'}-{self.knobs.preset if self.knobs else 'run'}".replace("_", "-")
+        name, n = base, 2
+        while (self.runs_dir / name).exists():
+            name, n = f"{base}-{n}", n + 1
+        return name
