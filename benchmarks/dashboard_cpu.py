@@ -26,7 +26,10 @@ import psutil
 
 WRITER = r"""
 import json, math, os, sys, time
+from pathlib import Path
+from gptwiz.runs.folder import RunLock, RunPaths
 root, rate, seconds = sys.argv[1], float(sys.argv[2]), float(sys.argv[3])
+RunLock(RunPaths(Path(root))).acquire()  # as the trainer does: viewers show a run running only while it is held
 max_iters = 100000
 status = {"name": "bench", "pid": os.getpid(), "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "error": None,
           "state": "running", "iter": 0, "max_iters": max_iters}

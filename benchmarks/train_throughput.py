@@ -42,10 +42,10 @@ def plain_loop(iters: int, batch_size: int, block_size: int, data_dir: str, out:
     import torch
     from torch.nn import functional as F
 
+    from gptwiz.common.schedule import effective_warmup, lr_at
     from gptwiz.data.dataset import TokenDataset
     from gptwiz.model.gpt import GPT
     from gptwiz.planning.presets import load_preset
-    from gptwiz.common.schedule import effective_warmup, lr_at
 
     preset = load_preset(preset_name).with_overrides(block_size=block_size)
     torch.manual_seed(1337)
@@ -122,9 +122,9 @@ def main() -> None:
 
     import torch
 
-    from gptwiz.training.device import Runtime, cpu_has_fast_bf16, peak_flops
     from gptwiz.model.gpt import GPT
     from gptwiz.planning.presets import load_preset
+    from gptwiz.training.device import Runtime, cpu_has_fast_bf16, peak_flops
 
     model_cfg = load_preset(args.preset).with_overrides(block_size=args.block_size).model
     with torch.device("meta"):

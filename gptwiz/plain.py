@@ -7,11 +7,15 @@ The prompts go through a `Prompter`, so the flow is tested with scripted answers
 
 from __future__ import annotations
 
-from dataclasses import replace
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Protocol, Sequence
+from typing import Any, Protocol
 
+from gptwiz.common import fmt
 from gptwiz.common.errors import UsageError
+from gptwiz.wizard.advice import apply_advice, probe_advice
+from gptwiz.wizard.flow import next_step
+from gptwiz.wizard.knob_fields import KNOB_FIELDS, knobs_from_texts
 from gptwiz.wizard.state import DatasetChoice, WizardState, inspect_dataset
 
 DEMO = "demo"
@@ -56,16 +60,6 @@ class QuestionaryPrompter:
         return bool(self._ask(questionary.confirm(message, default=default)))
 
 
-def _number_or_error(kind: type, low: float, high: float) -> Callable[[str], str | None]:
-    def check(text: str) -> str | None:
-        try:
-            value = kind(text)
-        except ValueError:
-            return f"{text!r} is not a {'whole number' if kind is int else 'number'}"
-        return None if low <= value <= high else f"give a value from {low:g} to {high:g}"
-    return check
-
-
 class PlainWizard:
     def __init__(self, state: WizardState, prompter: Prompter, console: Any,
                  detect_hardware: Callable[[], Any] | None = None,
@@ -80,41 +74,42 @@ class PlainWizard:
     def say(self, *things: Any) -> None:
         self.console.print(*things, highlight=False)
 
-    # -- the steps, in the app's order --
+    # -- the steps, as gptwiz.wizard.flow leads (the app's order) --
 
     def run(self) -> int:
-        self.welcome()
-        self.choose_use_case()
-        self.choose_hardware()
-        self.choose_dataset()
-        self.recommend()
-        while True:
-            if self.ask.confirm(f"Run the {self.probe_iters}-iteration probe first (recommended)?", default=True):
-                if self.probe() == "again":
-                    continue
-            break
+        steps: dict[str, Callable[[], str]] = {
+            "welcome": self.welcome, "use_case": self.choose_use_case, "hardware": self.choose_hardware,
+            "dataset": self.choose_dataset, "recommendation": self.recommend, "probe": self.probe_step}
+        step = "welcome"
+        while step != "launch":
+            step = next_step(step, self.state, steps[step]())
         return self.start()
 
-    def welcome(self) -> None:
-        from gptwiz.runs.listing import run_rows
+    def _probe_first(self) -> bool:
+        return self.ask.confirm(f"Run the {self.probe_iters}-iteration probe first (recommended)?", default=True)
+
+    def welcome(self) -> str:
+        from gptwiz.runs.listing import list_runs
 
         self.say("[bold]gptwiz[/]: pick a GPT model size for your use case, hardware and data, probe it, "
                  "then train it in the background.")
-        rows = run_rows(self.state.runs_dir)
+        rows = list_runs(self.state.runs_dir)
         for r in rows[:10]:
             self.say(f"  {r.name:24} {r.state:9} {r.progress_text:>18}  loss {r.loss_text}")
         if rows:
             self.say(f"  (watch one with: gptwiz watch NAME{self._runs_flag()})")
+        return "next"
 
-    def choose_use_case(self) -> None:
+    def choose_use_case(self) -> str:
         from gptwiz.wizard.services import use_cases
 
         cases = use_cases()
         self.state.use_case = self.ask.select("What will the model be for?",
                                               [(key, f"{name}: {why}") for key, name, why in cases],
                                               default=self.state.use_case)
+        return "next"
 
-    def choose_hardware(self) -> None:
+    def choose_hardware(self) -> str:
         from gptwiz.wizard.services import hardware_lines
         from gptwiz.wizard.state import parse_vram
 
@@ -137,14 +132,17 @@ class PlainWizard:
         answer = self.ask.text(f"Plan for a GPU with how many GB? (empty: as detected, {detected:g} GB)",
                                validate=check)
         self.state.vram_override_gb = parse_vram(answer)
+        return "next"
 
-    def choose_dataset(self) -> None:
+    def choose_dataset(self) -> str:
+        from gptwiz.wizard.preparing import demo_choice  # loads the prepare pipeline: not before this question
+
         while True:
             kind = self.ask.select("What should it learn from?", [
                 ("path", "a text file, a folder of documents, a glob or a prepared dataset"),
                 (DEMO, "the built-in demo corpus (Python standard library docstrings and source)")])
             if kind == DEMO:
-                choice = DatasetChoice("demo", "demo corpus (Python standard library)", files=2, bytes=5_700_000)
+                choice = demo_choice(self.state.data_dir)
             else:
                 path = self.ask.text("Path, folder or glob:")
                 try:
@@ -158,37 +156,28 @@ class PlainWizard:
             except UsageError as exc:
                 self.say(f"[yellow]{exc}[/]")
                 continue
-            return
+            return "next"
 
     def _prepared(self, choice: DatasetChoice) -> DatasetChoice:
         if not choice.needs_prepare:
             return choice
         from gptwiz.data.prepare import RichPrepareProgress
+        from gptwiz.wizard.preparing import prepare_choice
+        from gptwiz.wizard.state import prepared_dir_for
 
-        if choice.kind == "demo":
-            from gptwiz.data.demo import build_demo
+        if choice.kind != "demo":
+            self.say(f"  preparing {choice.path} into {prepared_dir_for(choice.path, self.state.data_dir)} ...")
+        return prepare_choice(choice, self.state.data_dir, RichPrepareProgress(),
+                              on_stage=lambda m: self.say(f"  {m} ..."))
 
-            corpus = build_demo(self.state.data_dir, progress=RichPrepareProgress(),
-                                on_stage=lambda m: self.say(f"  {m} ..."))
-            return replace(choice, files=corpus.files, bytes=corpus.bytes, tokens=corpus.tokens,
-                           prepared_dir=str(corpus.dataset_dir))
-        from gptwiz.data.prepare import PrepareOptions, prepare
-        from gptwiz.wizard.state import prepared_dir_for, source_glob
-
-        out = prepared_dir_for(choice.path, self.state.data_dir)
-        self.say(f"  preparing {choice.path} into {out} ...")
-        result = prepare(PrepareOptions(sources=[f"data:{source_glob(choice.path)}"], out_dir=str(out), overwrite=True),
-                         RichPrepareProgress())
-        tokens = sum(int(s["train_tokens"]) + int(s["val_tokens"]) for s in result.manifest["sources"])
-        return replace(choice, tokens=tokens, prepared_dir=str(out))
-
-    def recommend(self) -> None:
+    def recommend(self) -> str:
+        """'next' to probe the settings agreed on, 'launch' to start without a probe."""
         from gptwiz.wizard.services import estimate_bytes, knobs_for_preset, recommend_for, view
 
         rec = view(recommend_for(self.state))
         self.state.recommendation = rec
         self.state.knobs = rec.knobs
-        self.say(f"\n[bold green]Recommended: {rec.preset}[/]")
+        self.say(f"\n[bold green]Recommended: {rec.knobs.preset}[/]")
         for i, reason in enumerate(rec.reasons, 1):
             self.say(f"  {i}. {reason}")
         for warning in rec.warnings:
@@ -201,7 +190,7 @@ class PlainWizard:
                 est = rec.estimate_bytes if k == rec.knobs else None
             device = self.state.device_memory_bytes()
             if est is not None and device:
-                self.say(f"  memory: about {est / 2**30:.1f} GiB of {device / 2**30:.1f} GiB "
+                self.say(f"  memory: about {fmt.gib(est)} of {fmt.gib(device)} "
                          f"({100 * est / device:.0f}%)")
             self.say(f"  [cyan]{self.state.command_line()}[/]")
             choices = [("ok", "go on with this"), ("knobs", "change context length, batch size, learning rate, iterations")]
@@ -209,18 +198,18 @@ class PlainWizard:
                         for a in rec.alternatives]
             answer = self.ask.select("The settings:", choices, default="ok")
             if answer == "ok":
-                return
+                return "next" if self._probe_first() else "launch"
             if answer.startswith("alt:"):
                 self.state.knobs = knobs_for_preset(answer[4:], k)
                 continue
-            self.state.knobs = replace(
-                k,
-                block_size=int(self.ask.text("context length", str(k.block_size), _number_or_error(int, 16, 8192))),
-                batch_size=int(self.ask.text("batch size", str(k.batch_size), _number_or_error(int, 1, 4096))),
-                learning_rate=float(self.ask.text("learning rate", f"{k.learning_rate:g}",
-                                                  _number_or_error(float, 1e-7, 0.99))),
-                max_iters=int(self.ask.text("max iterations", str(k.max_iters), _number_or_error(int, 1, 10_000_000))),
-            )
+            texts = {knob.name: self.ask.text(knob.label, knob.text(k), knob.check) for knob in KNOB_FIELDS}
+            self.state.knobs = knobs_from_texts(k, texts)
+
+    def probe_step(self) -> str:
+        """Probe; after a piece of advice is applied, offer to probe again. Then on to the launch."""
+        while self.probe() == "again" and self._probe_first():
+            pass
+        return "next"
 
     def probe(self) -> str:
         """'again' after applying advice, 'done' otherwise."""
@@ -245,16 +234,16 @@ class PlainWizard:
             self.say(f"verdict: {result.verdict}")
             for reason in getattr(result, "reasons", []) or []:
                 self.say(f"  {reason}")
-        advice = list(getattr(result, "advice", []) or [])
+        advice = probe_advice(result, self.state.knobs)
         if not advice:
             return "done"
         answer = self.ask.select("Apply a piece of advice and probe again?",
-                                 [(str(i), a) for i, a in enumerate(advice)] + [("no", "no: launch as it is")],
+                                 [(str(i), str(a)) for i, a in enumerate(advice)] + [("no", "no: launch as it is")],
                                  default="no")
         if answer == "no":
             return "done"
         try:
-            self.state.knobs = self.state.knobs.with_advice(advice[int(answer)])  # type: ignore[union-attr]
+            apply_advice(self.state, advice[int(answer)])
         except UsageError as exc:
             self.say(f"[yellow]{exc}[/]")
             return "done"

@@ -16,6 +16,18 @@ TIKTOKEN_CACHE = SHARED / "tiktoken"
 
 os.environ.setdefault("TIKTOKEN_CACHE_DIR", str(TIKTOKEN_CACHE))
 
+
+def _threads_per_worker() -> int:
+    """An equal share of the cores for each pytest-xdist worker (all of them without xdist)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, cores // int(os.environ.get("PYTEST_XDIST_WORKER_COUNT") or 1))
+
+
+# torch starts a math thread per core in every process. Under `-n 2` on 2 cores that is twice as many spinning
+# threads as cores, in the workers and in every trainer they start, and a small model's step then takes 1.5 to
+# 4 times as long. Set before torch is imported, it holds for this process and every subprocess it starts.
+os.environ.setdefault("OMP_NUM_THREADS", str(_threads_per_worker()))
+
 # The tiny preset shrunk for CPU tests: the architecture is the preset's, the batch and block are not.
 TINY_FAST = ["--config_file", "tiny", "--batch_size", "8", "--block_size", "64", "--eval_iters", "2", "--quiet"]
 
@@ -51,3 +63,10 @@ def assert_one_line_error(proc: subprocess.CompletedProcess[str], *fragments: st
     assert "Traceback" not in proc.stderr and "Traceback" not in proc.stdout
     for fragment in fragments:
         assert fragment in lines[0], (fragment, lines[0])
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The `slow` tests first, so that under pytest-xdist the many short tests fill in around them instead of
+    one long test running alone at the end while the other workers idle (pyproject.toml sends each worker one
+    test at a time). The order within each group is kept."""
+    items[:] = sorted(items, key=lambda item: item.get_closest_marker("slow") is None)

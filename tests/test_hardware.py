@@ -9,7 +9,7 @@ import pytest
 
 from conftest import run_cli
 from gptwiz.planning import hardware
-from gptwiz.planning.advice import resolve_device_dtype, training_dtype
+from gptwiz.planning.policy import resolve_device_dtype, training_dtype
 from gptwiz.planning.hardware import GiB, detect_hardware, read_gpu_stats
 
 

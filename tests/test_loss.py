@@ -8,10 +8,10 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from gptwiz.model.loss import sliced_linear_cross_entropy
-from gptwiz.model.loss_plan import GLIBC_MMAP_MAX, slice_rows, uses_sliced_loss
-from gptwiz.model.gpt import GPT
 from gptwiz.model.config import ModelConfig
+from gptwiz.model.gpt import GPT
+from gptwiz.model.loss import dense_cross_entropy, sliced_linear_cross_entropy, training_loss
+from gptwiz.model.loss_plan import GLIBC_MMAP_MAX, slice_rows, uses_sliced_loss
 
 
 def _textbook(x: torch.Tensor, w: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
@@ -66,13 +66,35 @@ def test_a_slice_of_gpt2_logits_stays_under_glibcs_mmap_threshold() -> None:
     assert rows % 8 == 0 and 4 * rows * 50304 < GLIBC_MMAP_MAX <= 4 * (rows + 8) * 50304  # the largest such
 
 
-def test_the_model_uses_the_sliced_loss_for_eager_cpu_training_only() -> None:
+def _saved_widths(model: GPT, x: torch.Tensor) -> set[int]:
+    """The last dimension of every tensor autograd saves for the backward of model(x, x)."""
+    widths: set[int] = set()
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        widths.add(t.size(-1) if t.dim() else 0)
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        model(x, x)
+    return widths
+
+
+def test_training_uses_the_sliced_loss_for_eager_cpu_training_only() -> None:
     assert uses_sliced_loss("cpu", compiled=False)
     assert not uses_sliced_loss("cpu", compiled=True) and not uses_sliced_loss("cuda", compiled=False)
+    assert training_loss("cpu", compiled=False) is sliced_linear_cross_entropy
+    assert training_loss("cpu", compiled=True) is dense_cross_entropy
+    assert training_loss("cuda", compiled=False) is dense_cross_entropy
     torch.manual_seed(0)
-    model = GPT(ModelConfig(n_layer=1, n_head=2, n_embd=16, block_size=8, vocab_size=64, dropout=0.0))
-    x = torch.randint(0, 64, (2, 8))
-    logits, loss = model(x, x)
-    assert logits is None  # never materialised
-    expected = F.cross_entropy(model.logits(x).view(-1, 64), x.view(-1))
+    vocab = 96  # unlike any other width of this model (n_embd 16, its MLP 64, heads 8), so its logits are told apart
+    cfg = ModelConfig(n_layer=1, n_head=2, n_embd=16, block_size=8, vocab_size=vocab, dropout=0.0)
+    model = GPT(cfg, loss_fn=training_loss("cpu", compiled=False))
+    x = torch.randint(0, vocab, (2, 8))
+    loss = model(x, x)
+    expected = F.cross_entropy(model.logits(x).view(-1, vocab), x.view(-1))
     assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
+    assert vocab not in _saved_widths(model, x)  # no logits kept for the backward: never materialised whole
+    textbook = GPT(cfg)
+    textbook.load_state_dict(model.state_dict())
+    assert textbook(x, x).item() == pytest.approx(expected.item(), rel=1e-5)
+    assert vocab in _saved_widths(textbook, x)  # log_softmax keeps its output

@@ -25,9 +25,10 @@ def _saved_by_autograd(cfg, batch: int, block: int, dtype: str) -> int:
     import torch
 
     from gptwiz.model.gpt import GPT
+    from gptwiz.model.loss import training_loss
 
     torch.manual_seed(0)
-    model = GPT(cfg)
+    model = GPT(cfg, loss_fn=training_loss("cpu", compiled=False))  # the trainer's eager CPU model
     params = {p.untyped_storage().data_ptr() for p in model.parameters()}
     seen: dict[int, int] = {}
 

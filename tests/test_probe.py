@@ -12,7 +12,7 @@ import time
 import pytest
 
 from gptwiz.training.probe import FAKE_OOM_ENV, ProbeOptions, is_oom_message, run_probe
-from gptwiz.runs.folder import pid_alive, read_json, read_metrics
+from gptwiz.runs.folder import RunLock, RunPaths, pid_alive, read_json, read_metrics
 
 from conftest import assert_one_line_error, cli_env, run_cli
 
@@ -124,10 +124,14 @@ def test_bad_input_is_one_line_exit_2(tmp_path, shakespeare, args, fragments):
 def test_a_run_folder_in_use_is_refused(tmp_path, shakespeare):
     busy = tmp_path / "runs" / "busy"
     busy.mkdir(parents=True)
-    (busy / "lock").write_text(str(os.getpid()))  # this test process: alive, and not the probe's
-    proc = run_cli(["probe", *FAST, "--input_file", str(shakespeare), "--model_name", "busy"], cwd=tmp_path)
-    assert_one_line_error(proc, "busy", f"process {os.getpid()}")
-    assert sorted(os.listdir(busy)) == ["lock"]
+    lock = RunLock(RunPaths(busy))  # held by this test process, as a trainer of the run holds it
+    lock.acquire()
+    try:
+        proc = run_cli(["probe", *FAST, "--input_file", str(shakespeare), "--model_name", "busy"], cwd=tmp_path)
+        assert_one_line_error(proc, "busy", f"process {os.getpid()}")
+        assert sorted(os.listdir(busy)) == ["lock"]
+    finally:
+        lock.release()
 
 
 def test_python_api_streams_progress_live_and_cancels_cleanly(tmp_path, shakespeare):

@@ -10,7 +10,8 @@ import pytest
 from conftest import SHAKESPEARE, assert_one_line_error, run_cli
 from gptwiz.common.errors import UsageError
 from gptwiz.planning.recommend import ORDER, USE_CASES, dataset_row, hardware_cap, recommend
-from gptwiz.data.sizes import format_bytes, measure_dataset, parse_size
+from gptwiz.common.fmt import bytes_ as format_bytes
+from gptwiz.data.sizes import measure_dataset, parse_size
 
 MB, GB = 10**6, 10**9
 

@@ -13,15 +13,15 @@ import types
 from pathlib import Path
 
 import pytest
+from tui_support import async_test, screen_text, wait_for
 
-from gptwiz.runs.folder import RunPaths
+from gptwiz.runs.folder import RunLock, RunPaths, lock_owner
+from gptwiz.runs.monitor import LogTail, RunMonitor
 from gptwiz.tui.app import GptwizApp
 from gptwiz.tui.context import AppContext
 from gptwiz.tui.devicestats import DeviceSampler
-from gptwiz.runs.monitor import LogTail, RunMonitor
 from gptwiz.tui.screens.dashboard import DashboardScreen
 from gptwiz.tui.widgets.device_panel import DeviceReading, ProcessUsage
-from tui_support import async_test, screen_text, wait_for
 
 RECORDED = Path(__file__).parent / "tui_data" / "recorded_run"
 FROZEN_NOW = 1795495000.0  # a few minutes after the recorded run's start
@@ -59,9 +59,10 @@ def records() -> list[dict]:
 
 
 def live_run(tmp_path: Path, n_records: int, pid: int | None = None, name: str = "live") -> RunPaths:
-    """A run folder as a trainer mid-run leaves it: status 'running' with a live pid, the first records."""
+    """A run folder as a trainer mid-run leaves it: status 'running' with a live pid, the first records.
+    Only a run whose lock a process holds is shown running: see `locked` and `lock_holder`."""
     paths = RunPaths(tmp_path / "runs" / name)
-    paths.root.mkdir(parents=True)
+    paths.root.mkdir(parents=True, exist_ok=True)
     shutil.copy(RECORDED / "config.json", paths.config)
     status = json.loads((RECORDED / "status.json").read_text())
     status.update(state="running", pid=pid or os.getpid(), iter=0, updated_at=status["started_at"])
@@ -72,6 +73,37 @@ def live_run(tmp_path: Path, n_records: int, pid: int | None = None, name: str =
             f.write(json.dumps(rec) + "\n")
     paths.log.write_text("2026-11-24 04:34:50 training live: preset tiny\n")
     return paths
+
+
+@pytest.fixture
+def locked():
+    """Takes a run's lock in this process, as its trainer would; released when the test ends."""
+    locks: list[RunLock] = []
+
+    def take(paths: RunPaths) -> RunPaths:
+        lock = RunLock(paths)
+        lock.acquire()
+        locks.append(lock)
+        return paths
+
+    yield take
+    for lock in locks:
+        lock.release()
+
+
+def lock_holder(paths: RunPaths, body: str = "time.sleep(60)") -> subprocess.Popen:
+    """A stand-in trainer: a process that takes the run's lock (writing its pid there), then runs `body`."""
+    paths.root.mkdir(parents=True, exist_ok=True)
+    script = ("import json, os, signal, sys, time\n"
+              "from pathlib import Path\n"
+              "from gptwiz.runs.folder import RunLock, RunPaths\n"
+              "RunLock(RunPaths(Path(sys.argv[1]))).acquire()\n" + body + "\n")
+    proc = subprocess.Popen([sys.executable, "-c", script, str(paths.root)])
+    deadline = time.time() + 30
+    while lock_owner(paths) != proc.pid and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    assert lock_owner(paths) == proc.pid, "the stand-in trainer did not take the lock"
+    return proc
 
 
 async def wait_polls(pilot, n: int = 1) -> DashboardScreen:
@@ -127,6 +159,15 @@ def test_monitor_running_run_whose_trainer_died_is_failed(tmp_path: Path) -> Non
     assert snap.state == "failed" and "ended without recording why" in (snap.error or "")
 
 
+def test_monitor_shows_running_only_while_a_process_holds_the_lock(tmp_path: Path, locked) -> None:
+    paths = live_run(tmp_path, 5)  # status 'running' naming this live process, which does not hold the lock
+    snap = RunMonitor(paths).poll()
+    assert snap.state == "failed" and "ended without recording why" in (snap.error or "")
+    locked(paths)
+    snap = RunMonitor(paths).poll()
+    assert snap.state == "running" and snap.pid == os.getpid() and not snap.error
+
+
 def test_log_tail_reads_appended_bytes_and_starts_near_the_end_of_a_long_log(tmp_path: Path) -> None:
     log = tmp_path / "train.log"
     log.write_text("".join(f"line {i}\n" for i in range(20000)))
@@ -142,8 +183,8 @@ def test_log_tail_reads_appended_bytes_and_starts_near_the_end_of_a_long_log(tmp
 # --- the screen --------------------------------------------------------------------------------------
 
 @async_test
-async def test_dashboard_picks_up_lines_appended_while_open(tmp_path: Path) -> None:
-    paths = live_run(tmp_path, 10)
+async def test_dashboard_picks_up_lines_appended_while_open(tmp_path: Path, locked) -> None:
+    paths = locked(live_run(tmp_path, 10))
     app = GptwizApp(context(tmp_path, CPU_READING, poll_interval_s=0.05, chart_interval_s=0.3), watch=paths)
     async with app.run_test(size=(100, 30)) as pilot:
         screen = await wait_polls(pilot)
@@ -191,18 +232,15 @@ async def test_dashboard_q_leaves_and_names_the_run(tmp_path: Path) -> None:
 
 @async_test
 async def test_dashboard_s_stops_the_trainer_after_confirmation(tmp_path: Path) -> None:
-    # A stand-in trainer: a Python process named like gptwiz that records "stopped" on SIGTERM, as train.py does.
+    # A stand-in trainer: it holds the run's lock and records "stopped" on SIGTERM, as train.py does.
     paths = live_run(tmp_path, 10, pid=1)
-    script = (
-        "import json, signal, sys, time, os\n"
-        "p = sys.argv[1]\n"
+    proc = lock_holder(paths, (
+        "p = Path(sys.argv[1]) / 'status.json'\n"
         "def stop(*a):\n"
         "    s = json.load(open(p)); s['state'] = 'stopped'; json.dump(s, open(p, 'w')); sys.exit(0)\n"
         "signal.signal(signal.SIGTERM, stop)\n"
         "s = json.load(open(p)); s['pid'] = os.getpid(); json.dump(s, open(p, 'w'))\n"
-        "time.sleep(60)\n"
-    )
-    proc = subprocess.Popen([sys.executable, "-c", script, str(paths.status), "gptwiz-train-stand-in"])
+        "time.sleep(60)"))
     try:
         deadline = time.time() + 10
         while json.loads(paths.status.read_text())["pid"] != proc.pid and time.time() < deadline:
@@ -330,7 +368,8 @@ async def test_gpu_panel_shows_each_card_through_nvml(tmp_path: Path, monkeypatc
 async def test_without_nvml_the_panel_shows_the_trainers_cpu_and_ram(tmp_path: Path,
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "pynvml", FakeNvml(None))  # the library is there, the driver is not
-    trainer = subprocess.Popen([sys.executable, "-c", "import time; x = bytearray(50_000_000); time.sleep(60)"])
+    paths = RunPaths(tmp_path / "runs" / "live")
+    trainer = lock_holder(paths, "x = bytearray(50_000_000); time.sleep(60)")
     try:
         app = GptwizApp(nvml_context(tmp_path), watch=live_run(tmp_path, 10, pid=trainer.pid))
         async with app.run_test(size=(120, 40)) as pilot:

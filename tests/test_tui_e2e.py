@@ -9,14 +9,15 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import run_cli
+from test_tui_cli import _pty_run
+from tui_support import async_test, flat, screen_text, wait_for
+
+from gptwiz.planning.knobs import Knobs
 from gptwiz.runs.folder import RunPaths, effective_state, pid_alive, read_json
 from gptwiz.tui.app import GptwizApp
 from gptwiz.tui.context import AppContext
-from gptwiz.wizard.state import DatasetChoice, Knobs
-from test_tui_cli import _pty_run
-from tui_support import async_test, flat, screen_text, wait_for
+from gptwiz.wizard.state import DatasetChoice
 
 pytestmark = pytest.mark.slow
 
@@ -50,7 +51,7 @@ async def test_a_run_launched_from_the_app_outlives_it_and_watch_attaches(tmp_pa
     status = read_json(paths.status) or {}
     pid = int(status["pid"])
     time.sleep(1.0)
-    assert pid_alive(pid) and effective_state(read_json(paths.status)) == "running", "the app took the training down"
+    assert pid_alive(pid) and effective_state(read_json(paths.status), paths) == "running", "the app took the training down"
     assert os.getsid(pid) == pid and os.getsid(pid) != os.getsid(0)
 
     # `gptwiz watch` from another terminal attaches to the live run, and q leaves it running

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from rich.console import Console
+from test_tui_cli import _pty_run
+from test_tui_wizard import CPU_ONLY, GTX_1660, FakeProbe, probe_result, text_file
 
 from gptwiz.plain import PlainWizard
 from gptwiz.wizard.state import WizardState
-from test_tui_cli import _pty_run
-from test_tui_wizard import CPU_ONLY, GTX_1660, FakeProbe, text_file
 
 
 class Scripted:
@@ -76,6 +77,39 @@ def test_plain_wizard_guide_example_1_probe_advice_then_launch(tmp_path: Path) -
     (args, name), = launched
     assert name == "my_blog_model" and args[:3] == ["train", "--config_file", "small"]
     assert args[args.index("--learning_rate") + 1] == "0.0009" and args[args.index("--input_file") + 1] == str(blog)
+
+
+class OutOfMemoryAbove8(FakeProbe):
+    """Out of memory above a micro-batch of 8: like the real probe, it ends at 8 with more accumulation."""
+
+    def __call__(self, opts, on_progress, should_cancel):
+        self.calls.append(opts)
+        accum = opts.grad_accum or 1
+        if opts.batch_size > 8:
+            return probe_result(opts, "pass", [], [10.0, 9.5, 9.0], batch_size=8, grad_accum=accum * opts.batch_size // 8)
+        return probe_result(opts, "pass", [], [10.0, 9.5, 9.0])
+
+
+def test_plain_wizard_offers_the_batch_that_fit_after_out_of_memory(tmp_path: Path) -> None:
+    blog = text_file(tmp_path, "blog_posts.txt", 5_000_000)
+    probe = OutOfMemoryAbove8()
+    wizard, out, launched = run_plain(tmp_path, GTX_1660, [
+        ("What will the model be for?", "prototype"),
+        ("Plan for a GPU", ""),
+        ("What should it learn from?", "path"),
+        ("Path, folder or glob", str(blog)),
+        ("The settings", "ok"),
+        ("probe first", True),
+        ("Apply a piece of advice", "0"),      # the batch the probe fell back to, as in the app
+        ("probe first", True),
+        ("Name of the run", None),
+        ("Start the training now", True),
+    ], probe)
+    first, second = probe.calls
+    assert first.batch_size > 8 and (second.batch_size, second.grad_accum) == (8, first.grad_accum * first.batch_size // 8)
+    assert wizard.state.history and str(wizard.state.history[0]).endswith("(the batch that fit in memory)")
+    (args, _), = launched
+    assert args[args.index("--batch_size") + 1] == "8"
 
 
 def test_plain_wizard_switches_to_an_alternative_and_edits_knobs(tmp_path: Path) -> None:

@@ -15,14 +15,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from test_tui_wizard import GTX_1660, FakeProbe, preset_state, text_file
 from textual.widgets import Input
+from tui_support import wait_for
 
-from gptwiz.runs.folder import RunPaths
+from gptwiz.runs.folder import RunLock, RunPaths
 from gptwiz.tui.app import GptwizApp
 from gptwiz.tui.context import AppContext
 from gptwiz.tui.widgets.device_panel import DeviceReading, GpuCard, ProcessUsage
-from test_tui_wizard import GTX_1660, FakeProbe, preset_state, text_file
-from tui_support import wait_for
 
 RECORDED = Path(__file__).parent / "tui_data" / "recorded_run"
 FROZEN_NOW = 1795495000.0
@@ -206,7 +206,12 @@ def test_dashboard_running_on_two_gpus(snap_compare: Any, workdir: Path, size: t
     lines = paths.metrics.read_text().splitlines()
     paths.metrics.write_text("\n".join(lines[:43]) + "\n")  # up to iteration 40
     paths.log.write_text("".join(paths.log.read_text().splitlines(keepends=True)[:4]))
-    assert dashboard_snapshot(snap_compare, paths, size, TWO_CARDS)
+    lock = RunLock(paths)  # held, as by its trainer: a run whose lock nobody holds shows as failed
+    lock.acquire()
+    try:
+        assert dashboard_snapshot(snap_compare, paths, size, TWO_CARDS)
+    finally:
+        lock.release()
 
 
 @pytest.mark.parametrize("size", SIZES)

@@ -1,4 +1,4 @@
-"""The wizard's pure parts: what a typed path names, VRAM parsing, advice flags, the command line."""
+"""The wizard's pure parts: what a typed path names, VRAM parsing, applying advice, the command line."""
 
 from __future__ import annotations
 
@@ -8,10 +8,11 @@ from pathlib import Path
 import pytest
 
 from gptwiz.common.errors import UsageError
+from gptwiz.common.fmt import duration
+from gptwiz.planning.knobs import Advice, Knobs
 from gptwiz.runs.monitor import Schedule, downsample
-from gptwiz.wizard.state import (DatasetChoice, Knobs, WizardState, inspect_dataset, parse_flags, parse_vram,
-                              prepared_dir_for, source_glob)
-from gptwiz.tui.widgets.text import bar, duration
+from gptwiz.tui.widgets.text import bar
+from gptwiz.wizard.state import DatasetChoice, WizardState, inspect_dataset, parse_vram, prepared_dir_for, source_glob
 
 
 def test_parse_vram() -> None:
@@ -23,22 +24,19 @@ def test_parse_vram() -> None:
             parse_vram(bad)
 
 
-def test_parse_flags_and_apply_advice() -> None:
-    assert parse_flags("--learning_rate 0.0009 (3x higher: bigger steps)") == {"learning_rate": "0.0009"}
-    assert parse_flags("--batch_size 8 --grad_accum 4 (keeps the effective batch)") == {"batch_size": "8",
-                                                                                         "grad_accum": "4"}
+def test_apply_advice() -> None:
     k = Knobs("small", 256, 32, 1, 3e-4, 5000)
-    assert k.with_advice("--learning_rate 1e-4 (3x lower)").learning_rate == 1e-4
-    halved = k.with_advice("--batch_size 16 --grad_accum 2 (half the micro-batch)")
+    assert k.with_advice(Advice((("learning_rate", 1e-4),), "3x lower")).learning_rate == 1e-4
+    halved = k.with_advice(Advice((("batch_size", 16), ("grad_accum", 2)), "half the micro-batch"))
     assert (halved.batch_size, halved.grad_accum, halved.learning_rate) == (16, 2, 3e-4)
-    assert k.with_advice("--config_file tiny (a smaller model)").preset == "tiny"
-    assert k.with_advice("--max_iters 2000 (about 1h)").max_iters == 2000
+    assert k.with_advice(Advice((("config_file", "tiny"),), "a smaller model")).preset == "tiny"
+    assert k.with_advice(Advice((("max_iters", 2000),), "about 1h")).max_iters == 2000
     with pytest.raises(UsageError, match="nothing the wizard can apply"):
-        k.with_advice("more text: use a bigger --input_file or --dataset_dir")
+        k.with_advice(Advice((), "more text: use a bigger --input_file or --dataset_dir"))
     with pytest.raises(UsageError, match="nothing the wizard can apply"):
-        k.with_advice("--dtype float16 (faster)")
+        k.with_advice(Advice((("dtype", "float16"),), "faster"))
     with pytest.raises(UsageError, match="--dtype"):
-        k.with_flags({"dtype": "float16"})
+        k.with_changes({"dtype": "float16"}.items())
 
 
 def test_inspect_dataset_file_folder_glob_prepared_and_missing(tmp_path: Path) -> None:

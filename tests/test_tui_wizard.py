@@ -12,17 +12,19 @@ import dataclasses
 import json
 import shutil
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
+from tui_support import async_test, flat, screen_text, wait_for, widget_text
 
 from gptwiz.planning.hardware import GpuInfo, HardwareReport
+from gptwiz.planning.knobs import Advice, Knobs
 from gptwiz.training.probe import ProbeProgress, ProbeResult
 from gptwiz.tui.app import GptwizApp
 from gptwiz.tui.context import AppContext
-from gptwiz.wizard.state import DatasetChoice, Knobs
-from tui_support import async_test, flat, screen_text, wait_for, widget_text
+from gptwiz.wizard.state import DatasetChoice
 
 GiB = 2**30
 RECORDED = Path(__file__).parent / "tui_data" / "recorded_run"
@@ -41,7 +43,7 @@ RTX_3090 = hardware(("NVIDIA GeForce RTX 3090", 24))
 CPU_ONLY = hardware()
 
 
-def probe_result(opts: Any, verdict: str, advice: list[str], losses: list[float], **kw: Any) -> ProbeResult:
+def probe_result(opts: Any, verdict: str, advice: list[Advice], losses: list[float], **kw: Any) -> ProbeResult:
     fields = {f.name: None for f in dataclasses.fields(ProbeResult)}
     fields.update(verdict=verdict, advice=advice, reasons=[f"stand-in probe: {verdict}"], iters=len(losses),
                   iters_requested=opts.iters, losses=losses, full_run_iters=opts.max_iters or 1000,
@@ -73,8 +75,9 @@ class FakeProbe:
             on_progress(ProbeProgress(iter=i, iters=opts.iters, batch_size=opts.batch_size, grad_accum=opts.grad_accum or 1,
                                       attempt=1, loss=losses[-1], tokens_per_sec=12000.0, peak_mem_bytes=3 * GiB))
         if opts.learning_rate < 5e-4:
-            return probe_result(opts, "warn", [f"--learning_rate {opts.learning_rate * 3:g} (3x higher: bigger steps)"],
-                                losses)
+            # The value as text: it is drawn as %g writes it ("0.0009"), not in the verdict's 9e-4 form.
+            return probe_result(opts, "warn", [Advice((("learning_rate", f"{opts.learning_rate * 3:g}"),),
+                                                      "3x higher: bigger steps")], losses)
         return probe_result(opts, "pass", [], losses)
 
 
@@ -141,7 +144,7 @@ async def test_walk_from_use_case_to_recommendation(tmp_path: Path, hw: Hardware
     app = wizard_app(tmp_path, hw)
     async with app.run_test(size=(100, 30)) as pilot:
         screen = await walk_to_recommendation(pilot, use_case, data, vram)
-        assert screen.rec.preset == expected
+        assert screen.rec.knobs.preset == expected
         text = screen_text(app)
         assert expected in text and "recommended" in text
         assert f"--config_file {expected}" in flat(text)
@@ -156,7 +159,7 @@ async def test_guide_example_2_shows_long_context_reasons_and_the_command(tmp_pa
     app = wizard_app(tmp_path, RTX_3090)
     async with app.run_test(size=(120, 40)) as pilot:
         screen = await walk_to_recommendation(pilot, "rag", data)
-        assert screen.rec.block_size == 1024 and screen.rec.reasons
+        assert screen.rec.knobs.block_size == 1024 and screen.rec.reasons
         text = flat(screen_text(app))
         assert "--block_size 1024" in text and f"--input_file {data}" in text
         assert "GiB of 24.0 GiB GPU" in text  # the memory bar, against the card
@@ -171,10 +174,10 @@ async def test_knobs_move_the_memory_bar_and_the_command_line(tmp_path: Path) ->
         bar_before = str(screen.query_one("#memory-bar").render())
         batch = screen.query_one("#knob-batch")
         batch.focus()
-        batch.value = str(screen.rec.batch_size * 4)
+        batch.value = str(screen.rec.knobs.batch_size * 4)
         await pilot.pause(0.1)
         assert str(screen.query_one("#memory-bar").render()) != bar_before
-        assert f"--batch_size {screen.rec.batch_size * 4}" in flat(screen_text(app))
+        assert f"--batch_size {screen.rec.knobs.batch_size * 4}" in flat(screen_text(app))
         lr = screen.query_one("#knob-lr")
         lr.value = "1e-4"
         await pilot.pause(0.1)
@@ -211,6 +214,21 @@ async def test_escape_goes_back_step_by_step(tmp_path: Path) -> None:
             await wait_for(pilot, lambda: screen_id(pilot) == expected)
         await pilot.press("escape")  # on the welcome screen: leave
     assert app.return_value is None
+
+
+@pytest.mark.parametrize("key", ["q", "escape"])
+@async_test
+async def test_q_or_escape_on_the_welcome_screen_leaves(tmp_path: Path, key: str) -> None:
+    app = wizard_app(tmp_path)
+    async with app.run_test() as pilot:
+        await wait_for(pilot, lambda: screen_id(pilot) == "welcome")
+        await pilot.press("n")
+        await wait_for(pilot, lambda: screen_id(pilot) == "use-case")
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: screen_id(pilot) == "welcome")
+        await pilot.press(key)
+        await wait_for(pilot, lambda: app.return_code is not None)
+    assert app.return_code == 0 and app.return_value is None
 
 
 # --- the dataset screen ----------------------------------------------------------------------------------
@@ -259,7 +277,7 @@ async def test_preparing_can_be_cancelled(tmp_path: Path, monkeypatch: pytest.Mo
     for i in range(40):
         (docs / f"{i}.txt").write_text("Words upon words. " * 3000)
     gate = threading.Event()
-    import gptwiz.data.prepare as prepare_module
+    import gptwiz.data.prepare.pipeline as prepare_module
 
     real_encode = prepare_module.encode_piece
 

@@ -9,8 +9,18 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gptwiz.planning.verdict import (ProbeFacts, curve_stats, fmt_number, judge, least_squares_slope, projected_run_seconds,
-                            shrink_batch, timing, warmup_iterations)
+from gptwiz.common.fmt import learning_rate as fmt_number
+from gptwiz.planning.verdict import (
+    Judgement,
+    ProbeFacts,
+    curve_stats,
+    judge,
+    least_squares_slope,
+    projected_run_seconds,
+    shrink_batch,
+    timing,
+    warmup_iterations,
+)
 
 GIB = 2**30
 N = 100
@@ -25,6 +35,11 @@ def _facts(losses, lr=3e-4, **extra) -> ProbeFacts:
     return ProbeFacts(**kwargs)
 
 
+def advice_text(j: Judgement) -> list[str]:
+    """The advice as the probe prints it."""
+    return [str(a) for a in j.advice]
+
+
 def _noise(scale: float, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).normal(0, scale, N)
 
@@ -37,7 +52,7 @@ def decreasing() -> list[float]:
 def test_decreasing_curve_passes_with_negative_slope():
     j = judge(_facts(decreasing()))
     assert j.verdict == "pass", j
-    assert j.advice == []
+    assert advice_text(j) == []
     stats = curve_stats(decreasing(), WARMUP)
     assert stats.slope < 0 and stats.relative_drop > 0.3 and stats.finite
     assert any("loss falls" in r for r in j.reasons)
@@ -46,7 +61,7 @@ def test_decreasing_curve_passes_with_negative_slope():
 def test_flat_curve_warns_with_a_higher_learning_rate():
     j = judge(_facts(list(10.8 + _noise(0.02)), lr=3e-4))
     assert j.verdict == "warn"
-    assert len(j.advice) == 1 and j.advice[0].startswith("--learning_rate 9e-4"), j.advice
+    assert len(advice_text(j)) == 1 and advice_text(j)[0].startswith("--learning_rate 9e-4"), advice_text(j)
     assert any("flat" in r for r in j.reasons)
 
 
@@ -54,7 +69,7 @@ def test_rising_noisy_curve_warns_with_a_lower_learning_rate():
     losses = list(5 + 0.02 * np.arange(N) + _noise(0.8, seed=1))
     j = judge(_facts(losses, lr=6e-4))
     assert j.verdict == "warn"
-    assert j.advice[0].startswith("--learning_rate 2e-4"), j.advice
+    assert advice_text(j)[0].startswith("--learning_rate 2e-4"), advice_text(j)
 
 
 def test_erratic_curve_without_trend_warns_with_a_lower_learning_rate():
@@ -63,7 +78,7 @@ def test_erratic_curve_without_trend_warns_with_a_lower_learning_rate():
     stats = curve_stats(losses, WARMUP)
     assert stats.noise > 0.1
     j = judge(_facts(losses, lr=1e-3))
-    assert j.verdict == "warn" and j.advice[0].startswith("--learning_rate 3e-4"), j.advice
+    assert j.verdict == "warn" and advice_text(j)[0].startswith("--learning_rate 3e-4"), advice_text(j)
 
 
 def test_loss_that_falls_in_warmup_then_climbs_is_rising():
@@ -72,7 +87,7 @@ def test_loss_that_falls_in_warmup_then_climbs_is_rising():
     stats = curve_stats(losses, WARMUP)
     assert stats.relative_drop > 0.1 and stats.slope > 0
     j = judge(_facts(losses, lr=1e-3))
-    assert j.verdict == "warn" and "--learning_rate 3e-4" in j.advice[0]
+    assert j.verdict == "warn" and "--learning_rate 3e-4" in advice_text(j)[0]
 
 
 def test_nan_loss_fails_with_a_lower_learning_rate():
@@ -81,7 +96,7 @@ def test_nan_loss_fails_with_a_lower_learning_rate():
     stats = curve_stats(losses, WARMUP)
     assert not stats.finite
     j = judge(_facts(losses, lr=6e-4))
-    assert j.verdict == "fail" and j.advice == ["--learning_rate 2e-4 (a lower learning rate)"]
+    assert j.verdict == "fail" and advice_text(j) == ["--learning_rate 2e-4 (a lower learning rate)"]
     # The trainer stops at a non-finite loss without recording it: the probe passes that on as `diverged`.
     assert judge(_facts(decreasing(), diverged=True)).verdict == "fail"
     assert curve_stats([1.0, float("inf"), 0.5], 0).finite is False
@@ -91,11 +106,11 @@ def test_memory_over_90_percent_warns_with_smaller_batch_and_same_effective_batc
     j = judge(_facts(decreasing(), peak_memory_bytes=int(15 * GIB), device_memory_total_bytes=16 * GIB,
                      batch_size=12, grad_accum=2))
     assert j.verdict == "warn"
-    assert j.advice == ["--batch_size 6 --grad_accum 4 (same effective batch of 24, less activation memory)"]
+    assert advice_text(j) == ["--batch_size 6 --grad_accum 4 (same effective batch of 24, less activation memory)"]
     assert any("94%" in r for r in j.reasons)
     # At batch 1 the only lever left is the block.
     j1 = judge(_facts(decreasing(), peak_memory_bytes=int(15 * GIB), batch_size=1, block_size=1024))
-    assert j1.advice[0].startswith("--block_size 512")
+    assert advice_text(j1)[0].startswith("--block_size 512")
     # 89% is still a pass.
     assert judge(_facts(decreasing(), peak_memory_bytes=int(0.89 * 16 * GIB))).verdict == "pass"
 
@@ -103,7 +118,7 @@ def test_memory_over_90_percent_warns_with_smaller_batch_and_same_effective_batc
 def test_very_long_projection_warns_with_fewer_iterations():
     j = judge(_facts(decreasing(), projected_full_run_s=5 * 86400.0, sec_per_iter=2.0))
     assert j.verdict == "warn"
-    assert j.advice[0].startswith("--max_iters 43000 "), j.advice  # 24 h / 2 s = 43200, rounded down
+    assert advice_text(j)[0].startswith("--max_iters 43000 "), advice_text(j)  # 24 h / 2 s = 43200, rounded down
     assert judge(_facts(decreasing(), projected_full_run_s=40 * 3600.0)).verdict == "pass"
 
 
@@ -111,22 +126,22 @@ def test_several_problems_give_one_change_each():
     j = judge(_facts(list(10.8 + _noise(0.02)), peak_memory_bytes=int(15.5 * GIB), projected_full_run_s=4e6,
                      sec_per_iter=10.0))
     assert j.verdict == "warn"
-    assert [a.split()[0] for a in j.advice] == ["--learning_rate", "--batch_size", "--max_iters"]
+    assert [a.split()[0] for a in advice_text(j)] == ["--learning_rate", "--batch_size", "--max_iters"]
 
 
 def test_out_of_memory_at_batch_1_fails_with_a_smaller_preset_or_block():
     j = judge(ProbeFacts(learning_rate=3e-4, batch_size=1, grad_accum=8, block_size=1024, oom_at_batch_1=True,
                          smaller_preset="350M_1024"))
-    assert j.verdict == "fail" and j.advice == ["--config_file 350M_1024 (a smaller model)"]
+    assert j.verdict == "fail" and advice_text(j) == ["--config_file 350M_1024 (a smaller model)"]
     j = judge(ProbeFacts(learning_rate=3e-4, batch_size=1, grad_accum=8, block_size=256, oom_at_batch_1=True))
-    assert j.verdict == "fail" and j.advice[0].startswith("--block_size 128")
+    assert j.verdict == "fail" and advice_text(j)[0].startswith("--block_size 128")
 
 
 def test_data_smaller_than_one_block_fails_with_a_block_that_fits():
     j = judge(ProbeFacts(learning_rate=3e-4, batch_size=8, grad_accum=1, block_size=256, data_tokens=100))
-    assert j.verdict == "fail" and j.advice[0].startswith("--block_size 64 ")
+    assert j.verdict == "fail" and advice_text(j)[0].startswith("--block_size 64 ")
     j = judge(ProbeFacts(learning_rate=3e-4, batch_size=8, grad_accum=1, block_size=256, data_tokens=9))
-    assert j.verdict == "fail" and "more text" in j.advice[0]
+    assert j.verdict == "fail" and "more text" in advice_text(j)[0]
 
 
 def test_other_failure_and_no_iterations_fail():
@@ -187,3 +202,18 @@ def test_fmt_number():
     assert fmt_number(6e-4 / 3) == "2e-4"
     assert fmt_number(1e-3 / 3) == "3e-4"
     assert not math.isnan(float(fmt_number(1.8e-3)))
+
+
+def test_advice_is_structured_and_prints_as_flags():
+    from gptwiz.planning.knobs import Advice, flag_value
+
+    lower = judge(_facts([5.0] * N, diverged=True)).advice[0]
+    assert lower.changes == (("learning_rate", 1e-4),) and lower.why == "a lower learning rate"
+    assert lower.flags() == "--learning_rate 1e-4" and str(lower) == "--learning_rate 1e-4 (a lower learning rate)"
+    shrink = judge(_facts(decreasing(), batch_size=12, grad_accum=2, peak_memory_bytes=15 * GIB)).advice[0]
+    assert shrink.changes == (("batch_size", 6), ("grad_accum", 4)) and shrink.to_json() == {"batch_size": 6,
+                                                                                            "grad_accum": 4}
+    more_text = Advice((), "more text: use a bigger --input_file or --dataset_dir")
+    assert str(more_text) == more_text.why and more_text.flags() == ""
+    assert [flag_value(v) for v in (3e-4, 1.5e-4, 0.1, 256, "tiny")] == ["3e-4", "1.5e-4", "1e-1", "256", "tiny"]
+    assert flag_value(float(fmt_number(3e-4 * 3))) == fmt_number(3e-4 * 3)

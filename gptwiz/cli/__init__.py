@@ -7,7 +7,8 @@ only by the verbs that train or sample.
 from __future__ import annotations
 
 import sys
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from gptwiz.cli import dataset_info, plan, prepare, probe, runs, sample, train, wizard
 from gptwiz.cli.args import Parser, one_line

@@ -7,10 +7,18 @@ import json
 from typing import Any
 
 from gptwiz.cli.args import flag, positive_int
+from gptwiz.common import fmt
 from gptwiz.common.errors import UsageError
 from gptwiz.data.sizes import measure_dataset, parse_size
-from gptwiz.planning.advice import data_hint, no_hardware, parse_vram, preset_estimate, resolve_device_dtype, training_dtype
 from gptwiz.planning.hardware import detect_hardware
+from gptwiz.planning.policy import (
+    data_hint,
+    no_hardware,
+    parse_vram,
+    preset_estimate,
+    resolve_device_dtype,
+    training_dtype,
+)
 
 
 def add_presets(sub: Any) -> None:
@@ -79,7 +87,7 @@ def run_presets(args: argparse.Namespace) -> int:
     for r in rows:
         table.add_row(r["name"], f"{r['params'] / 1e6:.1f}M", str(r["block_size"]), str(r["batch_size"]),
                       f"{r['learning_rate']:g}", f"{r['guide_vram_gb']:g} GB",
-                      f"{r['estimate_cuda_bf16_bytes'] / 2**30:.1f} GB", *([r["description"]] if describe else []))
+                      fmt.gib(r['estimate_cuda_bf16_bytes']), *([r["description"]] if describe else []))
     console.print(table)
     if not describe:  # the prose under the table, where the terminal has no room for a column of it
         for r in rows:

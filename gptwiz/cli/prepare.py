@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
+import sys
+from typing import TYPE_CHECKING, Any
 
 from gptwiz.cli.args import flag, number, positive_int
+
+if TYPE_CHECKING:
+    from gptwiz.data.prepare import PrepareOptions, PrepareResult
 
 
 def add(sub: Any) -> None:
@@ -25,8 +29,59 @@ def add(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from gptwiz.data.prepare import PrepareOptions, run_cli
+    # numpy and the tokenizer load only when the verb runs, so `gptwiz --help` answers at once.
+    from gptwiz.data.prepare import PrepareOptions
 
     opts = PrepareOptions(sources=args.source, out_dir=args.out_dir, val_fraction=args.val_fraction,
                           workers=args.workers, overwrite=args.overwrite, block_size=args.block_size)
     return run_cli(opts, quiet=args.quiet)
+
+
+def run_cli(opts: PrepareOptions, quiet: bool = False) -> int:
+    """A progress bar on a terminal, then a short summary. UsageError and Ctrl-C reach `gptwiz`'s main, which
+    prints them and exits 2 or 130; prepare() has already removed what it had written."""
+    from gptwiz.data.prepare import RichPrepareProgress, prepare  # as in run: off the `gptwiz --help` path
+
+    progress = RichPrepareProgress() if sys.stdout.isatty() and not quiet else None
+    result = prepare(opts, progress)
+    for line in summary_lines(result):
+        print(line)
+    return 0
+
+
+def summary_lines(result: PrepareResult) -> list[str]:
+    from gptwiz.data.prepare import FORCED_CUT_CHARS  # as in run: off the `gptwiz --help` path
+    from gptwiz.data.prepare.wording import plural, size_text
+
+    m = result.manifest
+    totals = m.get("totals", {})
+    if result.up_to_date:
+        return [f"{result.out_dir} already holds this dataset, prepared from the same files (unchanged): "
+                "nothing to do; pass --overwrite to prepare it again"]
+    mb = result.input_bytes / 1e6
+    rate = mb / result.seconds if result.seconds > 0 else 0.0
+    lines = [f"prepared {result.out_dir}: {plural(len(m['sources']), 'source')}, "
+             f"{plural(totals.get('files', 0), 'file')}, {size_text(totals.get('bytes', 0))}, "
+             f"{plural(totals.get('documents', 0), 'document')} -> "
+             f"{totals.get('train_tokens', 0):,} train + {totals.get('val_tokens', 0):,} val tokens "
+             f"in {result.seconds:.1f} s ({rate:.1f} MB/s, {result.workers} workers)"]
+    for s in m["sources"]:
+        notes = []
+        if s.get("skipped_files"):
+            shown = ", ".join(s.get("skipped", [])[:3])
+            notes.append(f"skipped {plural(s['skipped_files'], 'file')} as not text (NUL bytes): {shown}"
+                         + (", ..." if s["skipped_files"] > 3 else ""))
+        if s.get("replaced_chars"):
+            notes.append(f"replaced {s['replaced_chars']} invalid UTF-8 sequences with U+FFFD")
+        if s.get("bad_lines"):
+            notes.append(f"ignored {s['bad_lines']} .jsonl lines without a string 'text' field")
+        if s.get("forced_cuts"):
+            notes.append(f"cut {s['forced_cuts']} times inside runs of over {FORCED_CUT_CHARS >> 20} M characters "
+                         "without whitespace (token count there may differ slightly)")
+        if s.get("split_by") == "tokens":
+            notes.append("one document: its last tokens are the validation split")
+        for note in notes:
+            lines.append(f"  {s['name']}: {note}")
+    lines.append(f"train with: gptwiz train --dataset_dir {result.out_dir} ...; inspect with: "
+                 f"gptwiz dataset-info {result.out_dir}")
+    return lines

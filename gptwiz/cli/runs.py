@@ -8,6 +8,7 @@ import sys
 from typing import Any
 
 from gptwiz.cli.args import flag, number
+from gptwiz.common import fmt
 from gptwiz.common.errors import UsageError
 
 
@@ -34,7 +35,8 @@ def add_stop(sub: Any) -> None:
 
 
 def run_watch(args: argparse.Namespace) -> int:
-    from gptwiz.runs.folder import latest_run, resolve_run
+    from gptwiz.runs.folder import resolve_run
+    from gptwiz.runs.listing import latest_run
 
     if args.name:
         paths = resolve_run(args.name, args.runs_dir)
@@ -52,9 +54,9 @@ def run_watch(args: argparse.Namespace) -> int:
 
 
 def run_runs(args: argparse.Namespace) -> int:
-    from gptwiz.runs.listing import run_rows
+    from gptwiz.runs.listing import list_runs
 
-    rows = run_rows(args.runs_dir)
+    rows = list_runs(args.runs_dir)
     if args.json:
         print(json.dumps([r.to_json() for r in rows], indent=2))
         return 0
@@ -74,8 +76,8 @@ def run_runs(args: argparse.Namespace) -> int:
 
 
 def run_stop(args: argparse.Namespace) -> int:
-    from gptwiz.runs.launch import request_stop, wait_for_state_change
     from gptwiz.runs.folder import read_json, resolve_run
+    from gptwiz.runs.launch import request_stop, wait_for_state_change
 
     paths = resolve_run(args.name, args.runs_dir)
     pid = request_stop(paths)
@@ -87,6 +89,6 @@ def run_stop(args: argparse.Namespace) -> int:
     if state == "running":
         print(f"run {paths.name} is still checkpointing after {args.wait:g}s; `gptwiz runs` shows when it has stopped")
     else:
-        print(f"run {paths.name} is {state} at iteration {status.get('iter', '?')}"
+        print(f"run {paths.name} is {state} at iteration {status.get('iter', fmt.UNKNOWN)}"
               + (f"; continue it with `gptwiz train --model_name {paths.name} --resume`" if state == "stopped" else ""))
     return 0

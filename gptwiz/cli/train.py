@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from gptwiz.cli.args import flag, number, one_line, positive_int
 from gptwiz.common.errors import UsageError
@@ -70,7 +71,7 @@ def detach_train(opts: TrainOptions, argv: Sequence[str]) -> int:
     """`gptwiz train ... --detach`: validate here (a bad flag is a one-line error now, not in a log later),
     then start the same command line without --detach in the background and say how to follow it."""
     cfg, paths = resolve_run_config(opts)
-    if opts.resume and effective_state(read_json(paths.status)) == "running":
+    if opts.resume and effective_state(read_json(paths.status), paths) == "running":
         raise UsageError(f"run '{paths.name}' is already running; watch it with `gptwiz watch {paths.name}`")
     launched = launch_detached(strip_detach(argv), runs_dir=opts.runs_dir, name=cfg.name)
     runs_flag = "" if opts.runs_dir == "runs" else f" --runs_dir {opts.runs_dir}"

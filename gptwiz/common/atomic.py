@@ -3,21 +3,16 @@
 from __future__ import annotations
 
 import errno
-import fnmatch
 import json
 import os
 import signal
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, IO
+from typing import IO, Any
 
-# Fault injection for the hardening tests (tests/faults/), off unless set: GPTWIZ_FAULT_ATOMIC="ACTION:PATTERN"
-# acts on each atomic write of a file whose name matches the glob PATTERN and which already exists (so a run's
-# first checkpoint is always written), once the new content is in the temporary file and before it replaces
-# the old one. ACTION is sleep=SECONDS (widen the window a kill or a signal can hit), kill (SIGKILL this
-# process there), or enospc (fail as a full disk does).
-FAULT_ENV = "GPTWIZ_FAULT_ATOMIC"
+from gptwiz.common.faults import atomic_fault
 
 
 def atomic_write(path: Path | str, write: Callable[[IO[bytes]], None]) -> None:
@@ -43,7 +38,7 @@ def atomic_write(path: Path | str, write: Callable[[IO[bytes]], None]) -> None:
         if isinstance(exc, OSError) and not exc.filename:
             exc.filename = str(path)  # a full disk says where: "No space left on device" alone does not
         raise
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
 
 
 def is_temp_file(name: str) -> bool:
@@ -70,21 +65,19 @@ def remove_temp_files(folder: Path | str) -> list[Path]:
 
 
 def _injected_fault(path: Path) -> None:
-    spec = os.environ.get(FAULT_ENV)
-    if not spec:
+    """The test-only GPTWIZ_FAULT_ATOMIC hook (gptwiz.common.faults), between the write and the rename."""
+    fault = atomic_fault()
+    if fault is None or not fault.matches(path.name) or not path.exists():
         return
-    action, _, pattern = spec.partition(":")
-    if not fnmatch.fnmatch(path.name, pattern or "*") or not path.exists():
-        return
-    if action.startswith("sleep="):
-        time.sleep(float(action.split("=", 1)[1]))
-    elif action == "kill":
+    if fault.action.startswith("sleep="):
+        time.sleep(float(fault.action.split("=", 1)[1]))
+    elif fault.action == "kill":
         os.kill(os.getpid(), signal.SIGKILL)
-    elif action == "enospc":
+    elif fault.action == "enospc":
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
 
 
-def _fsync_dir(folder: Path) -> None:
+def fsync_dir(folder: Path) -> None:
     # The rename itself lives in the directory; without this a power cut can forget it.
     try:
         fd = os.open(folder, os.O_RDONLY)

@@ -14,9 +14,10 @@ import ast
 import json
 import os
 import sysconfig
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from gptwiz.common.atomic import atomic_write
 

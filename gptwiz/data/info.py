@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from gptwiz.data.manifest import MANIFEST, manifest_checksum, read_manifest
 from gptwiz.common.errors import UsageError
+from gptwiz.data.manifest import MANIFEST, manifest_checksum, read_manifest
 
 
 def dataset_info(dataset_dir: Path | str) -> dict[str, Any]:

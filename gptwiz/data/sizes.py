@@ -1,4 +1,4 @@
-"""Sizes in bytes: parsing '5MB' or '2GB', formatting, and measuring a dataset on disk.
+"""Sizes in bytes: parsing '5MB' or '2GB', and measuring a dataset on disk (gptwiz.common.fmt writes them).
 
 Dataset sizes follow the guide's By Dataset Size table, whose MB and GB are decimal (1 MB = 10^6
 bytes, as file managers and `ls -h --si` show them); KiB/MiB/GiB are binary. GPU memory ("a 24 GB
@@ -39,19 +39,6 @@ def parse_size(text: str, what: str = "--dataset-size") -> int:
         raise UsageError(f"invalid {what} {text!r}: expected a size such as 5MB, 500MB or 2GB "
                          "(units B, KB, MB, GB, TB, or KiB, MiB, GiB, TiB)")
     return int(float(m.group(1)) * _UNITS[unit])
-
-
-def format_bytes(n: float, binary: bool = False) -> str:
-    """'4.2 GB' (decimal) or '4.2 GiB' (binary), with three significant digits."""
-    base, units = (1024, ("B", "KiB", "MiB", "GiB", "TiB")) if binary else (1000, ("B", "KB", "MB", "GB", "TB"))
-    value, unit = float(n), units[0]
-    for unit in units:
-        if abs(value) < base or unit == units[-1]:
-            break
-        value /= base
-    if unit == "B":
-        return f"{int(value)} B"
-    return f"{value:.3g} {unit}"
 
 
 @dataclass(frozen=True)
@@ -115,4 +102,4 @@ def measure_dataset(path: str) -> DatasetSize:
     return _estimated(path, "folder", files)
 
 
-__all__ = ["parse_size", "format_bytes", "measure_dataset", "DatasetSize", "BYTES_PER_TOKEN", "TEXT_SUFFIXES"]
+__all__ = ["parse_size", "measure_dataset", "DatasetSize", "BYTES_PER_TOKEN", "TEXT_SUFFIXES"]

@@ -12,8 +12,8 @@ import torch
 import torch.nn as nn
 from torch.nn import functional as F
 
-from gptwiz.model.loss import vocabulary_loss
 from gptwiz.model.config import ModelConfig
+from gptwiz.model.loss import LossFn, dense_cross_entropy
 
 
 class CausalSelfAttention(nn.Module):
@@ -75,9 +75,13 @@ class Block(nn.Module):
 
 
 class GPT(nn.Module):
-    def __init__(self, config: ModelConfig):
+    """`loss_fn` is the loss `forward` computes with targets (gptwiz.model.loss): the textbook cross-entropy
+    unless the caller chooses another; the trainer chooses by device (gptwiz.model.loss.training_loss)."""
+
+    def __init__(self, config: ModelConfig, loss_fn: LossFn = dense_cross_entropy):
         super().__init__()
         self.config = config
+        self.loss_fn = loss_fn
         self.transformer = nn.ModuleDict(dict(
             wte=nn.Embedding(config.vocab_size, config.n_embd),
             wpe=nn.Embedding(config.block_size, config.n_embd),
@@ -123,26 +127,30 @@ class GPT(nn.Module):
         """Logits of every position, (B, T, vocab_size)."""
         return self.lm_head(self.hidden_states(idx))
 
-    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-        """With targets: (logits or None, mean loss), the logits None where the loss never materialised them
-        (gptwiz.model.loss explains when). Without: (the last position's logits, None), all generation needs."""
+    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None) -> torch.Tensor:
+        """With targets: the mean loss (a scalar) by `loss_fn`. Without: the logits of every position, as `logits`.
+
+        The one entry point of training and evaluation, because it is the method DDP, FSDP and torch.compile
+        wrap; the result is the same on every device, whichever loss computes it.
+        """
         x = self.hidden_states(idx)
         if targets is None:
-            # Generation only needs the next token: skip the vocabulary projection of all other positions.
-            return self.lm_head(x[:, [-1], :]), None
-        return vocabulary_loss(x, self.lm_head.weight, targets)
+            return self.lm_head(x)
+        return self.loss_fn(x.reshape(-1, x.size(-1)), self.lm_head.weight, targets.reshape(-1))
 
     def configure_optimizer(self, weight_decay: float, learning_rate: float, betas: tuple[float, float],
-                            device_type: str) -> torch.optim.AdamW:
+                            fused: bool) -> torch.optim.AdamW:
+        """AdamW. fused: the fused kernel (one launch for the whole update instead of several per tensor), or
+        torch's default (for-each) where this torch has none for the parameters; not fused: the per-tensor loop
+        (an explicit fused=False leaves torch no default to pick)."""
         # Decay matrices only: shrinking biases and LayerNorm gains towards zero only hurts.
         params = [p for p in self.parameters() if p.requires_grad]
         groups = [
             {"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
             {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
         ]
-        # The fused kernel does the whole update in one launch instead of several per tensor.
         try:
-            return torch.optim.AdamW(groups, lr=learning_rate, betas=betas, fused=device_type in ("cuda", "cpu"))
+            return torch.optim.AdamW(groups, lr=learning_rate, betas=betas, fused=fused)
         except (RuntimeError, ValueError):
             return torch.optim.AdamW(groups, lr=learning_rate, betas=betas)
 
@@ -158,8 +166,8 @@ class GPT(nn.Module):
         for _ in range(max_new_tokens):
             # The model has no positions beyond block_size, so it sees only the latest window.
             idx_cond = idx if idx.size(1) <= self.config.block_size else idx[:, -self.config.block_size:]
-            logits, _ = self(idx_cond)
-            logits = logits[:, -1, :].float()
+            # Only the next token is needed: the vocabulary projection of the last position alone.
+            logits = self.lm_head(self.hidden_states(idx_cond)[:, -1, :]).float()
             if temperature <= 0:
                 idx_next = torch.argmax(logits, dim=-1, keepdim=True)
             else:

@@ -1,18 +1,24 @@
-"""The training loss over the vocabulary: cross-entropy of the LM head's logits, without keeping the logits.
+"""The training loss over the vocabulary: cross-entropy of the LM head's logits, with or without keeping the logits.
 
 With GPT-2's 50,304-entry vocabulary the logits are the largest tensors of a small model's step: at batch
-8 x 256 tokens, 412 MB in float32, and the textbook loss (`F.cross_entropy(lm_head(x), targets)`) makes four
-of them (the logits, log_softmax's output, and two gradients in the backward). On a CPU that costs more than
-the matmuls around it: each pass over them is memory-bound, and glibc serves every allocation over 32 MiB
-with a fresh mapping that the kernel must zero and fault in page by page, at every step.
+8 x 256 tokens, 412 MB in float32, and the textbook loss (`dense_cross_entropy`: `F.cross_entropy(lm_head(x),
+targets)`) makes four of them (the logits, log_softmax's output, and two gradients in the backward). On a CPU
+that costs more than the matmuls around it: each pass over them is memory-bound, and glibc serves every
+allocation over 32 MiB with a fresh mapping that the kernel must zero and fault in page by page, at every step.
 
 `sliced_linear_cross_entropy` computes the same loss a slice of rows at a time, and computes the gradients
 of the hidden states and of the head's weight in the same pass, while each slice's logits are still in
 cache. No slice is over 32 MiB, so its buffers come from the heap and are reused; nothing vocabulary-sized
-outlives the slice. Where it is used is gptwiz.model.loss_plan's decision (eager training on a CPU).
+outlives the slice.
+
+Both are a `LossFn`. The model computes whichever it was built with (gptwiz.model.gpt.GPT's `loss_fn`); the
+trainer builds it with `training_loss`, which follows gptwiz.model.loss_plan's rule (the sliced loss for eager
+training on a CPU), as the memory estimate does.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import torch
 from torch.nn import functional as F
@@ -21,18 +27,20 @@ from gptwiz.model.loss_plan import slice_rows, uses_sliced_loss
 
 IGNORE_INDEX = -1
 
+# (hidden states: tokens x n_embd, the LM head's weight: vocab x n_embd, targets: tokens) -> the mean loss
+# over the targets that are not IGNORE_INDEX.
+LossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
-def vocabulary_loss(x: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor]:
-    """Mean cross-entropy of the logits `x @ weight.T` against `targets` (IGNORE_INDEX rows left out).
 
-    Returns (logits, loss); logits is None where they were never materialised (the sliced path).
-    """
-    x2, t = x.reshape(-1, x.size(-1)), targets.reshape(-1)
-    if uses_sliced_loss(x.device.type, torch.compiler.is_compiling()):
-        return None, sliced_linear_cross_entropy(x2, weight, t)
-    logits = F.linear(x, weight)
-    # The loss in float32 whatever the compute dtype: a bf16 log-softmax over 50k entries loses too much.
-    return logits, F.cross_entropy(logits.view(-1, logits.size(-1)).float(), t, ignore_index=IGNORE_INDEX)
+def dense_cross_entropy(x: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """The textbook loss: every logit `x @ weight.T` at once, then cross-entropy. The loss in float32 whatever
+    the compute dtype: a bf16 log-softmax over 50k entries loses too much."""
+    return F.cross_entropy(F.linear(x, weight).float(), targets, ignore_index=IGNORE_INDEX)
+
+
+def training_loss(device_type: str, compiled: bool) -> LossFn:
+    """The loss a training run on `device_type` computes: gptwiz.model.loss_plan decides."""
+    return sliced_linear_cross_entropy if uses_sliced_loss(device_type, compiled) else dense_cross_entropy
 
 
 def _compute_dtype(x: torch.Tensor) -> torch.dtype:

@@ -10,9 +10,10 @@ error.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 
 GiB = 2**30
 T = TypeVar("T")
@@ -134,26 +135,30 @@ def detect_hardware(nvml: Any | None = None, cpuinfo_path: str = "/proc/cpuinfo"
 
     vm = psutil.virtual_memory()
     cpu_name, cpu_bf16 = cpu_info(cpuinfo_path)
-    common = dict(cpu_count=os.cpu_count() or 1, cpu_name=cpu_name, ram_total_bytes=int(vm.total),
-                  ram_available_bytes=int(vm.available), cpu_bf16=cpu_bf16)
+
+    def report(gpus: list[GpuInfo], **nvml_facts: Any) -> HardwareReport:
+        return HardwareReport(gpus=gpus, cpu_count=os.cpu_count() or 1, cpu_name=cpu_name,
+                              ram_total_bytes=int(vm.total), ram_available_bytes=int(vm.available),
+                              cpu_bf16=cpu_bf16, **nvml_facts)
+
     try:
         nvml = nvml if nvml is not None else _load_nvml()
     except ImportError as exc:
-        return HardwareReport(gpus=[], nvml_error=f"nvidia-ml-py is not installed ({exc})", **common)
+        return report([], nvml_error=f"nvidia-ml-py is not installed ({exc})")
     try:
         nvml.nvmlInit()
     except Exception as exc:  # NVMLError_LibraryNotFound, _DriverNotLoaded, ...: no usable NVIDIA driver
-        return HardwareReport(gpus=[], nvml_error=f"no NVIDIA driver ({_text(exc) or exc.__class__.__name__})", **common)
+        return report([], nvml_error=f"no NVIDIA driver ({_text(exc) or exc.__class__.__name__})")
     try:
         gpus, driver, cuda = _read_gpus(nvml)
     except Exception as exc:  # a driver that loads but fails on the first query: report it, train on CPU
-        return HardwareReport(gpus=[], nvml_error=f"NVML failed ({exc.__class__.__name__}: {_text(exc)})", **common)
+        return report([], nvml_error=f"NVML failed ({exc.__class__.__name__}: {_text(exc)})")
     finally:
         _optional(nvml.nvmlShutdown)
     warnings = []
     if len({g.memory_total_bytes for g in gpus}) > 1:
         warnings.append("the GPUs differ in memory: recommendations use the smallest card")
-    return HardwareReport(gpus=gpus, driver_version=driver, cuda_version=cuda, warnings=warnings, **common)
+    return report(gpus, driver_version=driver, cuda_version=cuda, warnings=warnings)
 
 
 def read_gpu_stats(nvml: Any | None = None) -> list[GpuStats]:

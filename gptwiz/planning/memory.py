@@ -38,8 +38,8 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from gptwiz.common.errors import UsageError
-from gptwiz.model.loss_plan import GLIBC_MMAP_MAX, slice_rows, uses_sliced_loss
 from gptwiz.model.config import ModelConfig, count_params
+from gptwiz.model.loss_plan import GLIBC_MMAP_MAX, slice_rows, uses_sliced_loss
 
 MiB = 2**20
 GiB = 2**30

@@ -14,7 +14,8 @@ from typing import Any
 
 from gptwiz.common.errors import UsageError
 from gptwiz.data.tokenizer import GPT2_VOCAB_SIZE
-from gptwiz.model.config import ModelConfig, count_params
+from gptwiz.model.config import ModelConfig
+
 
 def _shipped_presets_dir() -> Path:
     """The preset JSON files: inside the installed package (a wheel maps the checkout's presets/ there at build
@@ -25,8 +26,11 @@ def _shipped_presets_dir() -> Path:
 
 PRESETS_DIR = Path(os.environ.get("GPTWIZ_PRESETS_DIR") or _shipped_presets_dir())
 
-# The order of the guide's VRAM column, smallest first; recommend.py relies on it.
-PRESET_ORDER = ["tiny", "small", "150M", "150M_1024", "200M", "350M_1024", "750M_1024", "750M_1024_domain_adapt"]
+# The guide's Phase 2 preset: 750M_1024 adapted to a domain, not a model size of its own.
+DOMAIN_ADAPT_PRESET = "750M_1024_domain_adapt"
+# The order of the guide's VRAM column, smallest first, then the domain adaptation preset; recommend.py's
+# ORDER is this without the latter.
+PRESET_ORDER = ["tiny", "small", "150M", "150M_1024", "200M", "350M_1024", "750M_1024", DOMAIN_ADAPT_PRESET]
 
 
 @dataclass(frozen=True)
@@ -68,7 +72,7 @@ class Preset:
         out["betas"] = list(self.train.betas)
         return out
 
-    def with_overrides(self, **overrides: Any) -> "Preset":
+    def with_overrides(self, **overrides: Any) -> Preset:
         """A copy with model or training keys replaced (None values are ignored)."""
         model_keys = {f.name for f in fields(ModelConfig)}
         train_keys = {f.name for f in fields(TrainConfig)}
@@ -80,7 +84,7 @@ class Preset:
         return replace(self, model=replace(self.model, **m), train=replace(self.train, **t))
 
 
-_META_KEYS = {"description": str, "use_cases": list, "nominal_params": int, "guide_vram_gb": (int, float)}
+_META_KEYS: dict[str, type | tuple[type, ...]] = {"description": str, "use_cases": list, "nominal_params": int, "guide_vram_gb": (int, float)}
 _INT_KEYS = {"n_layer", "n_head", "n_embd", "block_size", "vocab_size", "batch_size", "max_iters",
              "warmup_iters", "grad_accum", "eval_interval", "eval_iters"}
 _POSITIVE_KEYS = {"n_layer", "n_head", "n_embd", "block_size", "vocab_size", "batch_size", "max_iters",
@@ -193,4 +197,4 @@ def load_all(presets_dir: Path = PRESETS_DIR) -> list[Preset]:
 
 
 __all__ = ["TrainConfig", "Preset", "load_preset", "load_all", "parse_preset",
-           "preset_names", "PRESETS_DIR", "PRESET_ORDER"]
+           "preset_names", "PRESETS_DIR", "PRESET_ORDER", "DOMAIN_ADAPT_PRESET"]

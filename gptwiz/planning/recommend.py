@@ -1,7 +1,7 @@
 """The guide's decision tables as one pure function: use case, card and data in; preset, settings and reasons out.
 
-`recommend` applies ../shared/docs/model-selection-guide.md in the order issue 4 fixes, records each
-step as a reason, and checks the pick against the memory estimate (gptwiz.planning.memory), which replaces the
+`recommend` applies ../shared/docs/model-selection-guide.md in a fixed order (use case, card, dataset, then the
+smallest of their picks, its settings, and the phases), records each step as a reason, and checks the pick against the memory estimate (gptwiz.planning.memory), which replaces the
 guide's rough VRAM column. It detects nothing itself: the caller passes the VRAM (0: train on CPU).
 """
 
@@ -11,10 +11,12 @@ import shlex
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from gptwiz.common import fmt
 from gptwiz.common.errors import UsageError
+from gptwiz.data.sizes import BYTES_PER_TOKEN
+from gptwiz.planning.knobs import Knobs
 from gptwiz.planning.memory import GiB, MemoryEstimate, estimate_memory, fits
-from gptwiz.planning.presets import PRESETS_DIR, Preset, load_preset
-from gptwiz.data.sizes import BYTES_PER_TOKEN, format_bytes
+from gptwiz.planning.presets import DOMAIN_ADAPT_PRESET, PRESET_ORDER, PRESETS_DIR, Preset, load_preset
 
 # The guide's use cases, in its order: key -> (name for humans, one-line explanation).
 USE_CASES: dict[str, tuple[str, str]] = {
@@ -31,8 +33,9 @@ USE_CASE_PRESET = {"testing": "small", "prototype": "150M", "chat": "200M", "rag
                    "code": "750M_1024", "domain": "750M_1024"}
 LONG_CONTEXT = ("rag", "code", "domain")
 
-# The guide's VRAM column order, smallest first: "the smallest of these" is the earliest in it.
-ORDER = ["tiny", "small", "150M", "150M_1024", "200M", "350M_1024", "750M_1024"]
+# The guide's VRAM column order, smallest first: "the smallest of these" is the earliest in it. The domain
+# adaptation preset is a second phase, never a pick.
+ORDER = [n for n in PRESET_ORDER if n != DOMAIN_ADAPT_PRESET]
 # 256-token presets with a 1024-token sibling of the same size.
 LONG_SIBLING = {"150M": "150M_1024"}
 
@@ -59,7 +62,6 @@ COMBINATIONS = {
 }
 
 # Domain Adaptation: Phase 2 learning rates and the base sizes' domain data (tokens).
-DOMAIN_ADAPT_PRESET = "750M_1024_domain_adapt"
 DOMAIN_RATES = {"cautious": 3e-5, "balanced": 5e-5, "aggressive": 7e-5}
 DOMAIN_TOKENS = {"150M": (10e6, 50e6), "150M_1024": (10e6, 50e6), "200M": (10e6, 50e6),
                  "350M_1024": (50e6, 200e6), "750M_1024": (100e6, 500e6)}
@@ -88,13 +90,7 @@ class Recommendation:
     gpu_count: int
     device_type: str
     dtype: str
-    preset: str
-    block_size: int
-    batch_size: int
-    grad_accum: int
-    learning_rate: float
-    dropout: float
-    max_iters: int
+    knobs: Knobs               # the preset and its settings; read flat through the properties below
     params: int
     estimate_bytes: int
     memory_bytes: int | None   # what the estimate is checked against (90% of it); None: not checked
@@ -104,6 +100,34 @@ class Recommendation:
     alternatives: list[tuple[str, str]]
     phases: list[Phase] = field(default_factory=list)
     estimate: MemoryEstimate | None = None
+
+    @property
+    def preset(self) -> str:
+        return self.knobs.preset
+
+    @property
+    def block_size(self) -> int:
+        return self.knobs.block_size
+
+    @property
+    def batch_size(self) -> int:
+        return self.knobs.batch_size
+
+    @property
+    def grad_accum(self) -> int:
+        return self.knobs.grad_accum
+
+    @property
+    def learning_rate(self) -> float:
+        return self.knobs.learning_rate
+
+    @property
+    def dropout(self) -> float | None:
+        return self.knobs.dropout
+
+    @property
+    def max_iters(self) -> int:
+        return self.knobs.max_iters
 
     @property
     def effective_batch(self) -> int:
@@ -148,13 +172,21 @@ class Recommendation:
         return out
 
     def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
+        data: dict[str, Any] = {}
+        for key, value in asdict(self).items():
+            if key == "knobs":  # flat, in the order the JSON has always had
+                data.update((name, value[name]) for name in _KNOB_KEYS)
+            else:
+                data[key] = value
         data.pop("estimate")
         data["alternatives"] = [{"preset": p, "why": why} for p, why in self.alternatives]
         data["effective_batch"] = self.effective_batch
         data["command"] = self.command()
         data["estimate"] = self.estimate.to_json() if self.estimate else None
         return data
+
+
+_KNOB_KEYS = ("preset", "block_size", "batch_size", "grad_accum", "learning_rate", "dropout", "max_iters")
 
 
 # --- the steps ------------------------------------------------------------------------------------
@@ -164,8 +196,8 @@ def _smallest(*names: str) -> str:
 
 
 def hardware_cap(use_case: str, vram_gb: float) -> tuple[str, str]:
-    """By Hardware table as issue 4 settles it: (cap, why). The table's gaps and overlaps are decided
-    here: brackets are half-open, [4, 8) is small (the table's 4-6 GB row and the issue's 6-8 GB;
+    """The By Hardware table with its gaps settled: (cap, why). The table's gaps and overlaps are decided
+    here: brackets are half-open, [4, 8) is small (the table's 4-6 GB row, extended to the 8 GB where the next starts;
     the Summary Decision Matrix: under 8 GB only small), [8, 12) is 150M, [12, 16) is 150M_1024 for
     the long-context use cases and 200M otherwise, [16, 24) is 350M_1024, 24 and more 750M_1024."""
     if vram_gb <= 0:
@@ -257,7 +289,7 @@ def _check_inputs(use_case: str, vram_gb: float, dataset_bytes: int | None, gpu_
 def recommend(use_case: str, vram_gb: float, dataset_bytes: int | None, gpu_count: int = 1, *,
               dataset_tokens: int | None = None, ram_gb: float | None = None, dtype: str | None = None,
               presets_dir: Any = None) -> Recommendation:
-    """Apply the guide's tables, in issue 4's order, to one use case, card and dataset.
+    """Apply the guide's tables, in the module's order, to one use case, card and dataset.
 
     vram_gb: memory of one card in GB (GiB, as NVML reports it); 0 means no GPU: CPU training, checked
     against ram_gb when given. dataset_bytes: the training text's size, or None when unknown;
@@ -288,7 +320,7 @@ def recommend(use_case: str, vram_gb: float, dataset_bytes: int | None, gpu_coun
     if dataset_bytes is not None:
         minimum, recommended, row = dataset_row(dataset_bytes)
         tokens = dataset_tokens if dataset_tokens is not None else int(dataset_bytes / BYTES_PER_TOKEN)
-        reasons.append(f"dataset {format_bytes(dataset_bytes)} ({row}): at most {recommended}, at least {minimum}")
+        reasons.append(f"dataset {fmt.bytes_(dataset_bytes)} ({row}): at most {recommended}, at least {minimum}")
         caps.append(recommended)
     else:
         minimum = None
@@ -309,7 +341,7 @@ def recommend(use_case: str, vram_gb: float, dataset_bytes: int | None, gpu_coun
             pick = sibling
         else:
             reasons.append(f"long-context use case, but {sibling} does not fit even at batch 1 "
-                           f"({format_bytes(trial.estimate.total, binary=True)}): keeping {pick}")
+                           f"({fmt.bytes_(trial.estimate.total, binary=True)}): keeping {pick}")
 
     # 5-6. Batch, learning rate and dropout; a smaller micro-batch with accumulation where needed;
     # a smaller preset where even batch 1 does not fit.
@@ -323,7 +355,7 @@ def recommend(use_case: str, vram_gb: float, dataset_bytes: int | None, gpu_coun
             break
         smaller = ladder[ladder.index(pick) - 1]
         reasons.append(f"{pick} does not fit in {HEADROOM:.0%} of {_memory_label(gpu, memory_bytes)} even at batch 1 "
-                       f"({format_bytes(fit.estimate.total, binary=True)}): {smaller} instead")
+                       f"({fmt.bytes_(fit.estimate.total, binary=True)}): {smaller} instead")
         pick = smaller
     reasons.append(f"Recommended Combinations for {pick}: {batch_why}, learning rate {lr:g}, dropout {dropout:g}")
     est = fit.estimate
@@ -332,14 +364,14 @@ def recommend(use_case: str, vram_gb: float, dataset_bytes: int | None, gpu_coun
         if fit.grad_accum > 1 and fit.fits:
             reasons.append(f"batch {batch} needs more than {HEADROOM:.0%} of {where}: batch {fit.batch_size} x "
                            f"{fit.grad_accum} accumulation steps (the same {batch} sequences per step), "
-                           f"estimated {format_bytes(est.total, binary=True)}")
+                           f"estimated {fmt.bytes_(est.total, binary=True)}")
         elif fit.fits:
-            reasons.append(f"estimated peak {format_bytes(est.total, binary=True)} fits in {HEADROOM:.0%} of {where}")
+            reasons.append(f"estimated peak {fmt.bytes_(est.total, binary=True)} fits in {HEADROOM:.0%} of {where}")
         else:
-            warnings.append(f"{pick} needs about {format_bytes(est.total, binary=True)} even at batch 1, more than "
+            warnings.append(f"{pick} needs about {fmt.bytes_(est.total, binary=True)} even at batch 1, more than "
                             f"{HEADROOM:.0%} of {where}: expect out-of-memory")
     else:
-        reasons.append(f"estimated peak {format_bytes(est.total, binary=True)} of RAM (the RAM was not checked)")
+        reasons.append(f"estimated peak {fmt.bytes_(est.total, binary=True)} of RAM (the RAM was not checked)")
     if block == 1024 and use_case not in LONG_CONTEXT:
         warnings.append(f"{pick} trains 1024-token contexts, which {name} does not need")
     if gpu_count > 1:
@@ -355,11 +387,11 @@ def recommend(use_case: str, vram_gb: float, dataset_bytes: int | None, gpu_coun
         low, high = RULE_OF_THUMB
         if ratio > high * RULE_SLACK:
             share = f"{ratio:.0f} times" if ratio >= 10 else f"{ratio:.0%} of"
-            warnings.append(f"{est.params / 1e6:.0f}M parameters are {share} the data's ~{_tokens(tokens)} tokens "
+            warnings.append(f"{est.params / 1e6:.0f}M parameters are {share} the data's ~{fmt.count(tokens)} tokens "
                             f"(the guide's rule of thumb: {low:.0%}-{high:.0%}): expect it to memorise the text; "
                             "more data, or fewer iterations")
         elif ratio < low / RULE_SLACK:
-            warnings.append(f"{est.params / 1e6:.0f}M parameters are only {ratio:.1%} of the data's ~{_tokens(tokens)} tokens "
+            warnings.append(f"{est.params / 1e6:.0f}M parameters are only {ratio:.1%} of the data's ~{fmt.count(tokens)} tokens "
                             f"(the guide's rule of thumb: {low:.0%}-{high:.0%}): the data could feed a bigger model")
 
     max_iters = preset.train.max_iters
@@ -371,13 +403,13 @@ def recommend(use_case: str, vram_gb: float, dataset_bytes: int | None, gpu_coun
                        f"cautious {DOMAIN_RATES['cautious']:g}, aggressive {DOMAIN_RATES['aggressive']:g})")
         if pick in DOMAIN_TOKENS:
             lo, hi = DOMAIN_TOKENS[pick]
-            reasons.append(f"Phase 2 wants {_tokens(lo)}-{_tokens(hi)} tokens of domain data for a {pick} base "
+            reasons.append(f"Phase 2 wants {fmt.count(lo)}-{fmt.count(hi)} tokens of domain data for a {pick} base "
                            "(the guide's Domain Adaptation table); the dataset above is Phase 1's general data")
 
     return Recommendation(
         use_case=use_case, vram_gb=float(vram_gb), gpu_count=gpu_count, device_type=device_type, dtype=dtype,
-        preset=pick, block_size=block, batch_size=fit.batch_size, grad_accum=fit.grad_accum, learning_rate=lr,
-        dropout=dropout, max_iters=max_iters, params=est.params, estimate_bytes=est.total, memory_bytes=memory_bytes,
+        knobs=Knobs(preset=pick, block_size=block, batch_size=fit.batch_size, grad_accum=fit.grad_accum,
+                    learning_rate=lr, max_iters=max_iters, dropout=dropout), params=est.params, estimate_bytes=est.total, memory_bytes=memory_bytes,
         fits=fit.fits, reasons=reasons, warnings=warnings,
         alternatives=_alternatives(use_case, pick, proposal, caps, device_type, dtype, memory_bytes, vram_gb, presets),
         phases=phases, estimate=est,
@@ -387,15 +419,11 @@ def recommend(use_case: str, vram_gb: float, dataset_bytes: int | None, gpu_coun
 def _memory_label(gpu: bool, memory_bytes: int | None) -> str:
     if memory_bytes is None:
         return "RAM"
-    return f"the {format_bytes(memory_bytes, binary=True)} {'card' if gpu else 'of RAM'}"
+    return f"the {fmt.bytes_(memory_bytes, binary=True)} {'card' if gpu else 'of RAM'}"
 
 
 def _and(items: list[str]) -> str:
     return items[0] if len(items) == 1 else ", the ".join(items[:-1]) + " and the " + items[-1]
-
-
-def _tokens(n: float) -> str:
-    return f"{n / 1e9:.3g}B" if n >= 1e9 else f"{n / 1e6:.3g}M" if n >= 1e6 else f"{n / 1e3:.3g}K"
 
 
 def _domain_phases(base: str, lr: float, max_iters: int, presets_dir: Any) -> list[Phase]:
@@ -431,7 +459,7 @@ def _alternatives(use_case: str, pick: str, proposal: str, caps: list[str], devi
         preset = presets[bigger]
         batch, *_ = _combination(bigger, vram_gb)
         fit = _fit_batch(preset, preset.model.block_size, batch, device_type, dtype, memory_bytes)
-        size = format_bytes(fit.estimate.total, binary=True)
+        size = fmt.bytes_(fit.estimate.total, binary=True)
         if not fit.fits:
             why = f"more capacity, but needs about {size} even at batch 1: does not fit"
         elif len(caps) > 2 and ORDER.index(bigger) > ORDER.index(caps[2]):

@@ -13,16 +13,16 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from gptwiz.common import fmt
 from gptwiz.planning.hardware import HardwareReport
 from gptwiz.planning.memory import MemoryEstimate
 from gptwiz.planning.recommend import HEADROOM, USE_CASES, Recommendation
-from gptwiz.data.sizes import format_bytes
 
 
 def memory_bar(used: int, capacity: int | None, width: int = 32, headroom: float = HEADROOM) -> Text:
     """'██████░░░░ 4.9 GiB of 6 GiB (82%)': green within the headroom, yellow up to the card, red over it."""
     if not capacity:
-        return Text(f"{format_bytes(used, binary=True)} (no capacity to compare with)")
+        return Text(f"{fmt.bytes_(used, binary=True)} (no capacity to compare with)")
     share = used / capacity
     style = "green" if share <= headroom else "yellow" if share <= 1 else "red"
     filled = min(width, round(share * width))
@@ -33,7 +33,7 @@ def memory_bar(used: int, capacity: int | None, width: int = 32, headroom: float
             bar.append("█", style=style)
         else:
             bar.append("│" if i == mark else "░", style="dim")
-    bar.append(f" {format_bytes(used, binary=True)} of {format_bytes(capacity, binary=True)} ({share:.0%})",
+    bar.append(f" {fmt.bytes_(used, binary=True)} of {fmt.bytes_(capacity, binary=True)} ({share:.0%})",
                style=style)
     return bar
 
@@ -45,15 +45,15 @@ def hardware_table(report: HardwareReport) -> Table:
     if report.gpus:
         for g in report.gpus:
             cc = f", compute {g.compute_capability}" if g.compute_capability else ""
-            table.add_row(f"GPU {g.index}", f"{g.name}: {format_bytes(g.memory_total_bytes, binary=True)} "
-                          f"({format_bytes(g.memory_free_bytes, binary=True)} free){cc}, "
+            table.add_row(f"GPU {g.index}", f"{g.name}: {fmt.bytes_(g.memory_total_bytes, binary=True)} "
+                          f"({fmt.bytes_(g.memory_free_bytes, binary=True)} free){cc}, "
                           f"bf16 {'yes' if g.bf16 else 'no (float16)'}")
-        table.add_row("driver", f"{report.driver_version or '?'} (CUDA {report.cuda_version or '?'})")
+        table.add_row("driver", f"{report.driver_version or fmt.UNKNOWN} (CUDA {report.cuda_version or fmt.UNKNOWN})")
     else:
         table.add_row("GPU", f"none ({report.nvml_error})" if report.nvml_error else "none")
     table.add_row("CPU", f"{report.cpu_name}, {report.cpu_count} cores, bf16 {'yes' if report.cpu_bf16 else 'no'}")
-    table.add_row("RAM", f"{format_bytes(report.ram_total_bytes, binary=True)} "
-                  f"({format_bytes(report.ram_available_bytes, binary=True)} available)")
+    table.add_row("RAM", f"{fmt.bytes_(report.ram_total_bytes, binary=True)} "
+                  f"({fmt.bytes_(report.ram_available_bytes, binary=True)} available)")
     for w in report.warnings:
         table.add_row("note", Text(w, style="yellow"))
     return table
@@ -69,10 +69,9 @@ def estimate_table(est: MemoryEstimate, title: str, guide_vram_gb: float | None 
     table.add_column(justify="right")
     lines = est.lines()
     for label, value in lines[:-1]:
-        table.add_row(label, format_bytes(value, binary=True) if value >= 0 else f"-{format_bytes(-value, binary=True)}",
-                      style="dim" if value < 0 else None)
+        table.add_row(label, fmt.bytes_(value, binary=True), style="dim" if value < 0 else None)
     label, value = lines[-1]
-    table.add_row(Text(label, style="bold"), Text(format_bytes(value, binary=True), style="bold"))
+    table.add_row(Text(label, style="bold"), Text(fmt.bytes_(value, binary=True), style="bold"))
     if guide_vram_gb:
         table.add_row("the guide's VRAM figure", f"{guide_vram_gb:g} GB", style="dim")
     return table

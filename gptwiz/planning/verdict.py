@@ -8,10 +8,13 @@ The verdict follows the guide's "Testing Your Choice": the loss should drop noti
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import numpy as np
+
+from gptwiz.common import fmt
+from gptwiz.planning.knobs import Advice
 
 # The loss must fall by at least this fraction from the first to the last iterations to count as falling.
 MIN_DROP = 0.05
@@ -71,7 +74,7 @@ class ProbeFacts:
 @dataclass(frozen=True)
 class Judgement:
     verdict: str                      # "pass", "warn" or "fail"
-    advice: list[str] = field(default_factory=list)   # one concrete change each, with its flag
+    advice: list[Advice] = field(default_factory=list)  # one concrete change each
     reasons: list[str] = field(default_factory=list)  # what was observed
 
 
@@ -83,7 +86,7 @@ def warmup_iterations(n: int, lr_warmup: int) -> int:
     return max(0, min(max(lr_warmup, 2), n // 2))
 
 
-def least_squares_slope(values: Sequence[float]) -> float:
+def least_squares_slope(values: Sequence[float] | np.ndarray) -> float:
     y = np.asarray(values, dtype=np.float64)
     if len(y) < 2:
         return float("nan")
@@ -146,11 +149,9 @@ def shrink_batch(batch_size: int, grad_accum: int) -> tuple[int, int] | None:
 
 # --- judging -----------------------------------------------------------------------------------------
 
-def fmt_number(x: float) -> str:
-    """3e-4, not 3.0000000000000003e-04: one significant digit, as the guide writes learning rates."""
-    text = f"{x:.0e}"
-    mantissa, exponent = text.split("e")
-    return f"{mantissa}e{int(exponent)}"
+def _rate(x: float) -> float:
+    """A learning rate to advise, rounded as fmt.learning_rate writes it: what is applied is what is printed."""
+    return float(fmt.learning_rate(x))
 
 
 def _round_iters(n: float) -> int:
@@ -162,32 +163,30 @@ def _round_iters(n: float) -> int:
     return n // scale * scale
 
 
-def _hours(seconds: float) -> str:
-    return f"{seconds / 3600:.1f} h" if seconds < 48 * 3600 else f"{seconds / 86400:.1f} days"
-
-
 def judge(f: ProbeFacts) -> Judgement:
     """pass: the loss clearly falls and memory is under 90%; warn: a problem with a fix; fail: it cannot run."""
-    lower_lr = f"--learning_rate {fmt_number(f.learning_rate / LR_FACTOR)}"
+    lower_lr = (("learning_rate", _rate(f.learning_rate / LR_FACTOR)),)
+    half_block = Advice((("block_size", f.block_size // 2),), "half the activation memory")
     if f.data_tokens is not None:
         fits = 1 << max(0, (f.data_tokens - 1).bit_length() - 1)  # the largest power of two below the data
-        change = (f"--block_size {fits} (it fits the {f.data_tokens} tokens)" if fits >= 16 and fits < f.block_size
-                  else "more text: use a bigger --input_file or --dataset_dir")
+        change = (Advice((("block_size", fits),), f"it fits the {f.data_tokens} tokens")
+                  if fits >= 16 and fits < f.block_size
+                  else Advice((), "more text: use a bigger --input_file or --dataset_dir"))
         return Judgement("fail", [change], [f"the data holds {f.data_tokens} tokens in its smallest split, "
                                             f"fewer than one block of {f.block_size + 1}"])
     if f.oom_at_batch_1:
-        change = (f"--config_file {f.smaller_preset} (a smaller model)" if f.smaller_preset
-                  else f"--block_size {f.block_size // 2} (half the activation memory)")
+        change = (Advice((("config_file", f.smaller_preset),), "a smaller model") if f.smaller_preset
+                  else half_block)
         return Judgement("fail", [change], [f"out of memory even at --batch_size 1 with block size {f.block_size}"])
     if f.diverged or (f.stats is not None and not f.stats.finite):
-        return Judgement("fail", [f"{lower_lr} (a lower learning rate)"],
+        return Judgement("fail", [Advice(lower_lr, "a lower learning rate")],
                          ["the loss became NaN or infinite: the updates are too big"])
     if f.error:
         return Judgement("fail", [], [f"the trainer failed: {f.error}"])
     if f.stats is None:
         return Judgement("fail", [], ["no iteration completed"])
 
-    advice: list[str] = []
+    advice: list[Advice] = []
     reasons: list[str] = []
     s = f.stats
     noise_abs = s.noise * abs(s.loss_last)
@@ -198,12 +197,12 @@ def judge(f: ProbeFacts) -> Judgement:
         what = "rises" if rising else "jumps about"
         reasons.append(f"the loss {what} after warm-up (slope {s.slope:+.3g}/iter, "
                        f"noise {100 * s.noise:.0f}% of its level)")
-        advice.append(f"{lower_lr} ({LR_FACTOR:g}x lower: smaller, steadier steps)")
+        advice.append(Advice(lower_lr, f"{LR_FACTOR:g}x lower: smaller, steadier steps"))
     elif s.relative_drop < MIN_DROP:
         reasons.append(f"the loss is flat: it fell {100 * s.relative_drop:.1f}% over {s.n} iterations "
                        f"(a clear fall is at least {100 * MIN_DROP:.0f}%)")
         higher = min(f.learning_rate * LR_FACTOR, 0.1)
-        advice.append(f"--learning_rate {fmt_number(higher)} ({LR_FACTOR:g}x higher: bigger steps)")
+        advice.append(Advice((("learning_rate", _rate(higher)),), f"{LR_FACTOR:g}x higher: bigger steps"))
     else:
         reasons.append(f"the loss falls: {s.loss_first:.3f} -> {s.loss_last:.3f} "
                        f"({100 * s.relative_drop:.0f}% lower, slope {s.slope:+.3g}/iter)")
@@ -214,16 +213,16 @@ def judge(f: ProbeFacts) -> Judgement:
             reasons.append(f"peak memory is {100 * share:.0f}% of the device's (over {100 * MEMORY_MAX:.0f}%)")
             smaller = shrink_batch(f.batch_size, f.grad_accum)
             if smaller:
-                advice.append(f"--batch_size {smaller[0]} --grad_accum {smaller[1]} "
-                              f"(same effective batch of {f.batch_size * f.grad_accum}, less activation memory)")
+                advice.append(Advice((("batch_size", smaller[0]), ("grad_accum", smaller[1])),
+                                     f"same effective batch of {f.batch_size * f.grad_accum}, less activation memory"))
             else:
-                advice.append(f"--block_size {f.block_size // 2} (half the activation memory)")
+                advice.append(half_block)
         else:
             reasons.append(f"peak memory is {100 * share:.0f}% of the device's")
 
     if f.projected_full_run_s is not None and f.projected_full_run_s > LONG_RUN_S and f.sec_per_iter:
         iters = _round_iters(TARGET_RUN_S / f.sec_per_iter)
-        reasons.append(f"the full run would take about {_hours(f.projected_full_run_s)}")
-        advice.append(f"--max_iters {iters} (about {_hours(iters * f.sec_per_iter)} at the measured rate; "
-                      "or a smaller preset)")
+        reasons.append(f"the full run would take about {fmt.duration(f.projected_full_run_s)}")
+        advice.append(Advice((("max_iters", iters),),
+                             f"about {fmt.duration(iters * f.sec_per_iter)} at the measured rate; or a smaller preset"))
     return Judgement("warn" if advice else "pass", advice, reasons)

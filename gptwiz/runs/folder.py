@@ -5,20 +5,23 @@
     metrics.jsonl  one JSON object a line, appended ("train", "eval", "probe" records)
     train.log      plain log lines, appended
     ckpt_last.pt   the latest checkpoint; ckpt_best.pt the one with the lowest val loss
-    lock           the pid of the trainer that owns the folder
+    lock           the pid of the trainer that owns the folder, which holds a lock on this file
 """
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import json
 import os
 import re
+import struct
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
-from gptwiz.common.atomic import atomic_write_json
+from gptwiz.common.atomic import atomic_write, atomic_write_json
 from gptwiz.common.errors import UsageError
 
 STATES = ("running", "finished", "stopped", "failed", "diverged")
@@ -95,7 +98,16 @@ def resolve_run(spec: str, runs_dir: Path | str) -> RunPaths:
     if path.name and ".." not in path.name and candidate.is_dir():
         return RunPaths(candidate)
     raise UsageError(f"no run '{spec}' (looked for the folder {spec} and {candidate}); "
-                     f"existing runs: {', '.join(r.name for r in list_runs(runs_dir)) or 'none'}")
+                     f"existing runs: {', '.join(r.name for r in run_folders(runs_dir)) or 'none'}")
+
+
+def run_folders(runs_dir: Path | str) -> list[RunPaths]:
+    """The run folders in runs_dir, by name: those with a config.json or a status.json (no symlinks)."""
+    root = Path(runs_dir)
+    if not root.is_dir():
+        return []
+    return [RunPaths(p) for p in sorted(root.iterdir())
+            if p.is_dir() and not p.is_symlink() and ((p / "config.json").exists() or (p / "status.json").exists())]
 
 
 # --- status.json -----------------------------------------------------------------------------------
@@ -118,23 +130,24 @@ def read_json(path: Path) -> dict[str, Any] | None:
 
 
 def pid_alive(pid: int) -> bool:
+    """Whether a process with this pid exists (any process: only the run's lock says it is the trainer)."""
     if pid <= 0:
         return False
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
+    except (ProcessLookupError, OverflowError):  # (a number too big to be a pid)
         return False
-    except PermissionError:
+    except PermissionError:  # another user's
         return True
     return True
 
 
-def effective_state(status: dict[str, Any] | None) -> str:
-    """The state a viewer should show: a 'running' run whose trainer has died is 'failed'."""
+def effective_state(status: dict[str, Any] | None, paths: RunPaths) -> str:
+    """The state a viewer should show: a 'running' run whose lock no process holds (its trainer died) is 'failed'."""
     if not status:
         return "unknown"
     state = status.get("state", "unknown")
-    if state == "running" and not pid_alive(int(status.get("pid") or 0)):
+    if state == "running" and lock_owner(paths) is None:
         return "failed"
     return state
 
@@ -207,26 +220,87 @@ def trim_metrics(path: Path, max_iter: int) -> None:
     kept = [r for r in read_metrics(path)  # (a damaged record without a numeric iter goes too)
             if isinstance(r.get("iter", 0), (int, float)) and r.get("iter", 0) <= max_iter]
     payload = "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in kept).encode()
-    from gptwiz.common.atomic import atomic_write
 
-    atomic_write(path, lambda f: f.write(payload))
+    def write(f: IO[bytes]) -> None:
+        f.write(payload)
+
+    atomic_write(path, write)
 
 
 # --- the lock --------------------------------------------------------------------------------------
 
+# Linux's struct flock (off_t is 64-bit: Python builds with large file support): type, whence, start, len, pid.
+_FLOCK = "hhqqi"
+
+
+def _lock_exclusive(fd: int) -> bool:
+    """An exclusive lock on the whole file through `fd`, or False if another open file holds one."""
+    if hasattr(fcntl, "F_OFD_SETLK"):
+        try:
+            fcntl.fcntl(fd, fcntl.F_OFD_SETLK, struct.pack(_FLOCK, fcntl.F_WRLCK, os.SEEK_SET, 0, 0, 0))
+        except OSError as exc:
+            if exc.errno in (errno.EAGAIN, errno.EACCES):
+                return False
+            raise
+        return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
+def _locked_elsewhere(fd: int) -> bool:
+    """Whether another open file holds the lock of the file `fd` reads, without taking it."""
+    if hasattr(fcntl, "F_OFD_GETLK"):
+        # A query, not an attempt: a trainer taking the lock at this instant is never refused because of it.
+        query = struct.pack(_FLOCK, fcntl.F_RDLCK, os.SEEK_SET, 0, 0, 0)
+        return struct.unpack(_FLOCK, fcntl.fcntl(fd, fcntl.F_OFD_GETLK, query))[0] != fcntl.F_UNLCK
+    # No open-file-description locks (macOS): flock has no query, so a shared lock is taken and dropped.
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    fcntl.flock(fd, fcntl.LOCK_UN)
+    return False
+
+
+def lock_owner(paths: RunPaths) -> int | None:
+    """The pid of the process holding the run's lock right now; None when no process holds it (a lock file
+    left by a trainer that died, whatever pid it names, included). The lock is what says a trainer is at work."""
+    try:
+        fd = os.open(paths.lock, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:
+        return None
+    try:
+        if not _locked_elsewhere(fd):
+            return None
+        text = os.pread(fd, 32, 0)
+    except OSError:  # a file system without locks: no trainer can hold one there either
+        return None
+    finally:
+        os.close(fd)
+    try:
+        pid = int(text.strip() or 0)
+    except ValueError:
+        return None
+    # A new owner writes its pid just after taking the lock; until then the file names the dead one before it.
+    return pid if pid_alive(pid) else None
+
+
 class RunLock:
     """One trainer per run folder: the lock file holds the owner's pid (for `gptwiz stop` and viewers), and the
-    owner holds an exclusive flock on it. The kernel drops the flock when the owner dies, however it dies,
-    so a dead trainer's lock is taken over, and neither two starters at once nor a reused pid can fool it."""
+    owner holds an exclusive lock on it (an open-file-description lock where the system has them, else a flock).
+    The kernel drops the lock when the owner dies, however it dies, so a dead trainer's lock is taken over, and
+    neither two starters at once nor a reused pid can fool it. lock_owner reads it."""
 
     def __init__(self, paths: RunPaths):
+        self.paths = paths
         self.path = paths.lock
         self.held = False
         self._fd: int | None = None
 
     def acquire(self) -> None:
-        import fcntl
-
         for _ in range(10):
             try:
                 # Never through a symlink: taking the lock truncates the file it names.
@@ -234,13 +308,11 @@ class RunLock:
             except OSError as exc:
                 raise UsageError(f"cannot take the lock {self.path} ({exc.strerror}); "
                                  "remove it if no trainer of this run is running") from None
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
+            if not _lock_exclusive(fd):
                 os.close(fd)
-                owner = _read_pid(self.path)
+                owner = lock_owner(self.paths)
                 raise UsageError(f"run '{self.path.parent.name}' is already being trained by process "
-                                 f"{owner or '(unknown)'}; watch it with `gptwiz watch` or pick another --model_name") from None
+                                 f"{owner or '(unknown)'}; watch it with `gptwiz watch` or pick another --model_name")
             try:
                 same_file = os.fstat(fd).st_ino == os.stat(self.path).st_ino
             except FileNotFoundError:
@@ -257,61 +329,8 @@ class RunLock:
     def release(self) -> None:
         if self.held and self._fd is not None:
             try:
-                self.path.unlink()  # still holding the flock: nobody can have taken it meanwhile
+                self.path.unlink()  # still holding the lock: nobody can have taken it meanwhile
             except FileNotFoundError:
                 pass
             os.close(self._fd)
             self._fd, self.held = None, False
-
-
-def _read_pid(path: Path) -> int:
-    try:
-        return int(path.read_text().strip() or 0)
-    except (OSError, ValueError):
-        return 0
-
-
-# --- listing ---------------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class RunSummary:
-    name: str
-    path: Path
-    state: str
-    iter: int
-    max_iters: int
-    last_loss: float | None
-    updated_at: str
-    mtime: float
-
-
-def summarize(paths: RunPaths) -> RunSummary:
-    status = read_json(paths.status) or {}
-    last_loss = status.get("last_loss")
-    mtimes = []
-    for p in (paths.status, paths.metrics, paths.config):
-        try:
-            mtimes.append(p.stat().st_mtime)
-        except OSError:  # not written yet, or removed since the folder was listed
-            pass
-    mtime = max(mtimes, default=0.0)
-    return RunSummary(
-        name=paths.name, path=paths.root, state=effective_state(status) if status else "unknown",
-        iter=int(status.get("iter", 0) or 0), max_iters=int(status.get("max_iters", 0) or 0),
-        last_loss=float(last_loss) if isinstance(last_loss, (int, float)) else None,
-        updated_at=str(status.get("updated_at", "")), mtime=mtime,
-    )
-
-
-def list_runs(runs_dir: Path | str) -> list[RunSummary]:
-    root = Path(runs_dir)
-    if not root.is_dir():
-        return []
-    runs = [summarize(RunPaths(p)) for p in root.iterdir()
-            if p.is_dir() and not p.is_symlink() and ((p / "config.json").exists() or (p / "status.json").exists())]
-    return sorted(runs, key=lambda r: r.mtime, reverse=True)
-
-
-def latest_run(runs_dir: Path | str) -> RunPaths | None:
-    runs = list_runs(runs_dir)
-    return RunPaths(runs[0].path) if runs else None

@@ -13,12 +13,12 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
 
 from gptwiz.common.errors import UsageError
-from gptwiz.runs.folder import RunPaths, effective_state, pid_alive, read_json, run_paths, write_status
+from gptwiz.runs.folder import RunPaths, effective_state, lock_owner, read_json, run_paths, write_status
 
 CONSOLE_LOG = "console.log"  # the detached trainer's stdout and stderr; the trainer ignores it when checking for an existing run
 
@@ -29,7 +29,7 @@ class DetachedRun:
     paths: RunPaths
     pid: int
     argv: list[str]
-    process: "subprocess.Popen[bytes] | None" = field(default=None, repr=False, compare=False)
+    process: subprocess.Popen[bytes] | None = field(default=None, repr=False, compare=False)
     started_at: float = 0.0  # time.time() at launch
 
     @property
@@ -118,26 +118,18 @@ def console_tail(paths: RunPaths, lines: int = 3) -> str:
     return " | ".join(kept[-lines:])
 
 
-def _looks_like_trainer(pid: int) -> bool:
-    """Guard against a recycled pid: the process must be a Python running gptwiz."""
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode("utf-8", "replace")
-    except OSError:
-        return True  # no /proc (macOS): trust status.json and the lock
-    return "gptwiz" in cmdline
-
-
 def request_stop(paths: RunPaths) -> int:
-    """The graceful stop: SIGTERM to the trainer, which finishes its step, checkpoints and records 'stopped'."""
+    """The graceful stop: SIGTERM to the trainer, which finishes its step, checkpoints and records 'stopped'.
+    Only the process holding the run's lock is signalled: a pid in status.json may since belong to another."""
     status = read_json(paths.status)
     if status is None:
         raise UsageError(f"run '{paths.name}' has no status.json in {paths.root}: it has not started, nothing to stop")
-    state = effective_state(status)
-    pid = int(status.get("pid") or 0)
+    state = effective_state(status, paths)
     if state != "running":
         raise UsageError(f"run '{paths.name}' is not running (state: {state}); nothing to stop")
-    if not _looks_like_trainer(pid):
-        raise UsageError(f"run '{paths.name}': process {pid} is no longer its trainer; nothing to stop")
+    pid = lock_owner(paths)
+    if pid is None:
+        raise UsageError(f"run '{paths.name}': its trainer has just ended; nothing to stop")
     try:
         os.kill(pid, signal.SIGTERM)
     except ProcessLookupError:
@@ -151,14 +143,10 @@ def wait_for_state_change(paths: RunPaths, timeout: float, poll_s: float = 0.2) 
     """The run's state once it is no longer running, or 'running' if `timeout` passes first."""
     deadline = time.monotonic() + timeout
     while True:
-        state = effective_state(read_json(paths.status))
+        state = effective_state(read_json(paths.status), paths)
         if state != "running" or time.monotonic() >= deadline:
             return state
         time.sleep(poll_s)
-
-
-def is_alive(run: DetachedRun) -> bool:
-    return pid_alive(run.pid)
 
 
 # --- several processes on this machine: torchrun -------------------------------------------------

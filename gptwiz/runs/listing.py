@@ -1,34 +1,37 @@
-"""The list of runs as rows, for `gptwiz runs` and the welcome screen (no Textual here)."""
+"""The runs in a runs folder, newest first, for `gptwiz runs`, the welcome screen and the plain wizard."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gptwiz.runs.folder import RunSummary, list_runs
+from gptwiz.common import fmt
+from gptwiz.runs.folder import RunPaths, effective_state, read_json, run_folders
 
 
 @dataclass(frozen=True)
-class RunRow:
+class RunSummary:
+    """One run as a list shows it: its status.json, read once, with the state a viewer should show."""
     name: str
+    path: Path
     state: str
     iter: int
     max_iters: int
     last_loss: float | None
     updated_at: str
-    path: str
     has_checkpoint: bool = False
+    mtime: float = field(default=0.0, compare=False)  # the newest of its files: the list's order, not its content
 
     @property
     def progress_text(self) -> str:
         if not self.max_iters:
-            return "-"
+            return fmt.UNKNOWN
         return f"{self.iter}/{self.max_iters} ({100 * self.iter / self.max_iters:.0f}%)"
 
     @property
     def loss_text(self) -> str:
-        return f"{self.last_loss:.4f}" if self.last_loss is not None else "-"
+        return f"{self.last_loss:.4f}" if self.last_loss is not None else fmt.UNKNOWN
 
     @property
     def resumable(self) -> bool:
@@ -37,14 +40,35 @@ class RunRow:
 
     def to_json(self) -> dict[str, Any]:
         return {"name": self.name, "state": self.state, "iter": self.iter, "max_iters": self.max_iters,
-                "last_loss": self.last_loss, "updated_at": self.updated_at, "path": self.path}
+                "last_loss": self.last_loss, "updated_at": self.updated_at, "path": str(self.path)}
 
 
-def to_row(summary: RunSummary) -> RunRow:
-    return RunRow(summary.name, summary.state, summary.iter, summary.max_iters, summary.last_loss,
-                  summary.updated_at, str(summary.path), (Path(summary.path) / "ckpt_last.pt").exists())
+def summarize(paths: RunPaths) -> RunSummary:
+    status = read_json(paths.status) or {}
+    last_loss = status.get("last_loss")
+    mtimes = []
+    for p in (paths.status, paths.metrics, paths.config):
+        try:
+            mtimes.append(p.stat().st_mtime)
+        except OSError:  # not written yet, or removed since the folder was listed
+            pass
+    return RunSummary(
+        name=paths.name, path=paths.root, state=effective_state(status, paths),
+        iter=int(status.get("iter", 0) or 0), max_iters=int(status.get("max_iters", 0) or 0),
+        last_loss=float(last_loss) if isinstance(last_loss, (int, float)) else None,
+        updated_at=str(status.get("updated_at", "")), has_checkpoint=paths.ckpt_last.exists(),
+        mtime=max(mtimes, default=0.0),
+    )
 
 
-def run_rows(runs_dir: Path | str) -> list[RunRow]:
-    """Newest first, as list_runs orders them."""
-    return [to_row(s) for s in list_runs(runs_dir)]
+def list_runs(runs_dir: Path | str) -> list[RunSummary]:
+    """Newest first."""
+    return sorted((summarize(p) for p in run_folders(runs_dir)), key=lambda r: r.mtime, reverse=True)
+
+
+def latest_run(runs_dir: Path | str) -> RunPaths | None:
+    runs = list_runs(runs_dir)
+    return RunPaths(runs[0].path) if runs else None
+
+
+__all__ = ["RunSummary", "summarize", "list_runs", "latest_run"]

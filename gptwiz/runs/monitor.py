@@ -10,14 +10,15 @@ import math
 import os
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from statistics import median
-from typing import Any, Callable
+from typing import Any
 
-from gptwiz.runs.folder import MetricsReader, RunPaths, effective_state, read_json
 from gptwiz.common.schedule import lr_at
+from gptwiz.runs.folder import MetricsReader, RunPaths, effective_state, lock_owner, read_json
 
 LOG_TAIL_LINES = 200
 _LOG_FIRST_READ_BYTES = 64 * 1024  # a long train.log: start near its end, the tail is what is shown
@@ -165,7 +166,7 @@ class RunMonitor:
         self._config_loaded = False
         self._status_mtime: float | None = None
         self._status: dict[str, Any] = {}
-        self._frozen_lists: dict[str, list[Any]] = {name: [] for name in _HISTORY_LISTS}
+        self._frozen_lists: dict[str, Any] = {name: [] for name in _HISTORY_LISTS}
 
     def _load_config(self) -> None:
         config = read_json(self.paths.config)
@@ -252,7 +253,7 @@ class RunMonitor:
         status = self._status
         s.exists = self.paths.root.is_dir()
         if status:
-            s.state = effective_state(status)
+            s.state = effective_state(status, self.paths)
         elif not s.exists:
             s.state = "missing"
         else:  # a detached trainer still loading (console.log is there before its status is)
@@ -263,7 +264,8 @@ class RunMonitor:
         if not s.exists:  # deleted or moved under the dashboard: its last state is not current any more
             s.state = "missing"
             s.error = f"the run folder {self.paths.root} is gone (deleted or moved); the history shown is what was read"
-        s.pid = int(status.get("pid") or 0)
+        # The process to read CPU and RAM of: the lock's holder, while there is one.
+        s.pid = (lock_owner(self.paths) if s.state == "running" else None) or int(status.get("pid") or 0)
         if isinstance(status.get("max_iters"), int) and status["max_iters"]:
             s.max_iters = int(status["max_iters"])
         if isinstance(status.get("iter"), int):

@@ -5,18 +5,9 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from gptwiz.training.trainer import Reporter
-
+from gptwiz.common import fmt
 from gptwiz.training.options import RunConfig, TrainResult
-
-
-def fmt_duration(seconds: float | None) -> str:
-    if seconds is None or seconds != seconds or seconds == float("inf"):
-        return "?"
-    seconds = int(seconds)
-    h, rem = divmod(seconds, 3600)
-    m, s = divmod(rem, 60)
-    return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s"
+from gptwiz.training.trainer import Reporter
 
 
 class PlainReporter(Reporter):
@@ -36,7 +27,7 @@ class PlainReporter(Reporter):
         it = record["iter"]
         if it % self.every == 0 or it == self.max_iters or it == 1:
             self._print(f"iter {it}/{self.max_iters} loss {record['loss']:.4f} lr {record['lr']:.2e} "
-                        f"{record['tokens_per_sec']:.0f} tok/s mfu {100 * record['mfu']:.1f}%")
+                        f"{fmt.count(record['tokens_per_sec'])} tok/s mfu {100 * record['mfu']:.1f}%")
 
     def eval(self, record: dict[str, Any]) -> None:
         self._print(f"eval iter {record['iter']}: train {record['train_loss']:.4f} val {record['val_loss']:.4f}")
@@ -57,7 +48,7 @@ class RichReporter(Reporter):
 
         self.console = Console()
         self.progress: Any = None
-        self.val = "-"
+        self.val = fmt.UNKNOWN
 
     def start(self, cfg: RunConfig, start_iter: int) -> None:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -69,13 +60,13 @@ class RichReporter(Reporter):
             TimeRemainingColumn(), console=self.console, transient=False,
         )
         self.task = self.progress.add_task(cfg.name, total=cfg.train.max_iters, completed=start_iter,
-                                           loss="-", val="-", lr="-", tps="-")
+                                           loss=fmt.UNKNOWN, val=fmt.UNKNOWN, lr=fmt.UNKNOWN, tps=fmt.UNKNOWN)
         self.progress.start()
 
     def step(self, record: dict[str, Any]) -> None:
         if self.progress is not None:
             self.progress.update(self.task, completed=record["iter"], loss=f"{record['loss']:.4f}",
-                                 lr=f"{record['lr']:.2e}", tps=f"{record['tokens_per_sec']:,.0f}")
+                                 lr=f"{record['lr']:.2e}", tps=fmt.count(record["tokens_per_sec"]))
 
     def eval(self, record: dict[str, Any]) -> None:
         if self.progress is not None:

@@ -6,14 +6,15 @@ import json
 import os
 import resource
 import time
-from contextlib import nullcontext
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ContextManager
+from typing import Any
 
 import torch
 
 from gptwiz.common.errors import UsageError
+from gptwiz.planning.policy import auto_dtype, check_dtype
 
 # Dense bf16 tensor-core peaks (FLOP/s) of common cards, for MFU.
 _GPU_BF16_PEAK = {
@@ -33,7 +34,7 @@ class Runtime:
     def device_type(self) -> str:
         return "cuda" if self.device.startswith("cuda") else "cpu"
 
-    def autocast(self) -> ContextManager[Any]:
+    def autocast(self) -> AbstractContextManager[Any]:
         if self.dtype == "float32":
             return nullcontext()
         return torch.autocast(device_type=self.device_type, dtype=getattr(torch, self.dtype))
@@ -59,13 +60,13 @@ def resolve_device(device: str) -> str:
 
 
 def resolve_dtype(dtype: str, device: str) -> str:
+    cuda = device.startswith("cuda")
     if dtype == "auto":
-        if device.startswith("cuda"):
-            return "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
-        return "bfloat16" if cpu_has_fast_bf16() else "float32"
-    if dtype not in ("float32", "bfloat16", "float16"):
-        raise UsageError(f"invalid --dtype {dtype!r} (valid: auto, float32, bfloat16, float16)")
-    if dtype == "float16" and not device.startswith("cuda"):
+        # Only the fact of the device in use: asking CUDA about bf16 creates a CUDA context.
+        return auto_dtype("cuda" if cuda else "cpu", cuda_bf16=cuda and torch.cuda.is_bf16_supported(),
+                          cpu_bf16=not cuda and cpu_has_fast_bf16())
+    check_dtype(dtype)
+    if dtype == "float16" and not cuda:
         raise UsageError("--dtype float16 needs a CUDA GPU (on CPU use bfloat16 or float32)")
     return dtype
 

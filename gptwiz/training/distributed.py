@@ -11,8 +11,9 @@ import contextlib
 import os
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, ContextManager
+from typing import Any
 
+from gptwiz.common.faults import rank_failure
 from gptwiz.runs.launch import ERROR_DIR_ENV
 
 
@@ -84,7 +85,7 @@ def wrap_model(model: Any, ctx: DistContext, device: str) -> Any:
     return DDP(model, device_ids=[ctx.local_rank] if device.startswith("cuda") else None)
 
 
-def grad_sync(model: Any, ctx: DistContext, sync: bool) -> ContextManager[Any]:
+def grad_sync(model: Any, ctx: DistContext, sync: bool) -> contextlib.AbstractContextManager[Any]:
     """Skip the gradient all-reduce on the micro-steps that do not step the optimizer."""
     if not ctx.enabled or sync:
         if ctx.enabled and ctx.fsdp:
@@ -160,14 +161,8 @@ def report_rank_error(ctx: DistContext, message: str) -> None:
         pass
 
 
-FAULT_ENV = "GPTWIZ_FAULT_FAIL_RANK"
-
-
 def injected_failure(ctx: DistContext) -> int | None:
-    """Fault injection for tests: GPTWIZ_FAULT_FAIL_RANK=R:I makes rank R fail at iteration I."""
-    spec = os.environ.get(FAULT_ENV, "")
-    try:
-        rank, iteration = (int(v) for v in spec.split(":"))
-    except ValueError:
-        return None
-    return iteration if rank == ctx.rank else None
+    """The iteration at which this rank is to fail, under the test-only GPTWIZ_FAULT_FAIL_RANK hook
+    (gptwiz.common.faults); None for every rank without it."""
+    fault = rank_failure()
+    return fault.iteration if fault is not None and fault.rank == ctx.rank else None

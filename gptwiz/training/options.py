@@ -79,7 +79,7 @@ class RunConfig:
         return out
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "RunConfig":
+    def from_json(cls, data: dict[str, Any]) -> RunConfig:
         data = dict(data)
         data["model"] = ModelConfig(**data["model"])
         train = dict(data["train"])

@@ -7,31 +7,42 @@ trains, retries at half the micro-batch after an out-of-memory, and hands the nu
 gptwiz.planning.verdict for the judgement.
 
 The child is `python -m gptwiz.training.probe --child SPEC.json` (see `_child_main`). For tests, the child
-reads the fault-injection variable GPTWIZ_PROBE_FAKE_OOM_ABOVE_BATCH=N: every forward pass of a
-micro-batch larger than N raises the CUDA out-of-memory error, on any device.
+reads the fault-injection variable GPTWIZ_PROBE_FAKE_OOM_ABOVE_BATCH=N (gptwiz.common.faults): every forward
+pass of a micro-batch larger than N raises the CUDA out-of-memory error, on any device.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import os
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
+from gptwiz.common import fmt
 from gptwiz.common.errors import UsageError
-from gptwiz.runs.folder import MetricsReader, RunPaths, pid_alive, read_json, run_paths
-from gptwiz.planning.verdict import (CurveStats, ProbeFacts, Timing, curve_stats, judge, projected_run_seconds, shrink_batch,
-                            timing, warmup_iterations)
+from gptwiz.common.faults import FAKE_OOM_ENV, fake_oom_above_batch
+from gptwiz.planning.knobs import Advice
+from gptwiz.planning.verdict import (
+    CurveStats,
+    ProbeFacts,
+    Timing,
+    curve_stats,
+    judge,
+    projected_run_seconds,
+    shrink_batch,
+    timing,
+    warmup_iterations,
+)
+from gptwiz.runs.folder import MetricsReader, RunPaths, lock_owner, read_json, run_paths
 
-FAKE_OOM_ENV = "GPTWIZ_PROBE_FAKE_OOM_ABOVE_BATCH"
 MIN_ITERS = 10
 _POLL_S = 0.2
 _STOP_GRACE_S = 20.0  # a trainer asked to stop finishes its step first; a big model's step can take a while
@@ -88,7 +99,7 @@ class Attempt:
 @dataclass
 class ProbeResult:
     verdict: str                       # "pass", "warn", "fail", or "cancelled" (should_cancel said so)
-    advice: list[str]
+    advice: list[Advice]               # JSON: "advice" as printed, "advice_changes" the options each changes
     reasons: list[str]
     iters: int                         # iterations the final attempt completed
     iters_requested: int
@@ -127,6 +138,8 @@ class ProbeResult:
         for key, value in out.items():  # NaN is not JSON
             if isinstance(value, float) and not math.isfinite(value):
                 out[key] = None
+        out["advice"] = [str(a) for a in self.advice]
+        out["advice_changes"] = [a.to_json() for a in self.advice]
         return out
 
 
@@ -153,13 +166,14 @@ def _child_main(spec_path: str) -> int:
     """Run the trainer as a probe, then leave what only this process can know in the spec's detail file."""
     from gptwiz.common.atomic import atomic_write_json
     from gptwiz.training.device import cpu_peak_rss_bytes, resolve_compile, resolve_device, resolve_dtype
-    from gptwiz.training.trainer import train
     from gptwiz.training.options import TrainOptions
+    from gptwiz.training.trainer import train
 
     spec = json.loads(Path(spec_path).read_text())
     opts = TrainOptions(**spec["options"])
-    if os.environ.get(FAKE_OOM_ENV):
-        _inject_fake_oom(int(os.environ[FAKE_OOM_ENV]))
+    fake_oom_above = fake_oom_above_batch()
+    if fake_oom_above is not None:
+        _inject_fake_oom(fake_oom_above)
     # Compile as the full run would, not as a run of `iters` iterations would: that is what is measured.
     try:
         device = resolve_device(opts.device)
@@ -221,7 +235,7 @@ def _plan(opts: ProbeOptions) -> _Plan:
         if paths.root.exists() and any(paths.root.iterdir()) and not holds_only_a_probe(paths):
             raise UsageError(f"run '{opts.model_name}' already exists in {paths.root} and is not a probe; "
                              "choose another --model_name for the probe")
-        owner = _lock_owner(paths)
+        owner = lock_owner(paths)
         if owner:
             raise UsageError(f"run '{opts.model_name}' is being probed or trained by process {owner} right now; "
                              "wait for it or choose another --model_name")
@@ -255,15 +269,6 @@ def _plan(opts: ProbeOptions) -> _Plan:
                  paths=paths, device=resolve_device(opts.device))
 
 
-def _lock_owner(paths: RunPaths) -> int | None:
-    """The live process holding the run folder's lock, if any."""
-    try:
-        owner = int(paths.lock.read_text().strip() or 0)
-    except (OSError, ValueError):
-        return None
-    return owner if owner != os.getpid() and pid_alive(owner) else None
-
-
 def _data_too_small(dataset_dir: str, block_size: int) -> int | None:
     """The smallest split's longest shard, in tokens, if it cannot hold one block; None if it can."""
     from gptwiz.data.dataset import TokenDataset
@@ -295,7 +300,7 @@ def _rss(pid: int) -> int:
         return 0
 
 
-def _stop_child(proc: "subprocess.Popen[bytes]", grace: float) -> None:
+def _stop_child(proc: subprocess.Popen[bytes], grace: float) -> None:
     """SIGTERM asks the trainer to finish its step and leave; past the grace period it is killed."""
     if proc.poll() is not None:
         return
@@ -569,17 +574,11 @@ def _finish(plan: _Plan, result: ProbeResult) -> ProbeResult:
 
 # --- the command line ---------------------------------------------------------------------------
 
-def _gib(n: int | None) -> str:
-    return "?" if n is None else f"{n / 2**30:.2f} GiB"
-
-
 def render(result: ProbeResult) -> Any:
     """The verdict panel: what was measured, what it means, what to change."""
     from rich.panel import Panel
     from rich.table import Table
 
-    from gptwiz.training.console import fmt_duration
-    from gptwiz.planning.verdict import fmt_number
 
     colour = {"pass": "green", "warn": "yellow", "fail": "red"}.get(result.verdict, "white")
     table = Table.grid(padding=(0, 2))
@@ -589,28 +588,28 @@ def render(result: ProbeResult) -> Any:
     if r.losses:
         table.add_row("loss", f"{r.loss_first:.3f} -> {r.loss_last:.3f} ({100 * (r.relative_drop or 0):.0f}% lower), "
                               f"slope {r.loss_slope:+.4f}/iter, noise {100 * (r.loss_noise or 0):.1f}%")
-        table.add_row("speed", f"{r.sec_per_iter:.3f} s/iter, {r.tokens_per_sec:,.0f} tokens/s once warm; "
+        table.add_row("speed", f"{r.sec_per_iter:.3f} s/iter, {fmt.count(r.tokens_per_sec)} tokens/s once warm; "
                                f"warm-up {r.warmup_s:.1f} s ({r.warmup_iters} iterations)"
                                + (f", start-up {r.startup_s:.1f} s" if r.startup_s is not None else ""))
-        table.add_row("full run", f"{r.full_run_iters} iterations: about {fmt_duration(r.projected_full_run_s)} "
+        table.add_row("full run", f"{r.full_run_iters} iterations: about {fmt.duration(r.projected_full_run_s)} "
                                   "(evaluations included)")
     if r.peak_memory_bytes:
         share = (f" ({100 * r.peak_memory_bytes / r.device_memory_total_bytes:.0f}%)"
                  if r.device_memory_total_bytes else "")
-        table.add_row("memory", f"peak {_gib(r.peak_memory_bytes)} ({r.memory_kind}) of {_gib(r.device_memory_total_bytes)}"
-                                f"{share}; estimate {_gib(r.estimate_bytes)}")
+        table.add_row("memory", f"peak {fmt.gib(r.peak_memory_bytes)} ({r.memory_kind}) of {fmt.gib(r.device_memory_total_bytes)}"
+                                f"{share}; estimate {fmt.gib(r.estimate_bytes)}")
     if r.cuda:
-        table.add_row("cuda", ", ".join(f"{k} {_gib(v)}" for k, v in r.cuda.items()))
+        table.add_row("cuda", ", ".join(f"{k} {fmt.gib(v)}" for k, v in r.cuda.items()))
     table.add_row("settings", f"{r.preset}: --batch_size {r.batch_size} --grad_accum {r.grad_accum} "
                               f"(effective {r.batch_size * r.grad_accum}), block {r.block_size}, "
-                              f"--learning_rate {fmt_number(r.learning_rate)}"
+                              f"--learning_rate {fmt.learning_rate(r.learning_rate)}"
                               + (f", {r.device} {r.dtype}{' compiled' if r.compile else ''}" if r.device else ""))
     if len(r.attempts) > 1:
         table.add_row("attempts", "; ".join(f"batch {a.batch_size} x {a.grad_accum}: {a.outcome}" for a in r.attempts))
     for i, reason in enumerate(r.reasons):
         table.add_row("why" if i == 0 else "", reason)
     for item in r.advice:
-        table.add_row("[bold]advice[/]", item)
+        table.add_row("[bold]advice[/]", str(item))
     if r.run_dir:
         table.add_row("saved", str(Path(r.run_dir) / "probe.json"))
     return Panel(table, title=f"probe: [bold {colour}]{r.verdict.upper()}[/]", border_style=colour, expand=False)
@@ -642,16 +641,15 @@ def _run_cli(opts: ProbeOptions, as_json: bool) -> int:
     progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                         TextColumn("loss [cyan]{task.fields[loss]}[/] {task.fields[tps]} tok/s mem {task.fields[mem]}"),
                         TimeRemainingColumn(), console=console, transient=True)
-    task = progress.add_task(f"probe {opts.config_file}", total=opts.iters, loss="-", tps="-", mem="-")
+    task = progress.add_task(f"probe {opts.config_file}", total=opts.iters, loss=fmt.UNKNOWN, tps=fmt.UNKNOWN, mem=fmt.UNKNOWN)
 
     def on_progress(p: ProbeProgress) -> None:
         if p.message:
             progress.console.print(p.message, highlight=False)
-            progress.reset(task, total=p.iters, loss="-", tps="-", mem="-")
+            progress.reset(task, total=p.iters, loss=fmt.UNKNOWN, tps=fmt.UNKNOWN, mem=fmt.UNKNOWN)
             return
-        progress.update(task, completed=p.iter, loss=f"{p.loss:.4f}" if p.loss is not None else "-",
-                        tps=f"{p.tokens_per_sec:,.0f}" if p.tokens_per_sec else "-",
-                        mem=_gib(p.peak_mem_bytes) if p.peak_mem_bytes else "-")
+        progress.update(task, completed=p.iter, loss=f"{p.loss:.4f}" if p.loss is not None else fmt.UNKNOWN,
+                        tps=fmt.count(p.tokens_per_sec or None), mem=fmt.gib(p.peak_mem_bytes or None))
 
     with progress:
         result = run_probe(opts, on_progress)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from gptwiz.common.errors import UsageError
 from gptwiz.runs.folder import resolve_run
@@ -37,11 +37,11 @@ def sample(opts: SampleOptions, warn: Callable[[str], None] | None = None) -> li
     paths = resolve_run(opts.model_name, opts.runs_dir)
     import torch
 
+    from gptwiz.data.tokenizer import get_encoding
+    from gptwiz.model.config import ModelConfig
+    from gptwiz.model.gpt import GPT
     from gptwiz.training.checkpoint import load_run_checkpoint
     from gptwiz.training.device import resolve_device
-    from gptwiz.model.gpt import GPT
-    from gptwiz.model.config import ModelConfig
-    from gptwiz.data.tokenizer import get_encoding
 
     device = resolve_device(opts.device)
     path, state = load_run_checkpoint(paths, prefer="best", map_location=device, warn=warn)

@@ -7,13 +7,14 @@ only thing viewers see.
 from __future__ import annotations
 
 import logging
-import os
 import math
+import os
 import signal
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -21,6 +22,9 @@ from gptwiz.common.errors import UsageError
 from gptwiz.common.schedule import lr_at
 from gptwiz.runs.folder import MetricsWriter, RunLock, RunPaths, now_iso, read_json, trim_metrics, write_status
 from gptwiz.training.options import RunConfig, TrainOptions, TrainResult, resolve_run_config, world_size
+
+if TYPE_CHECKING:  # device.py imports torch, which the trainer imports only once it trains
+    from gptwiz.training.device import MemoryMeter, Runtime
 
 # Seeds for the fixed evaluation batches, apart from any training iteration's.
 _VAL_STREAM, _TRAIN_EVAL_STREAM = 1_000_000_007, 1_000_000_009
@@ -64,62 +68,68 @@ class Trainer:
     """One training run, in this process; under torchrun, this process's rank of it.
 
     Every rank trains; only rank 0 writes the run folder (config, status, metrics, log, checkpoints).
+    `run` sets up the run folder and its lock, `_build` the model, `_start` the loop's bookkeeping; `_train`
+    is the loop itself, one iteration a pass of named phases.
     """
 
     def __init__(self, cfg: RunConfig, paths: RunPaths, reporter: Reporter | None = None, resume: bool = False,
                  should_stop: Callable[[], bool] | None = None, dist: Any = None):
         from gptwiz.training.distributed import DistContext
 
+        # What to train, where it goes, and who hears of it.
         self.cfg = cfg
         self.paths = paths
         self.reporter = reporter or Reporter()
-        self.resume = resume
+        self.resume = resume  # run() clears it for a run killed before its first checkpoint
         self.should_stop = should_stop or (lambda: False)
+        self.stop = _StopRequest()  # SIGINT/SIGTERM, listened to while run() runs
         self.dist = dist or DistContext()
         self.main = self.dist.is_main
         self.log = logging.getLogger(f"gptwiz.training.trainer.{cfg.name}.{self.dist.rank}")
+        self.metrics: MetricsWriter | None = None  # rank 0's metrics.jsonl, open while training
         self._status_fields: dict[str, Any] = {"name": cfg.name, "pid": os.getpid(), "started_at": now_iso(),
                                                "error": None, "probe": cfg.probe, "world_size": self.dist.world_size}
+
+        # Progress: what a checkpoint keeps and status.json reports.
         self.iter_num = 0
         self.best_val = float("inf")
         self.last_loss: float | None = None
 
+        # Made by _build: where and how to compute, the data, the model (raw_model as built; model wrapped
+        # for DDP/FSDP and maybe compiled, what the steps run) and its optimizer.
+        self.runtime: Runtime | None = None
+        self.dataset: Any = None
+        self.raw_model: Any = None
+        self.model: Any = None
+        self.optimizer: Any = None
+
+        # Made by _start, for the loop.
+        self.scaler: Any = None                 # torch.amp.GradScaler, active under float16 only
+        self.meter: MemoryMeter | None = None
+        self.flops_peak = 0.0                   # FLOP/s of one device, for MFU
+        self.flops_per_iter = 0.0
+        self.source_counts = np.zeros(0, dtype=np.int64)  # sequences drawn from each data source
+        self.t_start = 0.0                      # time.perf_counter() when the loop started
+        self.last_ckpt_time = 0.0               # time.monotonic() of the last checkpoint (or of the start)
+        self.last_status_time = 0.0             # time.monotonic() of the last status.json heartbeat
+        self.evaluated_at = -1                  # the iteration last evaluated; -1: none yet
+        self.fail_at: int | None = None         # the test-only injected failure's iteration (gptwiz.common.faults)
+
     # -- data --
 
-    def _batch(self, dataset: Any, split: str, stream: tuple[int, ...]) -> tuple[Any, Any, Any]:
+    def _batch(self, split: str, stream: tuple[int, ...]) -> tuple[Any, Any, Any]:
         """The batch of a (seed, stream) pair: the data order is a pure function of the iteration, so a
         resumed run, or N ranks splitting the same micro-steps, see exactly the batches of one process."""
         import torch
 
         rng = np.random.default_rng([self.cfg.seed, *stream])
-        x, y, src = dataset.batch(split, self.cfg.train.batch_size, self.cfg.model.block_size, rng)
+        x, y, src = self.dataset.batch(split, self.cfg.train.batch_size, self.cfg.model.block_size, rng)
         x, y = torch.from_numpy(x), torch.from_numpy(y)
         if self.runtime.device_type == "cuda":
             # Pinned host memory lets the copy overlap with the GPU still working on the previous step.
             x = x.pin_memory().to(self.runtime.device, non_blocking=True)
             y = y.pin_memory().to(self.runtime.device, non_blocking=True)
         return x, y, src
-
-    def _estimate_loss(self, model: Any, dataset: Any) -> dict[str, float]:
-        """Mean loss over fixed batches of each split; the ranks share the batches out."""
-        import torch
-
-        from gptwiz.training.distributed import mean_across_ranks
-
-        out = {}
-        model.eval()
-        with torch.no_grad():
-            for split, stream in (("train", _TRAIN_EVAL_STREAM), ("val", _VAL_STREAM)):
-                total = torch.zeros(2, device=self.runtime.device)
-                for k in range(self.dist.rank, self.cfg.train.eval_iters, self.dist.world_size):
-                    x, y, _ = self._batch(dataset, split, (stream, k))
-                    with self.runtime.autocast():
-                        _, loss = model(x, y)
-                    total += torch.stack([loss.float(), torch.ones((), device=loss.device)])
-                total = mean_across_ranks(total, self.dist)
-                out[split] = float(total[0] / total[1])
-        model.train()
-        return out
 
     # -- the run folder (rank 0 only) --
 
@@ -140,12 +150,13 @@ class Trainer:
         if self.main:
             self.metrics.write(record)
 
-    def _checkpoint(self, model: Any, optimizer: Any, best: bool) -> None:
+    def _checkpoint(self, best: bool) -> None:
         from gptwiz.training.checkpoint import save_checkpoint
         from gptwiz.training.distributed import full_state
 
         # Under FSDP gathering the whole state is a collective: every rank takes part, rank 0 writes.
-        model_state, optim_state = full_state(model if self.dist.fsdp else self.raw_model, optimizer, self.dist.fsdp)
+        model_state, optim_state = full_state(self.model if self.dist.fsdp else self.raw_model, self.optimizer,
+                                              self.dist.fsdp)
         if self.main:
             kwargs = dict(iter_num=self.iter_num, best_val_loss=self.best_val, config=self.cfg.to_json())
             save_checkpoint(self.paths.ckpt_last, model_state=model_state, optimizer_state=optim_state, **kwargs)
@@ -155,29 +166,34 @@ class Trainer:
 
     # -- setting up --
 
-    def _build(self) -> tuple[Any, Any, Any]:
-        """The dataset, the (wrapped, maybe compiled) model and its optimizer, with resumed or initial state."""
+    def _build(self) -> None:
+        """The runtime, the dataset, the (wrapped, maybe compiled) model and its optimizer, with resumed or
+        initial state."""
         import torch
 
-        from gptwiz.training.checkpoint import load_run_checkpoint
         from gptwiz.data.dataset import TokenDataset
+        from gptwiz.model.gpt import GPT
+        from gptwiz.model.loss import training_loss
+        from gptwiz.training.checkpoint import load_run_checkpoint
         from gptwiz.training.device import Runtime, configure_backends
         from gptwiz.training.distributed import load_full_state, wrap_model
-        from gptwiz.model.gpt import GPT
 
         cfg, paths = self.cfg, self.paths
         device = cfg.device
         if self.dist.enabled and device.startswith("cuda"):
             device = f"cuda:{self.dist.local_rank}"
-        self.runtime = Runtime(device, cfg.dtype, cfg.compile)
-        configure_backends(self.runtime)
-        dataset = TokenDataset(cfg.data["dataset_dir"])
-        if dataset.checksum != cfg.data["manifest_checksum"]:
-            self._say(f"warning: the dataset {dataset.dir} changed since this run started (manifest checksum differs)")
-        dataset.check_block(cfg.model.block_size)
+        runtime = self.runtime = Runtime(device, cfg.dtype, cfg.compile)
+        configure_backends(runtime)
+        self.dataset = TokenDataset(cfg.data["dataset_dir"])
+        if self.dataset.checksum != cfg.data["manifest_checksum"]:
+            self._say(f"warning: the dataset {self.dataset.dir} changed since this run started "
+                      "(manifest checksum differs)")
+        self.dataset.check_block(cfg.model.block_size)
 
         torch.manual_seed(cfg.seed)  # the same initial weights on every rank
-        model = GPT(cfg.model).to(self.runtime.device)
+        # The loss, chosen once for the run's training and evaluation alike, by the rule the memory
+        # estimate follows (gptwiz.model.loss_plan): sliced for eager training on a CPU, else the textbook one.
+        model = GPT(cfg.model, loss_fn=training_loss(runtime.device_type, runtime.compile)).to(runtime.device)
         self.raw_model = model
         state = None
         if self.resume:
@@ -193,13 +209,14 @@ class Trainer:
             weights["transformer.wpe.weight"] = weights["transformer.wpe.weight"][: cfg.model.block_size]
             model.load_state_dict(weights)
             self._say(f"initialised weights from {src_path} (iteration {src['iter']}); fresh optimizer and schedule")
-        model = wrap_model(model, self.dist, self.runtime.device)
-        # Fused AdamW does not take FSDP's sharded tensors everywhere; the for-each kernel does.
-        optimizer = (model if self.dist.fsdp else self.raw_model).configure_optimizer(
-            cfg.train.weight_decay, cfg.train.learning_rate, cfg.train.betas,
-            "fsdp" if self.dist.fsdp else self.runtime.device_type)
+        model = wrap_model(model, self.dist, runtime.device)
+        # Fused AdamW where torch has the kernel (CUDA and CPU), but not under FSDP: the fused kernel does not
+        # take its sharded tensors everywhere.
+        fused = runtime.device_type in ("cuda", "cpu") and not self.dist.fsdp
+        self.optimizer = (model if self.dist.fsdp else self.raw_model).configure_optimizer(
+            cfg.train.weight_decay, cfg.train.learning_rate, cfg.train.betas, fused=fused)
         if state is not None:
-            load_full_state(model if self.dist.fsdp else self.raw_model, optimizer, state["model"],
+            load_full_state(model if self.dist.fsdp else self.raw_model, self.optimizer, state["model"],
                             state.get("optimizer"), self.dist.fsdp)
             torch.set_rng_state(state["torch_rng"].cpu())
             if self.main:
@@ -207,29 +224,27 @@ class Trainer:
             self._status_fields["started_at"] = (read_json(paths.status) or {}).get("started_at", now_iso())
             self._say(f"resumed {cfg.name} from {ckpt_path.name} at iteration {self.iter_num}")
         torch.manual_seed(cfg.seed + 1000 * self.dist.rank + self.iter_num)  # different dropout masks per rank
-        if self.runtime.compile:
+        if runtime.compile:
             self._say("compiling the model with torch.compile (the first iterations are slow)")
             model = torch.compile(model)
-        return dataset, model, optimizer
+        self.model = model
 
-    # -- the loop --
-
-    def _train(self) -> str:
+    def _start(self) -> None:
+        """Open metrics.jsonl, set up what the loop measures with, and announce the run."""
         import torch
 
         from gptwiz.training.device import MemoryMeter, peak_flops
-        from gptwiz.training.distributed import agree, grad_sync, injected_failure, mean_across_ranks
+        from gptwiz.training.distributed import injected_failure
 
         cfg = self.cfg
-        dataset, model, optimizer = self._build()
         if self.main and not self.resume:
             # A fresh run starts its own metrics.jsonl: a probe's records may be there (its results stay in probe.json).
             self.paths.metrics.unlink(missing_ok=True)
         self.metrics = MetricsWriter(self.paths.metrics) if self.main else None
-        scaler = torch.amp.GradScaler(enabled=(self.runtime.dtype == "float16"))
-        meter = MemoryMeter(self.runtime)
-        flops_peak = peak_flops(self.runtime)
-        flops_per_iter = self.raw_model.flops_per_token() * cfg.tokens_per_iter
+        self.scaler = torch.amp.GradScaler(enabled=(self.runtime.dtype == "float16"))
+        self.meter = MemoryMeter(self.runtime)
+        self.flops_peak = peak_flops(self.runtime)
+        self.flops_per_iter = self.raw_model.flops_per_token() * cfg.tokens_per_iter
         self._status("running")
         if self.main:
             self.reporter.start(cfg, self.iter_num)
@@ -237,97 +252,165 @@ class Trainer:
                   f"{cfg.dtype}{' compiled' if cfg.compile else ''}"
                   f"{f', {self.dist.world_size} processes' if self.dist.enabled else ''}"
                   f"{' (FSDP)' if self.dist.fsdp else ''}, iterations {self.iter_num}..{cfg.train.max_iters}")
-        t_start = time.perf_counter()
+        self.t_start = time.perf_counter()
         self.last_ckpt_time = time.monotonic()
-        last_status_time = 0.0
-        source_counts = np.zeros(len(dataset.sources), dtype=np.int64)
-        evaluated_at = self.iter_num if self.resume else -1
-        accum = cfg.train.grad_accum
-        fail_at = injected_failure(self.dist)
+        self.last_status_time = 0.0
+        self.source_counts = np.zeros(len(self.dataset.sources), dtype=np.int64)
+        self.evaluated_at = self.iter_num if self.resume else -1
+        self.fail_at = injected_failure(self.dist)
 
-        def evaluate() -> None:
-            nonlocal evaluated_at
-            evaluated_at = self.iter_num
-            losses = self._estimate_loss(model, dataset)
-            improved = losses["val"] < self.best_val
-            self.best_val = min(self.best_val, losses["val"])
-            record = {"type": "eval", "iter": self.iter_num, "train_loss": losses["train"], "val_loss": losses["val"],
-                      "best_val_loss": self.best_val, "time": time.time()}
-            self._write(record)
-            if self.main:
-                self.reporter.eval(record)
-            self._say(f"eval iter {self.iter_num}: train loss {losses['train']:.4f}, val loss {losses['val']:.4f}")
-            self._checkpoint(model, optimizer, best=improved)
+    # -- the loop --
 
+    def _train(self) -> str:
+        """Train to max_iters, or until asked to stop, or until the loss diverges; the run's final state."""
+        self._build()
+        self._start()
+        cfg = self.cfg
         state = "finished"
         while self.iter_num < cfg.train.max_iters:
-            if not cfg.probe and self.iter_num % cfg.train.eval_interval == 0 and evaluated_at != self.iter_num:
-                evaluate()
-            # Every rank must stop, and checkpoint, at the same step, or the others wait forever.
-            stop, ckpt_due = agree([self.stop.requested or self.should_stop(),
-                                    time.monotonic() - self.last_ckpt_time > cfg.ckpt_interval_s], self.dist)
+            if self._evaluation_due():
+                self._evaluate()
+            stop, checkpoint_due = self._agree_on_stop_and_checkpoint()
             if stop:
                 state = "stopped"
                 break
-            if ckpt_due and not cfg.probe:
-                self._checkpoint(model, optimizer, best=False)
-            if fail_at is not None and self.iter_num >= fail_at:
-                raise RuntimeError(f"injected failure of rank {self.dist.rank} at iteration {self.iter_num}")
-            lr = lr_at(self.iter_num, learning_rate=cfg.train.learning_rate, min_lr=cfg.train.min_lr,
-                       warmup_iters=cfg.warmup_iters, decay_iters=cfg.train.max_iters)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
+            if checkpoint_due and not cfg.probe:
+                self._checkpoint(best=False)
+            self._fail_if_injected()
+            lr = self._set_learning_rate()
             t0 = time.perf_counter()
-            loss_sum = torch.zeros((), device=self.runtime.device)
-            for micro in range(accum):
-                # Micro-step m of rank r is global micro-step r * accum + m: N ranks with accumulation A
-                # see the batches of one process with accumulation N * A.
-                x, y, src = self._batch(dataset, "train", (self.iter_num, self.dist.rank * accum + micro))
-                source_counts += np.bincount(src, minlength=len(source_counts))
-                with grad_sync(model, self.dist, sync=(micro == accum - 1)):
-                    with self.runtime.autocast():
-                        _, loss = model(x, y)
-                        loss = loss / accum
-                    scaler.scale(loss).backward()
-                loss_sum += loss.detach().float()
-            if cfg.train.grad_clip > 0:
-                scaler.unscale_(optimizer)
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.grad_clip)
-            scaler.step(optimizer)
-            scaler.update()
-            optimizer.zero_grad(set_to_none=True)
-            loss_value = float(mean_across_ranks(loss_sum, self.dist))  # syncs: dt below is the real step time
+            loss = self._train_step()  # synchronises with the device: dt is the step's real time
             dt = time.perf_counter() - t0
-            if not math.isfinite(loss_value):
-                msg = (f"loss became {loss_value} at iteration {self.iter_num + 1}; kept the last good checkpoint "
-                       f"(try a lower --learning_rate than {cfg.train.learning_rate:g})")
-                self._status_fields["error"] = msg
-                self._say(msg)
+            if not math.isfinite(loss):
+                self._diverged(loss)
                 return "diverged"
             self.iter_num += 1
-            self.last_loss = loss_value
-            record = {"type": "probe" if cfg.probe else "train", "iter": self.iter_num, "loss": loss_value, "lr": lr,
-                      "tokens_per_sec": cfg.tokens_per_iter / dt, "mfu": flops_per_iter / dt / (flops_peak * self.dist.world_size),
-                      "dt_s": dt, "elapsed_s": time.perf_counter() - t_start,
-                      "peak_mem_bytes": meter.peak_bytes(), "time": time.time(),
-                      "world_size": self.dist.world_size,
-                      "source_counts": {s.name: int(c) for s, c in zip(dataset.sources, source_counts)}}
-            self._write(record)
-            if self.main:
-                self.reporter.step(record)
-            if time.monotonic() - last_status_time > 1.0:
-                self._status("running")
-                last_status_time = time.monotonic()
-        else:
-            if not cfg.probe and evaluated_at != self.iter_num:
-                evaluate()
-        if state == "stopped" and not cfg.probe:
-            self._checkpoint(model, optimizer, best=False)
+            self.last_loss = loss
+            self._record_step(loss, lr, dt)
+            self._heartbeat()
+        if state == "finished" and not cfg.probe and self.evaluated_at != self.iter_num:
+            self._evaluate()  # the final weights' evaluation (and checkpoint)
+        return self._finish(state)
+
+    def _evaluation_due(self) -> bool:
+        return (not self.cfg.probe and self.iter_num % self.cfg.train.eval_interval == 0
+                and self.evaluated_at != self.iter_num)
+
+    def _evaluate(self) -> None:
+        """Evaluate, record it, and checkpoint (ckpt_best.pt too if the validation loss improved)."""
+        self.evaluated_at = self.iter_num
+        losses = self._estimate_loss()
+        improved = losses["val"] < self.best_val
+        self.best_val = min(self.best_val, losses["val"])
+        record = {"type": "eval", "iter": self.iter_num, "train_loss": losses["train"], "val_loss": losses["val"],
+                  "best_val_loss": self.best_val, "time": time.time()}
+        self._write(record)
+        if self.main:
+            self.reporter.eval(record)
+        self._say(f"eval iter {self.iter_num}: train loss {losses['train']:.4f}, val loss {losses['val']:.4f}")
+        self._checkpoint(best=improved)
+
+    def _estimate_loss(self) -> dict[str, float]:
+        """Mean loss over fixed batches of each split; the ranks share the batches out."""
+        import torch
+
+        from gptwiz.training.distributed import mean_across_ranks
+
+        out = {}
+        self.model.eval()
+        with torch.no_grad():
+            for split, stream in (("train", _TRAIN_EVAL_STREAM), ("val", _VAL_STREAM)):
+                total = torch.zeros(2, device=self.runtime.device)
+                for k in range(self.dist.rank, self.cfg.train.eval_iters, self.dist.world_size):
+                    x, y, _ = self._batch(split, (stream, k))
+                    with self.runtime.autocast():
+                        loss = self.model(x, y)
+                    total += torch.stack([loss.float(), torch.ones((), device=loss.device)])
+                total = mean_across_ranks(total, self.dist)
+                out[split] = float(total[0] / total[1])
+        self.model.train()
+        return out
+
+    def _agree_on_stop_and_checkpoint(self) -> tuple[bool, bool]:
+        """(stop now, checkpoint now), the same on every rank: one that stops or checkpoints alone leaves the
+        others waiting forever in the next collective."""
+        from gptwiz.training.distributed import agree
+
+        stop, checkpoint_due = agree([self.stop.requested or self.should_stop(),
+                                      time.monotonic() - self.last_ckpt_time > self.cfg.ckpt_interval_s], self.dist)
+        return stop, checkpoint_due
+
+    def _fail_if_injected(self) -> None:
+        if self.fail_at is not None and self.iter_num >= self.fail_at:
+            raise RuntimeError(f"injected failure of rank {self.dist.rank} at iteration {self.iter_num}")
+
+    def _set_learning_rate(self) -> float:
+        cfg = self.cfg
+        lr = lr_at(self.iter_num, learning_rate=cfg.train.learning_rate, min_lr=cfg.train.min_lr,
+                   warmup_iters=cfg.warmup_iters, decay_iters=cfg.train.max_iters)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        return lr
+
+    def _train_step(self) -> float:
+        """One optimizer step over grad_accum micro-batches; their mean loss, averaged over the ranks."""
+        import torch
+
+        from gptwiz.training.distributed import grad_sync, mean_across_ranks
+
+        accum = self.cfg.train.grad_accum
+        loss_sum = torch.zeros((), device=self.runtime.device)
+        for micro in range(accum):
+            # Micro-step m of rank r is global micro-step r * accum + m: N ranks with accumulation A
+            # see the batches of one process with accumulation N * A.
+            x, y, src = self._batch("train", (self.iter_num, self.dist.rank * accum + micro))
+            self.source_counts += np.bincount(src, minlength=len(self.source_counts))
+            with grad_sync(self.model, self.dist, sync=(micro == accum - 1)):
+                with self.runtime.autocast():
+                    loss = self.model(x, y) / accum
+                self.scaler.scale(loss).backward()
+            loss_sum += loss.detach().float()
+        if self.cfg.train.grad_clip > 0:
+            self.scaler.unscale_(self.optimizer)
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.train.grad_clip)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.optimizer.zero_grad(set_to_none=True)
+        return float(mean_across_ranks(loss_sum, self.dist))
+
+    def _diverged(self, loss: float) -> None:
+        msg = (f"loss became {loss} at iteration {self.iter_num + 1}; kept the last good checkpoint "
+               f"(try a lower --learning_rate than {self.cfg.train.learning_rate:g})")
+        self._status_fields["error"] = msg
+        self._say(msg)
+
+    def _record_step(self, loss: float, lr: float, dt: float) -> None:
+        cfg = self.cfg
+        record = {"type": "probe" if cfg.probe else "train", "iter": self.iter_num, "loss": loss, "lr": lr,
+                  "tokens_per_sec": cfg.tokens_per_iter / dt,
+                  "mfu": self.flops_per_iter / dt / (self.flops_peak * self.dist.world_size),
+                  "dt_s": dt, "elapsed_s": time.perf_counter() - self.t_start,
+                  "peak_mem_bytes": self.meter.peak_bytes(), "time": time.time(),
+                  "world_size": self.dist.world_size,
+                  "source_counts": {s.name: int(c) for s, c in zip(self.dataset.sources, self.source_counts)}}
+        self._write(record)
+        if self.main:
+            self.reporter.step(record)
+
+    def _heartbeat(self) -> None:
+        """status.json at most once a second: viewers see the iteration advance without a write per step."""
+        if time.monotonic() - self.last_status_time > 1.0:
+            self._status("running")
+            self.last_status_time = time.monotonic()
+
+    def _finish(self, state: str) -> str:
+        if state == "stopped" and not self.cfg.probe:
+            self._checkpoint(best=False)
             self._say(f"stopped at iteration {self.iter_num}; checkpoint written (continue with --resume)")
         if state == "finished":
             self._say(f"finished at iteration {self.iter_num}"
                       + (f", best val loss {self.best_val:.4f}" if math.isfinite(self.best_val) else ""))
-        self._status_fields["peak_mem_bytes"] = meter.peak_bytes()
+        self._status_fields["peak_mem_bytes"] = self.meter.peak_bytes()
         return state
 
     def run(self) -> TrainResult:
@@ -345,9 +428,7 @@ class Trainer:
             self.log.addHandler(handler)
             self.log.setLevel(logging.INFO)
             self.log.propagate = False
-        self.stop = _StopRequest()
         self.stop.install()
-        self.metrics = None
         if self.resume:
             from gptwiz.training.checkpoint import find_checkpoint
 

@@ -4,9 +4,10 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from gptwiz.runs.folder import RunPaths
 from gptwiz.tui.devicestats import DeviceSampler

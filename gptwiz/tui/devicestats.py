@@ -3,9 +3,9 @@ training process's CPU and RAM through psutil. Called from the dashboard's poll 
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
-from gptwiz.runs.folder import pid_alive
 from gptwiz.tui.widgets.device_panel import DeviceReading, GpuCard, ProcessUsage
 
 
@@ -34,9 +34,11 @@ class DeviceSampler:
         cards = tuple(card_from_stats(s) for s in self.gpu_stats())
         if cards:
             return DeviceReading(gpus=cards)
-        if not running or not pid_alive(pid):
+        # `running` comes from the run's lock (gptwiz.runs.folder.lock_owner), and pid is its holder's.
+        usage = self._process_usage(pid) if running and pid > 0 else None
+        if usage is None:  # not running, or it ended since the lock was read
             return DeviceReading(note="the trainer is not running: no live CPU/RAM reading")
-        return DeviceReading(process=self._process_usage(pid))
+        return DeviceReading(process=usage)
 
     def _process_usage(self, pid: int) -> ProcessUsage | None:
         import psutil

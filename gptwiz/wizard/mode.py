@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 
 def choose_mode(env: Mapping[str, str], stdin_tty: bool, stdout_tty: bool, plain_flag: bool = False) -> str:

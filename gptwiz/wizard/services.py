@@ -9,7 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from gptwiz.wizard.state import Knobs, WizardState
+from gptwiz.common import fmt
+from gptwiz.common.errors import UsageError
+from gptwiz.planning.knobs import Knobs
+from gptwiz.wizard.state import WizardState
 
 
 def use_cases() -> list[tuple[str, str, str]]:
@@ -28,36 +31,24 @@ class Alternative:
 @dataclass(frozen=True)
 class RecView:
     """A Recommendation as the screen shows it."""
-    preset: str
-    block_size: int
-    batch_size: int
-    grad_accum: int
-    learning_rate: float
-    max_iters: int
+    knobs: Knobs
     estimate_bytes: int | None
     fits: bool | None
     reasons: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     alternatives: list[Alternative] = field(default_factory=list)
-    dropout: float | None = None
     dtype: str = "bfloat16"
     device_type: str = "cuda"
     phases: list[str] = field(default_factory=list)   # domain: the base run, then the adaptation, one line each
-
-    @property
-    def knobs(self) -> Knobs:
-        return Knobs(self.preset, self.block_size, self.batch_size, self.grad_accum, self.learning_rate,
-                     self.max_iters, self.dropout)
 
 
 def view(rec: Any) -> RecView:
     """A gptwiz.planning.recommend.Recommendation as the screen shows it."""
     return RecView(
-        preset=rec.preset, block_size=rec.block_size, batch_size=rec.batch_size, grad_accum=rec.grad_accum,
-        learning_rate=rec.learning_rate, max_iters=rec.max_iters, estimate_bytes=rec.estimate_bytes, fits=rec.fits,
+        knobs=rec.knobs, estimate_bytes=rec.estimate_bytes, fits=rec.fits,
         reasons=list(rec.reasons), warnings=list(rec.warnings),
         alternatives=[Alternative(preset, why) for preset, why in rec.alternatives],
-        dropout=rec.dropout, dtype=rec.dtype, device_type=rec.device_type,
+        dtype=rec.dtype, device_type=rec.device_type,
         phases=[f"{p.name}: {p.preset}, learning rate {p.learning_rate:g}, {p.max_iters:,} iterations"
                 + (f" ({p.note})" if p.note else "") for p in rec.phases],
     )
@@ -66,6 +57,8 @@ def view(rec: Any) -> RecView:
 def recommend_for(state: WizardState) -> Any:
     from gptwiz.planning.recommend import recommend
 
+    if state.use_case is None:
+        raise UsageError("no use case chosen yet")
     d = state.dataset
     ram = getattr(state.hardware, "ram_total_bytes", None)
     return recommend(state.use_case, state.vram_gb, d.bytes if d is not None else None,
@@ -100,9 +93,9 @@ def estimate_bytes(knobs: Knobs, state: WizardState) -> int | None:
 
 def hardware_lines(report: Any) -> list[str]:
     """What gptwiz.planning.hardware detected, a line each."""
-    lines = [f"GPU {g.index}: {g.name}, {g.memory_total_bytes / 2**30:.1f} GiB, {g.memory_free_bytes / 2**30:.1f} GiB free"
+    lines = [f"GPU {g.index}: {g.name}, {fmt.gib(g.memory_total_bytes)}, {fmt.gib(g.memory_free_bytes)} free"
              for g in report.gpus]
-    lines.append(f"CPU: {report.cpu_count} cores, {report.ram_total_bytes / 2**30:.1f} GiB RAM "
-                 f"({report.ram_available_bytes / 2**30:.1f} GiB available)")
+    lines.append(f"CPU: {report.cpu_count} cores, {fmt.gib(report.ram_total_bytes)} RAM "
+                 f"({fmt.gib(report.ram_available_bytes)} available)")
     lines.extend(f"note: {w}" for w in report.warnings)
     return lines

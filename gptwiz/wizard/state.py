@@ -9,12 +9,15 @@ from __future__ import annotations
 import os
 import re
 import shlex
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gptwiz.common import fmt
 from gptwiz.common.errors import UsageError
 from gptwiz.data.sizes import BYTES_PER_TOKEN  # the live estimate while typing; prepare gives the exact count
+from gptwiz.planning import policy
+from gptwiz.planning.knobs import Advice, Knobs
 
 GLOB_CHARS = re.compile(r"[*?\[]")
 
@@ -41,7 +44,7 @@ class DatasetChoice:
         tokens = f"{self.est_tokens:,} tokens" if self.tokens is not None else f"~{self.est_tokens:,} tokens (estimated)"
         what = {"input_file": "text file", "dataset_dir": "prepared dataset", "sources": "documents to prepare",
                 "demo": "built-in demo corpus"}[self.kind]
-        return f"{what}: {self.files:,} file{'s' if self.files != 1 else ''}, {self.bytes / 1e6:,.1f} MB, {tokens}"
+        return f"{what}: {self.files:,} file{'s' if self.files != 1 else ''}, {fmt.bytes_(self.bytes, unit='MB')}, {tokens}"
 
 
 def source_glob(path: str) -> str:
@@ -95,55 +98,10 @@ def find_prepared(data_dir: Path) -> list[Path]:
 
 def parse_vram(text: str) -> float | None:
     """'' -> None (use what was detected); '24', '24GB', '24 GiB' -> 24.0; raises ValueError otherwise."""
-    cleaned = text.strip().lower().replace("gib", "").replace("gb", "").strip()
-    if not cleaned:
-        return None
-    value = float(cleaned)
-    if not 0 <= value <= 4096 or value != value:
-        raise ValueError(text)
-    return value
-
-
-@dataclass(frozen=True)
-class Knobs:
-    """What the user may still change on the recommendation screen."""
-    preset: str
-    block_size: int
-    batch_size: int
-    grad_accum: int
-    learning_rate: float
-    max_iters: int
-    dropout: float | None = None  # the recommendation's (Recommended Combinations); not a knob on screen
-
-    def with_advice(self, advice: str) -> "Knobs":
-        """Apply one piece of probe advice ("--learning_rate 1e-4 (3x lower ...)") to these knobs."""
-        changes = {flag: value for flag, value in parse_flags(advice).items() if flag in _KNOB_FLAGS}
-        if not changes:
-            raise UsageError(f"nothing the wizard can apply in {advice!r}: change it on the command line")
-        return self.with_flags(changes)
-
-    def with_flags(self, flags: dict[str, str]) -> "Knobs":
-        updates: dict[str, Any] = {}
-        for flag, value in flags.items():
-            if flag not in _KNOB_FLAGS:
-                raise UsageError(f"the wizard cannot apply --{flag} itself; change it on the command line")
-            name, cast = _KNOB_FLAGS[flag]
-            try:
-                updates[name] = cast(value)
-            except ValueError:
-                raise UsageError(f"--{flag} {value!r} is not a valid value") from None
-        return replace(self, **updates)
-
-
-_KNOB_FLAGS: dict[str, tuple[str, Any]] = {
-    "config_file": ("preset", str), "block_size": ("block_size", int), "batch_size": ("batch_size", int),
-    "grad_accum": ("grad_accum", int), "learning_rate": ("learning_rate", float), "max_iters": ("max_iters", int)}
-_FLAG_RE = re.compile(r"--([a-z_]+)[ =]([^\s()]+)")
-
-
-def parse_flags(text: str) -> dict[str, str]:
-    """The --flag value pairs in a line of advice, in order."""
-    return {m.group(1): m.group(2) for m in _FLAG_RE.finditer(text)}
+    try:
+        return policy.parse_vram(text)
+    except UsageError:  # the screens say what to type instead of the command line's message
+        raise ValueError(text) from None
 
 
 @dataclass
@@ -154,11 +112,11 @@ class WizardState:
     hardware: Any = None                     # gptwiz.planning.hardware.HardwareReport
     vram_override_gb: float | None = None
     dataset: DatasetChoice | None = None
-    recommendation: Any = None               # gptwiz.planning.recommend.Recommendation
+    recommendation: Any = None               # gptwiz.wizard.services.RecView
     knobs: Knobs | None = None
     run_name: str | None = None
     probe_result: Any = None
-    history: list[str] = field(default_factory=list)  # advice applied so far, newest last
+    history: list[Advice] = field(default_factory=list)  # advice applied so far, newest last
 
     # -- hardware --
 

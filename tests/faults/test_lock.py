@@ -1,20 +1,35 @@
 """Two trainers on one run name: the second refuses in one line and the first goes on untouched; a lock left
-by a dead trainer (or naming a pid that now belongs to another process) is taken over."""
+by a dead trainer (or naming a pid that now belongs to another process) is taken over; to viewers and `gptwiz stop`
+only the process holding the lock is the run's trainer."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
 import pytest
-
 from conftest import REPO, assert_one_line_error, run_cli
-from faults.support import (every_line_is_json, fault_env, micro_preset, one_line, start, status, train_args,
-                            train_iters, wait_for)
+
+from faults.support import (
+    every_line_is_json,
+    fault_env,
+    micro_preset,
+    one_line,
+    start,
+    status,
+    train_args,
+    train_iters,
+    wait_for,
+)
+from gptwiz.common.errors import UsageError
+from gptwiz.runs.folder import RunLock, RunPaths, effective_state, lock_owner
+from gptwiz.runs.launch import request_stop
 
 _CONTENDER = textwrap.dedent("""
     import os, sys, time
@@ -127,3 +142,57 @@ def test_two_trainers_started_together_one_trains(tmp_path: Path, data_dir: Path
         assert train_iters(run) == list(range(1, 11)) and status(run)["state"] == "finished"
     report("two `gptwiz train` of one new run name started at the same moment", trials,
            "one trained to the end; the other refused in one line (exit 2); metrics from one writer")
+
+
+def test_only_the_lock_holder_is_the_runs_trainer(tmp_path: Path, report) -> None:
+    """lock_owner, what viewers, `gptwiz stop` and the probe ask: a pid only while a process holds the lock."""
+    paths = RunPaths(tmp_path / "runs" / "r")
+    paths.root.mkdir(parents=True)
+    assert lock_owner(paths) is None  # no lock file
+    bystander = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        running = {"state": "running", "pid": bystander.pid}
+        paths.status.write_text(json.dumps(running))
+        for content in (str(bystander.pid), str(os.getpid()), "not a pid\n", ""):
+            paths.lock.write_text(content)  # left by a trainer that died; the pid in it is alive or garbage
+            assert lock_owner(paths) is None and effective_state(running, paths) == "failed"
+            with pytest.raises(UsageError, match="not running"):
+                request_stop(paths)
+        assert bystander.poll() is None  # never signalled: it does not hold the lock
+    finally:
+        bystander.kill()
+        bystander.wait()
+    lock = RunLock(paths)
+    lock.acquire()  # taken over from the stale file
+    assert lock_owner(paths) == os.getpid()
+    assert effective_state({"state": "running", "pid": 1}, paths) == "running"
+    lock.release()
+    assert lock_owner(paths) is None and not paths.lock.exists()
+    report("a lock file naming a live process that does not hold the lock (also garbage, empty)", 4,
+           "viewers show the run failed; `gptwiz stop` refuses and signals nothing")
+
+
+def test_asking_who_holds_the_lock_never_refuses_a_starter(tmp_path: Path, report) -> None:
+    paths = RunPaths(tmp_path / "runs" / "r")
+    paths.root.mkdir(parents=True)
+    done = threading.Event()
+    seen: set[int | None] = set()
+
+    def viewer() -> None:
+        while not done.is_set():
+            seen.add(lock_owner(paths))
+
+    thread = threading.Thread(target=viewer)
+    thread.start()
+    rounds = 300
+    try:
+        for _ in range(rounds):
+            lock = RunLock(paths)
+            lock.acquire()  # a UsageError here would be a starter refused because a viewer looked
+            lock.release()
+    finally:
+        done.set()
+        thread.join()
+    assert seen <= {None, os.getpid()}
+    report("a viewer asking who holds the lock while a trainer takes and releases it", rounds,
+           "the trainer took it every time; the viewer saw only it or nobody")

@@ -21,8 +21,8 @@ from textual.worker import get_current_worker
 
 from gptwiz.common.errors import UsageError
 from gptwiz.runs.folder import RunPaths
-from gptwiz.tui.context import AppContext
 from gptwiz.runs.monitor import RunMonitor, RunSnapshot
+from gptwiz.tui.context import AppContext
 from gptwiz.tui.screens.confirm import ConfirmScreen
 from gptwiz.tui.screens.message import MessageScreen
 from gptwiz.tui.widgets.charts import LossChart, LrChart

@@ -7,7 +7,6 @@ progress bar; escape cancels it and prepare removes its partial output.
 from __future__ import annotations
 
 import os
-from dataclasses import replace
 from typing import Any
 
 from rich.text import Text
@@ -22,7 +21,8 @@ from textual.worker import Worker, get_current_worker
 
 from gptwiz.common.errors import UsageError
 from gptwiz.tui.screens.base import StepTitle, WizardStep
-from gptwiz.wizard.state import DatasetChoice, find_prepared, inspect_dataset, prepared_dir_for, source_glob
+from gptwiz.wizard.preparing import PrepareCancelled, PrepareStatus, PrepareTracker, demo_choice, prepare_choice
+from gptwiz.wizard.state import DatasetChoice, find_prepared, inspect_dataset
 
 DEMO_ID = "demo"
 TYPING_PAUSE_S = 0.25  # measure once the user pauses, not at every key
@@ -50,18 +50,15 @@ class PathSuggester(Suggester):
         return full + ("/" if os.path.isdir(os.path.join(base, name)) else "")
 
 
-class PrepareCancelled(Exception):
-    pass
-
-
 class DatasetScreen(WizardStep):
-    STEP = 4
+    STEP = "dataset"
     BINDINGS = [Binding("escape", "back", "back / cancel"), Binding("ctrl+t", "demo", "demo corpus")]
 
     def __init__(self) -> None:
         super().__init__(id="dataset")
         self.choice: DatasetChoice | None = None
         self.preparing: Worker[Any] | None = None
+        self._prep_text = ""
         self.inspections = 0   # finished measurements (tests wait on it)
 
     def compose(self) -> ComposeResult:
@@ -148,14 +145,7 @@ class DatasetScreen(WizardStep):
             self.query_one("#stats", Static).update(Text(str(exc), style="yellow"))
 
     def action_demo(self) -> None:
-        from gptwiz.data.demo import demo_dataset_dir, demo_ready
-
-        data_dir = self.context.data_dir
-        if demo_ready(data_dir):
-            choice = inspect_dataset(str(demo_dataset_dir(data_dir)))
-            self._go(replace(choice, kind="demo", path="demo corpus (Python standard library)"))
-        else:
-            self._go(DatasetChoice("demo", "demo corpus (Python standard library)", files=2, bytes=5_700_000))
+        self._go(demo_choice(self.context.data_dir))
 
     def _go(self, choice: DatasetChoice) -> None:
         if self.preparing is not None:
@@ -164,58 +154,23 @@ class DatasetScreen(WizardStep):
             self._start_prepare(choice)
             return
         self.state.dataset = choice
-        from gptwiz.tui.screens.recommendation import RecommendationScreen
-
-        self.app.push_screen(RecommendationScreen())
+        self.advance()
 
     # -- preparing, in a worker --
 
     def _start_prepare(self, choice: DatasetChoice) -> None:
         self.query_one("#prep-bar").display = True
-        self.query_one("#prep-message", Static).update(Text(f"preparing {choice.path} (escape cancels) ...",
-                                                            style="bold"))
+        self._prep_text = f"preparing {choice.path}"
+        self.query_one("#prep-message", Static).update(Text(f"{self._prep_text} (escape cancels) ...", style="bold"))
         self.preparing = self._prepare(choice)
 
     @work(thread=True, exclusive=True, group="dataset-prepare")
     def _prepare(self, choice: DatasetChoice) -> None:
         worker = get_current_worker()
-        screen = self
-
-        class Progress:
-            total = 0
-
-            def start(self, files: int, nbytes: int) -> None:
-                self.total = max(1, nbytes)
-                screen.app.call_from_thread(screen._prep_progress, 0, self.total, f"tokenizing {files} files")
-
-            def advance(self, files: int, nbytes: int, tokens: int) -> None:
-                if worker.is_cancelled:
-                    raise PrepareCancelled()
-                screen.app.call_from_thread(screen._prep_progress, nbytes, None, None)
-
-            def stop(self) -> None:
-                pass
-
+        tracker = PrepareTracker(lambda status: self.app.call_from_thread(self._prep_progress, status))
         try:
-            if choice.kind == "demo":
-                from gptwiz.data.demo import DemoCancelled, build_demo
-
-                try:
-                    corpus = build_demo(self.context.data_dir, progress=Progress(),
-                                        should_cancel=lambda: worker.is_cancelled,
-                                        on_stage=lambda m: self.app.call_from_thread(self._prep_progress, 0, None, m))
-                except DemoCancelled as exc:
-                    raise PrepareCancelled() from exc
-                done = replace(choice, files=corpus.files, bytes=corpus.bytes, tokens=corpus.tokens,
-                               prepared_dir=str(corpus.dataset_dir))
-            else:
-                from gptwiz.data.prepare import PrepareOptions, prepare
-
-                out = prepared_dir_for(choice.path, self.context.data_dir)
-                result = prepare(PrepareOptions(sources=[f"data:{source_glob(choice.path)}"], out_dir=str(out),
-                                                overwrite=True), Progress())  # type: ignore[arg-type]
-                tokens = sum(int(s["train_tokens"]) + int(s["val_tokens"]) for s in result.manifest["sources"])
-                done = replace(choice, tokens=tokens, prepared_dir=str(out))
+            done = prepare_choice(choice, self.context.data_dir, tracker, should_cancel=lambda: worker.is_cancelled,
+                                  on_stage=tracker.stage)
         except PrepareCancelled:
             self.app.call_from_thread(self._prep_done, None, "cancelled: nothing was kept")
             return
@@ -224,14 +179,12 @@ class DatasetScreen(WizardStep):
             return
         self.app.call_from_thread(self._prep_done, done, "")
 
-    def _prep_progress(self, advance: int, total: int | None, message: str | None) -> None:
-        bar = self.query_one("#prep-bar", ProgressBar)
-        if total is not None:
-            bar.update(total=total, progress=0)
-        if advance:
-            bar.advance(advance)
-        if message:
-            self.query_one("#prep-message", Static).update(Text(f"{message} (escape cancels) ...", style="bold"))
+    def _prep_progress(self, status: PrepareStatus) -> None:
+        if status.total_bytes is not None:
+            self.query_one("#prep-bar", ProgressBar).update(total=status.total_bytes, progress=status.done_bytes)
+        if status.text != self._prep_text:
+            self._prep_text = status.text
+            self.query_one("#prep-message", Static).update(Text(f"{status.text} (escape cancels) ...", style="bold"))
 
     def _prep_done(self, choice: DatasetChoice | None, error: str) -> None:
         self.preparing = None

@@ -16,7 +16,7 @@ from gptwiz.wizard.state import parse_vram
 
 
 class HardwareScreen(WizardStep):
-    STEP = 3
+    STEP = "hardware"
     BINDINGS = [Binding("escape", "back", "back"), Binding("enter", "next", "continue")]
 
     def __init__(self) -> None:
@@ -87,6 +87,4 @@ class HardwareScreen(WizardStep):
         if not self.detected and self.state.vram_override_gb is None:
             self.notify("still detecting the hardware; type a VRAM figure to skip it", severity="warning")
             return
-        from gptwiz.tui.screens.dataset import DatasetScreen
-
-        self.app.push_screen(DatasetScreen())
+        self.advance()

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -14,19 +12,9 @@ from gptwiz.common.errors import UsageError
 from gptwiz.runs.folder import validate_run_name
 from gptwiz.tui.screens.base import StepTitle, WizardStep
 
-if TYPE_CHECKING:
-    from gptwiz.tui.app import GptwizApp
-
-
-def start_training(app: "GptwizApp", train_args: list[str], name: str) -> None:
-    """Start `gptwiz train ARGS` detached and follow it to its dashboard (screens/starting.py)."""
-    from gptwiz.tui.screens.starting import StartingScreen
-
-    app.push_screen(StartingScreen(train_args, name))
-
 
 class LaunchScreen(WizardStep):
-    STEP = 7
+    STEP = "launch"
     BINDINGS = [Binding("escape", "back", "back"), Binding("enter", "launch", "launch")]
 
     def __init__(self) -> None:
@@ -96,4 +84,4 @@ class LaunchScreen(WizardStep):
             self.query_one("#name-error", Static).update(str(exc))
             return
         self.state.run_name = name
-        start_training(self.gptwiz, args, name)
+        self.gptwiz.start_training(args, name)

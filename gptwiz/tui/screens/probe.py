@@ -17,17 +17,19 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import Footer, ProgressBar, Static
 from textual.worker import Worker, get_current_worker
 
+from gptwiz.common import fmt
 from gptwiz.common.errors import UsageError
+from gptwiz.planning.knobs import Advice
 from gptwiz.tui.screens.base import StepTitle, WizardStep
 from gptwiz.tui.widgets.charts import LossChart
-from gptwiz.tui.widgets.text import count, duration, human_gib
+from gptwiz.wizard.advice import apply_advice, probe_advice
 
 VERDICT_STYLE = {"pass": "bold white on green", "warn": "bold black on yellow", "fail": "bold white on red",
                  "cancelled": "bold white on grey37", "error": "bold white on red"}
 
 
 class ProbeScreen(WizardStep):
-    STEP = 6
+    STEP = "probe"
     BINDINGS = [Binding("escape", "back", "back / cancel"), Binding("r", "reprobe", "probe again"),
                 Binding("enter", "launch", "launch training"), Binding("s", "skip", "skip to launch", show=False)] + \
         [Binding(str(i), f"apply({i})", "apply advice" if i == 1 else "", show=i == 1) for i in range(1, 10)]
@@ -38,7 +40,7 @@ class ProbeScreen(WizardStep):
         self.worker: Worker[Any] | None = None
         self.result: Any = None
         self.losses: list[float] = []
-        self.advice: list[str] = []
+        self.advice: list[Advice] = []
 
     def compose(self) -> ComposeResult:
         yield StepTitle(self.STEP)
@@ -104,9 +106,9 @@ class ProbeScreen(WizardStep):
             self.losses.append(float(p.loss))
         bar = self.query_one("#probe-bar", ProgressBar)
         bar.update(total=p.iters, progress=p.iter)
-        memory = human_gib(p.peak_mem_bytes) if p.peak_mem_bytes else "-"
+        memory = fmt.gib(p.peak_mem_bytes or None)
         loss = f"{p.loss:.4f}" if p.loss is not None else "-"
-        tps = count(p.tokens_per_sec) if p.tokens_per_sec else "-"
+        tps = fmt.count(p.tokens_per_sec or None)
         attempt = f" · attempt {p.attempt}" if p.attempt > 1 else ""
         self.query_one("#probe-status", Static).update(
             f"iter {p.iter}/{p.iters} · loss {loss}\n{tps} tok/s · peak memory {memory}\n"
@@ -134,21 +136,15 @@ class ProbeScreen(WizardStep):
             lines.append(f"· {reason}\n")
         facts = []
         if result.peak_memory_bytes:
-            facts.append(f"peak {human_gib(result.peak_memory_bytes)}"
-                         + (f" (estimate {human_gib(result.estimate_bytes)})" if result.estimate_bytes else ""))
+            facts.append(f"peak {fmt.gib(result.peak_memory_bytes)}"
+                         + (f" (estimate {fmt.gib(result.estimate_bytes)})" if result.estimate_bytes else ""))
         if result.projected_full_run_s:
-            facts.append(f"full run ≈ {duration(result.projected_full_run_s)}")
+            facts.append(f"full run ≈ {fmt.duration(result.projected_full_run_s)}")
         if facts:
             lines.append(" · ".join(facts) + "\n", style="dim")
         if result.error:
             lines.append(result.error + "\n", style="red")
-        self.advice = list(result.advice or [])
-        knobs = self.state.knobs
-        if knobs is not None and verdict != "cancelled" and result.batch_size \
-                and (result.batch_size, result.grad_accum) != (knobs.batch_size, knobs.grad_accum):
-            # The probe found out-of-memory and a batch that fits: offer it as advice, like the rest.
-            self.advice.insert(0, f"--batch_size {result.batch_size} --grad_accum {result.grad_accum} "
-                                  "(the batch that fit in memory)")
+        self.advice = probe_advice(result, self.state.knobs)
         if self.advice:
             lines.append("Press a number to apply that advice and probe again, enter to launch as is.", style="dim")
         elif verdict != "cancelled":
@@ -168,12 +164,11 @@ class ProbeScreen(WizardStep):
             return
         advice = self.advice[number - 1]
         try:
-            self.state.knobs = self.state.knobs.with_advice(advice)  # type: ignore[union-attr]
+            apply_advice(self.state, advice)
         except UsageError as exc:
             self.notify(str(exc), severity="warning")
             return
-        self.state.history.append(advice)
-        self.notify(f"applied: {advice.split(' (')[0]}")
+        self.notify(f"applied: {advice.flags()}")
         self.start()
 
     def action_reprobe(self) -> None:
@@ -197,6 +192,4 @@ class ProbeScreen(WizardStep):
     def action_skip(self) -> None:
         if self.worker is not None:
             self.worker.cancel()
-        from gptwiz.tui.screens.launch import LaunchScreen
-
-        self.app.push_screen(LaunchScreen())
+        self.advance()

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
@@ -13,26 +11,20 @@ from textual.widgets import Footer, Input, LoadingIndicator, OptionList, Static
 from textual.widgets.option_list import Option
 from textual.worker import get_current_worker
 
+from gptwiz.common.errors import UsageError
+from gptwiz.planning.knobs import Knobs
 from gptwiz.tui.screens.base import StepTitle, WizardStep
-from gptwiz.wizard.services import RecView, estimate_bytes, knobs_for_preset, recommend_for, view
-from gptwiz.wizard.state import Knobs
 from gptwiz.tui.widgets.memory_bar import MemoryBar
+from gptwiz.wizard.knob_fields import KNOB_FIELDS, knobs_from_texts
+from gptwiz.wizard.services import RecView, estimate_bytes, knobs_for_preset, recommend_for, view
 
-# (input id, label, Knobs field, parser, allowed range)
-KNOBS: list[tuple[str, str, str, type, tuple[float, float]]] = [
-    ("knob-block", "context length", "block_size", int, (16, 8192)),
-    ("knob-batch", "batch size", "batch_size", int, (1, 4096)),
-    ("knob-lr", "learning rate", "learning_rate", float, (1e-7, 0.99)),
-    ("knob-iters", "max iterations", "max_iters", int, (1, 10_000_000)),
-]
-
-
-def _fmt(value: Any) -> str:
-    return f"{value:g}" if isinstance(value, float) else str(value)
+# Knobs field -> its input's id (the stylesheet and the tests know them).
+INPUT_IDS = {"block_size": "knob-block", "batch_size": "knob-batch", "learning_rate": "knob-lr",
+             "max_iters": "knob-iters"}
 
 
 class RecommendationScreen(WizardStep):
-    STEP = 5
+    STEP = "recommendation"
     BINDINGS = [Binding("escape", "back", "back"), Binding("ctrl+r", "probe", "probe"),
                 Binding("ctrl+l", "launch", "launch (no probe)"), Binding("ctrl+o", "alternatives", "alternatives")]
 
@@ -54,10 +46,11 @@ class RecommendationScreen(WizardStep):
                 yield OptionList(id="alternatives")
             with Vertical(id="rec-right"):
                 yield Static(Text("Knobs (type, enter probes)", style="bold"))
-                for input_id, label, _, parser, _ in KNOBS:
+                for knob in KNOB_FIELDS:
                     with Horizontal(classes="knob"):
-                        yield Static(label, classes="knob-label")
-                        yield Input(id=input_id, compact=True, type="integer" if parser is int else "number")
+                        yield Static(knob.label, classes="knob-label")
+                        yield Input(id=INPUT_IDS[knob.name], compact=True,
+                                    type="integer" if knob.kind is int else "number")
                 yield Static("", id="knob-accum", classes="hint")
                 yield Static("", id="knob-error", classes="error-text")
                 yield Static(Text("Peak memory, estimated", style="bold"))
@@ -120,29 +113,23 @@ class RecommendationScreen(WizardStep):
     # -- knobs --
 
     def _fill_knobs(self, knobs: Knobs) -> None:
-        for input_id, _, field_name, _, _ in KNOBS:
-            box = self.query_one(f"#{input_id}", Input)
+        for knob in KNOB_FIELDS:
+            box = self.query_one(f"#{INPUT_IDS[knob.name]}", Input)
             with box.prevent(Input.Changed):
-                box.value = _fmt(getattr(knobs, field_name))
+                box.value = knob.text(knobs)
         self._update(knobs)
 
     def _read_knobs(self) -> Knobs | None:
         if self.state.knobs is None:
             return None
-        values: dict[str, Any] = {}
-        for input_id, label, field_name, parser, (low, high) in KNOBS:
-            text = self.query_one(f"#{input_id}", Input).value.strip()
-            try:
-                value = parser(text)
-            except ValueError:
-                self.query_one("#knob-error", Static).update(f"{label}: {text!r} is not a number")
-                return None
-            if not low <= value <= high:
-                self.query_one("#knob-error", Static).update(f"{label}: {text} is outside {_fmt(low)}..{_fmt(high)}")
-                return None
-            values[field_name] = value
+        texts = {knob.name: self.query_one(f"#{INPUT_IDS[knob.name]}", Input).value for knob in KNOB_FIELDS}
+        try:
+            knobs = knobs_from_texts(self.state.knobs, texts)
+        except UsageError as exc:
+            self.query_one("#knob-error", Static).update(str(exc))
+            return None
         self.query_one("#knob-error", Static).update("")
-        return Knobs(**{**self.state.knobs.__dict__, **values})
+        return knobs
 
     def on_input_changed(self, event: Input.Changed) -> None:
         knobs = self._read_knobs()
@@ -156,8 +143,8 @@ class RecommendationScreen(WizardStep):
         rec = self.rec
         pick = Text()
         pick.append(knobs.preset, style="bold green")
-        if rec is not None and knobs.preset != rec.preset:
-            pick.append(f"  (you switched; recommended: {rec.preset})", style="yellow")
+        if rec is not None and knobs.preset != rec.knobs.preset:
+            pick.append(f"  (you switched; recommended: {rec.knobs.preset})", style="yellow")
         elif rec is not None:
             pick.append("  recommended", style="green")
         self.query_one("#rec-pick", Static).update(pick)
@@ -200,12 +187,8 @@ class RecommendationScreen(WizardStep):
 
     def action_probe(self) -> None:
         if self._ready():
-            from gptwiz.tui.screens.probe import ProbeScreen
-
-            self.app.push_screen(ProbeScreen())
+            self.advance()
 
     def action_launch(self) -> None:
         if self._ready():
-            from gptwiz.tui.screens.launch import LaunchScreen
-
-            self.app.push_screen(LaunchScreen())
+            self.advance("launch")

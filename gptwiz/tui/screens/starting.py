@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from rich.text import Text
 from textual import work
@@ -14,8 +14,11 @@ from textual.screen import ModalScreen
 from textual.widgets import LoadingIndicator, Static
 from textual.worker import get_current_worker
 
-from gptwiz.runs.launch import StartOutcome, console_tail, launch_detached, wait_for_start
 from gptwiz.runs.folder import RunPaths
+from gptwiz.runs.launch import StartOutcome, console_tail, launch_detached, wait_for_start
+
+if TYPE_CHECKING:
+    from gptwiz.tui.app import GptwizApp
 
 START_TIMEOUT_S = 600.0  # a first run tokenizes its --input_file before it writes its status
 
@@ -75,10 +78,8 @@ class StartingScreen(ModalScreen[None]):
         self.query_one("#starting-message", Static).update(text)
 
     def _started(self) -> None:
-        from gptwiz.tui.app import GptwizApp
-
         assert self.paths is not None
-        cast(GptwizApp, self.app).show_run(self.paths)
+        cast("GptwizApp", self.app).show_run(self.paths)
 
     def _failed(self, message: str) -> None:
         self.query_one("#starting-spinner").display = False

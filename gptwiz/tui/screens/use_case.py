@@ -14,7 +14,7 @@ from gptwiz.wizard.services import use_cases
 
 
 class UseCaseScreen(WizardStep):
-    STEP = 2
+    STEP = "use_case"
     BINDINGS = [Binding("escape", "back", "back"), Binding("enter", "choose", "choose", show=True)]
 
     def __init__(self) -> None:
@@ -50,6 +50,4 @@ class UseCaseScreen(WizardStep):
         if not key:
             return
         self.state.use_case = key
-        from gptwiz.tui.screens.hardware import HardwareScreen
-
-        self.app.push_screen(HardwareScreen())
+        self.advance()

@@ -12,7 +12,7 @@ from textual.worker import get_current_worker
 
 from gptwiz.common.errors import UsageError
 from gptwiz.runs.folder import RunPaths
-from gptwiz.runs.listing import RunRow, run_rows
+from gptwiz.runs.listing import RunSummary, list_runs
 from gptwiz.tui.screens.base import StepTitle, WizardStep
 from gptwiz.tui.screens.confirm import ConfirmScreen
 from gptwiz.tui.widgets.panels import STATE_STYLE
@@ -23,18 +23,18 @@ INTRO = ("gptwiz picks a GPT model size for your use case, hardware and data (fo
 
 
 class WelcomeScreen(WizardStep):
-    STEP = 1
+    STEP = "welcome"
     BINDINGS = [
         Binding("n", "new", "new model"),
         Binding("w", "watch", "watch run"),
         Binding("r", "resume", "resume run"),
-        Binding("q", "quit", "quit"),
-        Binding("escape", "quit", "quit", show=False),
+        Binding("q", "app.quit", "quit"),
+        Binding("escape", "app.quit", "quit", show=False),
     ]
 
     def __init__(self) -> None:
         super().__init__(id="welcome")
-        self.rows: list[RunRow] = []
+        self.rows: list[RunSummary] = []
         self.loaded = False
 
     def compose(self) -> ComposeResult:
@@ -58,11 +58,11 @@ class WelcomeScreen(WizardStep):
 
     @work(thread=True, exclusive=True, group="welcome-runs")
     def refresh_runs(self) -> None:
-        rows = run_rows(self.context.runs_dir)
+        rows = list_runs(self.context.runs_dir)
         if not get_current_worker().is_cancelled:
             self.app.call_from_thread(self._show_rows, rows)
 
-    def _show_rows(self, rows: list[RunRow]) -> None:
+    def _show_rows(self, rows: list[RunSummary]) -> None:
         if self.loaded and rows == self.rows:
             return
         self.loaded = True
@@ -80,7 +80,7 @@ class WelcomeScreen(WizardStep):
         self.query_one("#runs-title", Static).update(Text(title, style="dim"))
         table.display = bool(rows)
 
-    def selected(self) -> RunRow | None:
+    def selected(self) -> RunSummary | None:
         table = self.query_one(DataTable)
         if not self.rows or table.cursor_row is None or not 0 <= table.cursor_row < len(self.rows):
             return None
@@ -90,9 +90,7 @@ class WelcomeScreen(WizardStep):
         self.action_watch()
 
     def action_new(self) -> None:
-        from gptwiz.tui.screens.use_case import UseCaseScreen
-
-        self.app.push_screen(UseCaseScreen())
+        self.advance()
 
     def action_watch(self) -> None:
         row = self.selected()
@@ -122,11 +120,9 @@ class WelcomeScreen(WizardStep):
             f"Resume run {row.name} from its last checkpoint (iteration {row.iter} of {row.max_iters})?\n"
             f"It trains in the background; the dashboard opens.", yes="Resume", no="Cancel"), answered)
 
-    def _resume(self, row: RunRow) -> None:
-        from gptwiz.tui.screens.launch import start_training
-
+    def _resume(self, row: RunSummary) -> None:
         args = ["train", "--model_name", row.name, "--resume", "--runs_dir", str(self.context.runs_dir)]
         try:
-            start_training(self.gptwiz, args, row.name)
+            self.gptwiz.start_training(args, row.name)
         except UsageError as exc:
             self.notify(str(exc), severity="error")

@@ -6,8 +6,9 @@ from dataclasses import dataclass
 
 from rich.text import Text
 
+from gptwiz.common import fmt
 from gptwiz.tui.widgets.panels import QuietStatic
-from gptwiz.tui.widgets.text import bar, human_gib
+from gptwiz.tui.widgets.text import bar
 
 
 @dataclass(frozen=True)
@@ -45,10 +46,6 @@ def short_name(name: str) -> str:
     return name
 
 
-def _fmt(value: float | None, unit: str) -> str:
-    return "-" if value is None else f"{value:.0f}{unit}"
-
-
 class DevicePanel(QuietStatic):
     def show(self, reading: DeviceReading) -> None:
         width = max(8, (self.content_size.width or 24) - 12)
@@ -59,9 +56,9 @@ class DevicePanel(QuietStatic):
             two_lines = 2 * len(reading.gpus) <= lines  # one line a card when there are many
             for card in reading.gpus:
                 frac = card.memory_used_bytes / card.memory_total_bytes if card.memory_total_bytes else 0.0
-                temp_power = f"{_fmt(card.temperature_c, '°C')} {_fmt(card.power_w, 'W')}"
-                util = _fmt(card.utilization_pct, "%")
-                memory = f"{card.memory_used_bytes / 2**30:.1f}/{card.memory_total_bytes / 2**30:.1f} GiB"
+                temp_power = f"{fmt.quantity(card.temperature_c, '°C')} {fmt.quantity(card.power_w, 'W')}"
+                util = fmt.quantity(card.utilization_pct, "%")
+                memory = f"{fmt.gib(card.memory_used_bytes, unit=False)}/{fmt.gib(card.memory_total_bytes)}"
                 if two_lines:
                     head = f"GPU{card.index} {short_name(card.name)} util {util} {temp_power}"
                     if len(head) > full_width:  # narrow: the numbers matter more than the name
@@ -81,8 +78,8 @@ class DevicePanel(QuietStatic):
             text.append(f"{bar(p.cpu_pct / (100 * cores), width)} CPU {p.cpu_pct:.0f}%\n", style="cyan")
             ram_frac = p.rss_bytes / p.ram_total_bytes if p.ram_total_bytes else 0.0
             text.append(f"{bar(ram_frac, width)} RAM {100 * ram_frac:.0f}%\n", style="magenta")
-            text.append(f"RSS {human_gib(p.rss_bytes)} of {human_gib(p.ram_total_bytes)}, "
-                        f"{human_gib(p.ram_available_bytes)} free")
+            text.append(f"RSS {fmt.gib(p.rss_bytes)} of {fmt.gib(p.ram_total_bytes)}, "
+                        f"{fmt.gib(p.ram_available_bytes)} free")
         else:
             text.append(reading.note or "no device readings", style="dim")
         self.set_text(text)

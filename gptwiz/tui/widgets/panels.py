@@ -7,8 +7,9 @@ from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import Sparkline, Static
 
+from gptwiz.common import fmt
 from gptwiz.runs.monitor import RunSnapshot
-from gptwiz.tui.widgets.text import bar, count, duration, human_bytes
+from gptwiz.tui.widgets.text import bar
 
 STATE_STYLE = {"running": "bold green", "finished": "bold cyan", "stopped": "bold yellow",
                "failed": "bold white on red", "diverged": "bold white on red", "unknown": "dim", "missing": "dim", "starting": "bold blue"}
@@ -55,12 +56,12 @@ class ProgressPanel(QuietStatic):
         text = Text()
         text.append(f"iter {snap.iter:,}/{snap.max_iters:,}  {100 * snap.progress:.0f}%\n", style="bold")
         text.append(bar(snap.progress, width) + "\n", style="green" if snap.state != "failed" else "red")
-        text.append(f"elapsed {duration(snap.elapsed_s)}\n")
-        eta = "-" if snap.state != "running" else duration(snap.eta_s) if snap.eta_s is not None else "measuring"
+        text.append(f"elapsed {fmt.duration(snap.elapsed_s)}\n")
+        eta = fmt.UNKNOWN if snap.state != "running" else fmt.duration(snap.eta_s) if snap.eta_s is not None else "measuring"
         text.append(f"ETA     {eta}\n")
         digits = 4 if width >= 26 else 3
-        best = f"{snap.best_val_loss:.{digits}f}" if snap.best_val_loss is not None else "-"
-        last = f"{snap.last_loss:.{digits}f}" if snap.last_loss is not None else "-"
+        best = f"{snap.best_val_loss:.{digits}f}" if snap.best_val_loss is not None else fmt.UNKNOWN
+        last = f"{snap.last_loss:.{digits}f}" if snap.last_loss is not None else fmt.UNKNOWN
         text.append(f"loss {last} best val {best}" if width >= 30 else f"loss {last} val {best}")
         self.set_text(text)
 
@@ -73,12 +74,12 @@ class ThroughputPanel(Vertical):
         yield Sparkline([], id="tps-spark")
 
     def show(self, snap: RunSnapshot) -> None:
-        tps = count(snap.tokens_per_sec) if snap.tokens_per_sec is not None else "-"
-        mfu = f"{100 * snap.mfu:.1f}%" if snap.mfu is not None else "-"
+        tps = fmt.count(snap.tokens_per_sec)
+        mfu = f"{100 * snap.mfu:.1f}%" if snap.mfu is not None else fmt.UNKNOWN
         text = Text()
         text.append(f"{tps} tok/s", style="bold")
         text.append(f"  MFU {mfu}\n")
-        text.append(f"peak mem {human_bytes(snap.peak_mem_bytes)}", style="dim")
+        text.append(f"peak mem {fmt.bytes_(snap.peak_mem_bytes, decimals=1)}", style="dim")
         self.query_one("#tps-text", QuietStatic).set_text(text)
         spark = self.query_one("#tps-spark", Sparkline)
         data = snap.tokens_per_sec_history[-max(8, spark.size.width or 40):]

@@ -1,27 +1,44 @@
-"""What the planning commands share: the dtype `--dtype auto` means, the flags a measured dataset
-becomes, and the presets table's estimate. Pure, and without torch.
+"""Planning rules shared by the commands, the wizard and the trainer: what `--dtype auto` means, what the device
+and dtype flags resolve to, a VRAM figure as the user types it, the flags a measured dataset becomes, and the
+presets table's estimate. Pure, and without torch.
 """
 
 from __future__ import annotations
 
-import json
 import math
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 from gptwiz.common.errors import UsageError
-from gptwiz.planning.hardware import HardwareReport, detect_hardware
-from gptwiz.data.sizes import DatasetSize, measure_dataset, parse_size
+from gptwiz.data.sizes import DatasetSize
+from gptwiz.planning.hardware import HardwareReport
+from gptwiz.planning.memory import DTYPES, estimate_memory
+
+# More memory than any card has: a bigger figure is a slip (bytes or MB typed as GB).
+MAX_VRAM_GB = 4096
+
+
+def auto_dtype(device_type: str, *, cuda_bf16: bool = False, cpu_bf16: bool = False) -> str:
+    """What `--dtype auto` means, from the facts of the device it trains on: bf16 on a CUDA card that supports
+    it (Ampere and newer), else float16 (the same memory); on a CPU, bf16 with AVX-512 BF16 or AMX, else float32."""
+    if device_type == "cuda":
+        return "bfloat16" if cuda_bf16 else "float16"
+    return "bfloat16" if cpu_bf16 else "float32"
+
+
+def check_dtype(dtype: str) -> str:
+    """A dtype given by name (not 'auto'), or the UsageError that lists the valid ones."""
+    if dtype not in DTYPES:
+        raise UsageError(f"invalid --dtype {dtype!r} (valid: auto, {', '.join(DTYPES)})")
+    return dtype
 
 
 def training_dtype(report: HardwareReport, device_type: str) -> str:
-    """What `--dtype auto` resolves to, by the rule of gptwiz.training.device.resolve_dtype, read from NVML
-    and /proc/cpuinfo instead of torch: bf16 on Ampere and newer cards (float16 on older ones, which
-    costs the same memory), bf16 on CPUs with AVX-512 BF16 or AMX, else float32."""
-    if device_type == "cuda":
-        return "bfloat16" if not report.gpus or all(g.bf16 for g in report.gpus) else "float16"
-    return "bfloat16" if report.cpu_bf16 else "float32"
+    """auto_dtype with the facts read from NVML and /proc/cpuinfo (gptwiz.training.device reads them from torch);
+    with several cards, bf16 only if every one has it."""
+    return auto_dtype(device_type, cuda_bf16=not report.gpus or all(g.bf16 for g in report.gpus),
+                      cpu_bf16=report.cpu_bf16)
 
 
 def resolve_device_dtype(report: HardwareReport, device: str, dtype: str) -> tuple[str, str]:
@@ -30,9 +47,7 @@ def resolve_device_dtype(report: HardwareReport, device: str, dtype: str) -> tup
     device_type = ("cuda" if report.gpus else "cpu") if device == "auto" else device
     if dtype == "auto":
         return device_type, training_dtype(report, device_type)
-    if dtype not in ("float32", "bfloat16", "float16"):
-        raise UsageError(f"invalid --dtype {dtype!r} (valid: auto, float32, bfloat16, float16)")
-    return device_type, dtype
+    return device_type, check_dtype(dtype)
 
 
 def no_hardware() -> HardwareReport:
@@ -41,14 +56,19 @@ def no_hardware() -> HardwareReport:
 
 
 def parse_vram(text: str | None) -> float | None:
-    if text is None:
+    """The memory of one card in GB: '24', '24GB' or '24 GiB' -> 24.0; 0 means no GPU. None or blank -> None
+    (use what was detected). Raises UsageError for anything else."""
+    if text is None or not text.strip():
         return None
+    number = text.strip().lower().removesuffix("gib").removesuffix("gb").strip()
     try:
-        value = float(text)
+        value = float(number)
     except ValueError:
         raise UsageError(f"invalid --vram-gb {text!r}: expected a number of GB such as 6, 24 or 40 (0: no GPU)") from None
     if not math.isfinite(value) or value < 0:
         raise UsageError(f"invalid --vram-gb {text!r}: must be zero or more (0: no GPU)")
+    if value > MAX_VRAM_GB:
+        raise UsageError(f"invalid --vram-gb {text!r}: more than any card has (at most {MAX_VRAM_GB} GB)")
     return value
 
 
@@ -76,10 +96,9 @@ def data_hint(size: DatasetSize | None) -> tuple[str | None, str | None]:
 def preset_estimate(preset: Any) -> int:
     """The peak for training the preset as it stands on one CUDA card in bf16: what the guide's VRAM
     column tries to say."""
-    from gptwiz.planning.memory import estimate_memory
-
     return estimate_memory(preset.model, batch_size=preset.train.batch_size, dtype="bfloat16", device_type="cuda",
                            grad_accum=preset.train.grad_accum).total
 
 
-__all__ = ["preset_estimate", "training_dtype", "resolve_device_dtype", "no_hardware", "parse_vram", "data_hint"]
+__all__ = ["auto_dtype", "check_dtype", "training_dtype", "resolve_device_dtype", "no_hardware", "parse_vram", "data_hint",
+           "preset_estimate", "MAX_VRAM_GB"]
