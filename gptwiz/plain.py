@@ -11,6 +11,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
+from rich.markup import escape
+
 from gptwiz.common import fmt
 from gptwiz.common.errors import UsageError
 from gptwiz.wizard.advice import apply_advice, probe_advice
@@ -95,7 +97,9 @@ class PlainWizard:
                  "then train it in the background.")
         rows = list_runs(self.state.runs_dir)
         for r in rows[:10]:
-            self.say(f"  {r.name:24} {r.state:9} {r.progress_text:>18}  loss {r.loss_text}")
+            self.say(f"  {r.name:24} {r.state_text:9} {r.progress_text:>18}  loss {r.loss_text}")
+            if r.unreadable:
+                self.say(f"    [red]unreadable: {escape(r.unreadable)}[/]")
         if rows:
             self.say(f"  (watch one with: gptwiz watch NAME{self._runs_flag()})")
         return "next"

@@ -17,16 +17,21 @@ TIKTOKEN_CACHE = SHARED / "tiktoken"
 os.environ.setdefault("TIKTOKEN_CACHE_DIR", str(TIKTOKEN_CACHE))
 
 
-def _threads_per_worker() -> int:
-    """An equal share of the cores for each pytest-xdist worker (all of them without xdist)."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(1, cores // int(os.environ.get("PYTEST_XDIST_WORKER_COUNT") or 1))
+def _xdist_workers() -> int:
+    return int(os.environ.get("PYTEST_XDIST_WORKER_COUNT") or 1)
 
 
-# torch starts a math thread per core in every process. Under `-n 2` on 2 cores that is twice as many spinning
-# threads as cores, in the workers and in every trainer they start, and a small model's step then takes 1.5 to
-# 4 times as long. Set before torch is imported, it holds for this process and every subprocess it starts.
-os.environ.setdefault("OMP_NUM_THREADS", str(_threads_per_worker()))
+def _cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+# torch starts a math thread per core in every process. Under `-n 2` on 2 cores that makes twice as many
+# spin-waiting threads as cores, in the workers and in every trainer they start, and a small model's step then
+# takes 1.5 to 4 times as long. So each worker gets its share of the cores: set before torch is imported, it
+# holds in this process and in every process it starts. (Without xdist torch's default stays, and
+# `train --nproc N` divides the cores among its ranks itself.)
+if _xdist_workers() > 1:
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, _cores() // _xdist_workers())))
 
 # The tiny preset shrunk for CPU tests: the architecture is the preset's, the batch and block are not.
 TINY_FAST = ["--config_file", "tiny", "--batch_size", "8", "--block_size", "64", "--eval_iters", "2", "--quiet"]

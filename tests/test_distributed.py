@@ -10,27 +10,38 @@ from pathlib import Path
 
 import pytest
 import torch
-
-from gptwiz.training.checkpoint import load_checkpoint
-from gptwiz.common.errors import UsageError
-from gptwiz.model.gpt import GPT
-from gptwiz.model.config import ModelConfig
-from gptwiz.runs.folder import read_metrics
-
 from conftest import cli_env, run_cli
+
+from gptwiz.common.errors import UsageError
+from gptwiz.model.config import ModelConfig
+from gptwiz.model.gpt import GPT
+from gptwiz.runs.folder import read_metrics
+from gptwiz.training.checkpoint import load_checkpoint
 
 pytestmark = pytest.mark.slow
 
-SMALL = ["train", "--config_file", "tiny", "--batch_size", "4", "--block_size", "32", "--eval_iters", "2",
-         "--dropout", "0", "--dtype", "float32", "--quiet"]
+# A GPT of two blocks 32 wide (GPT-2's vocabulary, so nearly all of it the tied embedding): blocks to shard and a
+# step a tenth of the tiny preset's, so that these tests pay for the processes and their collectives, not for
+# the arithmetic, which is the same on one process or two.
+MODEL = {"n_layer": 2, "n_head": 2, "n_embd": 32, "block_size": 32, "batch_size": 4, "learning_rate": 1e-3,
+         "max_iters": 100, "warmup_iters": 2}
+
+
+@pytest.fixture
+def small(tmp_path: Path) -> list[str]:
+    """`gptwiz train` of that model, batch 4 x 32 tokens, in float32 without dropout."""
+    preset = tmp_path / "model.json"
+    preset.write_text(json.dumps(MODEL))
+    return ["train", "--config_file", str(preset), "--batch_size", "4", "--block_size", "32", "--eval_iters", "2",
+            "--dropout", "0", "--dtype", "float32", "--quiet"]
 
 
 def _train_records(run: Path) -> list[dict]:
     return [r for r in read_metrics(run / "metrics.jsonl") if r["type"] == "train"]
 
 
-def test_two_processes_equal_one_with_twice_the_accumulation(tmp_path, shakespeare):
-    common = [*SMALL, "--input_file", str(shakespeare), "--max_iters", "20", "--eval_interval", "10"]
+def test_two_processes_equal_one_with_twice_the_accumulation(tmp_path, shakespeare, small):
+    common = [*small, "--input_file", str(shakespeare), "--max_iters", "20", "--eval_interval", "10"]
     run_cli([*common, "--model_name", "one", "--grad_accum", "2"], cwd=tmp_path, check=True)
     run_cli([*common, "--model_name", "two", "--grad_accum", "1", "--nproc", "2"], cwd=tmp_path, check=True)
     one, two = _train_records(tmp_path / "runs" / "one"), _train_records(tmp_path / "runs" / "two")
@@ -41,8 +52,8 @@ def test_two_processes_equal_one_with_twice_the_accumulation(tmp_path, shakespea
     assert json.loads((tmp_path / "runs" / "two" / "config.json").read_text())["tokens_per_iter"] == 2 * 4 * 32
 
 
-def test_rank_zero_alone_writes_the_run_folder(tmp_path, shakespeare):
-    run_cli([*SMALL, "--input_file", str(shakespeare), "--max_iters", "4", "--eval_interval", "2",
+def test_rank_zero_alone_writes_the_run_folder(tmp_path, shakespeare, small):
+    run_cli([*small, "--input_file", str(shakespeare), "--max_iters", "4", "--eval_interval", "2",
              "--model_name", "r0", "--nproc", "2"], cwd=tmp_path, check=True)
     run = tmp_path / "runs" / "r0"
     assert sorted(p.name for p in run.iterdir()) == sorted(
@@ -55,9 +66,9 @@ def test_rank_zero_alone_writes_the_run_folder(tmp_path, shakespeare):
     assert status["state"] == "finished" and status["world_size"] == 2
 
 
-def test_two_process_run_stopped_then_resumed_as_one(tmp_path, shakespeare):
+def test_two_process_run_stopped_then_resumed_as_one(tmp_path, shakespeare, small):
     run = tmp_path / "runs" / "dist"
-    proc = subprocess.Popen([sys.executable, "-m", "gptwiz", *SMALL, "--input_file", str(shakespeare),
+    proc = subprocess.Popen([sys.executable, "-m", "gptwiz", *small, "--input_file", str(shakespeare),
                              "--max_iters", "400", "--eval_interval", "400", "--model_name", "dist", "--nproc", "2"],
                             cwd=tmp_path, env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 300
@@ -80,8 +91,8 @@ def test_two_process_run_stopped_then_resumed_as_one(tmp_path, shakespeare):
     assert records[-1]["world_size"] == 1
 
 
-def test_fsdp_trains_and_its_checkpoint_loads_in_a_plain_model(tmp_path, shakespeare):
-    run_cli([*SMALL, "--input_file", str(shakespeare), "--max_iters", "6", "--eval_interval", "3",
+def test_fsdp_trains_and_its_checkpoint_loads_in_a_plain_model(tmp_path, shakespeare, small):
+    run_cli([*small, "--input_file", str(shakespeare), "--max_iters", "6", "--eval_interval", "3",
              "--model_name", "sharded", "--nproc", "2", "--fsdp"], cwd=tmp_path, check=True)
     run = tmp_path / "runs" / "sharded"
     losses = [r["loss"] for r in _train_records(run)]
@@ -95,9 +106,9 @@ def test_fsdp_trains_and_its_checkpoint_loads_in_a_plain_model(tmp_path, shakesp
     assert torch.isfinite(loss)
 
 
-def test_a_dying_rank_fails_the_run_with_its_error(tmp_path, shakespeare):
+def test_a_dying_rank_fails_the_run_with_its_error(tmp_path, shakespeare, small):
     env = cli_env(GPTWIZ_FAULT_FAIL_RANK="1:2")
-    proc = run_cli([*SMALL, "--input_file", str(shakespeare), "--max_iters", "50", "--eval_interval", "50",
+    proc = run_cli([*small, "--input_file", str(shakespeare), "--max_iters", "50", "--eval_interval", "50",
                     "--model_name", "dies", "--nproc", "2"], cwd=tmp_path, env=env, timeout=400)
     assert proc.returncode == 1
     status = json.loads((tmp_path / "runs" / "dies" / "status.json").read_text())

@@ -6,11 +6,11 @@ import json
 from types import SimpleNamespace
 
 import pytest
-
 from conftest import run_cli
+
 from gptwiz.planning import hardware
-from gptwiz.planning.policy import resolve_device_dtype, training_dtype
 from gptwiz.planning.hardware import GiB, detect_hardware, read_gpu_stats
+from gptwiz.planning.policy import resolve_device_dtype, training_dtype
 
 
 class FakeNVMLError(Exception):

@@ -8,8 +8,8 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-
 from conftest import SHAKESPEARE, assert_one_line_error, run_cli
+
 from gptwiz.common.errors import UsageError
 from gptwiz.planning.memory import GiB, MiB, estimate_memory
 from gptwiz.planning.presets import load_preset

@@ -11,15 +11,23 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import SHAKESPEARE, TINY_FAST, assert_one_line_error, cli_env, run_cli
 
+from gptwiz.common.errors import UsageError
 from gptwiz.data.dataset import TokenDataset
 from gptwiz.data.manifest import MANIFEST, read_manifest
-from gptwiz.common.errors import UsageError
-from gptwiz.data.prepare import (PrepareOptions, SourceSpec, document_segments, glob_root, is_val_document,
-                            parse_source, parse_sources, prepare, safe_cut)
+from gptwiz.data.prepare import (
+    PrepareOptions,
+    SourceSpec,
+    document_segments,
+    glob_root,
+    is_val_document,
+    parse_source,
+    parse_sources,
+    prepare,
+    safe_cut,
+)
 from gptwiz.data.tokenizer import EOT_TOKEN, get_encoding
-
-from conftest import SHAKESPEARE, TINY_FAST, assert_one_line_error, cli_env, run_cli
 
 
 @pytest.fixture(scope="module")

@@ -3,13 +3,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import assert_one_line_error, run_cli
 
 from gptwiz.common.errors import UsageError
-from gptwiz.model.gpt import GPT
 from gptwiz.model.config import count_params
+from gptwiz.model.gpt import GPT
 from gptwiz.planning.presets import PRESETS_DIR, load_all, load_preset
-
-from conftest import assert_one_line_error, run_cli
 
 NOMINAL = {"tiny": 11e6, "small": 40e6, "150M": 150e6, "200M": 200e6, "150M_1024": 150e6,
            "350M_1024": 350e6, "750M_1024": 750e6, "750M_1024_domain_adapt": 750e6}

@@ -6,12 +6,12 @@ import json
 from pathlib import Path
 
 import pytest
-
 from conftest import SHAKESPEARE, assert_one_line_error, run_cli
+
 from gptwiz.common.errors import UsageError
-from gptwiz.planning.recommend import ORDER, USE_CASES, dataset_row, hardware_cap, recommend
 from gptwiz.common.fmt import bytes_ as format_bytes
 from gptwiz.data.sizes import measure_dataset, parse_size
+from gptwiz.planning.recommend import ORDER, USE_CASES, dataset_row, hardware_cap, recommend
 
 MB, GB = 10**6, 10**9
 

@@ -1,18 +1,19 @@
+import fcntl
 import json
-import math
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from conftest import SHAKESPEARE, TINY_FAST, assert_one_line_error, cli_env, run_cli
 
-from gptwiz.training.checkpoint import load_checkpoint
 from gptwiz.runs.folder import read_metrics
-
-from conftest import TINY_FAST, assert_one_line_error, cli_env, run_cli
+from gptwiz.training.checkpoint import load_checkpoint
 
 
 def _metrics(run: Path, kind: str = "train") -> list[dict]:
@@ -23,11 +24,45 @@ def _status(run: Path) -> dict:
     return json.loads((run / "status.json").read_text())
 
 
-def test_tiny_loss_falls_well_below_start_within_50_iterations(tmp_path, shakespeare):
-    proc = run_cli(["train", "--config_file", "tiny", "--model_name", "drop", "--input_file", str(shakespeare),
-                    "--max_iters", "50", "--batch_size", "16", "--block_size", "64", "--eval_iters", "2",
-                    "--quiet"], cwd=tmp_path, check=True)
-    run = tmp_path / "runs" / "drop"
+@dataclass(frozen=True)
+class TrainedRun:
+    cwd: Path    # where `gptwiz train` ran: its runs/ and data/ folders are here
+    run: Path    # cwd / "runs" / NAME
+    stdout: str
+
+
+def _session_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder of this test session that every pytest-xdist worker sees (their base temporaries share a parent)."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> TrainedRun:
+    """50 iterations of the tiny preset on Shakespeare, trained once a session: the test of its loss reads it, and
+    the tests that need some trained run start from a copy. Under xdist the first worker to ask trains it while
+    holding a lock; the others wait for it and read the same folder."""
+    folder = _session_folder(tmp_path_factory) / "tiny_run"
+    with open(f"{folder}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        done = folder / "stdout.txt"
+        if not done.exists():
+            shutil.rmtree(folder, ignore_errors=True)  # what a failed attempt of another worker left
+            folder.mkdir()
+            proc = run_cli(["train", "--config_file", "tiny", "--model_name", "drop", "--input_file",
+                            str(SHAKESPEARE), "--max_iters", "50", "--batch_size", "16", "--block_size", "64",
+                            "--eval_iters", "2", "--quiet"], cwd=folder, check=True)
+            done.write_text(proc.stdout)
+    return TrainedRun(cwd=folder, run=folder / "runs" / "drop", stdout=done.read_text())
+
+
+def _copy_run(trained: TrainedRun, runs_dir: Path, name: str) -> Path:
+    return Path(shutil.copytree(trained.run, runs_dir / name))
+
+
+@pytest.mark.slow
+def test_tiny_loss_falls_well_below_start_within_50_iterations(tiny_run):
+    run = tiny_run.run
     losses = [r["loss"] for r in _metrics(run)]
     assert len(losses) == 50
     assert losses[0] > 10.0  # about ln(50257) = 10.8 at initialisation
@@ -44,8 +79,8 @@ def test_tiny_loss_falls_well_below_start_within_50_iterations(tmp_path, shakesp
     assert (run / "ckpt_last.pt").exists() and (run / "ckpt_best.pt").exists()
     assert "finished at iteration 50" in (run / "train.log").read_text()
     # The token cache is reused by the next run of the same file.
-    assert len(list((tmp_path / "data" / "cache").iterdir())) == 1
-    assert "finished" in proc.stdout
+    assert len(list((tiny_run.cwd / "data" / "cache").iterdir())) == 1
+    assert "finished" in tiny_run.stdout
 
 
 def _start(args: list[str], cwd: Path) -> subprocess.Popen:
@@ -62,9 +97,14 @@ def _wait_for(predicate, timeout: float = 300) -> None:
     raise AssertionError("timed out waiting")
 
 
+# What a kill and a resume must keep does not depend on the size of a step: these runs take the smallest that
+# keeps the kill's window (from the iteration it waits for to the end of the run) seconds wide.
+SMALL_STEPS = [*TINY_FAST, "--batch_size", "4", "--block_size", "32"]
+
+
 @pytest.mark.slow
 def test_kill_9_then_resume_continues_from_last_checkpoint(tmp_path, shakespeare):
-    args = ["train", *TINY_FAST, "--model_name", "k", "--input_file", str(shakespeare),
+    args = ["train", *SMALL_STEPS, "--model_name", "k", "--input_file", str(shakespeare),
             "--max_iters", "40", "--eval_interval", "10"]
     run = tmp_path / "runs" / "k"
     proc = _start(args, tmp_path)
@@ -87,9 +127,10 @@ def test_kill_9_then_resume_continues_from_last_checkpoint(tmp_path, shakespeare
     assert load_checkpoint(run / "ckpt_last.pt")["iter"] == 40
 
 
+@pytest.mark.slow
 def test_resume_reproduces_the_uninterrupted_run(tmp_path, shakespeare):
     """Same optimizer state, schedule position and data order: a kill and a resume change no loss."""
-    base = ["train", *TINY_FAST, "--input_file", str(shakespeare), "--eval_interval", "6", "--max_iters", "24",
+    base = ["train", *SMALL_STEPS, "--input_file", str(shakespeare), "--eval_interval", "6", "--max_iters", "24",
             "--dtype", "float32", "--dropout", "0"]
     run_cli([*base, "--model_name", "whole"], cwd=tmp_path, check=True)
     whole = [r["loss"] for r in _metrics(tmp_path / "runs" / "whole")]
@@ -109,8 +150,10 @@ def test_resume_reproduces_the_uninterrupted_run(tmp_path, shakespeare):
 @pytest.mark.slow
 def test_sigint_stops_gracefully_with_a_checkpoint(tmp_path, shakespeare):
     run = tmp_path / "runs" / "s"
+    # Eager: 5000 iterations of bfloat16 would compile by default, tens of seconds on a CPU before the first step,
+    # and the stop is the same either way (test_tui_e2e's run launched from the app compiles, and is stopped).
     proc = _start(["train", *TINY_FAST, "--model_name", "s", "--input_file", str(shakespeare),
-                   "--max_iters", "5000"], tmp_path)
+                   "--max_iters", "5000", "--no-compile"], tmp_path)
     _wait_for(lambda: (run / "metrics.jsonl").exists() and len(_metrics(run)) >= 3)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=120)
@@ -121,10 +164,9 @@ def test_sigint_stops_gracefully_with_a_checkpoint(tmp_path, shakespeare):
     assert "Traceback" not in err
 
 
-def test_init_from_model_starts_from_the_source_runs_loss(tmp_path, shakespeare):
+def test_init_from_model_starts_from_the_source_runs_loss(tmp_path, shakespeare, tiny_run):
     common = ["train", *TINY_FAST, "--input_file", str(shakespeare)]
-    run_cli([*common, "--model_name", "base", "--max_iters", "40", "--learning_rate", "1e-3"], cwd=tmp_path, check=True)
-    base_last = _metrics(tmp_path / "runs" / "base")[-1]["loss"]
+    base_last = _metrics(_copy_run(tiny_run, tmp_path / "runs", "base"))[-1]["loss"]  # 50 iterations of tiny
     run_cli([*common, "--model_name", "adapted", "--max_iters", "3", "--learning_rate", "5e-5",
              "--init_from_model", "checkpoints/base"], cwd=tmp_path, check=True)
     first = _metrics(tmp_path / "runs" / "adapted")[0]["loss"]
@@ -145,9 +187,8 @@ def test_guide_example_1_runs_as_printed(tmp_path, shakespeare):
     assert "Traceback" not in proc.stderr
 
 
-def test_sample_prints_a_continuation(tmp_path, shakespeare):
-    run_cli(["train", *TINY_FAST, "--model_name", "smp", "--input_file", str(shakespeare), "--max_iters", "3"],
-            cwd=tmp_path, check=True)
+def test_sample_prints_a_continuation(tmp_path, tiny_run):
+    _copy_run(tiny_run, tmp_path / "runs", "smp")
     proc = run_cli(["sample", "--model_name", "smp", "--prompt", "ROMEO:", "--max_new_tokens", "12",
                     "--temperature", "0.8", "--top_k", "50", "--seed", "1"], cwd=tmp_path, check=True)
     assert proc.stdout.startswith("ROMEO:") and len(proc.stdout) > len("ROMEO:")

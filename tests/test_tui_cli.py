@@ -13,8 +13,8 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import TINY_FAST, assert_one_line_error, cli_env, run_cli
+
 from gptwiz.runs.folder import read_json
 from gptwiz.wizard.mode import choose_mode
 
@@ -130,8 +130,11 @@ def test_watch_in_a_terminal_draws_the_run_and_q_leaves(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_detached_training_survives_its_parent_and_stops_gracefully(tmp_path: Path, shakespeare: Path) -> None:
     """`train --detach` returns at once; the trainer runs in its own session; `stop` checkpoints it."""
+    # Eager: 5000 iterations of bfloat16 would compile by default, tens of seconds on a CPU before the first step;
+    # test_tui_e2e's run launched from the app is the detached run that compiles.
     args = ["train", *TINY_FAST, "--batch_size", "2", "--block_size", "32", "--model_name", "bg",
-            "--input_file", str(shakespeare), "--max_iters", "5000", "--eval_interval", "100000", "--detach"]
+            "--input_file", str(shakespeare), "--max_iters", "5000", "--eval_interval", "100000", "--no-compile",
+            "--detach"]
     started = time.time()
     proc = run_cli(args, tmp_path, check=True)
     assert time.time() - started < 60

@@ -242,8 +242,14 @@ async def test_dashboard_s_stops_the_trainer_after_confirmation(tmp_path: Path) 
         "s = json.load(open(p)); s['pid'] = os.getpid(); json.dump(s, open(p, 'w'))\n"
         "time.sleep(60)"))
     try:
+        def written_by_stand_in() -> bool:
+            try:  # the stand-in writes status.json in place, so a read may catch it empty
+                return json.loads(paths.status.read_text())["pid"] == proc.pid
+            except ValueError:
+                return False
+
         deadline = time.time() + 10
-        while json.loads(paths.status.read_text())["pid"] != proc.pid and time.time() < deadline:
+        while not written_by_stand_in() and time.time() < deadline:
             time.sleep(0.05)
         app = GptwizApp(context(tmp_path, CPU_READING, poll_interval_s=0.05), watch=paths)
         async with app.run_test() as pilot:

@@ -2,10 +2,15 @@
 
 Nothing heavy is imported at module level, so `gptwiz --help` answers at once; torch is imported
 only by the verbs that train or sample.
+
+Exit status: 0 done, 1 a run or probe that failed or a write the disk refused, 2 bad input (one line on
+stderr), 3 a diverged run, 130 interrupted: Ctrl-C, or SIGTERM at any moment a verb has no handler of its own
+for it (the trainer's is a graceful stop that exits 0), imports included.
 """
 
 from __future__ import annotations
 
+import signal
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -32,23 +37,43 @@ def build_parser() -> Parser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    argv = list(sys.argv[1:] if argv is None else argv)
-    args = parser.parse_args(argv)
-    if not getattr(args, "func", None):
-        args = parser.parse_args(["wizard"])  # plain `gptwiz` starts the wizard
-    args.argv = argv  # `train --detach` relaunches this same command line
+def interrupt_on_sigterm() -> Any:
+    """SIGTERM interrupts as Ctrl-C does, from the first moment: the same clean-up runs (a verb that must do more,
+    such as the trainer's graceful stop, installs its own handler for its time), and the process ends with one
+    line and exit status 130, never killed mid-import with no word. The handler it replaced is returned."""
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
     try:
+        return signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:  # not the main thread (main() called by a test or another program): leave signals alone
+        return None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    previous = interrupt_on_sigterm()
+    command = "gptwiz"
+    try:
+        parser = build_parser()
+        argv = list(sys.argv[1:] if argv is None else argv)
+        args = parser.parse_args(argv)
+        if not getattr(args, "func", None):
+            args = parser.parse_args(["wizard"])  # plain `gptwiz` starts the wizard
+        args.argv = argv  # `train --detach` relaunches this same command line
+        command = f"gptwiz {args.command}"
         return int(args.func(args) or 0)
     except UsageError as exc:
-        print(one_line(f"gptwiz {args.command}: error: {exc}"), file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"gptwiz {args.command}: interrupted", file=sys.stderr)
+        print(one_line(f"{command}: error: {exc}"), file=sys.stderr)
+        return getattr(exc, "exit_status", 2)  # 1 for WriteFailed
+    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (interrupt_on_sigterm)
+        print(f"{command}: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
         return 0
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

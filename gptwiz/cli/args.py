@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
+from collections.abc import Callable
 from typing import Any
 
 # What str.splitlines() breaks a line at: a value typed with one of them must not split an error message.
@@ -30,18 +32,45 @@ def flag(parser: argparse.ArgumentParser, name: str, *extra: str, **kwargs: Any)
     parser.add_argument(*names, *extra, dest=name, **kwargs)
 
 
-def positive_int(text: str) -> int:
+def _typed(text: str) -> str:
+    """What the user typed, for an error message: hundreds of digits are shortened, not echoed whole."""
+    return repr(text) if len(text) <= 40 else f"'{text[:12]}...{text[-4:]}' ({len(text)} characters)"
+
+
+def _whole(text: str, wanted: str) -> int:
     try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid value {text!r}: expected a positive whole number") from None
+        return int(text)
+    except ValueError:  # not a whole number, or one of more digits than Python converts (4300)
+        raise argparse.ArgumentTypeError(f"invalid value {_typed(text)}: expected {wanted}") from None
+
+
+def positive_int(text: str) -> int:
+    value = _whole(text, "a positive whole number")
     if value <= 0:
-        raise argparse.ArgumentTypeError(f"invalid value {text!r}: expected a positive whole number")
+        raise argparse.ArgumentTypeError(f"invalid value {_typed(text)}: expected a positive whole number")
     return value
 
 
+def bounded_int(low: int, high: int) -> Callable[[str], int]:
+    """A flag's type: a whole number from `low` to `high`; the error names the range."""
+    wanted = f"a whole number from {low} to {high}"
+
+    def parse(text: str) -> int:
+        value = _whole(text, wanted)
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"invalid value {_typed(text)}: expected {wanted}")
+        return value
+
+    parse.__name__ = "whole number"  # argparse names the type in some messages
+    return parse
+
+
 def number(text: str) -> float:
+    """A flag's type: any number but NaN (infinity is for each verb to accept or refuse)."""
     try:
-        return float(text)
+        value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid value {text!r}: expected a number such as 3e-4") from None
+        raise argparse.ArgumentTypeError(f"invalid value {_typed(text)}: expected a number such as 3e-4") from None
+    if math.isnan(value):
+        raise argparse.ArgumentTypeError(f"invalid value {_typed(text)}: expected a number such as 3e-4, not NaN")
+    return value

@@ -6,7 +6,7 @@ import argparse
 import json
 from typing import Any
 
-from gptwiz.cli.args import flag, positive_int
+from gptwiz.cli.args import bounded_int, flag, positive_int
 from gptwiz.common import fmt
 from gptwiz.common.errors import UsageError
 from gptwiz.data.sizes import measure_dataset, parse_size
@@ -19,6 +19,8 @@ from gptwiz.planning.policy import (
     resolve_device_dtype,
     training_dtype,
 )
+from gptwiz.planning.presets import check_bound
+from gptwiz.training.options import MAX_NPROC  # (torch-free)
 
 
 def add_presets(sub: Any) -> None:
@@ -53,7 +55,8 @@ def add_recommend(sub: Any) -> None:
     data = p.add_mutually_exclusive_group()
     flag(data, "dataset_size", help="the training text's size, such as 5MB, 500MB or 2GB")
     flag(data, "dataset", help="a text file, folder, glob or prepared dataset to measure")
-    flag(p, "gpus", type=positive_int, help="how many GPUs train together (default: the detected count)")
+    flag(p, "gpus", type=bounded_int(1, MAX_NPROC),
+         help="how many GPUs train together (default: the detected count)")
     flag(p, "model_name", default="my_model", help="the run name used in the suggested command")
     flag(p, "json", action="store_true")
     p.set_defaults(func=cmd_recommend)
@@ -129,6 +132,8 @@ def run_estimate(config_file: str, batch_size: int | None, block_size: int | Non
     from gptwiz.planning.memory import estimate_memory
     from gptwiz.planning.presets import load_preset
 
+    for name, value in (("batch_size", batch_size), ("block_size", block_size), ("grad_accum", grad_accum)):
+        check_bound(name, value)  # the same ranges as `gptwiz train`'s
     preset = load_preset(config_file)
     report = detect_hardware() if "auto" in (device, dtype) else None
     device_type, dtype = resolve_device_dtype(report or no_hardware(), device, dtype)

@@ -6,7 +6,8 @@ import argparse
 import sys
 from typing import TYPE_CHECKING, Any
 
-from gptwiz.cli.args import flag, number, positive_int
+from gptwiz.cli.args import bounded_int, flag, number
+from gptwiz.planning.presets import BOUNDS
 
 if TYPE_CHECKING:
     from gptwiz.data.prepare import PrepareOptions, PrepareResult
@@ -20,9 +21,9 @@ def add(sub: Any) -> None:
     flag(p, "out_dir", required=True, help="the dataset folder to write (train with --dataset_dir)")
     flag(p, "val_fraction", type=number, default=0.005, help="fraction of each source's documents held out "
          "for validation (at least one document)")
-    flag(p, "workers", type=positive_int, help="tokenizer threads (default: every core, at most 16)")
+    flag(p, "workers", type=bounded_int(1, 1024), help="tokenizer threads (default: every core, at most 16)")
     flag(p, "overwrite", action="store_true", help="replace the dataset already in --out_dir")
-    flag(p, "block_size", type=positive_int, default=1024,
+    flag(p, "block_size", type=bounded_int(1, int(BOUNDS["block_size"].high)), default=1024,
          help="refuse a corpus that cannot fill one block of this many tokens (default 1024, the largest preset's)")
     flag(p, "quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)

@@ -34,7 +34,10 @@ def add(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from gptwiz.common.files import check_folder
     from gptwiz.training.probe import ProbeOptions, run_cli
 
+    if args.model_name:  # (without a name the probe runs in a temporary folder: --runs_dir is not used)
+        check_folder(args.runs_dir, "--runs_dir", write=True)
     opts = ProbeOptions(**{k: v for k, v in vars(args).items() if k in ProbeOptions.__dataclass_fields__})
     return run_cli(opts, as_json=args.json)

@@ -10,6 +10,7 @@ from typing import Any
 from gptwiz.cli.args import flag, number
 from gptwiz.common import fmt
 from gptwiz.common.errors import UsageError
+from gptwiz.common.files import check_folder
 
 
 def add_watch(sub: Any) -> None:
@@ -41,6 +42,7 @@ def run_watch(args: argparse.Namespace) -> int:
     if args.name:
         paths = resolve_run(args.name, args.runs_dir)
     else:
+        check_folder(args.runs_dir, "--runs_dir", write=False)
         found = latest_run(args.runs_dir)
         if found is None:
             raise UsageError(f"no runs in {args.runs_dir} to watch; start one with `gptwiz` or `gptwiz train --detach`")
@@ -56,6 +58,7 @@ def run_watch(args: argparse.Namespace) -> int:
 def run_runs(args: argparse.Namespace) -> int:
     from gptwiz.runs.listing import list_runs
 
+    check_folder(args.runs_dir, "--runs_dir", write=False)
     rows = list_runs(args.runs_dir)
     if args.json:
         print(json.dumps([r.to_json() for r in rows], indent=2))
@@ -70,8 +73,12 @@ def run_runs(args: argparse.Namespace) -> int:
     for col in ("name", "state", "progress", "last loss", "updated"):
         table.add_column(col, justify="right" if col in ("progress", "last loss") else "left")
     for r in rows:
-        table.add_row(r.name, r.state, r.progress_text, r.loss_text, r.updated_at)
-    Console().print(table)
+        table.add_row(r.name, r.state_text, r.progress_text, r.loss_text, r.updated_at)
+    console = Console()
+    console.print(table)
+    for r in rows:
+        if r.unreadable:  # listed all the same; the reason below, where a long one need not fit a column
+            console.print(f"{r.name}: unreadable: {r.unreadable}", markup=False, highlight=False, soft_wrap=True)
     return 0
 
 

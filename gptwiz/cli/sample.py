@@ -27,7 +27,10 @@ def run(args: argparse.Namespace) -> int:
     from gptwiz.training.sample import SampleOptions, sample
 
     opts = SampleOptions(**{k: v for k, v in vars(args).items() if k in SampleOptions.__dataclass_fields__})
-    for i, text in enumerate(sample(opts, warn=lambda message: print(f"gptwiz sample: {message}", file=sys.stderr))):
+    def say(message: str) -> None:
+        print(f"gptwiz sample: {message}", file=sys.stderr)
+
+    for i, text in enumerate(sample(opts, warn=say, note=say)):
         if i:
             print("\n" + "-" * 40)
         print(text)

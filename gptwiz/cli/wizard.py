@@ -19,8 +19,13 @@ def add(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from gptwiz.common.files import check_folder
     from gptwiz.wizard.mode import NO_TTY_HINT, choose_mode
 
+    # Before any screen: the wizard starts runs in --runs_dir, and lists and prepares datasets in --data_dir
+    # (a read-only one can still offer the datasets prepared there).
+    check_folder(args.runs_dir, "--runs_dir", write=True)
+    check_folder(args.data_dir, "--data_dir", write=False)
     mode = choose_mode(os.environ, sys.stdin.isatty(), sys.stdout.isatty(), plain_flag=args.plain)
     if mode == "hint":
         print(NO_TTY_HINT, file=sys.stderr)

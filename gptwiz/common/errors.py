@@ -10,3 +10,10 @@ class UsageError(Exception):
 
 class TokenizerUnavailable(UsageError):
     """tiktoken could not load its BPE files (typically: offline with no cache)."""
+
+
+class WriteFailed(UsageError):
+    """A write the machine refused (a full disk, a quota), not bad input, but told the same way: one line naming
+    what could not be written and the free space. The CLI exits with `exit_status` 1, as for a failed run."""
+
+    exit_status = 1

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 
 from gptwiz.common.errors import UsageError
-from gptwiz.data.manifest import MANIFEST
+from gptwiz.common.files import check_folder
 from gptwiz.data.prepare import tokenize_text_file
+from gptwiz.data.prepare.out_dir import Destination, complete_manifest, recover_interrupted
 
 
 def file_sha256(path: Path) -> str:
@@ -37,14 +39,32 @@ def cache_text_file(input_file: Path | str, data_dir: Path | str, val_fraction: 
     if size == 0:
         raise UsageError(f"--input_file {path} is empty (give a UTF-8 text file with some text in it)")
     cache = Path(data_dir) / "cache" / f"{_slug(path.stem)}-{digest[:16]}"
-    if (cache / MANIFEST).exists():
+    recover_interrupted(cache)  # a cache a killed gptwiz was putting in place
+    if cache_ready(cache, digest):
         return cache
     with open(path, "rb") as f:
         if b"\x00" in f.read(8192):
             raise UsageError(f"--input_file {path} is not a text file (it holds NUL bytes)")
+    check_folder(data_dir, "--data_dir", write=True)
+    if os.path.islink(cache):
+        # The cache's folders are named by gptwiz: a link there was put by someone else, and is replaced (the
+        # link alone is removed), never written through.
+        try:
+            cache.unlink()
+        except OSError as exc:
+            raise UsageError(f"--data_dir {data_dir}: the token cache {cache} is a symlink that cannot be "
+                             f"removed ({exc.strerror}); remove it") from None
     # The streaming, parallel tokenizer of `gptwiz prepare`: bounded memory whatever the file's size.
-    tokenize_text_file(path, cache, _slug(path.stem), val_fraction, extra={"sha256": digest})
+    dest = Destination(path=cache, label=f"--data_dir {data_dir}", elsewhere="pass another --data_dir")
+    tokenize_text_file(path, dest, _slug(path.stem), val_fraction, extra={"sha256": digest})
     return cache
+
+
+def cache_ready(cache: Path, digest: str) -> bool:
+    """Whether `cache` is a whole token cache of the file with this sha256: a real folder (not a link), its
+    manifest written, every shard there at its full size. Anything less is built again, never reused."""
+    manifest = complete_manifest(cache)
+    return manifest is not None and all(s.get("sha256") == digest for s in manifest["sources"])
 
 
 def _slug(text: str) -> str:

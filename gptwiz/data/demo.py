@@ -11,15 +11,18 @@ into data/demo-stdlib/ the first time the demo is chosen; later choices reuse it
 from __future__ import annotations
 
 import ast
+import functools
 import json
 import os
 import sysconfig
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from gptwiz.common.atomic import atomic_write
+from gptwiz.common.errors import UsageError, WriteFailed
+from gptwiz.common.files import check_folder, write_failure
 
 DEMO_NAME = "demo-stdlib"
 CODE_BYTES = 4_000_000  # with the docstrings about 5.5 MB: the guide's "< 10 MB" row, quick to prepare
@@ -59,13 +62,22 @@ def demo_source_dir(data_dir: Path | str) -> Path:
 
 
 def demo_ready(data_dir: Path | str) -> bool:
-    return (demo_dataset_dir(data_dir) / "manifest.json").exists()
+    folder = demo_dataset_dir(data_dir)
+    return not folder.is_symlink() and (folder / "manifest.json").is_file()
+
+
+def _own_folder(folder: Path) -> None:
+    """Make a folder gptwiz names itself. A symlink found there was put by someone else: it is replaced (the
+    link alone is removed), so nothing is written where it points."""
+    if folder.is_symlink():
+        folder.unlink()
+    folder.mkdir(parents=True, exist_ok=True)
 
 
 def stdlib_modules(root: Path | None = None) -> list[Path]:
     """The standard library's .py files, tests and bundled tools left out, sorted."""
     root = root or Path(sysconfig.get_paths()["stdlib"])
-    found = []
+    found: list[Path] = []
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames[:] = sorted(d for d in dirnames if d not in _SKIP_DIRS and not d.startswith("config-"))
         found.extend(Path(dirpath) / f for f in sorted(filenames) if f.endswith(".py"))
@@ -91,7 +103,10 @@ def write_sources(data_dir: Path | str, should_cancel: Callable[[], bool] = lamb
                   on_file: Callable[[int, int], None] = lambda done, total: None) -> Path:
     """The two .jsonl sources from the standard library; returns their folder."""
     src = demo_source_dir(data_dir)
-    src.mkdir(parents=True, exist_ok=True)
+    try:
+        _own_folder(src)
+    except OSError as exc:
+        raise UsageError(f"--data_dir {data_dir}: cannot make {src} ({exc.strerror})") from None
     root = Path(sysconfig.get_paths()["stdlib"])
     modules = stdlib_modules(root)
     doc_lines, code_lines, code_bytes = [], [], 0
@@ -112,8 +127,16 @@ def write_sources(data_dir: Path | str, should_cancel: Callable[[], bool] = lamb
         on_file(i + 1, len(modules))
     for name, lines in (("docstrings", doc_lines), ("code", code_lines)):
         payload = "".join(lines).encode("utf-8")
-        atomic_write(src / f"{name}.jsonl", lambda f, payload=payload: f.write(payload))
+        try:
+            atomic_write(src / f"{name}.jsonl", functools.partial(_write_payload, payload=payload))
+        except OSError as exc:  # a full disk: atomic_write left the old file (or none), never half of one
+            what = write_failure(exc) or f"cannot write {src / name}.jsonl ({exc.strerror})"
+            raise WriteFailed(f"--data_dir {data_dir}: {what}; free some space or pass another --data_dir") from None
     return src
+
+
+def _write_payload(f: IO[bytes], payload: bytes) -> None:
+    f.write(payload)
 
 
 def build_demo(data_dir: Path | str, progress: Any = None,
@@ -124,6 +147,13 @@ def build_demo(data_dir: Path | str, progress: Any = None,
 
     out = demo_dataset_dir(data_dir)
     if not demo_ready(data_dir):
+        check_folder(data_dir, "--data_dir", write=True)
+        if out.is_symlink():  # named by gptwiz, as the sources' folder: a link there is replaced, not followed
+            try:
+                out.unlink()
+            except OSError as exc:
+                raise UsageError(f"--data_dir {data_dir}: {out} is a symlink that cannot be removed "
+                                 f"({exc.strerror}); remove it") from None
         on_stage("collecting docstrings and source from the Python standard library")
         src = write_sources(data_dir, should_cancel)
         on_stage("tokenizing with gptwiz prepare")

@@ -7,7 +7,6 @@ a folder without a manifest is not a dataset.
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +14,7 @@ import numpy as np
 
 from gptwiz.common.atomic import atomic_write_json
 from gptwiz.common.errors import UsageError
+from gptwiz.common.safe_read import MANIFEST_LIMIT, UnreadableFile, parse_json, read_regular
 from gptwiz.data.tokenizer import ENCODING_NAME, EOT_TOKEN, GPT2_VOCAB_SIZE
 
 FORMAT_VERSION = 1
@@ -39,7 +39,12 @@ def write_manifest(out_dir: Path, manifest: dict[str, Any]) -> None:
 
 
 def manifest_checksum(dataset_dir: Path) -> str:
-    return hashlib.sha256((dataset_dir / MANIFEST).read_bytes()).hexdigest()
+    path = dataset_dir / MANIFEST
+    try:
+        return hashlib.sha256(read_regular(path, MANIFEST_LIMIT)).hexdigest()
+    except OSError as exc:  # UnreadableFile: a FIFO put there since it was read, ...
+        raise UsageError(f"{path} cannot be read ({getattr(exc, 'reason', None) or exc.strerror}); "
+                         "prepare the dataset again") from None
 
 
 def read_manifest(dataset_dir: Path | str) -> dict[str, Any]:
@@ -47,13 +52,16 @@ def read_manifest(dataset_dir: Path | str) -> dict[str, Any]:
     if not d.is_dir():
         raise UsageError(f"--dataset_dir {d} does not exist or is not a folder (prepare one with `gptwiz prepare`)")
     path = d / MANIFEST
-    if not path.exists():
-        raise UsageError(f"{d} is not a prepared dataset: it has no {MANIFEST} (prepare it with `gptwiz prepare`, "
-                         "or rerun a prepare that was interrupted)")
     try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise UsageError(f"{path} cannot be read as JSON ({exc}); prepare the dataset again") from None
+        # Only a regular file, and of a bounded size: a FIFO there would block the read for good.
+        manifest = parse_json(read_regular(path, MANIFEST_LIMIT), path)
+    except FileNotFoundError:
+        raise UsageError(f"{d} is not a prepared dataset: it has no {MANIFEST} (prepare it with `gptwiz prepare`, "
+                         "or rerun a prepare that was interrupted)") from None
+    except UnreadableFile as exc:
+        raise UsageError(f"{exc}; prepare the dataset again") from None
+    except OSError as exc:
+        raise UsageError(f"{path} cannot be read ({exc.strerror}); prepare the dataset again") from None
     if not isinstance(manifest, dict) or manifest.get("format_version") != FORMAT_VERSION:
         raise UsageError(f"{path} has format_version {manifest.get('format_version') if isinstance(manifest, dict) else None!r}; "
                          f"this gptwiz reads version {FORMAT_VERSION}: prepare the dataset again")
@@ -65,10 +73,30 @@ def read_manifest(dataset_dir: Path | str) -> dict[str, Any]:
     return manifest
 
 
+# The counts a manifest records, per source and in its totals: whole numbers, zero or more.
+COUNT_KEYS = ("files", "bytes", "documents", "train_tokens", "val_tokens", "skipped_files", "replaced_chars")
+_COUNT_MAX = 2**63 - 1
+
+
+def _count_problem(where: str, record: dict[str, Any], keys: tuple[str, ...]) -> str | None:
+    for key in keys:
+        value = record.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= _COUNT_MAX):
+            return f"{where} has {key} {repr(value)[:40]}, not a whole number of zero or more"
+    return None
+
+
 def _manifest_problem(manifest: dict[str, Any]) -> str | None:
-    """What in a manifest (hand-edited, or damaged) would make the sampler fail later, if anything."""
+    """What in a manifest (hand-edited, or damaged) would make the sampler or dataset-info fail later, if anything."""
     if not isinstance(manifest["sources"], list) or not isinstance(manifest.get("totals", {}), dict):
         return "'sources' must be a list and 'totals' an object"
+    for key, kinds in (("tokenizer", str), ("vocab_size", int), ("val_fraction", (int, float))):
+        value = manifest.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, kinds)):
+            return f"its {key} is {repr(value)[:40]}, of the wrong type"
+    problem = _count_problem("'totals'", manifest.get("totals", {}), COUNT_KEYS)
+    if problem:
+        return problem
     for i, src in enumerate(manifest["sources"]):
         if not isinstance(src, dict) or not isinstance(src.get("name"), str):
             return f"source {i} has no name"
@@ -79,4 +107,9 @@ def _manifest_problem(manifest: dict[str, Any]) -> str | None:
             shards = src.get(key, [])
             if not isinstance(shards, list) or not all(isinstance(f, str) for f in shards):
                 return f"source {src['name']!r}: {key} must be a list of file names"
+        problem = _count_problem(f"source {src['name']!r}", src, (*COUNT_KEYS, "val_documents"))
+        if problem:
+            return problem
+        if src.get("glob") is not None and not isinstance(src["glob"], str):
+            return f"source {src['name']!r} has glob {repr(src['glob'])[:40]}, not text"
     return None

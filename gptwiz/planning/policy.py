@@ -5,7 +5,6 @@ presets table's estimate. Pure, and without torch.
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -65,10 +64,11 @@ def parse_vram(text: str | None) -> float | None:
         value = float(number)
     except ValueError:
         raise UsageError(f"invalid --vram-gb {text!r}: expected a number of GB such as 6, 24 or 40 (0: no GPU)") from None
-    if not math.isfinite(value) or value < 0:
-        raise UsageError(f"invalid --vram-gb {text!r}: must be zero or more (0: no GPU)")
-    if value > MAX_VRAM_GB:
-        raise UsageError(f"invalid --vram-gb {text!r}: more than any card has (at most {MAX_VRAM_GB} GB)")
+    if not 0 <= value <= MAX_VRAM_GB:  # NaN, and a number so long it reads as infinity, too
+        shown = text if len(text) <= 40 else f"{text[:12]}...{text[-4:]} ({len(text)} characters)"
+        why = "more than any card has; " if value > MAX_VRAM_GB else ""
+        raise UsageError(f"invalid --vram-gb {shown!r}: {why}must be a number of GB from 0 to {MAX_VRAM_GB} "
+                         "(0: no GPU)")
     return value
 
 

@@ -92,6 +92,74 @@ _POSITIVE_KEYS = {"n_layer", "n_head", "n_embd", "block_size", "vocab_size", "ba
 _REQUIRED = {"n_layer", "n_head", "n_embd", "block_size", "batch_size", "learning_rate", "max_iters"}
 
 
+@dataclass(frozen=True)
+class Bound:
+    """The valid range of a number that a preset key or a flag sets."""
+    low: float
+    high: float
+    whole: bool = True        # whole numbers only
+    low_open: bool = False    # `low` itself is not valid
+    high_open: bool = False   # `high` itself is not valid
+
+    def holds(self, value: Any) -> bool:
+        if isinstance(value, bool) or not isinstance(value, int if self.whole else (int, float)):
+            return False
+        above = value > self.low if self.low_open else value >= self.low
+        below = value < self.high if self.high_open else value <= self.high
+        return above and below  # False for NaN
+
+    def describe(self) -> str:
+        if self.whole:
+            return f"a whole number from {self.low} to {self.high}"
+        return (f"a number in {'(' if self.low_open else '['}{self.low:g}, {self.high:g}"
+                f"{')' if self.high_open else ']'}")
+
+
+# Every number a preset or a flag sets, bounded: far past any model gptwiz trains, yet small enough that no
+# product of them (tokens a step, elements of a tensor, bytes of an estimate) leaves a 64-bit integer or a
+# float, so a slip (a value typed with extra digits) is refused in one line instead of failing deep inside.
+BOUNDS: dict[str, Bound] = {
+    "n_layer": Bound(1, 1024),
+    "n_head": Bound(1, 1024),
+    "n_embd": Bound(1, 65536),
+    "block_size": Bound(1, 1_048_576),
+    "vocab_size": Bound(GPT2_VOCAB_SIZE, 1_048_576),
+    "dropout": Bound(0, 1, whole=False, high_open=True),
+    "batch_size": Bound(1, 65536),
+    "learning_rate": Bound(0, 1, whole=False, low_open=True, high_open=True),
+    "max_iters": Bound(1, 1_000_000_000),
+    "warmup_iters": Bound(0, 1_000_000_000),
+    "min_lr": Bound(0, 1, whole=False, high_open=True),
+    "weight_decay": Bound(0, 1000, whole=False),
+    "grad_clip": Bound(0, 1e6, whole=False),
+    "grad_accum": Bound(1, 65536),
+    "eval_interval": Bound(1, 1_000_000_000),
+    "eval_iters": Bound(1, 1_000_000),
+    "nominal_params": Bound(0, 10**15),
+    "guide_vram_gb": Bound(0, 1e6, whole=False),
+}
+
+
+def shown(value: Any) -> str:
+    """A value for an error message: a number typed with hundreds of digits is shortened, not printed whole."""
+    text = str(value) if isinstance(value, int) and not isinstance(value, bool) else repr(value)
+    return text if len(text) <= 40 else f"{text[:12]}...{text[-4:]} ({len(text)} characters)"
+
+
+def one_clause(exc: BaseException) -> str:
+    """An exception's message up to its first full stop or semicolon: Python's advice after it is not the user's."""
+    text = str(exc).split(";")[0].split(". ")[0].strip() or exc.__class__.__name__
+    return text
+
+
+def check_bound(name: str, value: Any, flag: bool = True) -> None:
+    """Refuse `value` for the preset key or flag `name` outside BOUNDS[name] (None: not given)."""
+    bound = BOUNDS[name]
+    if value is not None and not bound.holds(value):
+        where = f"--{name}" if flag else f"'{name}'"
+        raise UsageError(f"invalid {where} {shown(value)}: must be {bound.describe()}")
+
+
 def _bad(path: str, key: str, why: str) -> UsageError:
     return UsageError(f"preset {path}: key '{key}' {why}")
 
@@ -111,33 +179,36 @@ def parse_preset(data: Any, path: str, name: str) -> Preset:
             raise _bad(path, key, "is missing")
     for key, value in data.items():
         if key in _INT_KEYS and (isinstance(value, bool) or not isinstance(value, int)):
-            raise _bad(path, key, f"must be a whole number, got {value!r}")
+            raise _bad(path, key, f"must be a whole number, got {shown(value)}")
         if key in _POSITIVE_KEYS and value <= 0:
-            raise _bad(path, key, f"must be positive, got {value!r}")
+            raise _bad(path, key, f"must be positive, got {shown(value)}")
     for key in ("learning_rate", "min_lr", "weight_decay", "grad_clip", "dropout"):
         if key in data and (isinstance(data[key], bool) or not isinstance(data[key], (int, float))):
-            raise _bad(path, key, f"must be a number, got {data[key]!r}")
+            raise _bad(path, key, f"must be a number, got {shown(data[key])}")
     if not 0 < data["learning_rate"] < 1:
-        raise _bad(path, "learning_rate", f"must lie in (0, 1), got {data['learning_rate']!r}")
+        raise _bad(path, "learning_rate", f"must lie in (0, 1), got {shown(data['learning_rate'])}")
     if "min_lr" in data and not 0 <= data["min_lr"] <= data["learning_rate"]:
-        raise _bad(path, "min_lr", f"must lie in [0, learning_rate], got {data['min_lr']!r}")
+        raise _bad(path, "min_lr", f"must lie in [0, learning_rate], got {shown(data['min_lr'])}")
     if "dropout" in data and not 0 <= data["dropout"] < 1:
-        raise _bad(path, "dropout", f"must lie in [0, 1), got {data['dropout']!r}")
+        raise _bad(path, "dropout", f"must lie in [0, 1), got {shown(data['dropout'])}")
     if "warmup_iters" in data and data["warmup_iters"] < 0:
-        raise _bad(path, "warmup_iters", f"must be zero or more, got {data['warmup_iters']!r}")
+        raise _bad(path, "warmup_iters", f"must be zero or more, got {shown(data['warmup_iters'])}")
     for key in ("weight_decay", "grad_clip"):
         if key in data and not 0 <= data[key] < float("inf"):  # NaN too: it would turn every weight into NaN
-            raise _bad(path, key, f"must be zero or a finite number above it, got {data[key]!r}")
+            raise _bad(path, key, f"must be zero or a finite number above it, got {shown(data[key])}")
     if "vocab_size" in data and data["vocab_size"] < GPT2_VOCAB_SIZE:
         # Token ids run to 50256: a smaller table fails at the first batch that holds a high id.
         raise _bad(path, "vocab_size", f"must be at least {GPT2_VOCAB_SIZE} (the GPT-2 tokenizer's tokens), "
-                   f"got {data['vocab_size']!r}")
+                   f"got {shown(data['vocab_size'])}")
     if "bias" in data and not isinstance(data["bias"], bool):
-        raise _bad(path, "bias", f"must be true or false, got {data['bias']!r}")
+        raise _bad(path, "bias", f"must be true or false, got {shown(data['bias'])}")
     betas = data.get("betas", [0.9, 0.95])
     if (not isinstance(betas, (list, tuple)) or len(betas) != 2
             or not all(isinstance(b, (int, float)) and not isinstance(b, bool) and 0 <= b < 1 for b in betas)):
-        raise _bad(path, "betas", f"must be two numbers in [0, 1), got {betas!r}")
+        raise _bad(path, "betas", f"must be two numbers in [0, 1), got {shown(betas)}")
+    for key, value in data.items():  # the ranges (the checks above give the common slips their own words)
+        if key in BOUNDS and not BOUNDS[key].holds(value):
+            raise _bad(path, key, f"must be {BOUNDS[key].describe()}, got {shown(value)}")
     if data["n_embd"] % data["n_head"] != 0:
         raise _bad(path, "n_embd", f"({data['n_embd']}) must be divisible by n_head ({data['n_head']})")
     for key, kind in _META_KEYS.items():
@@ -189,6 +260,8 @@ def load_preset(config_file: str, presets_dir: Path = PRESETS_DIR) -> Preset:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise UsageError(f"preset {path}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
+    except (ValueError, RecursionError) as exc:  # an integer of thousands of digits; nesting deeper than Python's stack
+        raise UsageError(f"preset {path}: cannot be read ({one_clause(exc)})") from None
     return parse_preset(data, str(path), path.stem)
 
 

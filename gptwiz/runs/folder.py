@@ -15,14 +15,18 @@ import fcntl
 import json
 import os
 import re
+import stat
 import struct
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from gptwiz.common.atomic import atomic_write, atomic_write_json
+from gptwiz.common import procs
+from gptwiz.common.atomic import atomic_write, atomic_write_json, remove_temp_files
 from gptwiz.common.errors import UsageError
+from gptwiz.common.files import check_folder, file_kind, is_write_failure, open_append
+from gptwiz.common.safe_read import UnreadableFile, open_regular, read_json_object
 
 STATES = ("running", "finished", "stopped", "failed", "diverged")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
@@ -92,13 +96,37 @@ def run_paths(runs_dir: Path | str, name: str) -> RunPaths:
 def resolve_run(spec: str, runs_dir: Path | str) -> RunPaths:
     """A run given by name or by folder path; the guide's `checkpoints/base_750M` means the run base_750M."""
     path = Path(spec)
-    if path.is_dir() and (path / "config.json").exists():
+    if _is_dir(path) and os.path.exists(path / "config.json"):
         return RunPaths(path)
+    check_folder(runs_dir, "--runs_dir", write=False)  # a file, /proc, a name too long: one line, not a traceback
     candidate = Path(runs_dir) / path.name
-    if path.name and ".." not in path.name and candidate.is_dir():
+    if path.name and ".." not in path.name and _is_dir(candidate):
         return RunPaths(candidate)
     raise UsageError(f"no run '{spec}' (looked for the folder {spec} and {candidate}); "
                      f"existing runs: {', '.join(r.name for r in run_folders(runs_dir)) or 'none'}")
+
+
+def _is_dir(path: Path) -> bool:
+    try:
+        return path.is_dir()
+    except OSError:  # a name too long, ...: not a folder gptwiz can use
+        return False
+
+
+def check_run_files(paths: RunPaths) -> None:
+    """Refuse a run folder where one of the files gptwiz reads or writes is something else (a FIFO, which would
+    block the trainer at its first open, a folder, a device); a symlink is judged by what it leads to."""
+    names = ("config.json", "status.json", "metrics.jsonl", "train.log", "lock", "ckpt_last.pt", "ckpt_best.pt",
+             "probe.json", "console.log")
+    for name in names:
+        path = paths.root / name
+        try:
+            mode = os.stat(path).st_mode
+        except OSError:  # not there (or a dangling link): nothing in the way
+            continue
+        if not stat.S_ISREG(mode):
+            raise UsageError(f"run '{paths.name}': {path} is {file_kind(mode)}, not a regular file; remove it "
+                             "(gptwiz reads and writes only regular files in a run folder)")
 
 
 def run_folders(runs_dir: Path | str) -> list[RunPaths]:
@@ -122,31 +150,84 @@ def write_status(paths: RunPaths, status: dict[str, Any]) -> None:
 
 
 def read_json(path: Path) -> dict[str, Any] | None:
+    """A run file's JSON object; None when it is missing or cannot be used (load_json says why)."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        return read_json_object(path)
+    except OSError:  # UnreadableFile included
         return None
-    return data if isinstance(data, dict) else None
+
+
+def load_json(path: Path) -> dict[str, Any] | None:
+    """A run file's JSON object, None when there is none; UnreadableFile when it is there but is no regular
+    file, too large, or not a JSON object."""
+    try:
+        return read_json_object(path)
+    except FileNotFoundError:
+        return None
+
+
+# What a status.json may hold, as the trainer writes it; anything else makes the file unreadable, so that no
+# viewer acts on it (a pid of 10**20 handed to os.kill, an iteration that is text).
+PID_MAX = 2**31 - 1  # pid_t
+ITER_MAX = 10**12
+_STATUS_INTS = {"pid": PID_MAX, "iter": ITER_MAX, "max_iters": ITER_MAX, "world_size": 2**20, "peak_mem_bytes": 2**62}
+_STATUS_NUMBERS = ("last_loss", "best_val_loss")
+_STATUS_TEXTS = ("name", "started_at", "updated_at", "error")
+
+
+def _whole(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def status_problem(status: dict[str, Any]) -> str | None:
+    """What in a status.json's object (damaged, or edited by hand) no viewer should act on, if anything:
+    "has iter 'abc', not a whole number ..." (to follow the file's name)."""
+    state = status.get("state")
+    if "state" not in status:
+        return "has no 'state'"
+    if not isinstance(state, str) or state not in STATES:
+        return f"has state {repr(state)[:40]}, not one of {', '.join(STATES)}"
+    for key, limit in _STATUS_INTS.items():
+        value = status.get(key)
+        if value is not None and not (_whole(value) and 0 <= value <= limit):
+            return f"has {key} {repr(value)[:40]}, not a whole number from 0 to {limit:,}"
+    for key in _STATUS_NUMBERS:
+        value = status.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            return f"has {key} {repr(value)[:40]}, not a number"
+    for key in _STATUS_TEXTS:
+        value = status.get(key)
+        if value is not None and not isinstance(value, str):
+            return f"has {key} {repr(value)[:40]}, not text"
+    if "probe" in status and not isinstance(status["probe"], bool):
+        return f"has probe {repr(status['probe'])[:40]}, not true or false"
+    return None
+
+
+def read_status(paths: RunPaths) -> dict[str, Any] | None:
+    """The run's status.json, None when there is none yet; UnreadableFile (naming the file and what is wrong in
+    it) when it cannot be read or holds what the trainer never writes."""
+    status = load_json(paths.status)
+    if status is None:
+        return None
+    problem = status_problem(status)
+    if problem:
+        raise UnreadableFile(paths.status, problem)
+    return status
 
 
 def pid_alive(pid: int) -> bool:
     """Whether a process with this pid exists (any process: only the run's lock says it is the trainer)."""
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except (ProcessLookupError, OverflowError):  # (a number too big to be a pid)
-        return False
-    except PermissionError:  # another user's
-        return True
-    return True
+    return procs.pid_alive(pid)
 
 
-def effective_state(status: dict[str, Any] | None, paths: RunPaths) -> str:
+def effective_state(status: Any, paths: RunPaths) -> str:
     """The state a viewer should show: a 'running' run whose lock no process holds (its trainer died) is 'failed'."""
-    if not status:
+    if not isinstance(status, dict) or not status:
         return "unknown"
-    state = status.get("state", "unknown")
+    state = status.get("state")
+    if not isinstance(state, str) or state not in STATES:  # a damaged or hand-edited status.json
+        return "unknown"
     if state == "running" and lock_owner(paths) is None:
         return "failed"
     return state
@@ -154,60 +235,89 @@ def effective_state(status: dict[str, Any] | None, paths: RunPaths) -> str:
 
 # --- metrics.jsonl ---------------------------------------------------------------------------------
 
+# A line longer than this is no record the trainer wrote: dropped, rather than held in memory while it grows.
+_MAX_LINE = 1 << 20
+_READ_CHUNK = 64 << 20  # read_new reads at most this much a call: a huge file is taken in several polls
+
+
 class MetricsReader:
-    """Reads only what was appended since the last call; a line cut mid-write waits for its end."""
+    """Reads only what was appended since the last call; a line cut mid-write waits for its end. Only a regular
+    file is read (a FIFO would block the reader): anything else is, like a missing file, nothing to show."""
 
     def __init__(self, path: Path):
         self.path = path
         self.offset = 0
         self._partial = b""
+        self._skipping = False  # inside an over-long line: drop bytes up to its end
+        self.caught_up = True  # the last read_new reached the end of the file
 
-    def read_new(self) -> list[dict[str, Any]]:
+    def read_new(self, max_bytes: int = _READ_CHUNK) -> list[dict[str, Any]]:
+        self.caught_up = True  # (also when nothing can be read: there is nothing more to wait for)
         try:
-            with open(self.path, "rb") as f:
-                size = os.fstat(f.fileno()).st_size
-                if size < self.offset:  # rewritten (a resume trims it): start again
-                    self.offset, self._partial = 0, b""
-                f.seek(self.offset)
-                chunk = f.read()
-        except OSError:  # not there (yet, or any more), or unreadable: nothing new to show
+            fd = open_regular(self.path)
+        except OSError:  # not there (yet, or any more), not a regular file, or unreadable: nothing new to show
             return []
+        try:
+            size = os.fstat(fd).st_size
+            if size < self.offset:  # rewritten (a resume trims it): start again
+                self.offset, self._partial, self._skipping = 0, b"", False
+            chunk = os.pread(fd, max(0, min(max_bytes, size - self.offset)), self.offset)
+        except OSError:
+            return []
+        finally:
+            os.close(fd)
         self.offset += len(chunk)
+        self.caught_up = self.offset >= size
         data = self._partial + chunk
         lines = data.split(b"\n")
         self._partial = lines.pop()
+        if self._skipping and lines:
+            lines, self._skipping = lines[1:], False  # the rest of the over-long line
+        if len(self._partial) > _MAX_LINE:
+            self._partial, self._skipping = b"", True
         records = []
         for line in lines:
-            try:
-                rec = json.loads(line)
-            except ValueError:
-                continue  # a torn line from a killed writer: skip it, keep the rest
-            if isinstance(rec, dict):
+            rec = _record(line)
+            if rec is not None:
                 records.append(rec)
         return records
+
+
+def _record(line: bytes) -> dict[str, Any] | None:
+    """One metrics line as a record; None for a torn line from a killed writer, or anything but an object."""
+    if len(line) > _MAX_LINE:
+        return None
+    try:
+        rec = json.loads(line)
+    except (ValueError, RecursionError):
+        return None
+    return rec if isinstance(rec, dict) else None
 
 
 def read_metrics(path: Path) -> list[dict[str, Any]]:
     reader = MetricsReader(path)
     records = reader.read_new()
-    if reader._partial:
-        try:
-            rec = json.loads(reader._partial)
-            if isinstance(rec, dict):
-                records.append(rec)
-        except ValueError:
-            pass
+    while not reader.caught_up:
+        records += reader.read_new()
+    if reader._partial and not reader._skipping:
+        rec = _record(reader._partial)
+        if rec is not None:
+            records.append(rec)
     return records
 
 
 class MetricsWriter:
+    """Appends records to metrics.jsonl (never through a symlink); `written` counts this writer's records."""
+
     def __init__(self, path: Path):
-        self._f = open(path, "a", encoding="utf-8")
+        self._f = open_append(path)
+        self.written = 0
 
     def write(self, record: dict[str, Any]) -> None:
-        # One write call per line, flushed, so a concurrent reader sees whole lines as soon as possible.
+        # One write call per line, unbuffered, so a concurrent reader sees whole lines as soon as possible; a
+        # line the disk had no room for is cut back off (AppendFile), so no torn line is left before the next.
         self._f.write(json.dumps(record, separators=(",", ":")) + "\n")
-        self._f.flush()
+        self.written += 1
 
     def close(self) -> None:
         self._f.close()
@@ -225,6 +335,128 @@ def trim_metrics(path: Path, max_iter: int) -> None:
         f.write(payload)
 
     atomic_write(path, write)
+
+
+# --- a start that failed ---------------------------------------------------------------------------
+
+_SNAPSHOT_LIMIT = 1 << 20  # config.json and status.json are a few kB; anything bigger is not put back
+
+
+def missing_folders(folder: Path) -> list[Path]:
+    """`folder` and those of its parents that do not exist yet (what mkdir(parents=True) will make), innermost
+    first."""
+    missing = []
+    for candidate in (folder, *folder.parents):
+        if os.path.lexists(candidate):
+            break
+        missing.append(candidate)
+    return missing
+
+
+def remove_empty_folders(folders: list[Path]) -> None:
+    """rmdir each of `folders` (innermost first) while they are empty: a folder someone put anything in stays."""
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:
+            return
+
+
+def _read_small(path: Path) -> bytes | None:
+    """The bytes of a small regular file; None when it is absent. Never through a link, never blocking on a FIFO."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_size > _SNAPSHOT_LIMIT:
+            return None
+        return os.pread(fd, info.st_size, 0)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
+def _file_id(path: Path) -> tuple[int, int] | None:
+    try:
+        info = os.lstat(path)
+    except OSError:
+        return None
+    return info.st_ino, info.st_mtime_ns
+
+
+def _write_bytes(path: Path, data: bytes) -> None:
+    def write(f: IO[bytes]) -> None:
+        f.write(data)
+
+    atomic_write(path, write)
+
+
+@dataclass
+class FolderBefore:
+    """A run folder as it was when a trainer took its lock, so that a run that fails before its first step puts
+    it back: what it wrote there goes, config.json and status.json get their old content back (a probe's, or a
+    resumed run's), train.log its old length, and `made` (the folders the trainer created) are removed if empty.
+    A refused start leaves nothing behind; a refused resume changes nothing."""
+    paths: RunPaths
+    made: list[Path]
+    files: dict[str, bytes | None]   # config.json, status.json: their content; None where absent (or too big)
+    present: set[str]                # the names in the folder
+    log_size: int | None             # train.log's length; None where absent
+    checkpoints: dict[str, tuple[int, int] | None]  # (inode, mtime) of each checkpoint, to tell a new one
+
+    @classmethod
+    def take(cls, paths: RunPaths, made: list[Path]) -> FolderBefore:
+        try:
+            present = {p.name for p in paths.root.iterdir()}
+        except OSError:
+            present = set()
+        try:
+            info = os.lstat(paths.log)
+            log_size: int | None = info.st_size if stat.S_ISREG(info.st_mode) else None
+        except OSError:
+            log_size = None
+        return cls(paths, made, {p.name: _read_small(p) for p in (paths.config, paths.status)}, present,
+                   log_size, {p.name: _file_id(p) for p in (paths.ckpt_last, paths.ckpt_best)})
+
+    def wrote_checkpoint(self) -> bool:
+        """Whether a checkpoint was written since: then the run has something to resume, and it stays."""
+        return any(_file_id(self.paths.root / name) != before for name, before in self.checkpoints.items())
+
+    def restore(self) -> None:
+        """Put the folder back (the caller still holds the lock: no other trainer writes meanwhile); errors are
+        passed over, as this runs on the way out of a failure that is being reported."""
+        root = self.paths.root
+        for name, content in self.files.items():
+            path = root / name
+            try:
+                if content is not None:
+                    if _read_small(path) != content:  # (unchanged, it is left alone: a full disk has no room)
+                        _write_bytes(path, content)
+                elif name not in self.present:
+                    path.unlink(missing_ok=True)
+            except OSError:
+                pass
+        for path in (self.paths.metrics, self.paths.log):
+            if path.name not in self.present:
+                try:
+                    if not path.is_symlink():
+                        path.unlink(missing_ok=True)
+                except OSError:
+                    pass
+        if self.log_size is not None:
+            try:
+                fd = os.open(self.paths.log, os.O_WRONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+                try:
+                    if stat.S_ISREG(os.fstat(fd).st_mode) and os.fstat(fd).st_size > self.log_size:
+                        os.ftruncate(fd, self.log_size)
+                finally:
+                    os.close(fd)
+            except OSError:
+                pass
+        remove_temp_files(root)
 
 
 # --- the lock --------------------------------------------------------------------------------------
@@ -269,7 +501,7 @@ def lock_owner(paths: RunPaths) -> int | None:
     """The pid of the process holding the run's lock right now; None when no process holds it (a lock file
     left by a trainer that died, whatever pid it names, included). The lock is what says a trainer is at work."""
     try:
-        fd = os.open(paths.lock, os.O_RDONLY | os.O_NOFOLLOW)
+        fd = open_regular(paths.lock, follow_symlinks=False)  # a FIFO planted there would block a plain open
     except OSError:
         return None
     try:
@@ -303,11 +535,19 @@ class RunLock:
     def acquire(self) -> None:
         for _ in range(10):
             try:
-                # Never through a symlink: taking the lock truncates the file it names.
-                fd = os.open(self.path, os.O_CREAT | os.O_RDWR | os.O_NOFOLLOW, 0o644)
+                # Never through a symlink: taking the lock truncates the file it names. O_NONBLOCK: a FIFO
+                # planted here fails the check below rather than blocking.
+                fd = os.open(self.path, os.O_CREAT | os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK, 0o644)
             except OSError as exc:
+                if is_write_failure(exc):  # a full or read-only disk: the trainer says so in one line
+                    exc.filename = exc.filename or str(self.path)
+                    raise
                 raise UsageError(f"cannot take the lock {self.path} ({exc.strerror}); "
                                  "remove it if no trainer of this run is running") from None
+            mode = os.fstat(fd).st_mode
+            if not stat.S_ISREG(mode):
+                os.close(fd)
+                raise UsageError(f"the lock {self.path} is {file_kind(mode)}, not a regular file; remove it")
             if not _lock_exclusive(fd):
                 os.close(fd)
                 owner = lock_owner(self.paths)
@@ -320,8 +560,16 @@ class RunLock:
             if not same_file:  # its owner released it (removing the file) as we opened it: take the new one
                 os.close(fd)
                 continue
-            os.ftruncate(fd, 0)
-            os.write(fd, str(os.getpid()).encode())
+            try:
+                os.ftruncate(fd, 0)
+                if os.write(fd, str(os.getpid()).encode()) == 0:
+                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(self.path))
+            except OSError as exc:
+                # No room for the pid (a full disk): leave no empty lock behind that looks like a run's.
+                self.path.unlink(missing_ok=True)  # still holding the lock: nobody can have taken it meanwhile
+                os.close(fd)
+                exc.filename = exc.filename or str(self.path)
+                raise
             self._fd, self.held = fd, True
             return
         raise UsageError(f"could not take the lock {self.path}; other processes keep taking and releasing it")

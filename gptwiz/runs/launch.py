@@ -18,7 +18,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from gptwiz.common.errors import UsageError
-from gptwiz.runs.folder import RunPaths, effective_state, lock_owner, read_json, run_paths, write_status
+from gptwiz.common.files import open_append, write_failure
+from gptwiz.common.safe_read import UnreadableFile
+from gptwiz.runs.folder import (
+    RunPaths,
+    effective_state,
+    lock_owner,
+    missing_folders,
+    read_json,
+    read_status,
+    remove_empty_folders,
+    run_paths,
+    write_status,
+)
 
 CONSOLE_LOG = "console.log"  # the detached trainer's stdout and stderr; the trainer ignores it when checking for an existing run
 
@@ -56,11 +68,18 @@ def launch_detached(train_args: Sequence[str], *, runs_dir: Path | str, name: st
                     cwd: Path | str | None = None, env: dict[str, str] | None = None) -> DetachedRun:
     """Start `gptwiz train ARGS` in a new session with stdio on runs/<name>/console.log; returns at once."""
     paths = run_paths(runs_dir if cwd is None or Path(runs_dir).is_absolute() else Path(cwd) / runs_dir, name)
-    paths.root.mkdir(parents=True, exist_ok=True)
+    made = missing_folders(paths.root)
     argv = train_command(train_args)
     started_at = time.time()
-    with open(paths.root / CONSOLE_LOG, "ab") as out:
-        proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=out,
+    try:
+        paths.root.mkdir(parents=True, exist_ok=True)
+        # Never through a symlink planted as console.log: the trainer's output would land in the file it names.
+        out = open_append(paths.root / CONSOLE_LOG)
+    except OSError as exc:  # a full or read-only disk: nothing started, no folder left
+        remove_empty_folders(made)
+        raise UsageError(f"cannot start run '{name}': {write_failure(exc) or exc}") from None
+    with out:
+        proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=out.fileno(),
                                 stderr=subprocess.STDOUT, start_new_session=True, close_fds=True)
     return DetachedRun(name=name, paths=paths, pid=proc.pid, argv=argv, process=proc, started_at=started_at)
 
@@ -101,7 +120,7 @@ def _status_written_by(run: DetachedRun) -> bool:
     status = read_json(run.paths.status)
     if not status:
         return False
-    if int(status.get("pid") or 0) == run.pid:
+    if status.get("pid") == run.pid:  # (an old, damaged status.json may hold anything there)
         return True
     try:
         return run.paths.status.stat().st_mtime >= run.started_at
@@ -121,7 +140,10 @@ def console_tail(paths: RunPaths, lines: int = 3) -> str:
 def request_stop(paths: RunPaths) -> int:
     """The graceful stop: SIGTERM to the trainer, which finishes its step, checkpoints and records 'stopped'.
     Only the process holding the run's lock is signalled: a pid in status.json may since belong to another."""
-    status = read_json(paths.status)
+    try:
+        status = read_status(paths)
+    except UnreadableFile as exc:  # a running trainer rewrites it within a second; nothing is signalled on it
+        raise UsageError(f"run '{paths.name}': its {exc.path.name} {exc.reason}; nothing was signalled") from None
     if status is None:
         raise UsageError(f"run '{paths.name}' has no status.json in {paths.root}: it has not started, nothing to stop")
     state = effective_state(status, paths)
@@ -206,6 +228,7 @@ def launch_torchrun(nproc: int, argv: Sequence[str], runs_dir: str, name: str) -
     A rank that dies makes torchrun end the others; its error, which that rank could not write into the
     run folder itself, is recorded here in status.json as the run's failure.
     """
+    started = time.time()
     with tempfile.TemporaryDirectory(prefix="gptwiz-ranks-") as error_dir:
         env = dict(os.environ, **{ERROR_DIR_ENV: error_dir})
         # N processes on this machine's cores: without this each would start a thread per core.
@@ -220,11 +243,21 @@ def launch_torchrun(nproc: int, argv: Sequence[str], runs_dir: str, name: str) -
         errors = collect_rank_errors(error_dir)
     paths = run_paths(runs_dir, name)
     status = read_json(paths.status) or {}
-    if rc == 0 or status.get("state") in ("stopped", "finished", "diverged"):
+    # Only a status.json written by this launch's trainer says how it ended: one that failed before its first
+    # step put back the folder's old one (or left none), which must be neither trusted nor rewritten.
+    try:
+        written_now = paths.status.stat().st_mtime >= started - 1.0  # (file times can lag the clock a little)
+    except OSError:
+        written_now = False
+    if rc == 0 or (written_now and status.get("state") in ("stopped", "finished", "diverged")):
         return 0 if status.get("state") != "diverged" else 3
-    message = errors[0] if errors else status.get("error") or f"a training process exited with status {rc}"
-    if paths.root.is_dir():
+    message = (errors[0] if errors else written_now and status.get("error")) or \
+        f"a training process exited with status {rc}"
+    if written_now:
         status.update(state="failed", error=message)
-        write_status(paths, status)
+        try:
+            write_status(paths, status)
+        except OSError:
+            pass  # (a full disk: the message below still says what failed)
     print(f"gptwiz train: failed: {message}", file=sys.stderr)
     return 1

@@ -17,8 +17,9 @@ from pathlib import Path
 from statistics import median
 from typing import Any
 
+from gptwiz.common.safe_read import UnreadableFile, open_regular
 from gptwiz.common.schedule import lr_at
-from gptwiz.runs.folder import MetricsReader, RunPaths, effective_state, lock_owner, read_json
+from gptwiz.runs.folder import ITER_MAX, MetricsReader, RunPaths, effective_state, lock_owner, read_json, read_status
 
 LOG_TAIL_LINES = 200
 _LOG_FIRST_READ_BYTES = 64 * 1024  # a long train.log: start near its end, the tail is what is shown
@@ -47,13 +48,22 @@ class Schedule:
 
 
 def schedule_from_config(config: dict[str, Any] | None) -> Schedule | None:
+    """The schedule to draw; None when the config (damaged, or edited by hand) holds none that can be drawn."""
     try:
         train = config["train"]  # type: ignore[index]
-        return Schedule(float(train["learning_rate"]), float(train.get("min_lr", 0.0)),
-                        int(config.get("warmup_iters", train.get("warmup_iters", 0))),  # type: ignore[union-attr]
-                        int(train["max_iters"]))
-    except (TypeError, KeyError, ValueError):
+        schedule = Schedule(float(train["learning_rate"]), float(train.get("min_lr", 0.0)),
+                            int(config.get("warmup_iters", train.get("warmup_iters", 0))),  # type: ignore[union-attr]
+                            int(train["max_iters"]))
+    except (TypeError, KeyError, ValueError, OverflowError, AttributeError):
         return None
+    rates_ok = all(math.isfinite(r) and 0 <= r < 1e30 for r in (schedule.learning_rate, schedule.min_lr))
+    iters_ok = 0 <= schedule.warmup_iters <= ITER_MAX and 0 < schedule.max_iters <= ITER_MAX
+    return schedule if rates_ok and iters_ok else None
+
+
+def _text(value: Any) -> str:
+    """A config's text field as shown; what is not text shows as nothing."""
+    return value[:80] if isinstance(value, str) else ""
 
 
 @dataclass
@@ -117,21 +127,31 @@ class LogTail:
 
     def read_new(self) -> bool:
         try:
-            with open(self.path, "rb") as f:
-                size = os.fstat(f.fileno()).st_size
-                if self.offset is None or size < self.offset:
-                    self.lines.clear()
-                    self._partial = b""
-                    self.offset = max(0, size - _LOG_FIRST_READ_BYTES)
-                    skip_first = self.offset > 0
-                else:
-                    skip_first = False
-                if size == self.offset:
-                    return False
-                f.seek(self.offset)
-                chunk = f.read(size - self.offset)
-        except OSError:  # gone, or unreadable (the run folder deleted or replaced under the dashboard)
+            fd = open_regular(self.path)  # never a FIFO: opening one would block the poller
+        except OSError:  # gone, not a file, or unreadable (the run folder deleted or replaced under the dashboard)
             return False
+        try:
+            size = os.fstat(fd).st_size
+            if self.offset is None or size < self.offset:
+                self.lines.clear()
+                self._partial = b""
+                self.offset = max(0, size - _LOG_FIRST_READ_BYTES)
+                skip_first = self.offset > 0
+            else:
+                skip_first = False
+            if size == self.offset:
+                return False
+            # A log grown by gigabytes since the last poll: only its end is shown anyway.
+            if size - self.offset > _LOG_FIRST_READ_BYTES:
+                self.lines.clear()
+                self._partial = b""
+                self.offset = size - _LOG_FIRST_READ_BYTES
+                skip_first = True
+            chunk = os.pread(fd, size - self.offset, self.offset)
+        except OSError:
+            return False
+        finally:
+            os.close(fd)
         self.offset += len(chunk)
         parts = (self._partial + chunk).split(b"\n")
         self._partial = parts.pop()
@@ -164,8 +184,9 @@ class RunMonitor:
         self._dts: deque[float] = deque(maxlen=20)
         self._tps: deque[float] = deque(maxlen=SPARK_POINTS)
         self._config_loaded = False
-        self._status_mtime: float | None = None
+        self._status_key: tuple[int, int, int] | None = None  # inode, mtime and size of the status.json last read
         self._status: dict[str, Any] = {}
+        self._status_problem: str | None = None  # why status.json cannot be used, while it cannot
         self._frozen_lists: dict[str, Any] = {name: [] for name in _HISTORY_LISTS}
 
     def _load_config(self) -> None:
@@ -174,9 +195,10 @@ class RunMonitor:
             return
         s = self._snap
         s.schedule = schedule_from_config(config)
-        s.preset = str(config.get("preset", ""))
-        s.device = f"{config.get('device', '')} {config.get('dtype', '')}".strip()
-        s.params = int(config.get("params", 0) or 0)
+        s.preset = _text(config.get("preset"))
+        s.device = f"{_text(config.get('device'))} {_text(config.get('dtype'))}".strip()
+        params = config.get("params")
+        s.params = params if isinstance(params, int) and not isinstance(params, bool) and 0 <= params < 10**15 else 0
         if s.schedule and not s.max_iters:
             s.max_iters = s.schedule.max_iters
         self._config_loaded = True
@@ -219,16 +241,22 @@ class RunMonitor:
 
     def _read_status(self) -> bool:
         try:
-            mtime = self.paths.status.stat().st_mtime_ns
+            st = self.paths.status.stat()
         except OSError:
             return False
-        if mtime == self._status_mtime:
+        key = (st.st_ino, st.st_mtime_ns, st.st_size)  # a replacement within one mtime tick is a new inode
+        if key == self._status_key:
             return False
-        status = read_json(self.paths.status)
-        if status is None:  # replaced between stat and read: next poll
+        try:
+            status = read_status(self.paths)
+        except UnreadableFile as exc:  # shown as the run's state until a readable one replaces it
+            self._status_key = key
+            self._status, self._status_problem = {}, f"{self.paths.status.name} {exc.reason}"
+            return True
+        if status is None:  # removed between stat and read: next poll
             return False
-        self._status_mtime = mtime
-        self._status = status
+        self._status_key = key
+        self._status, self._status_problem = status, None
         return True
 
     def poll(self) -> RunSnapshot:
@@ -252,20 +280,22 @@ class RunMonitor:
 
         status = self._status
         s.exists = self.paths.root.is_dir()
-        if status:
+        if self._status_problem:
+            s.state = "unreadable"
+        elif status:
             s.state = effective_state(status, self.paths)
         elif not s.exists:
             s.state = "missing"
         else:  # a detached trainer still loading (console.log is there before its status is)
             s.state = "starting" if (self.paths.root / "console.log").exists() else "unknown"
-        s.error = status.get("error") or None
+        s.error = self._status_problem or status.get("error") or None
         if s.state == "failed" and not s.error and status.get("state") == "running":
             s.error = f"the trainer (pid {status.get('pid')}) ended without recording why; see train.log"
         if not s.exists:  # deleted or moved under the dashboard: its last state is not current any more
             s.state = "missing"
             s.error = f"the run folder {self.paths.root} is gone (deleted or moved); the history shown is what was read"
         # The process to read CPU and RAM of: the lock's holder, while there is one.
-        s.pid = (lock_owner(self.paths) if s.state == "running" else None) or int(status.get("pid") or 0)
+        s.pid = (lock_owner(self.paths) if s.state in ("running", "unreadable") else None) or int(status.get("pid") or 0)
         if isinstance(status.get("max_iters"), int) and status["max_iters"]:
             s.max_iters = int(status["max_iters"])
         if isinstance(status.get("iter"), int):

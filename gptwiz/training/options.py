@@ -7,16 +7,19 @@
 
 from __future__ import annotations
 
+import errno
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from gptwiz import __version__
 from gptwiz.common.errors import UsageError
+from gptwiz.common.files import check_folder
 from gptwiz.common.schedule import effective_warmup
 from gptwiz.model.config import ModelConfig, count_params
-from gptwiz.planning.presets import Preset, TrainConfig, load_preset
-from gptwiz.runs.folder import RunPaths, now_iso, read_json, resolve_run, run_paths
+from gptwiz.planning.presets import Preset, TrainConfig, check_bound, load_preset, shown
+from gptwiz.runs.folder import RunPaths, check_run_files, now_iso, read_json, resolve_run, run_paths
+from gptwiz.training.saved_config import RESUME_ADVICE, check_saved_config, read_saved_config, required_fields
 
 
 @dataclass
@@ -79,11 +82,14 @@ class RunConfig:
         return out
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> RunConfig:
+    def from_json(cls, data: Any, source: str = "config.json", advice: str = RESUME_ADVICE) -> RunConfig:
+        """A config.json read back; a UsageError naming `source` and the key when any key is missing or wrong."""
+        check_saved_config(data, source, required_fields(cls), advice)
         data = dict(data)
         data["model"] = ModelConfig(**data["model"])
         train = dict(data["train"])
-        train["betas"] = tuple(train["betas"])
+        if "betas" in train:
+            train["betas"] = tuple(float(b) for b in train["betas"])
         data["train"] = TrainConfig(**train)
         known = {f for f in cls.__dataclass_fields__}
         return cls(**{k: v for k, v in data.items() if k in known})
@@ -108,20 +114,29 @@ class TrainResult:
 
 def _positive(name: str, value: Any, kind: type = int) -> None:
     if value is not None and (not isinstance(value, (int, float)) or value <= 0):
-        raise UsageError(f"invalid --{name} {value!r}: must be a positive {'whole number' if kind is int else 'number'}")
+        raise UsageError(f"invalid --{name} {shown(value)}: must be a positive "
+                         f"{'whole number' if kind is int else 'number'}")
+
+
+MAX_NPROC = 1024  # processes on one machine: more than any machine has cores or GPUs
 
 
 def check_options(opts: TrainOptions) -> None:
+    """Every number given is within its range (gptwiz.planning.presets.BOUNDS), before anything starts."""
     for name in ("max_iters", "batch_size", "block_size", "grad_accum", "eval_interval", "eval_iters"):
         _positive(name, getattr(opts, name))
+        check_bound(name, getattr(opts, name))
     if opts.learning_rate is not None and not 0 < opts.learning_rate < 1:
-        raise UsageError(f"invalid --learning_rate {opts.learning_rate!r}: must lie in (0, 1), e.g. 3e-4")
+        raise UsageError(f"invalid --learning_rate {shown(opts.learning_rate)}: must lie in (0, 1), e.g. 3e-4")
     if opts.dropout is not None and not 0 <= opts.dropout < 1:
-        raise UsageError(f"invalid --dropout {opts.dropout!r}: must lie in [0, 1)")
-    if not opts.ckpt_interval_s > 0:  # also NaN
-        raise UsageError(f"invalid --ckpt_interval_s {opts.ckpt_interval_s!r}: must be a positive number of seconds")
+        raise UsageError(f"invalid --dropout {shown(opts.dropout)}: must lie in [0, 1)")
+    if not opts.ckpt_interval_s > 0:  # also NaN; infinity is valid: no checkpoints by time, only at evaluations
+        raise UsageError(f"invalid --ckpt_interval_s {shown(opts.ckpt_interval_s)}: "
+                         "must be a positive number of seconds")
     if not 0 <= opts.seed < 2**32:  # numpy's seed sequences take no negative numbers
-        raise UsageError(f"invalid --seed {opts.seed!r}: must be a whole number from 0 to 4294967295")
+        raise UsageError(f"invalid --seed {shown(opts.seed)}: must be a whole number from 0 to 4294967295")
+    if not 1 <= opts.nproc <= MAX_NPROC:
+        raise UsageError(f"invalid --nproc {shown(opts.nproc)}: must be a whole number from 1 to {MAX_NPROC}")
 
 
 def capped_eval_iters(train: TrainConfig) -> int:
@@ -140,7 +155,15 @@ def resolve_data(opts: TrainOptions) -> dict[str, Any]:
     if bool(opts.input_file) == bool(opts.dataset_dir):
         raise UsageError("give exactly one of --input_file FILE (a text file) or --dataset_dir DIR (from `gptwiz prepare`)")
     if opts.input_file:
-        dataset_dir = cache_text_file(opts.input_file, opts.data_dir)
+        # Checked for writing only once the cache turns out to need building: a ready one reads from anywhere.
+        check_folder(opts.data_dir, "--data_dir", write=False)
+        try:
+            dataset_dir = cache_text_file(opts.input_file, opts.data_dir)
+        except OSError as exc:
+            if exc.errno not in (errno.EROFS, errno.EACCES, errno.EPERM):
+                raise
+            raise UsageError(f"invalid --data_dir {opts.data_dir}: the token cache of --input_file cannot be written "
+                             f"there ({exc.strerror}); give a writable --data_dir") from None
         kind = "input_file"
     else:
         dataset_dir = Path(opts.dataset_dir)
@@ -194,17 +217,24 @@ def resolve_run_config(opts: TrainOptions, check_exists: bool = True) -> tuple[R
     from gptwiz.training.device import resolve_device, resolve_runtime
 
     check_options(opts)
+    check_folder(opts.runs_dir, "--runs_dir", write=True)
     paths = run_paths(opts.runs_dir, opts.model_name)
+    if paths.root.exists() and not paths.root.is_dir():
+        raise UsageError(f"invalid --model_name {opts.model_name}: {paths.root} is a file, not a run folder; "
+                         "remove it or choose another --model_name")
+    check_run_files(paths)  # a FIFO or a folder where the trainer reads or writes a file: refused now, not mid-run
     if opts.resume:
-        saved = read_json(paths.config)
+        # Everything the trainer will use is checked here, before it writes a byte: a refused resume changes nothing.
+        saved = read_saved_config(paths.config)
         if saved is None:
             raise UsageError(f"--resume: run '{opts.model_name}' has no config.json in {paths.root} (nothing to resume)")
         from gptwiz.training.checkpoint import find_checkpoint
 
+        cfg = RunConfig.from_json(saved, str(paths.config))
         # A run killed before its first checkpoint resumes from iteration 0 (Trainer.run); a probe's folder does not.
-        if find_checkpoint(paths) is None and saved.get("probe"):
+        if find_checkpoint(paths) is None and cfg.probe:
             raise UsageError(f"--resume: run '{opts.model_name}' has no checkpoint in {paths.root} (nothing to resume)")
-        cfg = RunConfig.from_json(saved)
+        check_resumed_data(cfg)
         if opts.max_iters is not None:
             cfg = replace(cfg, train=replace(cfg.train, max_iters=opts.max_iters),
                           warmup_iters=min(cfg.warmup_iters, opts.max_iters // 10) if opts.max_iters < cfg.train.max_iters
@@ -245,19 +275,25 @@ def resolve_run_config(opts: TrainOptions, check_exists: bool = True) -> tuple[R
     init_from = None
     if opts.init_from_model:
         source = resolve_run(opts.init_from_model, opts.runs_dir)
+        check_run_files(source)  # its checkpoint and config are read: never a FIFO
         from gptwiz.training.checkpoint import find_checkpoint
 
         if find_checkpoint(source) is None:
             raise UsageError(f"--init_from_model {opts.init_from_model}: run '{source.name}' has no checkpoint yet")
-        source_cfg = read_json(source.config) or {}
-        src_model = source_cfg.get("model", {})
-        for key in ("n_layer", "n_head", "n_embd", "vocab_size", "bias"):
-            if key in src_model and src_model[key] != getattr(preset.model, key):
-                raise UsageError(f"--init_from_model {opts.init_from_model}: its {key} is {src_model[key]}, "
-                                 f"the preset {preset.name}'s is {getattr(preset.model, key)}; use a preset of the same architecture")
-        if src_model.get("block_size", 0) < preset.model.block_size:
-            raise UsageError(f"--init_from_model {opts.init_from_model}: it was trained with block_size "
-                             f"{src_model.get('block_size')}, shorter than {preset.model.block_size}")
+        # Its architecture, from its config.json checked as a resume checks it (a source without one is not
+        # compared: loading its weights then says whether they fit).
+        advice = "fix or restore it, or choose another --init_from_model"
+        prefix = f"--init_from_model {opts.init_from_model}: "
+        source_saved = read_saved_config(source.config, advice, prefix)
+        if source_saved is not None:
+            src_model = RunConfig.from_json(source_saved, f"{prefix}{source.config}", advice).model
+            for key in ("n_layer", "n_head", "n_embd", "vocab_size", "bias"):
+                if getattr(src_model, key) != getattr(preset.model, key):
+                    raise UsageError(f"--init_from_model {opts.init_from_model}: its {key} is {getattr(src_model, key)}, "
+                                     f"the preset {preset.name}'s is {getattr(preset.model, key)}; use a preset of the same architecture")
+            if src_model.block_size < preset.model.block_size:
+                raise UsageError(f"--init_from_model {opts.init_from_model}: it was trained with block_size "
+                                 f"{src_model.block_size}, shorter than {preset.model.block_size}")
         init_from = str(source.root.resolve())
     data = resolve_data(opts)
     check_data_fits_block(opts, data, preset.model.block_size)
@@ -271,6 +307,17 @@ def resolve_run_config(opts: TrainOptions, check_exists: bool = True) -> tuple[R
         ckpt_interval_s=opts.ckpt_interval_s, probe=opts.probe, world_size=world_size(), fsdp=opts.fsdp,
     )
     return cfg, paths
+
+
+def check_resumed_data(cfg: RunConfig) -> None:
+    """The dataset a resumed run trains on must still be there and fill a block, as when it started."""
+    from gptwiz.data.dataset import TokenDataset
+
+    try:
+        TokenDataset(cfg.data["dataset_dir"]).check_block(cfg.model.block_size)
+    except UsageError as exc:
+        raise UsageError(f"--resume: run '{cfg.name}' trains on {cfg.data['dataset_dir']}, which cannot be used "
+                         f"now: {exc}") from None
 
 
 def world_size() -> int:

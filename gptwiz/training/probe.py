@@ -6,22 +6,29 @@ crash cannot take the caller down. This module starts the child, follows its met
 trains, retries at half the micro-batch after an out-of-memory, and hands the numbers to
 gptwiz.planning.verdict for the judgement.
 
-The child is `python -m gptwiz.training.probe --child SPEC.json` (see `_child_main`). For tests, the child
+The child is `python -m gptwiz.training.probe --child SPEC.json` (see `_child_main`); it dies with the probe,
+however the probe ends (`_die_with_parent`). Each probe keeps its files in a private temporary folder
+(`scratch_folder`), and removes those of probes killed before they could. For tests, the child
 reads the fault-injection variable GPTWIZ_PROBE_FAKE_OOM_ABOVE_BATCH=N (gptwiz.common.faults): every forward
 pass of a micro-batch larger than N raises the CUDA out-of-memory error, on any device.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import math
+import os
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -30,6 +37,7 @@ from gptwiz.common import fmt
 from gptwiz.common.errors import UsageError
 from gptwiz.common.faults import FAKE_OOM_ENV, fake_oom_above_batch
 from gptwiz.planning.knobs import Advice
+from gptwiz.planning.presets import BOUNDS, check_bound, shown
 from gptwiz.planning.verdict import (
     CurveStats,
     ProbeFacts,
@@ -44,6 +52,7 @@ from gptwiz.planning.verdict import (
 from gptwiz.runs.folder import MetricsReader, RunPaths, lock_owner, read_json, run_paths
 
 MIN_ITERS = 10
+MAX_MEMORY_LIMIT_GB = 1e6  # more than any machine has: a bigger figure is a slip
 _POLL_S = 0.2
 _STOP_GRACE_S = 20.0  # a trainer asked to stop finishes its step first; a big model's step can take a while
 
@@ -162,6 +171,34 @@ def _inject_fake_oom(above: int) -> None:
     GPT.forward = forward  # type: ignore[method-assign]
 
 
+_PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+_PARENT_CHECK_S = 0.5
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    """The child ends when the probe that started it does, however the probe ends (SIGKILL included, which runs
+    no clean-up there): on Linux the kernel sends the child SIGTERM as its parent dies (PR_SET_PDEATHSIG);
+    everywhere, a thread sees it re-parented and does the same. SIGTERM makes the trainer stop after its step;
+    one that does not stop within the grace period is ended."""
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
+        except (OSError, AttributeError):  # no prctl in this libc: the thread below still watches
+            pass
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(_PARENT_CHECK_S)
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(_STOP_GRACE_S)
+        os._exit(128 + int(signal.SIGTERM))
+
+    # Started after prctl, so that a parent which died before it (no death signal then) is seen at once.
+    threading.Thread(target=watch, name="probe-parent-watch", daemon=True).start()
+
+
 def _child_main(spec_path: str) -> int:
     """Run the trainer as a probe, then leave what only this process can know in the spec's detail file."""
     from gptwiz.common.atomic import atomic_write_json
@@ -170,6 +207,8 @@ def _child_main(spec_path: str) -> int:
     from gptwiz.training.trainer import train
 
     spec = json.loads(Path(spec_path).read_text())
+    if spec.get("parent_pid"):
+        _die_with_parent(int(spec["parent_pid"]))
     opts = TrainOptions(**spec["options"])
     fake_oom_above = fake_oom_above_batch()
     if fake_oom_above is not None:
@@ -220,15 +259,27 @@ class _Plan:
     device: str                 # resolved without creating a CUDA context here
 
 
-def _plan(opts: ProbeOptions) -> _Plan:
-    """Validate everything before starting anything; a UsageError names the bad value."""
+def _plan(opts: ProbeOptions, scratch: Path) -> _Plan:
+    """Validate everything before starting anything; a UsageError names the bad value. `scratch`: the probe's
+    private temporary folder."""
     from gptwiz.training.device import resolve_device
-    from gptwiz.training.options import TrainOptions, holds_only_a_probe, resolve_data, resolve_run_config
+    from gptwiz.training.options import (
+        TrainOptions,
+        check_options,
+        holds_only_a_probe,
+        resolve_data,
+        resolve_run_config,
+    )
 
     if not isinstance(opts.iters, int) or opts.iters < MIN_ITERS:
-        raise UsageError(f"invalid --iters {opts.iters!r}: a probe needs at least {MIN_ITERS} iterations to judge a loss curve")
-    if opts.memory_limit_gb is not None and not opts.memory_limit_gb > 0:
-        raise UsageError(f"invalid --memory_limit_gb {opts.memory_limit_gb!r}: must be a positive number of GB")
+        raise UsageError(f"invalid --iters {shown(opts.iters)}: a probe needs at least {MIN_ITERS} iterations to "
+                         "judge a loss curve")
+    most = BOUNDS["max_iters"].high  # the probe's iterations are its trainer's max_iters
+    if opts.iters > most:
+        raise UsageError(f"invalid --iters {shown(opts.iters)}: must be a whole number from {MIN_ITERS} to {most}")
+    if opts.memory_limit_gb is not None and not 0 < opts.memory_limit_gb <= MAX_MEMORY_LIMIT_GB:
+        raise UsageError(f"invalid --memory_limit_gb {shown(opts.memory_limit_gb)}: must be a number of GB above 0 "
+                         f"and at most {MAX_MEMORY_LIMIT_GB:g}")
     paths = None
     if opts.model_name is not None:
         paths = run_paths(opts.runs_dir, opts.model_name)
@@ -240,7 +291,8 @@ def _plan(opts: ProbeOptions) -> _Plan:
             raise UsageError(f"run '{opts.model_name}' is being probed or trained by process {owner} right now; "
                              "wait for it or choose another --model_name")
     if opts.max_iters is not None and not (isinstance(opts.max_iters, int) and opts.max_iters > 0):
-        raise UsageError(f"invalid --max_iters {opts.max_iters!r}: must be a positive whole number")
+        raise UsageError(f"invalid --max_iters {shown(opts.max_iters)}: must be a positive whole number")
+    check_bound("max_iters", opts.max_iters)
     # The trainer's own validation, for a folder that does not exist (it writes nothing but the token cache).
     # dtype "auto" would ask CUDA for bf16 support, which creates a CUDA context in this process, holding
     # memory the child may need; the child resolves it instead.
@@ -248,10 +300,11 @@ def _plan(opts: ProbeOptions) -> _Plan:
                          dataset_dir=opts.dataset_dir, max_iters=opts.iters, learning_rate=opts.learning_rate,
                          batch_size=opts.batch_size, block_size=opts.block_size, grad_accum=opts.grad_accum,
                          device=opts.device, dtype="float32" if opts.dtype == "auto" else opts.dtype, compile=False,
-                         seed=opts.seed, runs_dir=str(Path(tempfile.gettempdir()) / "gptwiz-probe-check-none"),
+                         seed=opts.seed, runs_dir=str(scratch / "check"),  # (never made: nothing is written there)
                          data_dir=opts.data_dir, probe=True)
     from gptwiz.planning.presets import load_preset
 
+    check_options(check)  # every number in its range, before the refusal let through below can hide one
     try:
         cfg, _ = resolve_run_config(check)
         dataset_dir = cfg.data["dataset_dir"]
@@ -340,7 +393,7 @@ def _run_attempt(opts: ProbeOptions, plan: _Plan, batch_size: int, grad_accum: i
     detail_path = scratch / f"detail-{number}.json"
     spec_path = scratch / f"spec-{number}.json"
     spec_path.write_text(json.dumps({"options": asdict(child_opts), "full_iters": plan.full_iters,
-                                     "detail_path": str(detail_path)}))
+                                     "detail_path": str(detail_path), "parent_pid": os.getpid()}))
     log_path = scratch / f"child-{number}.log"
     run = _AttemptRun(Attempt(batch_size, grad_accum, "failed", 0))
     limit = int(opts.memory_limit_gb * 2**30) if opts.memory_limit_gb else None
@@ -453,7 +506,13 @@ def run_probe(opts: ProbeOptions, on_progress: Callable[[ProbeProgress], None] |
     """
     on_progress = on_progress or (lambda p: None)
     should_cancel = should_cancel or (lambda: False)
-    plan = _plan(opts)
+    with scratch_folder() as scratch:
+        return _probe(opts, scratch, on_progress, should_cancel)
+
+
+def _probe(opts: ProbeOptions, scratch: Path, on_progress: Callable[[ProbeProgress], None],
+           should_cancel: Callable[[], bool]) -> ProbeResult:
+    plan = _plan(opts, scratch)
     preset = plan.preset
     batch, accum, block = preset.train.batch_size, preset.train.grad_accum, preset.model.block_size
     base = dict(iters_requested=opts.iters, full_run_iters=plan.full_iters, block_size=block,
@@ -467,27 +526,93 @@ def run_probe(opts: ProbeOptions, on_progress: Callable[[ProbeProgress], None] |
                            block_size=block, data_tokens=too_small)
         return _finish(plan, _empty_result(judge(facts).verdict, judge(facts), batch, accum, [], base))
 
-    scratch = Path(tempfile.mkdtemp(prefix="gptwiz-probe-"))
     attempts: list[Attempt] = []
+    number = 0
+    while True:
+        number += 1
+        run = _run_attempt(opts, plan, batch, accum, number, scratch, on_progress, should_cancel)
+        attempts.append(run.attempt)
+        if run.attempt.outcome != "oom":
+            break
+        smaller = shrink_batch(batch, accum)
+        if smaller is None:
+            break
+        on_progress(ProbeProgress(iter=0, iters=opts.iters, batch_size=smaller[0], grad_accum=smaller[1],
+                                  attempt=number + 1,
+                                  message=f"out of memory at --batch_size {batch} ({run.attempt.detail}); "
+                                          f"retrying at --batch_size {smaller[0]} --grad_accum {smaller[1]}"))
+        batch, accum = smaller
+    return _finish(plan, _result(opts, plan, run, attempts, base))
+
+
+# --- the probe's temporary folder ----------------------------------------------------------------
+
+SCRATCH_PREFIX = "gptwiz-probe-"
+_SCRATCH_LOCK = "lock"
+_UNLOCKED_GRACE_S = 60.0  # a folder without its lock file yet may be a probe starting this instant
+
+
+@contextlib.contextmanager
+def scratch_folder() -> Iterator[Path]:
+    """A private temporary folder for one probe: mkdtemp's (mode 0700, a name nobody can have made before), with
+    a lock held on a file in it while the probe lives. Folders of probes that were killed (no clean-up ran)
+    are removed first: their lock is free, since the kernel drops a lock with its holder."""
+    remove_stale_scratch()
+    while True:
+        folder = Path(tempfile.mkdtemp(prefix=SCRATCH_PREFIX))
+        try:
+            fd = os.open(folder / _SCRATCH_LOCK, os.O_CREAT | os.O_RDWR | os.O_NOFOLLOW, 0o600)
+        except OSError:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
+        # Another probe's clean-up may take the lock in the instant before this does, and remove the folder
+        # as a dead probe's: then the lock file has no name left (no links), and another folder is made.
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        if os.fstat(fd).st_nlink:
+            break
+        os.close(fd)
     try:
-        number = 0
-        while True:
-            number += 1
-            run = _run_attempt(opts, plan, batch, accum, number, scratch, on_progress, should_cancel)
-            attempts.append(run.attempt)
-            if run.attempt.outcome != "oom":
-                break
-            smaller = shrink_batch(batch, accum)
-            if smaller is None:
-                break
-            on_progress(ProbeProgress(iter=0, iters=opts.iters, batch_size=smaller[0], grad_accum=smaller[1],
-                                      attempt=number + 1,
-                                      message=f"out of memory at --batch_size {batch} ({run.attempt.detail}); "
-                                              f"retrying at --batch_size {smaller[0]} --grad_accum {smaller[1]}"))
-            batch, accum = smaller
-        return _finish(plan, _result(opts, plan, run, attempts, base))
+        yield folder
     finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+        shutil.rmtree(folder, ignore_errors=True)
+        os.close(fd)
+
+
+def remove_stale_scratch(root: Path | None = None) -> list[Path]:
+    """Remove the temporary folders of this user's probes that died without cleaning up; the folders removed."""
+    root = Path(root or tempfile.gettempdir())
+    removed = []
+    try:
+        entries = [e for e in os.scandir(root) if e.name.startswith(SCRATCH_PREFIX)]
+    except OSError:
+        return removed
+    for entry in entries:
+        try:
+            info = entry.stat(follow_symlinks=False)
+        except OSError:
+            continue
+        # Only a real folder of this user's: another user's (or a link planted there) is not ours to remove.
+        if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() or _scratch_in_use(Path(entry.path), info):
+            continue
+        shutil.rmtree(entry.path, ignore_errors=True)
+        removed.append(Path(entry.path))
+    return removed
+
+
+def _scratch_in_use(folder: Path, info: os.stat_result) -> bool:
+    try:
+        fd = os.open(folder / _SCRATCH_LOCK, os.O_RDONLY | os.O_NOFOLLOW)
+    except FileNotFoundError:
+        return time.time() - info.st_mtime < _UNLOCKED_GRACE_S
+    except OSError:
+        return True  # unreadable: leave it
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:  # held: its probe is alive
+        return True
+    finally:
+        os.close(fd)
+    return False
 
 
 def _empty_result(verdict: str, judgement: Any, batch: int, accum: int, attempts: list[Attempt],
@@ -621,12 +746,15 @@ def _interrupt(signum: int, frame: Any) -> None:
 
 def run_cli(opts: ProbeOptions, as_json: bool) -> int:
     """`gptwiz probe`: a progress bar, then the verdict panel (or one JSON object). Exit 1 on a fail verdict."""
-    # SIGTERM leaves as Ctrl-C does, through run_probe's clean-up: the child is stopped, not orphaned.
-    previous = signal.signal(signal.SIGTERM, _interrupt)
+    # SIGTERM and SIGHUP (a closed terminal) leave as Ctrl-C does, through run_probe's clean-up: the child is
+    # stopped, not orphaned, and the temporary folder removed.
+    signals = [signal.SIGTERM] + ([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])
+    previous = {sig: signal.signal(sig, _interrupt) for sig in signals}
     try:
         return _run_cli(opts, as_json)
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _run_cli(opts: ProbeOptions, as_json: bool) -> int:

@@ -6,6 +6,7 @@ only thing viewers see.
 
 from __future__ import annotations
 
+import errno
 import logging
 import math
 import os
@@ -18,13 +19,29 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from gptwiz.common.atomic import atomic_write_json, remove_temp_files
 from gptwiz.common.errors import UsageError
+from gptwiz.common.files import AppendFile, open_append, write_failure
 from gptwiz.common.schedule import lr_at
-from gptwiz.runs.folder import MetricsWriter, RunLock, RunPaths, now_iso, read_json, trim_metrics, write_status
+from gptwiz.runs.folder import (
+    FolderBefore,
+    MetricsWriter,
+    RunLock,
+    RunPaths,
+    missing_folders,
+    now_iso,
+    read_json,
+    remove_empty_folders,
+    trim_metrics,
+    write_status,
+)
 from gptwiz.training.options import RunConfig, TrainOptions, TrainResult, resolve_run_config, world_size
 
 if TYPE_CHECKING:  # device.py imports torch, which the trainer imports only once it trains
     from gptwiz.training.device import MemoryMeter, Runtime
+
+# AdamW's weight decay beyond which a divergence is put down to it rather than to the learning rate.
+USUAL_MAX_WEIGHT_DECAY = 1.0
 
 # Seeds for the fixed evaluation batches, apart from any training iteration's.
 _VAL_STREAM, _TRAIN_EVAL_STREAM = 1_000_000_007, 1_000_000_009
@@ -113,6 +130,7 @@ class Trainer:
         self.last_ckpt_time = 0.0               # time.monotonic() of the last checkpoint (or of the start)
         self.last_status_time = 0.0             # time.monotonic() of the last status.json heartbeat
         self.evaluated_at = -1                  # the iteration last evaluated; -1: none yet
+        self.evaluated_val: float | None = None  # the validation loss measured then
         self.fail_at: int | None = None         # the test-only injected failure's iteration (gptwiz.common.faults)
 
     # -- data --
@@ -158,7 +176,11 @@ class Trainer:
         model_state, optim_state = full_state(self.model if self.dist.fsdp else self.raw_model, self.optimizer,
                                               self.dist.fsdp)
         if self.main:
-            kwargs = dict(iter_num=self.iter_num, best_val_loss=self.best_val, config=self.cfg.to_json())
+            # The weights' own validation loss goes with them: it says which checkpoint holds the best
+            # (_reconcile_best). ckpt_last.pt is written first, so that a kill while ckpt_best.pt is written
+            # leaves the best weights in ckpt_last.pt, where a resume finds them.
+            val = self.evaluated_val if self.evaluated_at == self.iter_num else None
+            kwargs = dict(iter_num=self.iter_num, best_val_loss=self.best_val, config=self.cfg.to_json(), val_loss=val)
             save_checkpoint(self.paths.ckpt_last, model_state=model_state, optimizer_state=optim_state, **kwargs)
             if best:
                 save_checkpoint(self.paths.ckpt_best, model_state=model_state, optimizer_state=None, **kwargs)
@@ -202,6 +224,8 @@ class Trainer:
                 self._say(f"{ckpt_path.name} holds no optimizer state: the optimizer starts afresh")
             self.iter_num = int(state["iter"])
             self.best_val = float(state.get("best_val_loss", float("inf")))
+            own_val = state.get("val_loss")
+            self.evaluated_val = own_val if isinstance(own_val, float) else None
         elif cfg.init_from:
             src_path, src = load_run_checkpoint(RunPaths(Path(cfg.init_from)), prefer="best", map_location="cpu")
             weights = src["model"]
@@ -221,6 +245,7 @@ class Trainer:
             torch.set_rng_state(state["torch_rng"].cpu())
             if self.main:
                 trim_metrics(paths.metrics, self.iter_num)
+                self._reconcile_best(ckpt_path, state)
             self._status_fields["started_at"] = (read_json(paths.status) or {}).get("started_at", now_iso())
             self._say(f"resumed {cfg.name} from {ckpt_path.name} at iteration {self.iter_num}")
         torch.manual_seed(cfg.seed + 1000 * self.dist.rank + self.iter_num)  # different dropout masks per rank
@@ -228,6 +253,39 @@ class Trainer:
             self._say("compiling the model with torch.compile (the first iterations are slow)")
             model = torch.compile(model)
         self.model = model
+
+    def _reconcile_best(self, resumed_from: Path, state: dict[str, Any]) -> None:
+        """On resume: ckpt_best.pt must hold the weights of the best validation loss the run records. A kill
+        while it was being written leaves an older one (or none); the weights of that best are then those just
+        resumed (ckpt_last.pt is written first), and ckpt_best.pt is rewritten from them. Where they are lost,
+        the best recorded becomes what ckpt_best.pt does hold, so that a later evaluation replaces it."""
+        from gptwiz.training.checkpoint import read_checkpoint_summary, save_checkpoint
+
+        best_path = self.paths.ckpt_best
+        if resumed_from == best_path or not math.isfinite(self.best_val):
+            return  # resumed from the best itself, or nothing evaluated yet
+        held = read_checkpoint_summary(best_path)
+        held_best = held["val_loss"] if held is not None and held["val_loss"] is not None else float("inf")
+        if held_best <= self.best_val:
+            if held_best < self.best_val:
+                self._say(f"{best_path.name} holds a val loss of {held_best:.4f}, below the {self.best_val:.4f} "
+                          f"{resumed_from.name} records: that is the best from now on")
+                self.best_val = held_best
+            return
+        had = (f"held iteration {held['iter']}" + (f" (val loss {held_best:.4f})" if math.isfinite(held_best) else "")
+               if held is not None else "was missing or unreadable")
+        own = state.get("val_loss")
+        if isinstance(own, float) and own == self.best_val:
+            save_checkpoint(best_path, model_state=state["model"], optimizer_state=None, iter_num=self.iter_num,
+                            best_val_loss=self.best_val, config=self.cfg.to_json(), val_loss=own)
+            self._say(f"{best_path.name} {had} instead of the weights of the best val loss {self.best_val:.4f}: "
+                      f"rewritten from {resumed_from.name} (iteration {self.iter_num}), which holds them")
+            return
+        self._say(f"warning: {best_path.name} {had}, and no checkpoint holds the weights of the best val loss "
+                  f"{self.best_val:.4f}; the best is now "
+                  + (f"{held_best:.4f}, that of {best_path.name}" if math.isfinite(held_best)
+                     else "the next evaluation's"))
+        self.best_val = held_best
 
     def _start(self) -> None:
         """Open metrics.jsonl, set up what the loop measures with, and announce the run."""
@@ -300,6 +358,7 @@ class Trainer:
         """Evaluate, record it, and checkpoint (ckpt_best.pt too if the validation loss improved)."""
         self.evaluated_at = self.iter_num
         losses = self._estimate_loss()
+        self.evaluated_val = losses["val"]
         improved = losses["val"] < self.best_val
         self.best_val = min(self.best_val, losses["val"])
         record = {"type": "eval", "iter": self.iter_num, "train_loss": losses["train"], "val_loss": losses["val"],
@@ -379,8 +438,15 @@ class Trainer:
         return float(mean_across_ranks(loss_sum, self.dist))
 
     def _diverged(self, loss: float) -> None:
-        msg = (f"loss became {loss} at iteration {self.iter_num + 1}; kept the last good checkpoint "
-               f"(try a lower --learning_rate than {self.cfg.train.learning_rate:g})")
+        train = self.cfg.train
+        if train.weight_decay > USUAL_MAX_WEIGHT_DECAY:
+            # AdamW scales every matrix by (1 - lr * weight_decay) a step: past 1 that flips its sign and grows
+            # it, which no learning rate small enough to train with cures.
+            advice = (f"its weight_decay {train.weight_decay:g} is far above the usual range of 0 to "
+                      f"{USUAL_MAX_WEIGHT_DECAY:g}, where the presets use 0.1: lower weight_decay in the preset")
+        else:
+            advice = f"try a lower --learning_rate than {train.learning_rate:g}"
+        msg = f"loss became {loss} at iteration {self.iter_num + 1}; kept the last good checkpoint ({advice})"
         self._status_fields["error"] = msg
         self._say(msg)
 
@@ -416,28 +482,39 @@ class Trainer:
     def run(self) -> TrainResult:
         cfg, paths = self.cfg, self.paths
         lock = RunLock(paths)
-        handler = None
+        handler: _LogFileHandler | None = None
+        before: FolderBefore | None = None
         if self.main:
-            paths.root.mkdir(parents=True, exist_ok=True)
-            lock.acquire()
-            from gptwiz.common.atomic import remove_temp_files
-
+            made = missing_folders(paths.root)
+            try:
+                paths.root.mkdir(parents=True, exist_ok=True)
+                lock.acquire()
+            except OSError as exc:  # a full or read-only disk: the run never began, and leaves no folder
+                remove_empty_folders(made)
+                result = TrainResult("failed", self.iter_num, cfg.train.max_iters, None, None,
+                                     _describe(exc, resumable=self.resume), paths.root)
+                self.reporter.end(result)
+                return result
+            except BaseException:
+                remove_empty_folders(made)
+                raise
+            # What the folder held, to put back if the run fails before its first step. Not for a probe: its
+            # parent reads what a failed attempt left.
+            before = None if cfg.probe else FolderBefore.take(paths, made)
             remove_temp_files(paths.root)  # what a trainer killed mid-write left; the lock says none is writing
-            handler = logging.FileHandler(paths.log, encoding="utf-8")
-            handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%Y-%m-%d %H:%M:%S"))
-            self.log.addHandler(handler)
-            self.log.setLevel(logging.INFO)
-            self.log.propagate = False
         self.stop.install()
         if self.resume:
             from gptwiz.training.checkpoint import find_checkpoint
 
             # Killed before its first checkpoint: start over, with the run's own settings.
             self.resume = find_checkpoint(paths) is not None
+        put_back = False
         try:
             if self.main:
-                from gptwiz.common.atomic import atomic_write_json
-
+                self.log.setLevel(logging.INFO)
+                self.log.propagate = False
+                handler = _LogFileHandler(open_append(paths.log))
+                self.log.addHandler(handler)
                 # Also on resume: a --max_iters given then is the run's length from now on, so that the next
                 # --resume (after a kill, say) runs to the same final iteration, and viewers draw its schedule.
                 atomic_write_json(paths.config, cfg.to_json())
@@ -447,12 +524,13 @@ class Trainer:
             result = TrainResult(state, self.iter_num, cfg.train.max_iters, self.last_loss, best,
                                  self._status_fields.get("error"), paths.root)
         except UsageError as exc:
-            self._fail(str(exc))
+            put_back = self._fail(str(exc), before)
             raise
         except BaseException as exc:
-            message = _describe(exc)
             self.log.info("training failed:\n%s", traceback.format_exc())
-            self._fail(message)
+            refused = self._before_first_step(before)
+            message = _describe(exc, resumable=self.resume or not refused)
+            put_back = self._fail(message, before)
             if isinstance(exc, (KeyboardInterrupt, SystemExit)):
                 raise
             result = TrainResult("failed", self.iter_num, cfg.train.max_iters, self.last_loss, None, message, paths.root)
@@ -460,29 +538,65 @@ class Trainer:
             self.stop.restore()
             if self.metrics is not None:
                 self.metrics.close()
-            lock.release()
             if handler is not None:
                 self.log.removeHandler(handler)
                 handler.close()
+            lock.release()
+            if put_back and before is not None:
+                remove_empty_folders(before.made)
         if self.main:
             self.reporter.end(result)
         return result
 
-    def _fail(self, message: str) -> None:
+    def _before_first_step(self, before: FolderBefore | None) -> bool:
+        """Whether the run failed before anything a later command needs: no record, no checkpoint of its own."""
+        return (before is not None and (self.metrics is None or self.metrics.written == 0)
+                and not before.wrote_checkpoint())
+
+    def _fail(self, message: str, before: FolderBefore | None = None) -> bool:
+        """Record the failure; a run that failed before its first step instead leaves its folder as it found it
+        (True then), so that the same command, once corrected, starts it afresh."""
         self._status_fields["error"] = message
         from gptwiz.training.distributed import report_rank_error
 
         report_rank_error(self.dist, message)
+        if before is not None and self._before_first_step(before):
+            before.restore()
+            return True
         try:
             self._status("failed")
         except OSError:
             pass
+        return False
 
 
-def _describe(exc: BaseException) -> str:
+class _LogFileHandler(logging.Handler):
+    """train.log, appended through open_append (never through a link). A line the disk has no room for is
+    dropped: the failure reaches the user as the run's own one-line error, not as logging's report of it."""
+
+    def __init__(self, file: AppendFile):
+        super().__init__()
+        self.file = file
+        self.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%Y-%m-%d %H:%M:%S"))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.file.write((self.format(record) + "\n").encode("utf-8", "backslashreplace"))
+        except Exception:  # a full disk, a closed file: never "--- Logging error ---" and a traceback
+            pass
+
+    def close(self) -> None:
+        self.file.close()
+        super().close()
+
+
+def _describe(exc: BaseException, resumable: bool = True) -> str:
+    failure = write_failure(exc)
+    if failure is not None:
+        if isinstance(exc, OSError) and exc.errno == errno.EROFS:
+            return failure
+        return f"{failure}; free some space and {'--resume' if resumable else 'start the run again'}"
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    if isinstance(exc, OSError) and exc.errno == 28:
-        return f"no space left on the disk while writing ({exc.filename or 'a file'}); free some space and --resume"
     return f"{exc.__class__.__name__}: {text}" if text else exc.__class__.__name__
 
 

@@ -20,9 +20,11 @@ import pytest
 FAULTS_DIR = Path(__file__).resolve().parent
 README = FAULTS_DIR / "README.md"
 # The README's order: runs and checkpoints first, then viewers, data, bad input, security, endurance.
-ORDER = ["test_kill_resume.py", "test_disk_full.py", "test_corrupt_checkpoint.py", "test_torn_metrics.py",
-         "test_lock.py", "test_signals.py", "test_viewers.py", "test_prepare_faults.py", "test_fuzz_cli.py",
-         "test_security.py", "test_endurance.py"]
+ORDER = ["test_kill_resume.py", "test_disk_full.py", "test_disk_full_everywhere.py", "test_corrupt_checkpoint.py",
+         "test_stale_best.py", "test_torn_metrics.py", "test_lock.py", "test_recycled_pid.py", "test_signals.py",
+         "test_viewers.py", "test_malformed_files.py", "test_fifo.py", "test_symlink_writes.py", "test_bad_dirs.py",
+         "test_refused_start.py", "test_prepare_faults.py", "test_prepare_recovery.py", "test_probe_orphans.py",
+         "test_number_bounds.py", "test_fuzz_cli.py", "test_security.py", "test_endurance.py"]
 
 _ROWS = pytest.StashKey[list]()
 _DESELECTED = pytest.StashKey[int]()
@@ -51,9 +53,9 @@ def report(request: pytest.FixtureRequest) -> Report:
 @pytest.fixture(scope="session")
 def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A --data_dir holding the token cache of tinyshakespeare, tokenized once for the session."""
-    from gptwiz.data.cache import cache_text_file
-
     from conftest import SHAKESPEARE
+
+    from gptwiz.data.cache import cache_text_file
 
     folder = tmp_path_factory.mktemp("data")
     cache_text_file(SHAKESPEARE, folder)

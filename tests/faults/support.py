@@ -9,13 +9,14 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
+
+from conftest import SHAKESPEARE, cli_env
 
 from gptwiz.common.atomic import is_temp_file
 from gptwiz.runs.folder import read_json, read_metrics
-
-from conftest import SHAKESPEARE, cli_env
 
 # One layer of 32 wide: about 1.6M parameters (nearly all the GPT-2 embedding), a step in a few ms, and a
 # checkpoint of 20 MB, so that kill/resume cycles cost process start-up, not training.
@@ -103,3 +104,12 @@ def every_line_is_json(path: Path) -> bool:
 
 def one_line(text: str) -> list[str]:
     return [line for line in text.splitlines() if line.strip()]
+
+
+def process_alive(pid: int) -> bool:
+    """Still running (a zombie nobody has reaped yet has ended)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False

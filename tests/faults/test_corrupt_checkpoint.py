@@ -6,18 +6,17 @@ from __future__ import annotations
 
 import random
 import shutil
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pytest
 import torch
+from conftest import assert_one_line_error, run_cli
 
-from gptwiz.training.checkpoint import load_checkpoint, load_run_checkpoint
+from faults.support import every_line_is_json, fault_env, micro_preset, records, status, train_args, train_iters
 from gptwiz.common.errors import UsageError
 from gptwiz.runs.folder import RunPaths
-
-from conftest import assert_one_line_error, run_cli
-from faults.support import (every_line_is_json, fault_env, micro_preset, records, status, train_args, train_iters)
+from gptwiz.training.checkpoint import load_checkpoint, load_run_checkpoint
 
 
 def _truncate_half(p: Path) -> None:

@@ -7,12 +7,19 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from gptwiz.training.checkpoint import load_checkpoint
-
 from conftest import run_cli
-from faults.support import (every_line_is_json, fault_env, micro_preset, one_line, status, temp_files, train_args,
-                            train_iters)
+
+from faults.support import (
+    every_line_is_json,
+    fault_env,
+    micro_preset,
+    one_line,
+    status,
+    temp_files,
+    train_args,
+    train_iters,
+)
+from gptwiz.training.checkpoint import load_checkpoint
 
 MAX_ITERS = 30
 

@@ -10,9 +10,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from gptwiz.runs.folder import MetricsReader
-
 from faults.support import micro_preset, start, status, train_args
+from gptwiz.runs.folder import MetricsReader
 
 ITERS = 2000
 

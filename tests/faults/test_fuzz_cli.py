@@ -21,17 +21,17 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
+from conftest import SHAKESPEARE
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from gptwiz.cli import main
-
-from conftest import SHAKESPEARE
 from faults.support import MICRO, fault_env, one_line
+from gptwiz.cli import main
 
 LIMIT_S = 90.0  # no single command may take longer (a loaded machine's worst case, far below a hang)
 FLAG = object()  # a flag without a value

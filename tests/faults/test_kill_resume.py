@@ -17,14 +17,24 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from conftest import run_cli
 
-from gptwiz.training.checkpoint import load_checkpoint, load_run_checkpoint
+from faults.support import (
+    every_line_is_json,
+    fault_env,
+    kill9,
+    micro_preset,
+    records,
+    start,
+    status,
+    temp_files,
+    train_args,
+    train_iters,
+    wait_for,
+)
 from gptwiz.common.errors import UsageError
 from gptwiz.runs.folder import RunPaths
-
-from conftest import run_cli
-from faults.support import (every_line_is_json, fault_env, kill9, micro_preset, records, start, status, temp_files,
-                            train_args, train_iters, wait_for)
+from gptwiz.training.checkpoint import load_checkpoint, load_run_checkpoint
 
 KILLS = 20
 MAX_ITERS = 120

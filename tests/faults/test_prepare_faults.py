@@ -14,11 +14,10 @@ import time
 from pathlib import Path
 
 import pytest
-
-from gptwiz.data.dataset import TokenDataset
-
 from conftest import SHAKESPEARE, assert_one_line_error, run_cli
+
 from faults.support import fault_env, one_line, wait_for
+from gptwiz.data.dataset import TokenDataset
 
 COPIES = 24  # about 25 MB: a few seconds of tokenizing, a window wide enough to interrupt
 
@@ -163,7 +162,7 @@ def test_two_prepares_into_one_folder_at_once(corpus: Path, tmp_path: Path, repo
     shutil.copytree(corpus / "docs", tmp_path / "docs")
     procs = [_start(tmp_path, _args("both")) for _ in range(2)]
     results = [(p.wait(timeout=300), *p.communicate()) for p in procs]
-    for rc, out, err in results:
+    for rc, _out, err in results:
         assert rc == 0 or (rc == 2 and len(one_line(err)) == 1 and "Traceback" not in err), (rc, err)
     assert any(rc == 0 for rc, _, _ in results)
     _same_dataset(corpus / "ref", tmp_path / "both")

@@ -13,12 +13,11 @@ from pathlib import Path
 
 import pytest
 import torch
-
-from gptwiz.training.checkpoint import load_checkpoint
-from gptwiz.common.errors import UsageError
-
 from conftest import REPO, assert_one_line_error, run_cli
+
 from faults.support import fault_env, micro_preset, status, train_args, wait_for
+from gptwiz.common.errors import UsageError
+from gptwiz.training.checkpoint import load_checkpoint
 
 PACKAGE = REPO / "gptwiz"
 
@@ -105,6 +104,7 @@ NAMES = ["..", "../x", "a/../../x", "/tmp/abs", "a/b", "a\\b", ".hidden", "-rf",
 def test_run_names_cannot_name_a_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                       capsys: pytest.CaptureFixture[str], report) -> None:
     from conftest import SHAKESPEARE
+
     from gptwiz.cli import main
 
     monkeypatch.chdir(tmp_path)
@@ -184,7 +184,7 @@ def test_dataset_and_shard_names_cannot_leave_the_dataset(tmp_path: Path, data_d
                 "a number": 7, "an odd-sized shard": "odd.bin"}
     (tmp_path / "ds" / "link.bin").symlink_to(secret)
     (tmp_path / "ds" / "odd.bin").write_bytes(b"\x00" * 4097)
-    for label, shard in tampered.items():
+    for shard in tampered.values():
         bad = json.loads(json.dumps(manifest))
         bad["sources"][0]["train_shards"] = [shard]
         (tmp_path / "ds" / "manifest.json").write_text(json.dumps(bad))

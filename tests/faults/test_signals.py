@@ -8,10 +8,19 @@ from pathlib import Path
 
 import pytest
 
+from faults.support import (
+    every_line_is_json,
+    fault_env,
+    micro_preset,
+    records,
+    start,
+    status,
+    temp_files,
+    train_args,
+    train_iters,
+    wait_for,
+)
 from gptwiz.training.checkpoint import load_checkpoint
-
-from faults.support import (every_line_is_json, fault_env, micro_preset, records, start, status, temp_files,
-                            train_args, train_iters, wait_for)
 
 EVAL_INTERVAL = 5
 
@@ -55,3 +64,52 @@ def test_signal_stops_cleanly(tmp_path: Path, data_dir: Path, sig: signal.Signal
     assert f"stopped at iteration {st['iter']}" in output
     report(f"{sig.name} during {'an' if moment == 'evaluation' else 'a'} {moment}", 1,
            f"exit 0, \"stopped\" at iteration {st['iter']} with its whole checkpoint, no temporary file, no lock")
+
+
+def _catches_sigterm(pid: int) -> bool:
+    """Whether the process has a handler of its own for SIGTERM yet (the SigCgt mask of /proc/PID/status)."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("SigCgt:"):
+                    return bool(int(line.split()[1], 16) & (1 << (signal.SIGTERM - 1)))
+    except OSError:
+        pass
+    return False
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs /proc to see when the handler is in place")
+def test_sigterm_while_starting_is_a_clean_exit(tmp_path: Path, data_dir: Path, report) -> None:
+    """SIGTERM in the first second, while Python imports gptwiz and then torch: exit 130 and one line, as for
+    Ctrl-C, rather than a death by the signal (-15) with no word; the run's folder never made."""
+    import subprocess
+    import sys
+    import time
+
+    preset = micro_preset(tmp_path)
+    delays = (0.0, 0.3, 1.0)  # after the handler is in place: importing gptwiz.cli, then torch, then still torch
+    outcomes = []
+    for delay in delays:
+        proc = subprocess.Popen([sys.executable, "-m", "gptwiz", *train_args(preset, "early", data_dir=data_dir)],
+                                cwd=tmp_path, env=fault_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True)
+        deadline = time.monotonic() + 30
+        while not _catches_sigterm(proc.pid) and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.002)
+        time.sleep(delay)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+        run = tmp_path / "runs" / "early"
+        assert "Traceback" not in out + err, err
+        if (run / "status.json").exists():  # (a machine fast enough to be training already: the graceful stop)
+            assert proc.returncode == 0 and status(run)["state"] == "stopped", (proc.returncode, err)
+            outcomes.append("stopped")
+            continue
+        lines = [line for line in err.splitlines() if line.strip()]
+        assert proc.returncode == 130, (delay, proc.returncode, err)
+        assert len(lines) == 1 and "interrupted" in lines[0], err
+        assert not run.exists(), sorted(p.name for p in run.iterdir())
+        outcomes.append(lines[0])
+    report("SIGTERM 0, 0.3 and 1 s after `gptwiz train` put its handler in place (importing gptwiz, then torch)",
+           len(delays), "exit 130 with one line (\"gptwiz: interrupted while starting\" or \"gptwiz train: "
+           "interrupted\"), no traceback, no run folder; never a death by the signal")

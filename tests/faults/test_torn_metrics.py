@@ -8,16 +8,15 @@ import shutil
 from pathlib import Path
 
 import pytest
+from conftest import run_cli
+from tui_support import async_test, screen_text, wait_for
 
+from faults.support import every_line_is_json, fault_env, micro_preset, status, train_args, train_iters
 from gptwiz.runs.folder import RunPaths, read_metrics
+from gptwiz.runs.monitor import RunMonitor
 from gptwiz.tui.app import GptwizApp
 from gptwiz.tui.context import AppContext
 from gptwiz.tui.devicestats import DeviceSampler
-from gptwiz.runs.monitor import RunMonitor
-
-from conftest import run_cli
-from faults.support import every_line_is_json, fault_env, micro_preset, status, train_args, train_iters
-from tui_support import async_test, screen_text, wait_for
 
 TORN = {
     "cut inside a record": b'{"type":"train","iter":13,"loss":7.1,"lr',

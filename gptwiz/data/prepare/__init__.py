@@ -11,8 +11,9 @@ Results are consumed in the order they were submitted, so the shards are the sam
 whatever the number of workers.
 
 Everything is written into a hidden folder beside out_dir (out_dir); the manifest is written last,
-atomically, and the folder is then renamed into place (pipeline). An interrupt removes the folder; a kill
-leaves it behind without a manifest (never at out_dir), and the next prepare of that out_dir removes it.
+atomically, and the folder is then renamed into place (pipeline). An interrupt or a full disk removes the
+folder; a kill leaves it behind (never at out_dir), and the next prepare of that out_dir removes it, or puts it
+in place when the kill came between the renames that swap the old dataset for the new.
 """
 
 from gptwiz.data.prepare.options import (

@@ -5,18 +5,27 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from gptwiz.common.errors import UsageError
+from gptwiz.common.errors import UsageError, WriteFailed
+from gptwiz.common.files import write_failure
 from gptwiz.data.manifest import new_manifest, write_manifest
 from gptwiz.data.prepare.interrupts import signals_deferred, sigterm_interrupts
 from gptwiz.data.prepare.options import PrepareOptions, PrepareResult, validate_options
-from gptwiz.data.prepare.out_dir import check_out_dir, install, partial_dir
+from gptwiz.data.prepare.out_dir import (
+    NO_ROOM,
+    Destination,
+    check_out_dir,
+    install,
+    partial_dir,
+    recover_interrupted,
+    remove_dataset,
+    resolve_out_dir,
+)
 from gptwiz.data.prepare.pieces import Piece, SourceEnd, work_items
 from gptwiz.data.prepare.progress import PrepareProgress
 from gptwiz.data.prepare.reading import SourceStats
@@ -37,25 +46,32 @@ def prepare(opts: PrepareOptions, progress: PrepareProgress | None = None) -> Pr
     """Prepare the dataset `opts` asks for; UsageError (with nothing left behind) on bad input."""
     validate_options(opts)
     specs = parse_sources(opts.sources)
-    out_dir = Path(os.path.expanduser(opts.out_dir))
-    plans = [plan_source(s, out_dir) for s in specs]
-    existing = check_out_dir(out_dir, plans, opts)
+    dest = resolve_out_dir(opts.out_dir)
+    plans = [plan_source(s, dest.path) for s in specs]
+    recover_interrupted(dest.path)  # a dataset a killed prepare was swapping in is put in place first
+    existing = check_out_dir(dest, plans, opts)
+    out_dir = Path(os.path.expanduser(opts.out_dir))  # as given: a link stays the name the user knows
     if existing is not None:
         return PrepareResult(out_dir=out_dir, manifest=existing, up_to_date=True)
-    return build_dataset(plans, out_dir, opts, progress)
+    result = build_dataset(plans, dest, opts, progress)
+    result.out_dir = out_dir
+    return result
 
 
-def build_dataset(plans: list[SourcePlan], out_dir: Path, opts: PrepareOptions,
+def build_dataset(plans: list[SourcePlan], dest: Destination, opts: PrepareOptions,
                   progress: PrepareProgress | None = None,
                   extra: dict[str, Any] | None = None) -> PrepareResult:
-    """Tokenize the planned sources into out_dir (replacing what is there); `extra` keys go into each source."""
+    """Tokenize the planned sources into dest.path (replacing what is there); `extra` keys go into each source.
+    A write that fails (a full disk) is a WriteFailed in one line, with nothing of the new dataset kept."""
     enc = get_encoding()
     workers = opts.workers or min(available_cores(), MAX_DEFAULT_WORKERS)
     progress = progress or PrepareProgress()
+    out_dir = dest.path
     created = [d for d in (out_dir.absolute().parent, *out_dir.absolute().parent.parents) if not d.exists()]
-    work = partial_dir(out_dir)
+    work: Path | None = None
     started = time.perf_counter()
     try:
+        work = partial_dir(dest)
         with sigterm_interrupts():
             progress.start(sum(len(p.files) for p in plans), sum(p.bytes for p in plans))
             try:
@@ -69,13 +85,29 @@ def build_dataset(plans: list[SourcePlan], out_dir: Path, opts: PrepareOptions,
             write_manifest(work, manifest)
             with signals_deferred():
                 install(work, out_dir)
-    except BaseException:
-        shutil.rmtree(work, ignore_errors=True)
+    except BaseException as exc:
+        # Told before the partial folder goes: the free space then is what the write met.
+        failed = _write_failed(exc, dest, work) if isinstance(exc, OSError) else None
+        if work is not None:
+            remove_dataset(work)
         for folder in created:  # deepest first: the folders made for out_dir, now empty again
             with contextlib.suppress(OSError):
                 folder.rmdir()
+        if failed is not None:
+            raise failed from None
         raise
     return PrepareResult(out_dir=out_dir, manifest=manifest, seconds=time.perf_counter() - started, workers=workers)
+
+
+def _write_failed(exc: OSError, dest: Destination, work: Path | None) -> WriteFailed:
+    """The one line for a write into the dataset that failed: what, the free space there, nothing kept."""
+    if exc.filename and work is not None:
+        # Named as where the file was to land: the partial folder is about to go.
+        with contextlib.suppress(ValueError):
+            exc.filename = str(dest.path / Path(exc.filename).relative_to(work))
+    what = write_failure(exc) or f"cannot write {exc.filename or dest.path} ({exc.strerror or exc})"
+    advice = f"free some space or {dest.elsewhere}" if exc.errno in NO_ROOM else dest.elsewhere
+    return WriteFailed(f"{dest.label}: {what}; nothing was kept: {advice}, and try again")
 
 
 def _tokenize_all(plans: list[SourcePlan], folder: Path, enc: Any, workers: int, opts: PrepareOptions,
@@ -154,12 +186,12 @@ def check_trainable(manifest: dict[str, Any], block_size: int, val_fraction: flo
                          "raise --val_fraction, or lower --block_size to the smallest block you will train with")
 
 
-def tokenize_text_file(path: Path, out_dir: Path, name: str, val_fraction: float,
+def tokenize_text_file(path: Path, out_dir: Destination, name: str, val_fraction: float,
                        extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """One UTF-8 text file as a one-source dataset (the token cache of --input_file), through the same
     streaming, parallel tokenizer: one document, so its last `val_fraction` of tokens is the val split."""
     st = path.stat()
     plan = SourcePlan(spec=SourceSpec(name=name, glob=str(path.resolve())), root=str(path.resolve().parent),
                       files=[PlannedFile(path=str(path), rel=path.name, size=st.st_size, mtime_ns=st.st_mtime_ns)])
-    opts = PrepareOptions(sources=[], out_dir=str(out_dir), val_fraction=val_fraction, block_size=None)
+    opts = PrepareOptions(sources=[], out_dir=str(out_dir.path), val_fraction=val_fraction, block_size=None)
     return build_dataset([plan], out_dir, opts, extra=extra).manifest

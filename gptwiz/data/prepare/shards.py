@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from gptwiz.common.files import AppendFile, open_append
 from gptwiz.data.manifest import TOKEN_DTYPE
 from gptwiz.data.prepare.pieces import Piece
 
@@ -19,7 +20,7 @@ class ShardWriter:
     def __init__(self, folder: Path, prefix: str, shard_tokens: int):
         self.folder, self.prefix, self.shard_tokens = folder, prefix, shard_tokens
         self.shards: list[list[Any]] = []  # [file name, tokens]
-        self._file: Any = None
+        self._file: AppendFile | None = None
 
     @property
     def total(self) -> int:
@@ -39,7 +40,8 @@ class ShardWriter:
                 self._close_file()
                 self.shards.append([f"{self.prefix}-{len(self.shards):05d}.bin", 0])
             if self._file is None:
-                self._file = open(self.folder / self.shards[-1][0], "ab")
+                # Never through a link, and never into anything but a regular file.
+                self._file = open_append(self.folder / self.shards[-1][0])
             room = self.shard_tokens - self.shards[-1][1]
             part, tokens = tokens[:room], tokens[room:]
             self._file.write(part.tobytes())
@@ -48,13 +50,19 @@ class ShardWriter:
     def read(self, start: int, stop: int, chunk: int = 1 << 20) -> Iterator[np.ndarray]:
         """Tokens [start, stop) of the whole stream, in chunks."""
         self._close_file(sync=False)
+        itemsize = np.dtype(TOKEN_DTYPE).itemsize
         offset = 0
         for name, n in self.shards:
             lo, hi = max(start, offset), min(stop, offset + n)
-            for a in range(lo, hi, chunk):
-                count = min(chunk, hi - a)
-                yield np.fromfile(self.folder / name, dtype=TOKEN_DTYPE, count=count,
-                                  offset=(a - offset) * np.dtype(TOKEN_DTYPE).itemsize)
+            if lo < hi:
+                fd = _open_shard(self.folder / name, os.O_RDONLY)
+                try:
+                    for a in range(lo, hi, chunk):
+                        count = min(chunk, hi - a)
+                        data = os.pread(fd, count * itemsize, (a - offset) * itemsize)
+                        yield np.frombuffer(data, dtype=TOKEN_DTYPE)
+                finally:
+                    os.close(fd)
             offset += n
 
     def truncate(self, total: int) -> None:
@@ -66,7 +74,11 @@ class ShardWriter:
             keep = min(n, max(0, total - offset))
             if keep:
                 if keep < n:
-                    os.truncate(self.folder / name, keep * np.dtype(TOKEN_DTYPE).itemsize)
+                    fd = _open_shard(self.folder / name, os.O_WRONLY)
+                    try:
+                        os.ftruncate(fd, keep * np.dtype(TOKEN_DTYPE).itemsize)
+                    finally:
+                        os.close(fd)
                 kept.append([name, keep])
             else:
                 (self.folder / name).unlink()
@@ -78,12 +90,26 @@ class ShardWriter:
 
     def _close_file(self, sync: bool = True) -> None:
         if self._file is not None:
-            self._file.flush()
-            if sync:
-                # The manifest will vouch for these bytes: they must be on disk before it is.
-                os.fsync(self._file.fileno())
-            self._file.close()
-            self._file = None
+            file, self._file = self._file, None
+            try:
+                if sync:
+                    # The manifest will vouch for these bytes: they must be on disk before it is.
+                    try:
+                        os.fsync(file.fileno())
+                    except OSError as exc:
+                        exc.filename = exc.filename or str(file.path)
+                        raise
+            finally:
+                file.close()
+
+
+def _open_shard(path: Path, flags: int) -> int:
+    """A descriptor of a shard this writer made, never through a link put in its place."""
+    try:
+        return os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError as exc:
+        exc.filename = exc.filename or str(path)
+        raise
 
 
 def move_tail(src: ShardWriter, dst: ShardWriter, n: int) -> None:

@@ -44,12 +44,14 @@ class WelcomeScreen(WizardStep):
             yield Static(Text("Press n to start a new model.", style="bold"), id="start-hint")
             yield Static("", id="runs-title")
             yield DataTable(id="runs", cursor_type="row", zebra_stripes=True)
+            yield Static("", id="runs-unreadable")
         yield Footer()
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)
         table.add_columns("run", "state", "progress", "last loss", "updated")
         table.display = False
+        self.query_one("#runs-unreadable", Static).display = False
         self.refresh_runs()
         self.set_interval(2.0, self.refresh_runs)
 
@@ -71,14 +73,19 @@ class WelcomeScreen(WizardStep):
         table = self.query_one(DataTable)
         table.clear()
         for r in rows:
-            table.add_row(r.name, Text(r.state, style=STATE_STYLE.get(r.state, "")), r.progress_text, r.loss_text,
-                          r.updated_at.replace("T", " ")[:16], key=r.name)
+            table.add_row(r.name, Text(r.state_text, style=STATE_STYLE.get(r.state_text, "")), r.progress_text,
+                          r.loss_text, r.updated_at.replace("T", " ")[:16], key=r.name)
         if selected is not None and selected.name in {r.name for r in rows}:
             table.move_cursor(row=[r.name for r in rows].index(selected.name))
         title = (f"Runs in {self.context.runs_dir}: w watches the selected one, r resumes a stopped one"
                  if rows else f"No runs in {self.context.runs_dir} yet.")
         self.query_one("#runs-title", Static).update(Text(title, style="dim"))
         table.display = bool(rows)
+        # Listed all the same, each with its reason below the table (a column would cut it).
+        unreadable = [f"{r.name}: unreadable: {r.unreadable}" for r in rows if r.unreadable]
+        notes = self.query_one("#runs-unreadable", Static)
+        notes.update(Text("\n".join(unreadable), style="red"))
+        notes.display = bool(unreadable)
 
     def selected(self) -> RunSummary | None:
         table = self.query_one(DataTable)
@@ -108,7 +115,8 @@ class WelcomeScreen(WizardStep):
             self.action_watch()
             return
         if not row.resumable:
-            why = "it has no checkpoint yet" if not row.has_checkpoint else f"it is {row.state}"
+            why = ("it has no checkpoint yet" if not row.has_checkpoint else
+                   f"its {row.unreadable}" if row.unreadable else f"it is {row.state}")
             self.notify(f"run {row.name} cannot be resumed: {why}", severity="warning")
             return
 

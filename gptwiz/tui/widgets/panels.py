@@ -12,7 +12,8 @@ from gptwiz.runs.monitor import RunSnapshot
 from gptwiz.tui.widgets.text import bar
 
 STATE_STYLE = {"running": "bold green", "finished": "bold cyan", "stopped": "bold yellow",
-               "failed": "bold white on red", "diverged": "bold white on red", "unknown": "dim", "missing": "dim", "starting": "bold blue"}
+               "failed": "bold white on red", "diverged": "bold white on red", "unknown": "dim", "missing": "dim", "starting": "bold blue",
+               "unreadable": "bold white on red"}
 
 
 class QuietStatic(Static):
@@ -41,7 +42,7 @@ class StateBanner(QuietStatic):
                                snap.params and f"{snap.params / 1e6:.1f}M params", snap.device) if d]
         if details:
             line.append("  " + " · ".join(details), style="dim")
-        if snap.error and snap.state in ("failed", "diverged", "stopped", "missing"):
+        if snap.error and snap.state in ("failed", "diverged", "stopped", "missing", "unreadable"):
             line.append("\n")
             line.append(f"{snap.state}: {snap.error}", style="bold red")
         self.set_class(bool(snap.error) and snap.state in ("failed", "diverged"), "-error")
