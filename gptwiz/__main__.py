@@ -1,6 +1,7 @@
 """`python -m gptwiz`. SIGTERM and Ctrl-C during the first imports end the process with one line and exit
 status 130, as they do later (gptwiz.cli.main), instead of a traceback or a death by signal."""
 
+import os
 import signal
 import sys
 
@@ -16,4 +17,11 @@ except KeyboardInterrupt:
     print("gptwiz: interrupted while starting", file=sys.stderr)
     raise SystemExit(130) from None
 
-raise SystemExit(main())
+code = main()
+if code == 130:
+    # Interrupted (its one line is printed): leave without the interpreter's shutdown, which in a process
+    # stopped half-way through importing torch can re-raise the interrupt and end it by the signal instead.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(130)
+raise SystemExit(code)

@@ -88,7 +88,9 @@ def docstrings(source: str) -> str:
     """Every docstring of a module, in source order, separated by blank lines; '' if it does not parse."""
     try:
         tree = ast.parse(source)
-    except (SyntaxError, ValueError):
+    except (SyntaxError, ValueError, RecursionError, SystemError):
+        # SystemError: CPython 3.11's parser can report a recursion-depth mismatch when it runs in a thread;
+        # a module it cannot parse just adds no docstrings to the corpus.
         return ""
     docs = []
     for node in ast.walk(tree):
