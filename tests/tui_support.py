@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -51,3 +52,12 @@ def async_test(fn: Callable[..., Any]) -> Callable[..., Any]:
         return asyncio.run(fn(*args, **kwargs))
 
     return wrapper
+
+
+def quiet_context(runs: Path) -> Any:
+    """An app context over `runs` with no GPU readings and fast polling, for pilots of the run viewers."""
+    from gptwiz.tui.context import AppContext
+    from gptwiz.tui.devicestats import DeviceSampler
+
+    return AppContext(runs_dir=runs, device_sampler=lambda: DeviceSampler(gpu_stats=lambda: []),
+                      poll_interval_s=0.05, chart_interval_s=0.1)

@@ -20,13 +20,11 @@ from pathlib import Path
 import pytest
 from conftest import REPO, SHAKESPEARE, assert_one_line_error, run_cli
 from test_tui_cli import _pty_run
-from tui_support import async_test, flat, screen_text, wait_for
+from tui_support import async_test, flat, quiet_context, screen_text, wait_for
 
 from faults.support import fault_env, micro_preset, train_args
 from gptwiz.runs.folder import RunPaths
 from gptwiz.tui.app import GptwizApp
-from gptwiz.tui.context import AppContext
-from gptwiz.tui.devicestats import DeviceSampler
 
 RECORDED = REPO / "tests" / "tui_data" / "recorded_run"
 TIMEOUT = 30  # seconds for a command that must finish at once; a FIFO that is opened blocks past it
@@ -203,18 +201,13 @@ def test_dataset_commands_with_a_fifo_manifest(data_dir: Path, tmp_path: Path, m
            "run folder; the token cache is built again in place of the FIFO and the run trains")
 
 
-def _context(runs: Path) -> AppContext:
-    return AppContext(runs_dir=runs, device_sampler=lambda: DeviceSampler(gpu_stats=lambda: []),
-                      poll_interval_s=0.05, chart_interval_s=0.1)
-
-
 @async_test
 async def test_dashboard_with_fifos_and_a_status_json_turned_fifo_live(tmp_path: Path, report) -> None:
     runs = tmp_path / "runs"
     every = _copy(runs, "every")
     for name in ("status.json", "config.json", "metrics.jsonl", "train.log"):
         _fifo(every.root / name)
-    app = GptwizApp(_context(runs), watch=every)
+    app = GptwizApp(quiet_context(runs), watch=every)
     async with app.run_test(size=(120, 32)) as pilot:
         await wait_for(pilot, lambda: "UNREADABLE" in screen_text(app), timeout=10)
         assert "status.json is a named pipe, not a regular file" in flat(screen_text(app))
@@ -224,7 +217,7 @@ async def test_dashboard_with_fifos_and_a_status_json_turned_fifo_live(tmp_path:
         await pilot.press("q")
     assert app.return_value == "every"
     live = _copy(runs, "live")
-    app = GptwizApp(_context(runs), watch=live)
+    app = GptwizApp(quiet_context(runs), watch=live)
     async with app.run_test(size=(120, 32)) as pilot:
         await wait_for(pilot, lambda: "FINISHED" in screen_text(app))
         fifo = live.root / ".status.json.fifo"
@@ -244,7 +237,7 @@ async def test_welcome_screen_with_a_fifo_status(tmp_path: Path, report) -> None
     runs = tmp_path / "runs"
     _copy(runs, "ok")
     _fifo(_copy(runs, "piped").status)
-    app = GptwizApp(_context(runs))
+    app = GptwizApp(quiet_context(runs))
     async with app.run_test(size=(120, 32)) as pilot:
         await wait_for(pilot, lambda: app.screen.id == "welcome" and app.screen.loaded)
         text = flat(screen_text(app))

@@ -21,13 +21,11 @@ from typing import Any
 import pytest
 from conftest import REPO, assert_one_line_error, run_cli
 from test_tui_cli import _pty_run
-from tui_support import async_test, flat, screen_text, wait_for
+from tui_support import async_test, flat, quiet_context, screen_text, wait_for
 
 from faults.support import fault_env, micro_preset, train_args
 from gptwiz.runs.folder import RunPaths
 from gptwiz.tui.app import GptwizApp
-from gptwiz.tui.context import AppContext
-from gptwiz.tui.devicestats import DeviceSampler
 
 RECORDED = REPO / "tests" / "tui_data" / "recorded_run"
 RUNNING = {**json.loads((RECORDED / "status.json").read_text()), "state": "running"}
@@ -152,11 +150,6 @@ def test_plain_wizard_lists_malformed_runs(tmp_path: Path, report) -> None:
            "its run list shows the good run and each broken one as unreadable with the reason; Ctrl-C ends it (130)")
 
 
-def _context(runs: Path) -> AppContext:
-    return AppContext(runs_dir=runs, device_sampler=lambda: DeviceSampler(gpu_stats=lambda: []),
-                      poll_interval_s=0.05, chart_interval_s=0.1)
-
-
 @async_test
 async def test_welcome_screen_lists_malformed_runs_and_follows_a_live_one(tmp_path: Path, report) -> None:
     runs = tmp_path / "runs"
@@ -166,7 +159,7 @@ async def test_welcome_screen_lists_malformed_runs_and_follows_a_live_one(tmp_pa
         paths.status.write_text(json.dumps({**RUNNING, **BAD_FIELDS[label]}))
     deep = _copy(runs, "deep")
     deep.status.write_bytes(BAD_FILES["nested 100,000 deep"])
-    app = GptwizApp(_context(runs))
+    app = GptwizApp(quiet_context(runs))
     async with app.run_test(size=(130, 40)) as pilot:
         await wait_for(pilot, lambda: app.screen.id == "welcome" and app.screen.loaded)
         text = flat(screen_text(app))
@@ -192,7 +185,7 @@ async def test_dashboard_survives_status_json_replaced_by_malformed_ones(tmp_pat
     good = paths.status.read_bytes()
     variants = {label: json.dumps({**RUNNING, **fields}).encode() for label, fields in BAD_FIELDS.items()}
     variants.update(BAD_FILES)
-    app = GptwizApp(_context(tmp_path / "runs"), watch=paths)
+    app = GptwizApp(quiet_context(tmp_path / "runs"), watch=paths)
     async with app.run_test(size=(120, 32)) as pilot:
         await wait_for(pilot, lambda: "FINISHED" in screen_text(app))
         for data in variants.values():
@@ -223,7 +216,7 @@ async def test_dashboard_of_a_run_with_a_config_of_wrong_types(tmp_path: Path, r
     for label, config in configs.items():
         paths = _copy(tmp_path / "runs", _slug(label))
         paths.config.write_text(json.dumps(config))
-        app = GptwizApp(_context(tmp_path / "runs"), watch=paths)
+        app = GptwizApp(quiet_context(tmp_path / "runs"), watch=paths)
         async with app.run_test(size=(120, 32)) as pilot:
             await wait_for(pilot, lambda: "FINISHED" in screen_text(app))
             assert "iter 60/60" in flat(screen_text(app))
