@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import cli_env, run_cli
+from test_export import export_and_compare
 
 from gptwiz.common.errors import UsageError
 from gptwiz.model.config import ModelConfig
@@ -64,6 +65,7 @@ def test_rank_zero_alone_writes_the_run_folder(tmp_path, shakespeare, small):
     assert log.count("finished at iteration 4") == 1
     status = json.loads((run / "status.json").read_text())
     assert status["state"] == "finished" and status["world_size"] == 2
+    export_and_compare(run, tmp_path / "exported", tmp_path)  # as a run of one process exports
 
 
 def test_two_process_run_stopped_then_resumed_as_one(tmp_path, shakespeare, small):
@@ -104,6 +106,7 @@ def test_fsdp_trains_and_its_checkpoint_loads_in_a_plain_model(tmp_path, shakesp
     x = torch.randint(0, 50257, (1, 8))
     loss = model(x, x)
     assert torch.isfinite(loss)
+    export_and_compare(run, tmp_path / "exported", tmp_path)  # the gathered weights export as any run's
 
 
 def test_a_dying_rank_fails_the_run_with_its_error(tmp_path, shakespeare, small):

@@ -29,7 +29,7 @@ PACKAGE = REPO / "gptwiz"
 LAYERS: list[tuple[str, set[str]]] = [
     ("front-ends", {"cli", "tui", "plain", "__main__"}),
     ("wizard", {"wizard"}),
-    ("training", {"training"}),
+    ("training", {"training", "export", "trackers", "report"}),
     ("planning", {"planning"}),
     ("runs, data, model", {"runs", "data", "model"}),
     ("common", {"common", "gptwiz"}),

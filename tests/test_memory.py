@@ -230,3 +230,49 @@ def test_float32_estimate_within_15_percent_of_a_real_run(tmp_path: Path, token_
     est = estimate_memory(load_preset(preset).model, batch_size=batch, block_size=block, dtype="float32")
     assert est.total == pytest.approx(measured, rel=0.15), \
         f"{preset} batch {batch} block {block} float32: estimate {est.total / MiB:.0f} MiB, measured {measured / MiB:.0f} MiB"
+
+
+# --- one figure everywhere ----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("device_type,dtype,iters", [("cpu", "float32", 400), ("cpu", "bfloat16", 2000),
+                                                     ("cuda", "bfloat16", 5000), ("cuda", "float16", 100)])
+def test_one_memory_figure_for_the_same_settings(device_type: str, dtype: str, iters: int) -> None:
+    """recommend, the wizard's knobs (and plain mode, which asks the same service), `estimate` and `presets` all
+    take gptwiz.planning.policy.run_memory: compiled exactly where the trainer will compile."""
+    from gptwiz.planning.knobs import Knobs
+    from gptwiz.planning.policy import knobs_memory, preset_estimate, resolve_compile, run_memory
+    from gptwiz.planning.presets import load_all
+
+    for batch in (31, 32, 33):  # an edited batch is estimated as the recommended one is
+        knobs = Knobs("small", 256, batch, 1, 3e-4, iters, 0.1)
+        est = knobs_memory(knobs, device_type, dtype)
+        assert est.compiled == resolve_compile(None, device_type, dtype, iters)
+        assert est.total == run_memory(SMALL, batch_size=batch, grad_accum=1, max_iters=iters, device_type=device_type,
+                                       dtype=dtype).total
+    for preset in load_all():
+        assert preset_estimate(preset) == run_memory(preset.model, batch_size=preset.train.batch_size,
+                                                     grad_accum=preset.train.grad_accum,
+                                                     max_iters=preset.train.max_iters, device_type="cuda",
+                                                     dtype="bfloat16").total
+
+
+def test_recommend_estimate_and_the_wizard_agree(tmp_path: Path) -> None:
+    from gptwiz.planning.hardware import HardwareReport
+    from gptwiz.wizard.services import estimate_bytes, recommend_for, view
+    from gptwiz.wizard.state import WizardState
+
+    rec = json.loads(run_cli(["recommend", "--use-case", "chat", "--vram-gb", "12", "--json"], cwd=tmp_path,
+                             check=True).stdout)
+    args = ["estimate", "--config_file", rec["preset"], "--batch_size", str(rec["batch_size"]), "--block_size",
+            str(rec["block_size"]), "--grad_accum", str(rec["grad_accum"]), "--max_iters", str(rec["max_iters"]),
+            "--device", "cuda", "--dtype", rec["dtype"], "--json"]
+    est = json.loads(run_cli(args, cwd=tmp_path, check=True).stdout)
+    assert est["bytes"]["total"] == rec["estimate_bytes"] == rec["estimate"]["bytes"]["total"]
+    assert est["compiled"] == rec["estimate"]["compiled"]
+    # The wizard (the recommendation screen and plain mode) for a 12 GB card and the same answers.
+    state = WizardState(use_case="chat", vram_override_gb=12.0,
+                        hardware=HardwareReport(gpus=[], cpu_count=2, cpu_name="cpu", ram_total_bytes=32 * GiB,
+                                                ram_available_bytes=24 * GiB, cpu_bf16=True))
+    shown = view(recommend_for(state))
+    state.recommendation = shown
+    assert shown.estimate_bytes == rec["estimate_bytes"] == estimate_bytes(shown.knobs, state)

@@ -149,6 +149,10 @@ def test_python_api_streams_progress_live_and_cancels_cleanly(tmp_path, shakespe
     result = run_probe(opts, on_progress=on_progress, should_cancel=lambda: len(seen) >= 3)
     assert result.verdict == "cancelled"
     assert seen[:3] == [1, 2, 3] and result.iters == len(seen) < 40
+    # No verdict on the loss and no advice: it was stopped in warm-up (4 iterations of 40) and is unfinished.
+    assert result.advice == [] and result.loss_verdict is None
+    assert result.loss_unjudged_reason.startswith(f"cancelled after {result.iters} of 40 iterations")
+    assert result.reasons[0] == result.loss_unjudged_reason and result.peak_memory_bytes
     status = read_json(run / "status.json")
     assert status["state"] == "stopped"  # SIGTERM: the trainer finished its step and left
     assert not pid_alive(int(status["pid"]))
@@ -175,6 +179,40 @@ def test_interrupting_the_command_stops_the_child(tmp_path, shakespeare, sig):
     assert not pid_alive(child)
     assert read_json(run / "status.json")["state"] == "stopped"
     assert [p for p in os.listdir(scratch) if p.startswith("gptwiz")] == []
+
+
+def test_a_probe_stopped_from_outside_says_why_it_has_no_verdict(tmp_path, shakespeare):
+    # `gptwiz stop NAME` on a named probe sends its trainer SIGTERM, as here.
+    proc = subprocess.Popen([sys.executable, "-m", "gptwiz", "probe", *FAST, "--input_file", str(shakespeare),
+                             "--iters", "200", "--model_name", "stopped", "--json"], cwd=tmp_path, env=cli_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    run = tmp_path / "runs" / "stopped"
+    deadline = time.time() + 300
+    while time.time() < deadline and (read_json(run / "status.json") or {}).get("state") != "running":
+        time.sleep(0.2)
+    os.kill(int(read_json(run / "status.json")["pid"]), signal.SIGTERM)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 1, err  # no verdict to go on
+    result = json.loads(out)
+    assert result["verdict"] == "cancelled" and result["advice"] == [] and result["loss_verdict"] is None
+    assert result["loss_unjudged_reason"].startswith(f"cancelled after {result['iters']} of 200 iterations")
+    assert result["attempts"][-1]["outcome"] == "cancelled" and "stopped" in result["attempts"][-1]["detail"]
+    assert not (run / "probe.json").exists()
+
+
+def test_a_flat_probe_far_under_the_presets_rate_advises_the_presets_rate(tmp_path, shakespeare):
+    etas = []
+    opts = ProbeOptions(config_file="tiny", input_file=str(shakespeare), iters=12, batch_size=2, block_size=32,
+                        learning_rate=1e-6, compile=False, data_dir=str(tmp_path / "data"))
+    result = run_probe(opts, on_progress=lambda p: etas.append((p.iter, p.eta_s, p.sec_per_iter, p.eta_rough)))
+    assert result.verdict == "warn" and result.loss_verdict == "flat", result.reasons
+    assert [a.to_json() for a in result.advice] == [{"learning_rate": 3e-4}]  # tiny's own rate, in one step
+    assert "the preset's own rate, 300x higher" in str(result.advice[0])
+    # The probe's own ETA after every iteration: the iterations left at the warm step time.
+    assert [e[0] for e in etas] == list(range(1, 13))
+    assert all(eta is not None and eta >= 0 and rate > 0 for _, eta, rate, _ in etas)
+    assert [rough for *_, rough in etas] == [True, True] + [False] * 10
+    assert etas[-1][1] == 0 and etas[5][1] == pytest.approx(6 * etas[5][2])
 
 
 def test_unnamed_probe_leaves_nothing_behind(tmp_path, shakespeare):

@@ -194,6 +194,18 @@ def test_sample_prints_a_continuation(tmp_path, tiny_run):
     assert proc.stdout.startswith("ROMEO:") and len(proc.stdout) > len("ROMEO:")
 
 
+def test_sample_json_reports_each_sample_with_its_checkpoint_and_speed(tmp_path, tiny_run):
+    _copy_run(tiny_run, tmp_path / "runs", "smj")
+    proc = run_cli(["sample", "--model_name", "smj", "--prompt", "ROMEO:", "--max_new_tokens", "5", "--num_samples",
+                    "2", "--json", "--seed", "1"], cwd=tmp_path, check=True)
+    records = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert len(records) == 2
+    for r in records:
+        assert set(r) == {"text", "new_tokens", "tokens_per_sec", "checkpoint", "iter"}
+        assert r["new_tokens"] == 5 and r["tokens_per_sec"] > 0 and r["text"].startswith("ROMEO:")
+        assert r["checkpoint"] in ("ckpt_best.pt", "ckpt_last.pt") and isinstance(r["iter"], int)
+
+
 # --- bad input ---------------------------------------------------------------------------------------
 
 def test_missing_input_file(tmp_path):

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import pytest
 from rich.console import Console
 from test_tui_cli import _pty_run
 from test_tui_wizard import CPU_ONLY, GTX_1660, FakeProbe, probe_result, text_file
 
-from gptwiz.plain import PlainWizard
+from gptwiz.plain import BACK, PlainWizard
 from gptwiz.wizard.state import WizardState
 
 
@@ -21,6 +23,7 @@ class Scripted:
     def __init__(self, *answers: tuple[str, Any]):
         self.answers = list(answers)
         self.asked: list[str] = []
+        self.menus: list[tuple[str, Sequence[tuple[str, str]]]] = []
 
     def _next(self, message: str) -> Any:
         self.asked.append(message)
@@ -30,6 +33,7 @@ class Scripted:
         return answer
 
     def select(self, message: str, choices: Sequence[tuple[str, str]], default: str | None = None) -> str:
+        self.menus.append((message, choices))
         answer = self._next(message)
         assert answer in [value for value, _ in choices], (answer, choices)
         return answer
@@ -37,19 +41,18 @@ class Scripted:
     def text(self, message: str, default: str = "", validate: Callable[[str], str | None] | None = None) -> str:
         answer = self._next(message)
         answer = default if answer is None else answer
-        if validate is not None:
+        if validate is not None and answer != BACK:  # the real prompters never validate a way back
             assert validate(answer) is None, validate(answer)
         return answer
 
-    def confirm(self, message: str, default: bool = True) -> bool:
-        return bool(self._next(message))
 
 
-def run_plain(tmp_path: Path, hardware: Any, answers: list[tuple[str, Any]], probe: Any = None) -> tuple[PlainWizard, str, list]:
+def run_plain(tmp_path: Path, hardware: Any, answers: list[tuple[str, Any]], probe: Any = None,
+              width: int = 100) -> tuple[PlainWizard, str, list]:
     launched: list[tuple[list[str], str]] = []
     out = io.StringIO()
     wizard = PlainWizard(WizardState(runs_dir=tmp_path / "runs", data_dir=tmp_path / "data"), Scripted(*answers),
-                         Console(file=out, width=100), detect_hardware=lambda: hardware, run_probe=probe or FakeProbe(),
+                         Console(file=out, width=width), detect_hardware=lambda: hardware, run_probe=probe or FakeProbe(),
                          probe_iters=20, launch=lambda args, name: launched.append((args, name)) or 0)
     assert wizard.run() == 0
     assert not wizard.ask.answers, f"unused answers: {wizard.ask.answers}"
@@ -65,11 +68,11 @@ def test_plain_wizard_guide_example_1_probe_advice_then_launch(tmp_path: Path) -
         ("What should it learn from?", "path"),
         ("Path, folder or glob", str(blog)),
         ("The settings", "ok"),
-        ("probe first", True),
+        ("probe first", "yes"),
         ("Apply a piece of advice", "0"),      # the stand-in probe says: raise the learning rate
-        ("probe first", True),                  # probes again with it: pass
+        ("Probe the new settings", "yes"),      # probes again with it: pass
         ("Name of the run", "my_blog_model"),
-        ("Start the training now", True),
+        ("Start the training now", "yes"),
     ], probe)
     out = " ".join(out.split())
     assert "Recommended: small" in out and "text file: 1 file, 5.0 MB" in out
@@ -99,11 +102,11 @@ def test_plain_wizard_offers_the_batch_that_fit_after_out_of_memory(tmp_path: Pa
         ("What should it learn from?", "path"),
         ("Path, folder or glob", str(blog)),
         ("The settings", "ok"),
-        ("probe first", True),
+        ("probe first", "yes"),
         ("Apply a piece of advice", "0"),      # the batch the probe fell back to, as in the app
-        ("probe first", True),
+        ("Probe the new settings", "yes"),
         ("Name of the run", None),
-        ("Start the training now", True),
+        ("Start the training now", "yes"),
     ], probe)
     first, second = probe.calls
     assert first.batch_size > 8 and (second.batch_size, second.grad_accum) == (8, first.grad_accum * first.batch_size // 8)
@@ -128,9 +131,9 @@ def test_plain_wizard_switches_to_an_alternative_and_edits_knobs(tmp_path: Path)
         ("learning rate", None),               # keep
         ("max iterations", "200"),
         ("The settings", "ok"),
-        ("probe first", False),
+        ("probe first", "no"),
         ("Name of the run", None),              # the default name
-        ("Start the training now", True),
+        ("Start the training now", "yes"),
     ])
     out = " ".join(out.split())  # rich wraps long lines at the console's width
     assert "no such file or folder" in out and "CPU training is for learning and testing" in out
@@ -141,7 +144,121 @@ def test_plain_wizard_switches_to_an_alternative_and_edits_knobs(tmp_path: Path)
 
 
 def test_plain_mode_runs_on_a_dumb_terminal_and_ctrl_c_cancels(tmp_path: Path) -> None:
-    code, out = _pty_run([], tmp_path, b"\x03", b"What will the model be for?", timeout=60, term="dumb")
+    # A dumb terminal gets line-by-line questions; end of input (Ctrl-D) cancels like Ctrl-C. (The test's
+    # terminal is not the process's controlling one, so Ctrl-C there would raise no SIGINT.)
+    code, out = _pty_run([], tmp_path, b"\x04", b"number (1-", timeout=60, term="dumb")
     assert code == 130 and b"Testing/Learning" in out and b"gptwiz: cancelled" in out
     code, out = _pty_run(["wizard", "--plain"], tmp_path, b"\x03", b"What will the model be for?", timeout=60)
     assert code == 130 and b"Document RAG" in out
+
+
+def test_plain_mode_writes_no_escape_codes_on_a_dumb_terminal_or_with_no_color(tmp_path: Path) -> None:
+    code, out = _pty_run([], tmp_path, b"\x04", b"number (1-", timeout=60, term="dumb")
+    assert code == 130 and b"1) Testing/Learning" in out
+    assert b"\x1b" not in out, out[:400]
+    code, out = _pty_run(["wizard", "--plain"], tmp_path, b"\x04", b"number (1-", timeout=60,
+                         extra_env={"NO_COLOR": "1"})
+    assert code == 130 and b"Document RAG" in out
+    assert b"\x1b" not in out, out[:400]
+
+
+def test_plain_wizard_goes_back_from_every_question(tmp_path: Path) -> None:
+    notes = text_file(tmp_path, "notes.txt", 1_000_000)
+    wizard, out, launched = run_plain(tmp_path, CPU_ONLY, [
+        ("What will the model be for?", "testing"),
+        ("Plan for a GPU", ""),
+        ("What should it learn from?", BACK),               # back to the hardware question
+        ("Plan for a GPU", BACK),                           # back to the use case
+        ("What will the model be for?", "prototype"),
+        ("Plan for a GPU", ""),
+        ("What should it learn from?", "path"),
+        ("Path, folder or glob", BACK),                     # back to the kind of data
+        ("What should it learn from?", "path"),
+        ("Path, folder or glob", str(notes)),
+        ("The settings", BACK),                             # back to the dataset
+        ("What should it learn from?", "path"),
+        ("Path, folder or glob", str(notes)),
+        ("The settings", "knobs"),
+        ("context length", "64"),
+        ("batch size", BACK),                               # abandons the edit: the settings as they were
+        ("The settings", "ok"),
+        ("probe first", BACK),                              # back to the settings
+        ("The settings", "ok"),
+        ("probe first", "yes"),
+        ("Apply a piece of advice", "no"),
+        ("Name of the run", BACK),                          # back to the probe: already done, not run again
+        ("probed already", "no"),
+        ("Name of the run", "back_and_forth"),
+        ("Start the training now", BACK),                   # back to the name
+        ("Name of the run", None),                          # the name typed before is the default now
+        ("Start the training now", "yes"),
+    ])
+    assert wizard.state.use_case == "prototype"
+    assert len(wizard.run_probe.calls) == 1
+    (args, name), = launched
+    assert name == "back_and_forth" and args[args.index("--input_file") + 1] == str(notes)
+    assert args[args.index("--block_size") + 1] == "256"  # the abandoned edit left the preset's context
+
+
+def test_plain_wizard_lines_and_menus_fit_80_columns(tmp_path: Path) -> None:
+    blog = text_file(tmp_path, "blog_posts.txt", 5_000_000)
+    wizard, out, _ = run_plain(tmp_path, GTX_1660, [
+        ("What will the model be for?", "domain"),
+        ("Plan for a GPU", ""),
+        ("What should it learn from?", "path"),
+        ("Path, folder or glob", str(blog)),
+        ("The settings", "ok"),
+        ("probe first", "no"),
+        ("Name of the run", None),
+        ("Start the training now", "no"),
+    ], width=80)
+    too_long = [line for line in out.splitlines() if len(line) > 80]
+    assert not too_long, too_long
+    # questionary draws a menu line as "   " plus the title: a title over the width breaks the menu's drawing
+    wide = [title for _, choices in wizard.ask.menus for _, title in choices if len(title) > 76]
+    assert not wide, wide
+
+
+def test_line_prompter_numbers_defaults_back_and_retries() -> None:
+    from gptwiz.plain import Cancelled, LinePrompter
+
+    answers = iter(["7", "", "2", "<", "x", "abc", "", "<"])
+    out = io.StringIO()
+    ask = LinePrompter(read=lambda prompt: next(answers), out=out)
+    choices = [("a", "first"), ("b", "second")]
+    assert ask.select("Pick one", choices, default="a") == "a"   # "7" refused, then Enter: the default
+    assert "'7' is not one of the numbers 1 to 2" in out.getvalue() and "1) first  (default)" in out.getvalue()
+    assert ask.select("Pick one", choices) == "b"
+    assert ask.select("Pick one", [*choices, (BACK, "back")]) == BACK
+    assert ask.text("Name", validate=lambda v: None if v.isalpha() and len(v) > 1 else "letters, please") == "abc"
+    assert "letters, please" in out.getvalue()
+    assert ask.text("Name", default="dflt") == "dflt"
+    assert ask.text("Name") == BACK
+    with pytest.raises(Cancelled):
+        LinePrompter(read=lambda prompt: (_ for _ in ()).throw(EOFError()), out=out).text("Name")
+
+
+def test_plain_wizard_shows_the_times_and_recomputes_warnings_for_an_alternative(tmp_path: Path) -> None:
+    from test_timing import throughput
+
+    notes = text_file(tmp_path, "notes.txt", 1_000_000)
+    measured: list[tuple[str, str]] = []
+    out = io.StringIO()
+    wizard = PlainWizard(WizardState(runs_dir=tmp_path / "runs", data_dir=tmp_path / "data"), Scripted(
+        ("What will the model be for?", "prototype"),
+        ("Plan for a GPU", ""),
+        ("What should it learn from?", "path"),
+        ("Path, folder or glob", str(notes)),
+        ("The settings", "alt:tiny"),
+        ("The settings", "ok"),
+        ("probe first", "no"),
+        ("Name of the run", None),
+        ("Start the training now", "no"),
+    ), Console(file=out, width=100), detect_hardware=lambda: CPU_ONLY, run_probe=FakeProbe(), probe_iters=20,
+        launch=lambda args, name: 0, measure_throughput=lambda d, t: measured.append((d, t)) or throughput(d, t))
+    assert wizard.run() == 0
+    text = " ".join(out.getvalue().split())
+    assert measured == [("cpu", "float32")]  # measured once, for the device and dtype the run will use
+    times = re.findall(r"time: probe about (\S+), run about (\S+) \(([\d,]+) iterations\)", text)
+    assert len(times) == 2 and times[0] != times[1]  # the pick, then tiny: each its own prediction
+    assert wizard.state.recommendation.knobs.preset == "tiny" and wizard.state.knobs.preset == "tiny"

@@ -339,7 +339,7 @@ async def test_probe_runs_live_then_one_key_applies_its_advice_and_probes_again(
 
 
 @async_test
-async def test_a_running_probe_is_cancelled_with_escape(tmp_path: Path) -> None:
+async def test_a_running_probe_is_cancelled_with_c(tmp_path: Path) -> None:
     gate = threading.Event()  # never set: the probe waits between iterations until cancelled
     probe = FakeProbe(gate)
     app = wizard_app(tmp_path, probe=probe)
@@ -349,7 +349,7 @@ async def test_a_running_probe_is_cancelled_with_escape(tmp_path: Path) -> None:
 
         await app.push_screen(ProbeScreen())
         await wait_for(pilot, lambda: len(probe.calls) == 1)
-        await pilot.press("escape")
+        await pilot.press("c")  # cancels and stays (escape asks first: tests/test_tui_probe_launch.py)
         await wait_for(pilot, lambda: app.screen.result is not None)
         assert app.screen.result.verdict == "cancelled" and "CANCELLED" in screen_text(app)
         await pilot.press("escape")

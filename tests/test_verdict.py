@@ -16,7 +16,7 @@ from gptwiz.planning.verdict import (
     curve_stats,
     judge,
     least_squares_slope,
-    projected_run_seconds,
+    loss_unjudged_reason,
     shrink_batch,
     timing,
     warmup_iterations,
@@ -51,7 +51,7 @@ def decreasing() -> list[float]:
 
 def test_decreasing_curve_passes_with_negative_slope():
     j = judge(_facts(decreasing()))
-    assert j.verdict == "pass", j
+    assert j.verdict == "pass" and j.loss == "falls", j
     assert advice_text(j) == []
     stats = curve_stats(decreasing(), WARMUP)
     assert stats.slope < 0 and stats.relative_drop > 0.3 and stats.finite
@@ -59,10 +59,88 @@ def test_decreasing_curve_passes_with_negative_slope():
 
 
 def test_flat_curve_warns_with_a_higher_learning_rate():
-    j = judge(_facts(list(10.8 + _noise(0.02)), lr=3e-4))
-    assert j.verdict == "warn"
+    # Falls about 3% over the probe: flat (under 5%), but moving, so one 3x step.
+    losses = list(10.8 - 0.003 * np.arange(N) + _noise(0.02))
+    j = judge(_facts(losses, lr=3e-4))
+    assert j.verdict == "warn" and j.loss == "flat" and j.loss_unjudged is None
+    assert 0.01 < curve_stats(losses, WARMUP).relative_drop < 0.05
     assert len(advice_text(j)) == 1 and advice_text(j)[0].startswith("--learning_rate 9e-4"), advice_text(j)
     assert any("flat" in r for r in j.reasons)
+
+
+def test_very_flat_curve_steps_the_learning_rate_by_10x():
+    j = judge(_facts(list(10.8 + _noise(0.02)), lr=3e-4))  # noise only: it did not move at all
+    assert j.verdict == "warn" and j.loss == "flat"
+    assert advice_text(j) == ["--learning_rate 3e-3 (10x higher: the loss barely moved, and 3x steps would take "
+                              "several probes)"]
+    # Never past the ceiling.
+    assert judge(_facts(list(10.8 + _noise(0.02)), lr=3e-2)).advice[0].changes == (("learning_rate", 0.1),)
+
+
+def test_a_rate_far_under_the_presets_goes_back_to_the_presets_in_one_step():
+    # A probe from 1e-6 on a preset of 3e-4: one piece of advice reaches the preset's rate (3x steps took 5).
+    flat = list(10.8 + _noise(0.02))
+    j = judge(_facts(flat, lr=1e-6, preset_learning_rate=3e-4))
+    assert j.advice[0].changes == (("learning_rate", 3e-4),)
+    assert advice_text(j) == ["--learning_rate 3e-4 (the preset's own rate, 300x higher: 1e-6 is far under it)"]
+    # The preset's exact value, not rounded to one digit (750M_1024's 1.5e-4).
+    assert judge(_facts(flat, lr=1e-6, preset_learning_rate=1.5e-4)).advice[0].changes == (("learning_rate", 1.5e-4),)
+    # Within a 3x step of the preset's rate, the usual steps: 2e-4 flat -> 10x (barely moved).
+    assert judge(_facts(flat, lr=2e-4, preset_learning_rate=3e-4)).advice[0].changes == (("learning_rate", 2e-3),)
+    # Far over the preset's rate and rising (or diverged): back to the preset's.
+    rising = list(5 + 0.02 * np.arange(N) + _noise(0.8, seed=1))
+    assert judge(_facts(rising, lr=1e-2, preset_learning_rate=3e-4)).advice[0].changes == (("learning_rate", 3e-4),)
+    assert judge(_facts(rising, lr=6e-4, preset_learning_rate=3e-4)).advice[0].changes == (("learning_rate", 2e-4),)
+    diverged = judge(_facts(decreasing(), lr=1e-2, preset_learning_rate=3e-4, diverged=True))
+    assert diverged.verdict == "fail" and diverged.advice[0].changes == (("learning_rate", 3e-4),)
+
+
+def test_advice_rounds_from_1e_6_reach_the_presets_rate_in_one_probe():
+    # The wizard's loop: probe, apply the learning-rate advice, probe again, while the loss stays flat below 3e-4.
+    lr, rounds = 1e-6, 0
+    while lr < 3e-4:
+        lr = float(dict(judge(_facts(list(10.8 + _noise(0.02)), lr=lr, preset_learning_rate=3e-4))
+                        .advice[0].changes)["learning_rate"])
+        rounds += 1
+    assert rounds == 1 and lr == 3e-4
+    # Without a preset's rate to go back to, 10x steps: 3 rounds instead of 5.
+    lr, rounds = 1e-6, 0
+    while lr < 3e-4:
+        lr = float(dict(judge(_facts(list(10.8 + _noise(0.02)), lr=lr)).advice[0].changes)["learning_rate"])
+        rounds += 1
+    assert rounds == 3
+
+
+def test_a_cancelled_probe_gives_no_verdict_and_no_advice():
+    # Even a curve that would warn (flat, memory over 90%, a 5-day run) gets neither verdict nor advice...
+    flat = list(10.8 + _noise(0.02))
+    j = judge(_facts(flat[:60], cancelled=True, iters_requested=N, lr_warmup=WARMUP,
+                     peak_memory_bytes=int(15 * GIB), projected_full_run_s=5 * 86400.0))
+    assert j.verdict == "cancelled" and j.advice == [] and j.loss is None
+    assert j.loss_unjudged == "cancelled after 60 of 100 iterations: the loss of an unfinished probe is not judged"
+    # ... but the memory measured so far is reported, as measured.
+    assert j.reasons == [j.loss_unjudged, "peak memory so far is 94% of the device's (measured, not judged)"]
+    # Cancelled in warm-up, or before the first iteration.
+    early = judge(_facts(flat[:3], cancelled=True, iters_requested=N, lr_warmup=WARMUP))
+    assert early.verdict == "cancelled" and early.advice == [] and "still in warm-up" in early.loss_unjudged
+    none = judge(ProbeFacts(learning_rate=3e-4, batch_size=8, grad_accum=1, block_size=64, cancelled=True))
+    assert none.verdict == "cancelled" and none.advice == [] and none.loss is None
+
+
+def test_a_curve_still_in_warm_up_is_not_judged():
+    # 12 iterations with a warm-up of 10: 2 after it, no slope to speak of. A flat curve, but no advice on the rate.
+    j = judge(_facts(list(10.8 + _noise(0.02))[:12], lr_warmup=WARMUP, iters_requested=N))
+    assert j.loss is None and j.verdict == "warn" and j.advice == []
+    assert j.loss_unjudged == ("only 12 of 100 iterations ran, still in warm-up: the loss is judged only after the "
+                               "first 10 iterations and 5 more")
+    assert j.reasons[0] == j.loss_unjudged and "peak memory is 12%" in j.reasons[1]
+    # Memory advice still stands: it was measured.
+    high = judge(_facts(list(10.8 + _noise(0.02))[:12], lr_warmup=WARMUP, peak_memory_bytes=int(15 * GIB)))
+    assert [a.split()[0] for a in advice_text(high)] == ["--batch_size"]
+    assert loss_unjudged_reason(15, 10) is None and loss_unjudged_reason(14, 10) is not None
+    assert loss_unjudged_reason(7, 0) is None  # at least the first two are warm-up: 5 after them
+    # A complete probe of any allowed length (10 or more, with its tenth of warm-up) is always judged.
+    assert all(loss_unjudged_reason(n, n // 10) is None for n in range(10, 2000))
 
 
 def test_rising_noisy_curve_warns_with_a_lower_learning_rate():
@@ -175,13 +253,6 @@ def test_warmup_and_timing():
     assert t.warmup_s == 32.0 and t.sec_per_iter == pytest.approx(1.0) and t.warm_iters == 4
 
 
-def test_projection_counts_iterations_and_evaluations():
-    # 1000 iterations at 0.5 s, 5 evaluations of 2 x 30 forward batches at a third of a step each.
-    s = projected_run_seconds(0.5, 1000, eval_interval=250, eval_iters=30, grad_accum=1)
-    assert s == pytest.approx(500 + 5 * 60 * 0.5 / 3)
-    assert projected_run_seconds(0.5, 1000, eval_interval=250, eval_iters=30, grad_accum=4) < s
-
-
 def test_shrink_batch_halves_and_keeps_the_effective_batch():
     assert shrink_batch(8, 1) == (4, 2)
     assert shrink_batch(12, 2) == (6, 4)
@@ -217,3 +288,17 @@ def test_advice_is_structured_and_prints_as_flags():
     assert str(more_text) == more_text.why and more_text.flags() == ""
     assert [flag_value(v) for v in (3e-4, 1.5e-4, 0.1, 256, "tiny")] == ["3e-4", "1.5e-4", "1e-1", "256", "tiny"]
     assert flag_value(float(fmt_number(3e-4 * 3))) == fmt_number(3e-4 * 3)
+
+
+def test_probe_eta_counts_the_iterations_left_at_the_warm_step_time():
+    from gptwiz.planning.verdict import probe_eta
+
+    assert probe_eta([], 100) is None
+    # Only the slow first steps so far (compilation): the latest stands in, an overestimate.
+    first = probe_eta([40.0], 100)
+    assert first.rough and first.sec_per_iter == 40.0 and first.seconds == 99 * 40.0
+    assert probe_eta([40.0, 2.0], 100).seconds == 98 * 2.0
+    # Then the mean of the steps after them.
+    warm = probe_eta([40.0, 2.0, 1.0, 1.2, 0.8], 100)
+    assert not warm.rough and warm.sec_per_iter == pytest.approx(1.0) and warm.seconds == pytest.approx(95.0)
+    assert probe_eta([1.0] * 100, 100).seconds == 0

@@ -15,14 +15,15 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from gptwiz.cli import dataset_info, plan, prepare, probe, runs, sample, train, wizard
+from gptwiz.cli import chat, dataset_info, eval, export, plan, prepare, probe, report, runs, sample, train, wizard
 from gptwiz.cli.args import Parser, one_line
 from gptwiz.common.errors import UsageError
 
 # The verbs in the order `gptwiz --help` lists them; each adds its own parser and sets its handler.
 VERBS: list[Callable[[Any], None]] = [
-    train.add, sample.add, plan.add_presets, prepare.add, dataset_info.add, wizard.add, runs.add_watch,
-    runs.add_runs, runs.add_stop, probe.add, plan.add_hardware, plan.add_estimate, plan.add_recommend,
+    train.add, sample.add, export.add, eval.add, chat.add, plan.add_presets, prepare.add, dataset_info.add,
+    wizard.add, runs.add_watch, runs.add_runs, runs.add_stop, report.add, probe.add, plan.add_hardware,
+    plan.add_estimate, plan.add_recommend,
 ]
 
 

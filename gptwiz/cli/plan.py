@@ -43,7 +43,9 @@ def add_estimate(sub: Any) -> None:
     flag(p, "grad_accum", type=positive_int, help="default: the preset's")
     flag(p, "dtype", default="auto", help="auto, float32, bfloat16 or float16 (auto: what `gptwiz train` would use)")
     flag(p, "device", default="auto", help="auto, cpu or cuda (cuda plans for a GPU this machine lacks)")
-    flag(p, "compile", action="store_true", help="the run uses torch.compile")
+    flag(p, "max_iters", type=positive_int, help="the run's iterations, for its time (default: the preset's)")
+    flag(p, "compile", action=argparse.BooleanOptionalAction, default=None,
+         help="the run uses torch.compile, or not (default: what `gptwiz train` would decide)")
     flag(p, "json", action="store_true")
     p.set_defaults(func=cmd_estimate)
 
@@ -58,6 +60,8 @@ def add_recommend(sub: Any) -> None:
     flag(p, "gpus", type=bounded_int(1, MAX_NPROC),
          help="how many GPUs train together (default: the detected count)")
     flag(p, "model_name", default="my_model", help="the run name used in the suggested command")
+    flag(p, "hours", help="a time budget: the run and its settings fit in this many hours on this machine "
+                          "(default: the guide's Training Time for the use case)")
     flag(p, "json", action="store_true")
     p.set_defaults(func=cmd_recommend)
 
@@ -106,12 +110,12 @@ def cmd_hardware(args: argparse.Namespace) -> int:
 
 def cmd_estimate(args: argparse.Namespace) -> int:
     return run_estimate(args.config_file, args.batch_size, args.block_size, args.grad_accum, args.dtype, args.device,
-                        args.compile, args.json)
+                        args.compile, args.json, max_iters=args.max_iters)
 
 
 def cmd_recommend(args: argparse.Namespace) -> int:
     return run_recommend(args.use_case, args.vram_gb, args.dataset_size, args.dataset, args.gpus, args.model_name,
-                         args.json)
+                         args.json, hours=args.hours)
 
 
 def run_hardware(as_json: bool) -> int:
@@ -127,32 +131,69 @@ def run_hardware(as_json: bool) -> int:
     return 0
 
 
-def run_estimate(config_file: str, batch_size: int | None, block_size: int | None, grad_accum: int | None,
-                 dtype: str, device: str, compiled: bool, as_json: bool) -> int:
-    from gptwiz.planning.memory import estimate_memory
-    from gptwiz.planning.presets import load_preset
+def measured_throughput(device_type: str, dtype: str, report: Any = None) -> Any:
+    """This machine's Throughput for the device kind (a few seconds the first time, then cached), or None where
+    there is no such device here to measure (planning for a card this machine lacks)."""
+    if device_type == "cuda" and not (report.gpus if report is not None else detect_hardware().gpus):
+        return None
+    from gptwiz.training.throughput import machine_throughput  # (torch: only once the command runs)
 
-    for name, value in (("batch_size", batch_size), ("block_size", block_size), ("grad_accum", grad_accum)):
+    return machine_throughput(device_type, dtype)
+
+
+def parse_hours(text: str | None) -> float | None:
+    """--hours as typed: a positive number of hours; UsageError naming the value otherwise."""
+    if text is None:
+        return None
+    from gptwiz.planning.recommend import MAX_HOURS
+
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value <= MAX_HOURS:  # NaN too
+        raise UsageError(f"invalid --hours {text!r}: must be a number of hours above 0, at most {MAX_HOURS} "
+                         "(such as 0.5, 2 or 12)")
+    return value
+
+
+def run_estimate(config_file: str, batch_size: int | None, block_size: int | None, grad_accum: int | None,
+                 dtype: str, device: str, compiled: bool | None, as_json: bool, max_iters: int | None = None) -> int:
+    from gptwiz.planning.policy import run_memory
+    from gptwiz.planning.presets import load_preset
+    from gptwiz.planning.timing import predict_probe_time, predict_run_time, preset_plan
+
+    for name, value in (("batch_size", batch_size), ("block_size", block_size), ("grad_accum", grad_accum),
+                        ("max_iters", max_iters)):
         check_bound(name, value)  # the same ranges as `gptwiz train`'s
     preset = load_preset(config_file)
-    report = detect_hardware() if "auto" in (device, dtype) else None
+    report = detect_hardware() if "auto" in (device, dtype) or device == "cuda" else None
     device_type, dtype = resolve_device_dtype(report or no_hardware(), device, dtype)
-    est = estimate_memory(preset.model, batch_size=batch_size or preset.train.batch_size,
-                          block_size=block_size or preset.model.block_size, dtype=dtype, device_type=device_type,
-                          grad_accum=grad_accum or preset.train.grad_accum, compiled=compiled)
+    plan = preset_plan(preset, device_type=device_type, dtype=dtype, batch_size=batch_size, block_size=block_size,
+                       grad_accum=grad_accum, max_iters=max_iters, compiled=compiled)
+    est = run_memory(plan.model, batch_size=plan.batch_size, block_size=plan.model.block_size, dtype=dtype,
+                     device_type=device_type, grad_accum=plan.grad_accum, max_iters=plan.max_iters, compiled=compiled)
+    throughput = measured_throughput(device_type, dtype, report)
+    run_time = predict_run_time(plan, throughput) if throughput else None
+    probe_time = predict_probe_time(plan, throughput) if throughput else None
     if as_json:
-        print(json.dumps({"preset": preset.name, **est.to_json(), "guide_vram_gb": preset.guide_vram_gb}, indent=2))
+        print(json.dumps({"preset": preset.name, **est.to_json(), "guide_vram_gb": preset.guide_vram_gb,
+                          "max_iters": plan.max_iters,
+                          "time": run_time.to_json() if run_time else None,
+                          "probe_time": probe_time.to_json() if probe_time else None}, indent=2))
         return 0
     from rich.console import Console
 
-    from gptwiz.planning.render import estimate_table
+    from gptwiz.planning.render import estimate_table, time_lines
 
-    Console().print(estimate_table(est, preset.name, guide_vram_gb=preset.guide_vram_gb))
+    console = Console()
+    console.print(estimate_table(est, preset.name, guide_vram_gb=preset.guide_vram_gb))
+    console.print(time_lines(run_time, probe_time, plan.max_iters, device_type), highlight=False)
     return 0
 
 
 def run_recommend(use_case: str, vram_gb: str | None, dataset_size: str | None, dataset: str | None,
-                  gpus: int | None, model_name: str, as_json: bool) -> int:
+                  gpus: int | None, model_name: str, as_json: bool, hours: str | None = None) -> int:
     from gptwiz.planning.recommend import USE_CASES, recommend
 
     if use_case not in USE_CASES:
@@ -170,10 +211,16 @@ def run_recommend(use_case: str, vram_gb: str | None, dataset_size: str | None, 
     if vram == 0:
         gpu_count = 1
     device_type = "cuda" if vram > 0 else "cpu"
+    budget = parse_hours(hours)
+    dtype = training_dtype(report, device_type)
+    throughput = measured_throughput(device_type, dtype, report)
+    if budget is not None and throughput is None:
+        raise UsageError(f"--hours {hours}: no CUDA card here to predict a {vram:g} GB card's speed with "
+                         "(use it on the machine that trains, or without --vram-gb)")
     rec = recommend(use_case, vram, measured.bytes if measured else size_bytes, gpu_count,
                     dataset_tokens=measured.tokens if measured and measured.tokens_exact else None,
                     ram_gb=report.ram_available_bytes / 2**30 if device_type == "cpu" else None,
-                    dtype=training_dtype(report, device_type))
+                    dtype=dtype, throughput=throughput, hours=budget)
     data_arg, note = data_hint(measured)
     commands = rec.phase_commands(model_name, data_arg)
     if as_json:

@@ -56,7 +56,8 @@ def run_watch(args: argparse.Namespace) -> int:
 
 
 def run_runs(args: argparse.Namespace) -> int:
-    from gptwiz.runs.listing import list_runs
+    from gptwiz.runs.folder import held_out_text
+    from gptwiz.runs.listing import folder_text, list_runs
 
     check_folder(args.runs_dir, "--runs_dir", write=False)
     rows = list_runs(args.runs_dir)
@@ -64,37 +65,50 @@ def run_runs(args: argparse.Namespace) -> int:
         print(json.dumps([r.to_json() for r in rows], indent=2))
         return 0
     if not rows:
-        print(f"no runs in {args.runs_dir}")
+        print(f"No runs yet in {folder_text(args.runs_dir)}")
         return 0
     from rich.console import Console
     from rich.table import Table
 
     table = Table(title=f"runs in {args.runs_dir}")
-    for col in ("name", "state", "progress", "last loss", "updated"):
-        table.add_column(col, justify="right" if col in ("progress", "last loss") else "left")
+    for col in ("name", "state", "progress", "last loss", "ckpt", "updated"):
+        table.add_column(col, justify="right" if col in ("progress", "last loss", "ckpt") else "left")
     for r in rows:
-        table.add_row(r.name, r.state_text, r.progress_text, r.loss_text, r.updated_at)
+        table.add_row(r.name, r.state_text, r.progress_text, r.loss_text, r.checkpoint_text, r.updated_text)
     console = Console()
     console.print(table)
-    for r in rows:
-        if r.unreadable:  # listed all the same; the reason below, where a long one need not fit a column
+    for r in rows:  # below the table, where a long line need not fit a column
+        if r.unreadable:
             console.print(f"{r.name}: unreadable: {r.unreadable}", markup=False, highlight=False, soft_wrap=True)
+        elif r.redo and r.state != "running":
+            console.print(f"{r.name}: a resume continues {r.resume_text}", markup=False, highlight=False)
+        if r.held_out and not r.unreadable:
+            console.print(f"{r.name}: {held_out_text(r.held_out)}", markup=False, highlight=False, soft_wrap=True)
+    readable = [r.name for r in rows if not r.unreadable]
+    if len(readable) >= 2:
+        from gptwiz.report.build import command
+
+        # The comparison offered: the newest runs as listed (the user keeps those to compare).
+        console.print(f"compare runs: {command(readable[:4], args.runs_dir)}", markup=False, highlight=False,
+                      soft_wrap=True)
     return 0
 
 
 def run_stop(args: argparse.Namespace) -> int:
-    from gptwiz.runs.folder import read_json, resolve_run
+    from gptwiz.runs.folder import activity, read_json, resolve_run
     from gptwiz.runs.launch import request_stop, wait_for_state_change
 
     paths = resolve_run(args.name, args.runs_dir)
     pid = request_stop(paths)
-    print(f"asked run {paths.name} (pid {pid}) to stop: it finishes its step and writes a checkpoint")
+    print(f"asked run {paths.name} (pid {pid}) to stop: it finishes its step (or drops its evaluation) "
+          "and writes a checkpoint")
     if args.wait <= 0:
         return 0
     state = wait_for_state_change(paths, timeout=args.wait)
     status = read_json(paths.status) or {}
     if state == "running":
-        print(f"run {paths.name} is still checkpointing after {args.wait:g}s; `gptwiz runs` shows when it has stopped")
+        doing = activity(status) or "finishing its step"
+        print(f"run {paths.name} is still {doing} after {args.wait:g}s; `gptwiz runs` shows when it has stopped")
     else:
         print(f"run {paths.name} is {state} at iteration {status.get('iter', fmt.UNKNOWN)}"
               + (f"; continue it with `gptwiz train --model_name {paths.name} --resume`" if state == "stopped" else ""))

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from typing import Any
 
 from gptwiz.cli.args import flag, number, positive_int
+from gptwiz.runs.checkpoints import CHECKPOINT_CHOICES
 
 
 def add(sub: Any) -> None:
@@ -20,18 +22,26 @@ def add(sub: Any) -> None:
     flag(p, "seed", type=int)
     flag(p, "device", default="auto")
     flag(p, "runs_dir", default="runs")
+    flag(p, "json", action="store_true",
+         help="one JSON object a line for each sample: text, new_tokens, tokens_per_sec, checkpoint, iter")
+    flag(p, "checkpoint", choices=CHECKPOINT_CHOICES, default="auto",
+         help="best or last; auto (the default): the best, unless an evaluation came after it or it holds the "
+              "run's iteration 0 while the last is further on")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from gptwiz.training.sample import SampleOptions, sample
+    from gptwiz.training.sample import SampleOptions, sample_results
 
     opts = SampleOptions(**{k: v for k, v in vars(args).items() if k in SampleOptions.__dataclass_fields__})
     def say(message: str) -> None:
         print(f"gptwiz sample: {message}", file=sys.stderr)
 
-    for i, text in enumerate(sample(opts, warn=say, note=say)):
+    for i, result in enumerate(sample_results(opts, warn=say, note=say)):
+        if args.json:
+            print(json.dumps(result.to_json(), ensure_ascii=False), flush=True)
+            continue
         if i:
             print("\n" + "-" * 40)
-        print(text)
+        print(result.text)
     return 0

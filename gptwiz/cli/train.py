@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from gptwiz.cli.args import flag, number, one_line, positive_int
@@ -44,6 +45,10 @@ def add(sub: Any) -> None:
     flag(p, "nproc", type=positive_int, default=1,
          help="train in N processes on this machine through torchrun (DDP: NCCL on GPUs, gloo on CPU)")
     flag(p, "fsdp", action="store_true", help="shard parameters, gradients and optimizer state (FSDP) across processes")
+    flag(p, "tensorboard", nargs="?", const=True, default=None, metavar="DIR",
+         help="also write TensorBoard event files, in DIR (default runs/NAME/tb/); pip install 'gptwiz[tensorboard]'")
+    flag(p, "wandb", metavar="PROJECT",
+         help="also log to Weights & Biases project PROJECT (needs wandb; WANDB_MODE=offline works without network)")
     p.set_defaults(func=run)
 
 
@@ -51,6 +56,8 @@ def run(args: argparse.Namespace) -> int:
     from gptwiz.training.trainer import train
 
     opts = TrainOptions(**{k: v for k, v in vars(args).items() if k in TrainOptions.__dataclass_fields__})
+    trackers = trackers_of(args)
+    trackers.check()  # a missing tensorboard or wandb package: one line now, before anything starts
     if getattr(args, "detach", False):
         return detach_train(opts, args.argv)
     from gptwiz.training.distributed import env_world_size
@@ -61,10 +68,23 @@ def run(args: argparse.Namespace) -> int:
         from gptwiz.training.console import PlainReporter as reporter_cls
     else:
         from gptwiz.training.console import RichReporter as reporter_cls
-    result = train(opts, reporter_cls())
+    reporter = reporter_cls()
+    if trackers.any:
+        from gptwiz.trackers.reporter import TrackingReporter
+
+        reporter = TrackingReporter(reporter, trackers, opts.runs_dir)
+    result = train(opts, reporter)
     if result.state in ("failed", "diverged"):
         print(one_line(f"gptwiz train: {result.state}: {result.error}"), file=sys.stderr)
     return result.exit_code
+
+
+def trackers_of(args: argparse.Namespace) -> Any:
+    """Where --tensorboard and --wandb ask the run's records to be logged too."""
+    from gptwiz.trackers.reporter import Trackers
+
+    tensorboard = getattr(args, "tensorboard", None)
+    return Trackers(Path(tensorboard) if isinstance(tensorboard, str) else tensorboard, getattr(args, "wandb", None))
 
 
 def detach_train(opts: TrainOptions, argv: Sequence[str]) -> int:

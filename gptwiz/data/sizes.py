@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import glob as globlib
 import json
+import math
 import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -102,4 +103,12 @@ def measure_dataset(path: str) -> DatasetSize:
     return _estimated(path, "folder", files)
 
 
-__all__ = ["parse_size", "measure_dataset", "DatasetSize", "BYTES_PER_TOKEN", "TEXT_SUFFIXES"]
+__all__ = ["parse_size", "measure_dataset", "DatasetSize", "BYTES_PER_TOKEN", "TEXT_SUFFIXES", "bits_per_byte"]
+
+
+def bits_per_byte(loss: float | None, tokens: int | None, nbytes: int | None) -> float | None:
+    """A mean loss in nats per token as bits per byte of text (the text's total bits over its bytes): a figure
+    that compares models across tokenizers. None where a count is missing or the loss is not finite."""
+    if loss is None or not tokens or not nbytes or not math.isfinite(loss):
+        return None
+    return loss / math.log(2) * tokens / nbytes

@@ -32,3 +32,15 @@ def count_params(model: ModelConfig) -> int:
         + 4 * e * e + e * b                  # MLP down
     )
     return embeddings + layers * per_layer + e * (1 + b)  # final LayerNorm
+
+
+# A forward pass costs about a third of a training micro-step (forward and backward: 2 of its 6 FLOPs a weight):
+# what an evaluation batch costs against a training step.
+FORWARD_SHARE = 1 / 3
+
+
+def training_flops_per_token(model: ModelConfig) -> float:
+    """Training FLOPs per token (forward and backward) at the model's block_size, as in the PaLM paper's
+    appendix B: 6 per weight that multiplies (the position table only adds) and the attention's scores."""
+    weights = count_params(model) - model.block_size * model.n_embd
+    return 6 * weights + 12 * model.n_layer * model.n_embd * model.block_size

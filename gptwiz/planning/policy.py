@@ -1,5 +1,5 @@
 """Planning rules shared by the commands, the wizard and the trainer: what `--dtype auto` means, what the device
-and dtype flags resolve to, a VRAM figure as the user types it, the flags a measured dataset becomes, and the
+and dtype flags resolve to, whether a run compiles, the one memory figure of a run, a VRAM figure as the user types it, the flags a measured dataset becomes, and the
 presets table's estimate. Pure, and without torch.
 """
 
@@ -11,8 +11,15 @@ from typing import Any
 
 from gptwiz.common.errors import UsageError
 from gptwiz.data.sizes import DatasetSize
+from gptwiz.model.config import ModelConfig
 from gptwiz.planning.hardware import HardwareReport
-from gptwiz.planning.memory import DTYPES, estimate_memory
+from gptwiz.planning.knobs import Knobs
+from gptwiz.planning.memory import DTYPES, MemoryEstimate, estimate_memory
+from gptwiz.planning.presets import load_preset
+
+# Batches of each split in the evaluation at iteration 0 of a run from random weights: their loss is about
+# ln(vocab_size) however many are measured, and a full evaluation there only delays the first step.
+FIRST_EVAL_ITERS = 2
 
 # More memory than any card has: a bigger figure is a slip (bytes or MB typed as GB).
 MAX_VRAM_GB = 4096
@@ -91,14 +98,64 @@ def data_hint(size: DatasetSize | None) -> tuple[str | None, str | None]:
     return f"--dataset_dir {out_dir}", f"first: gptwiz prepare --source docs:'{pattern}' --out_dir {out_dir}"
 
 
+# --- compiling -----------------------------------------------------------------------------------------
+
+# Below these many iterations, compiling (about a minute on a GPU, several on a 2-core CPU) costs
+# more than the ~1.3x per-iteration speed-up gains back.
+COMPILE_MIN_ITERS = {"cuda": 300, "cpu": 1500}
+
+
+def resolve_compile(compile_flag: bool | None, device: str, dtype: str, iters_to_run: int) -> bool:
+    """--compile/--no-compile as given; by default, compile where it is faster and the run pays it back.
+    The trainer decides with this, and the memory and time predictions follow the same choice."""
+    if compile_flag is not None:
+        return compile_flag
+    device_type = "cuda" if device.startswith("cuda") else "cpu"
+    if device_type == "cpu" and dtype == "float32":
+        # Eager float32 with the sliced loss (gptwiz.model.loss) beat compiled float32 on a 2-core AVX2 CPU:
+        # 1.35x against 1.03x the plain loop (README, "Training speed on this 2-core CPU").
+        return False
+    return iters_to_run >= COMPILE_MIN_ITERS[device_type]
+
+
+def run_eval_iters(eval_iters: int, eval_interval: int, max_iters: int, grad_accum: int) -> int:
+    """The preset's eval_iters, cut down for short runs so evaluating costs about a third of the training
+    between two evaluations at most (an evaluation batch is a forward pass, a third of a training step, on
+    two splits). A 100-iteration check of a big preset should not spend most of its time evaluating."""
+    steps_between = min(eval_interval, max_iters)
+    return max(1, min(eval_iters, steps_between * grad_accum // 2))
+
+
+# --- the one memory figure ---------------------------------------------------------------------------------
+
+def run_memory(model: ModelConfig, *, batch_size: int, grad_accum: int, max_iters: int, device_type: str,
+               dtype: str, block_size: int | None = None, compiled: bool | None = None) -> MemoryEstimate:
+    """The peak memory of a training run the way the trainer will run it: compiled or not as resolve_compile
+    decides for its iterations (unless `compiled` says), checkpoints on. Every figure shown for a set of knobs
+    (recommend, the wizard, plain mode, `estimate`, `presets`) comes from here."""
+    return estimate_memory(model, batch_size=batch_size, block_size=block_size, dtype=dtype, device_type=device_type,
+                           grad_accum=grad_accum,
+                           compiled=resolve_compile(compiled, device_type, dtype, max_iters), checkpoints=True)
+
+
+def knobs_memory(knobs: Knobs, device_type: str, dtype: str, presets_dir: Any = None) -> MemoryEstimate:
+    """run_memory for a wizard's knobs (the preset with its context length and dropout changed)."""
+    preset = load_preset(knobs.preset, presets_dir) if presets_dir is not None else load_preset(knobs.preset)
+    model = preset.with_overrides(block_size=knobs.block_size,
+                                                                  dropout=knobs.dropout).model
+    return run_memory(model, batch_size=knobs.batch_size, grad_accum=knobs.grad_accum, max_iters=knobs.max_iters,
+                      device_type=device_type, dtype=dtype, block_size=knobs.block_size)
+
+
 # --- the presets table's estimate column ----------------------------------------------------------------
 
 def preset_estimate(preset: Any) -> int:
     """The peak for training the preset as it stands on one CUDA card in bf16: what the guide's VRAM
     column tries to say."""
-    return estimate_memory(preset.model, batch_size=preset.train.batch_size, dtype="bfloat16", device_type="cuda",
-                           grad_accum=preset.train.grad_accum).total
+    return run_memory(preset.model, batch_size=preset.train.batch_size, grad_accum=preset.train.grad_accum,
+                      max_iters=preset.train.max_iters, dtype="bfloat16", device_type="cuda").total
 
 
 __all__ = ["auto_dtype", "check_dtype", "training_dtype", "resolve_device_dtype", "no_hardware", "parse_vram", "data_hint",
-           "preset_estimate", "MAX_VRAM_GB"]
+           "preset_estimate", "MAX_VRAM_GB", "COMPILE_MIN_ITERS", "resolve_compile", "run_memory", "knobs_memory",
+           "run_eval_iters"]

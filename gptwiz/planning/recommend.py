@@ -1,6 +1,6 @@
 """The guide's decision tables as one pure function: use case, card and data in; preset, settings and reasons out.
 
-`recommend` applies ../shared/docs/model-selection-guide.md in a fixed order (use case, card, dataset, then the
+`recommend` applies docs/model-selection-guide.md in a fixed order (use case, card, dataset, then the
 smallest of their picks, its settings, and the phases), records each step as a reason, and checks the pick against the memory estimate (gptwiz.planning.memory), which replaces the
 guide's rough VRAM column. It detects nothing itself: the caller passes the VRAM (0: train on CPU).
 """
@@ -15,8 +15,10 @@ from gptwiz.common import fmt
 from gptwiz.common.errors import UsageError
 from gptwiz.data.sizes import BYTES_PER_TOKEN
 from gptwiz.planning.knobs import Knobs
-from gptwiz.planning.memory import GiB, MemoryEstimate, estimate_memory, fits
+from gptwiz.planning.memory import GiB, MemoryEstimate, fits
+from gptwiz.planning.policy import COMPILE_MIN_ITERS, run_memory
 from gptwiz.planning.presets import DOMAIN_ADAPT_PRESET, PRESET_ORDER, PRESETS_DIR, Preset, load_preset
+from gptwiz.planning.timing import RunTime, Throughput, iters_within, predict_probe_time, predict_run_time, preset_plan
 
 # The guide's use cases, in its order: key -> (name for humans, one-line explanation).
 USE_CASES: dict[str, tuple[str, str]] = {
@@ -100,6 +102,16 @@ class Recommendation:
     alternatives: list[tuple[str, str]]
     phases: list[Phase] = field(default_factory=list)
     estimate: MemoryEstimate | None = None
+    run_time: RunTime | None = None     # the run's predicted time; None: no throughput given
+    probe_time: RunTime | None = None   # its 100-iteration probe's
+
+    @property
+    def eta_s(self) -> float | None:
+        return self.run_time.seconds if self.run_time else None
+
+    @property
+    def probe_eta_s(self) -> float | None:
+        return self.probe_time.seconds if self.probe_time else None
 
     @property
     def preset(self) -> str:
@@ -179,6 +191,10 @@ class Recommendation:
             else:
                 data[key] = value
         data.pop("estimate")
+        data["eta_s"] = round(self.eta_s, 1) if self.eta_s is not None else None
+        data["probe_eta_s"] = round(self.probe_eta_s, 1) if self.probe_eta_s is not None else None
+        data["run_time"] = self.run_time.to_json() if self.run_time else None
+        data["probe_time"] = self.probe_time.to_json() if self.probe_time else None
         data["alternatives"] = [{"preset": p, "why": why} for p, why in self.alternatives]
         data["effective_batch"] = self.effective_batch
         data["command"] = self.command()
@@ -250,17 +266,16 @@ class _Fit:
 
 
 def _fit_batch(preset: Preset, block_size: int, batch: int, device_type: str, dtype: str,
-               memory_bytes: int | None) -> _Fit:
+               memory_bytes: int | None, max_iters: int | None = None) -> _Fit:
     """The largest micro-batch dividing `batch` whose estimate fits, with gradient accumulation
-    making up the rest (same sequences per step); batch 1 when none fits."""
+    making up the rest (same sequences per step); batch 1 when none fits. The estimate is the run's
+    (gptwiz.planning.policy.run_memory: compiled or not as the trainer will decide)."""
     est = None
+    iters = max_iters or preset.train.max_iters
     for micro in _divisors_desc(batch):
         accum = batch // micro
-        # The trainer compiles long runs (on a CPU, bf16 ones). On CUDA the eager estimate bounds the compiled
-        # one; on a CPU eager training slices its loss (gptwiz.model.loss) and can need less: take the larger.
-        est = max((estimate_memory(preset.model, batch_size=micro, block_size=block_size, dtype=dtype,
-                                   device_type=device_type, grad_accum=accum, compiled=compiled)
-                   for compiled in ((False, True) if device_type == "cpu" else (False,))), key=lambda e: e.total)
+        est = run_memory(preset.model, batch_size=micro, block_size=block_size, dtype=dtype, device_type=device_type,
+                         grad_accum=accum, max_iters=iters)
         if memory_bytes is None or fits(est, memory_bytes, HEADROOM):
             return _Fit(micro, accum, est, True)
     assert est is not None
@@ -288,15 +303,24 @@ def _check_inputs(use_case: str, vram_gb: float, dataset_bytes: int | None, gpu_
 
 def recommend(use_case: str, vram_gb: float, dataset_bytes: int | None, gpu_count: int = 1, *,
               dataset_tokens: int | None = None, ram_gb: float | None = None, dtype: str | None = None,
-              presets_dir: Any = None) -> Recommendation:
+              presets_dir: Any = None, throughput: Throughput | None = None, hours: float | None = None,
+              preset: str | None = None) -> Recommendation:
     """Apply the guide's tables, in the module's order, to one use case, card and dataset.
 
     vram_gb: memory of one card in GB (GiB, as NVML reports it); 0 means no GPU: CPU training, checked
     against ram_gb when given. dataset_bytes: the training text's size, or None when unknown;
     dataset_tokens: its exact token count where known (a prepared dataset), else bytes / 4. dtype: the
-    training dtype (default bfloat16, which on a GPU costs the same memory as float16).
+    training dtype (default bfloat16, which on a GPU costs the same memory as float16). throughput: this
+    machine's measured matmul speed (gptwiz.training.throughput), for the times; without it no time is
+    predicted and none fitted. hours: a time budget for the run (default: the guide's Training Time for the
+    use case, see USE_CASE_TIME). preset: the user's own choice of preset instead of the guide's pick (the
+    wizard's alternatives): the settings, warnings and alternatives are then those of that preset.
     """
     _check_inputs(use_case, vram_gb, dataset_bytes, gpu_count, ram_gb)
+    check_hours(hours)
+    choice = preset
+    if hours is not None and throughput is None:
+        raise UsageError("a time budget needs this machine's measured throughput to predict times with")
     presets_dir = presets_dir or PRESETS_DIR
     gpu = vram_gb > 0
     device_type = "cuda" if gpu else "cpu"
@@ -343,22 +367,47 @@ def recommend(use_case: str, vram_gb: float, dataset_bytes: int | None, gpu_coun
             reasons.append(f"long-context use case, but {sibling} does not fit even at batch 1 "
                            f"({fmt.bytes_(trial.estimate.total, binary=True)}): keeping {pick}")
 
+    if choice is not None:
+        if choice not in presets:
+            raise UsageError(f"unknown preset {choice!r} (valid: {', '.join(ORDER)})")
+        if choice != pick:
+            reasons.append(f"your choice: {choice} instead of {pick}")
+            pick = choice
     # 5-6. Batch, learning rate and dropout; a smaller micro-batch with accumulation where needed;
     # a smaller preset where even batch 1 does not fit.
     while True:
-        preset = presets[pick]
-        block = preset.model.block_size
+        block = presets[pick].model.block_size
         batch, lr, dropout, batch_why = _combination(pick, vram_gb)
-        fit = _fit_batch(preset, block, batch, device_type, dtype, memory_bytes)
+        fit = _fit_batch(presets[pick], block, batch, device_type, dtype, memory_bytes)
         ladder = _ladder(use_case, pick)
-        if fit.fits or ladder.index(pick) == 0:
+        if fit.fits or ladder.index(pick) == 0 or choice is not None:  # the user's choice stays, warned
             break
         smaller = ladder[ladder.index(pick) - 1]
         reasons.append(f"{pick} does not fit in {HEADROOM:.0%} of {_memory_label(gpu, memory_bytes)} even at batch 1 "
                        f"({fmt.bytes_(fit.estimate.total, binary=True)}): {smaller} instead")
         pick = smaller
     reasons.append(f"Recommended Combinations for {pick}: {batch_why}, learning rate {lr:g}, dropout {dropout:g}")
-    est = fit.estimate
+    max_iters = presets[pick].train.max_iters
+    # 7. Time: the run and its probe within the budget, on this machine.
+    times: _Timed | None = None
+    if throughput is not None:
+        names = [pick] if choice is not None else _ladder(use_case, pick)[_ladder(use_case, pick).index(pick)::-1]
+        budget = hours * 3600 if hours is not None else USE_CASE_TIME[use_case][0]
+        first = _timed(presets[pick], block, fit, device_type, dtype, gpu_count, throughput, budget)
+        times = first if first.run.seconds <= budget and first.probe.seconds <= budget * PROBE_SHARE else \
+            _time_fit(names, presets, fit.batch_size * fit.grad_accum, device_type, dtype, memory_bytes, gpu_count,
+                      throughput, budget) or first
+        reasons.append(_time_reason(use_case, hours, budget, first, times))
+        if times is not first:
+            pick, block, fit, max_iters = times.preset, times.block_size, times.fit, times.run.iters
+            _, lr, dropout, _ = _combination(pick, vram_gb)
+        if times.run.seconds > budget:
+            warnings.append(f"even {pick} at batch {fit.batch_size * fit.grad_accum}, context {block} takes about "
+                            f"{fmt.duration(times.run.seconds)}, more than {fmt.duration(budget)}")
+    preset_obj = presets[pick]
+    est = run_memory(preset_obj.with_overrides(block_size=block).model, batch_size=fit.batch_size, block_size=block,
+                     dtype=dtype, device_type=device_type, grad_accum=fit.grad_accum, max_iters=max_iters)
+    fit = _Fit(fit.batch_size, fit.grad_accum, est, fit.fits)
     if memory_bytes is not None:
         where = _memory_label(gpu, memory_bytes)
         if fit.grad_accum > 1 and fit.fits:
@@ -372,7 +421,7 @@ def recommend(use_case: str, vram_gb: float, dataset_bytes: int | None, gpu_coun
                             f"{HEADROOM:.0%} of {where}: expect out-of-memory")
     else:
         reasons.append(f"estimated peak {fmt.bytes_(est.total, binary=True)} of RAM (the RAM was not checked)")
-    if block == 1024 and use_case not in LONG_CONTEXT:
+    if preset_obj.model.block_size == 1024 and use_case not in LONG_CONTEXT:
         warnings.append(f"{pick} trains 1024-token contexts, which {name} does not need")
     if gpu_count > 1:
         reasons.append(f"{gpu_count} GPUs, data parallel: each card trains batch {fit.batch_size}; "
@@ -394,7 +443,6 @@ def recommend(use_case: str, vram_gb: float, dataset_bytes: int | None, gpu_coun
             warnings.append(f"{est.params / 1e6:.0f}M parameters are only {ratio:.1%} of the data's ~{fmt.count(tokens)} tokens "
                             f"(the guide's rule of thumb: {low:.0%}-{high:.0%}): the data could feed a bigger model")
 
-    max_iters = preset.train.max_iters
     phases: list[Phase] = []
     if use_case == "domain":
         phases = _domain_phases(pick, lr, max_iters, presets_dir)
@@ -412,8 +460,125 @@ def recommend(use_case: str, vram_gb: float, dataset_bytes: int | None, gpu_coun
                     learning_rate=lr, max_iters=max_iters, dropout=dropout), params=est.params, estimate_bytes=est.total, memory_bytes=memory_bytes,
         fits=fit.fits, reasons=reasons, warnings=warnings,
         alternatives=_alternatives(use_case, pick, proposal, caps, device_type, dtype, memory_bytes, vram_gb, presets),
-        phases=phases, estimate=est,
+        phases=phases, estimate=est, run_time=times.run if times else None, probe_time=times.probe if times else None,
     )
+
+
+# --- time ---------------------------------------------------------------------------------------------
+
+# The guide's Training Time column as the longest a use case's run should take (its preset's upper bound, for
+# 10,000 iterations on an RTX 3090), and how the guide says it. Testing/Learning: tiny's "Minutes", as 20 min.
+USE_CASE_TIME: dict[str, tuple[float, str]] = {
+    "testing": (20 * 60, "tiny: minutes"), "prototype": (4 * 3600, "150M: 2-4 hours"),
+    "chat": (6 * 3600, "200M: 4-6 hours"), "rag": (12 * 3600, "350M_1024: 8-12 hours"),
+    "code": (48 * 3600, "750M_1024: 24-48 hours"), "domain": (48 * 3600, "750M_1024: 24-48 hours"),
+}
+PROBE_SHARE = 0.1          # the probe may take a tenth of the run's budget (Testing/Learning: 2 minutes)
+MAX_HOURS = 24 * 365
+# The least a time-fitted run keeps, so that it still learns something visible: tokens a step and iterations
+# (tiny at 1,000 tokens a step falls from 10.8 to ~6 on Shakespeare in 500 iterations), and a context.
+MIN_TOKENS_PER_ITER = 1024
+MIN_ITERS = 500
+MIN_BLOCK = 64
+
+
+def check_hours(hours: float | None) -> None:
+    if hours is None:
+        return
+    if isinstance(hours, bool) or not isinstance(hours, (int, float)) or not 0 < hours <= MAX_HOURS:
+        raise UsageError(f"invalid --hours {hours!r}: must be a number of hours above 0, at most {MAX_HOURS}")
+
+
+@dataclass(frozen=True)
+class _Timed:
+    preset: str
+    block_size: int
+    fit: _Fit
+    run: RunTime
+    probe: RunTime
+
+    @property
+    def tokens_per_iter(self) -> int:
+        return self.fit.batch_size * self.fit.grad_accum * self.block_size
+
+
+def _timed(preset: Preset, block: int, fit: _Fit, device_type: str, dtype: str, gpu_count: int,
+           throughput: Throughput, budget: float, iters: int | None = None) -> _Timed:
+    plan = preset_plan(preset, device_type=device_type, dtype=dtype, batch_size=fit.batch_size, block_size=block,
+                       grad_accum=fit.grad_accum, max_iters=iters, gpu_count=gpu_count)
+    return _Timed(preset.name, block, fit, predict_run_time(plan, throughput), predict_probe_time(plan, throughput))
+
+
+def _halvings(n: int, low: int) -> list[int]:
+    out = [n]
+    while out[-1] // 2 >= low:
+        out.append(out[-1] // 2)
+    return out
+
+
+def _round_down(n: int) -> int:
+    """A round number of iterations at or below n (two significant digits)."""
+    if n < 100:
+        return max(1, n)
+    scale = 10 ** (len(str(n)) - 2)
+    return n // scale * scale
+
+
+def _time_fit(names: list[str], presets: dict[str, Preset], batch: int, device_type: str, dtype: str,
+              memory_bytes: int | None, gpu_count: int, throughput: Throughput, budget: float) -> _Timed | None:
+    """The first setting, in order of preference, whose probe takes at most PROBE_SHARE of the budget and whose
+    run fits the budget with enough iterations and tokens a step to learn something visible. Preference: the
+    bigger preset, then more tokens a step (batch x context), then the longer context; iterations are cut
+    last, to what the budget allows (at most the preset's)."""
+    candidates: list[tuple[_Timed, int]] = []
+    for name in names:
+        p = presets[name]
+        for block in _halvings(p.model.block_size, MIN_BLOCK):
+            for effective in _halvings(batch, 1):
+                fit = _fit_batch(p, block, effective, device_type, dtype, memory_bytes)
+                plan = preset_plan(p, device_type=device_type, dtype=dtype, batch_size=fit.batch_size,
+                                   block_size=block, grad_accum=fit.grad_accum, gpu_count=gpu_count)
+                iters = iters_within(plan, throughput, budget)
+                # Timed at the iterations kept: a run cut short may no longer compile, nor its probe. Where the
+                # compile time alone spoils the probe, the same run just under the compile threshold is offered too.
+                for n in {_round_down(iters), _round_down(min(iters, COMPILE_MIN_ITERS[device_type] - 1))} - {0}:
+                    candidates.append((_timed(p, block, fit, device_type, dtype, gpu_count, throughput, budget,
+                                              iters=n), n))
+    rank = {n: i for i, n in enumerate(names)}
+    candidates.sort(key=lambda c: (rank[c[0].preset], -c[0].tokens_per_iter, -c[0].block_size, -c[1]))
+    def passes(timed: _Timed, iters: int, min_tokens: int, min_iters: int) -> bool:
+        return (timed.fit.fits and timed.probe.seconds <= budget * PROBE_SHARE and timed.tokens_per_iter >= min_tokens
+                and iters >= min(min_iters, presets[timed.preset].train.max_iters))
+
+    for timed, iters in candidates:
+        if passes(timed, iters, MIN_TOKENS_PER_ITER, MIN_ITERS):
+            return timed
+    # Nothing that big fits: the setting that trains the most tokens in the budget (a smaller model at a
+    # sensible batch learns more than a bigger one at batch 1).
+    rest = [(timed, iters) for timed, iters in candidates if passes(timed, iters, 1, 100)]
+    return max(rest, key=lambda c: c[1] * c[0].tokens_per_iter)[0] if rest else None
+
+
+def _time_reason(use_case: str, hours: float | None, budget: float, first: _Timed, chosen: _Timed) -> str:
+    """What the time budget changed, or that it changed nothing."""
+    if hours is not None:
+        why = f"time budget {hours:g} h"
+    else:
+        name = USE_CASES[use_case][0]
+        why = (f"the guide's Training Time for {name} ({USE_CASE_TIME[use_case][1]}: here at most "
+               f"{fmt.duration(budget)}, a probe at most {fmt.duration(budget * PROBE_SHARE)})")
+    times = (f"run about {fmt.duration(chosen.run.seconds)}, probe about {fmt.duration(chosen.probe.seconds)} on this "
+             f"machine")
+    if chosen is first and first.run.seconds <= budget:
+        return f"{why}: {first.preset} as it is fits ({times})"
+    if chosen is first:
+        return f"{why}: no setting of {first.preset} or a smaller preset fits; keeping it ({times})"
+    was = (f"{first.preset} at batch {first.fit.batch_size * first.fit.grad_accum}, context {first.block_size}, "
+           f"{first.run.iters:,} iterations would take about {fmt.duration(first.run.seconds)} "
+           f"(probe {fmt.duration(first.probe.seconds)})")
+    now = (f"{chosen.preset} at batch {chosen.fit.batch_size * chosen.fit.grad_accum}, context {chosen.block_size}, "
+           f"{chosen.run.iters:,} iterations")
+    return f"{why}: {was}; {now} instead ({times})"
 
 
 def _memory_label(gpu: bool, memory_bytes: int | None) -> str:
@@ -474,4 +639,5 @@ def _alternatives(use_case: str, pick: str, proposal: str, caps: list[str], devi
     return out
 
 
-__all__ = ["USE_CASES", "Recommendation", "Phase", "recommend", "hardware_cap", "dataset_row", "ORDER"]
+__all__ = ["USE_CASES", "Recommendation", "Phase", "recommend", "hardware_cap", "dataset_row", "ORDER", "USE_CASE_TIME",
+           "check_hours"]

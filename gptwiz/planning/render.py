@@ -17,6 +17,7 @@ from gptwiz.common import fmt
 from gptwiz.planning.hardware import HardwareReport
 from gptwiz.planning.memory import MemoryEstimate
 from gptwiz.planning.recommend import HEADROOM, USE_CASES, Recommendation
+from gptwiz.planning.timing import RunTime
 
 
 def memory_bar(used: int, capacity: int | None, width: int = 32, headroom: float = HEADROOM) -> Text:
@@ -60,8 +61,12 @@ def hardware_table(report: HardwareReport) -> Table:
 
 
 def estimate_table(est: MemoryEstimate, title: str, guide_vram_gb: float | None = None) -> Table:
-    where = "CPU peak RSS" if est.device_type == "cpu" else "CUDA reserved + context"
-    table = Table(title=f"{title}: {est.params / 1e6:.1f}M parameters", title_justify="left",
+    """The estimate term by term. The title says what the figure is (CPU RAM or the card's VRAM); the guide's
+    VRAM figure stands beside a CUDA estimate only, the one it can be compared with."""
+    cpu = est.device_type == "cpu"
+    where = "CPU peak RSS" if cpu else "CUDA reserved + context"
+    kind = "peak CPU RAM (not VRAM)" if cpu else "peak VRAM"
+    table = Table(title=f"{title}: {est.params / 1e6:.1f}M parameters, {kind}", title_justify="left",
                   caption=f"batch {est.batch_size} x block {est.block_size}, grad accum {est.grad_accum}, "
                           f"{est.dtype} on {est.device_type}{' compiled' if est.compiled else ''}: {where}",
                   caption_justify="left", show_header=False, box=None, padding=(0, 2))
@@ -72,9 +77,26 @@ def estimate_table(est: MemoryEstimate, title: str, guide_vram_gb: float | None 
         table.add_row(label, fmt.bytes_(value, binary=True), style="dim" if value < 0 else None)
     label, value = lines[-1]
     table.add_row(Text(label, style="bold"), Text(fmt.bytes_(value, binary=True), style="bold"))
-    if guide_vram_gb:
+    if guide_vram_gb and not cpu:
         table.add_row("the guide's VRAM figure", f"{guide_vram_gb:g} GB", style="dim")
     return table
+
+
+def time_lines(run: RunTime | None, probe: RunTime | None, iters: int, device_type: str) -> Text:
+    """'time: about 19m24s for 1,300 iterations (probe 1m29s)' and what the figure comes from."""
+    out = Text()
+    if run is None:
+        out.append(f"time: not predicted (no {'CUDA card' if device_type == 'cuda' else 'device'} here to measure)",
+                   style="dim")
+        return out
+    out.append("time: ", style="bold")
+    out.append(f"about {fmt.duration(run.seconds)} for {iters:,} iterations")
+    if probe is not None:
+        out.append(f" (a {probe.iters}-iteration probe: {fmt.duration(probe.seconds)})")
+    out.append(f"\n  {run.tokens_per_sec:,.0f} tokens/s; {run.basis}; evaluations {fmt.duration(run.eval_s)}, "
+               f"checkpoints {fmt.duration(run.checkpoint_s)}, start{' and compile' if run.compiled else ''} "
+               f"{fmt.duration(run.startup_s)}", style="dim")
+    return out
 
 
 def recommendation_view(rec: Recommendation, commands: list[str], data_note: str | None = None) -> Group:
@@ -95,6 +117,8 @@ def recommendation_view(rec: Recommendation, commands: list[str], data_note: str
               memory_bar(rec.estimate_bytes, rec.memory_bytes),
               Text(f"estimated peak on {'the card' if rec.device_type == 'cuda' else 'CPU (RAM)'}; "
                    f"the line marks {HEADROOM:.0%}", style="dim")]
+    if rec.run_time is not None:
+        parts += [Text("time", style="bold"), time_lines(rec.run_time, rec.probe_time, rec.max_iters, rec.device_type)]
     for w in rec.warnings:
         parts.append(Text(f"! {w}", style="yellow"))
     if rec.phases:
@@ -119,4 +143,4 @@ def recommendation_view(rec: Recommendation, commands: list[str], data_note: str
     return Group(*parts)
 
 
-__all__ = ["memory_bar", "hardware_table", "estimate_table", "recommendation_view"]
+__all__ = ["memory_bar", "hardware_table", "estimate_table", "time_lines", "recommendation_view"]

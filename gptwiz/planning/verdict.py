@@ -27,6 +27,14 @@ LONG_RUN_S = 48 * 3600.0
 TARGET_RUN_S = 24 * 3600.0
 # Learning-rate advice moves by this factor: big enough to matter, small enough to stay near the preset.
 LR_FACTOR = 3.0
+# A loss that fell less than this fraction barely moved: a 3x step would take several probes to get anywhere,
+# so the advice steps by VERY_FLAT_FACTOR instead.
+VERY_FLAT_DROP = 0.01
+VERY_FLAT_FACTOR = 10.0
+# The highest learning rate the advice goes to.
+LR_CEILING = 0.1
+# The loss is judged only on a curve with at least this many iterations after warm-up: fewer measure no trend.
+MIN_JUDGED_ITERS = 5
 # How many iterations the first and last loss averages span (fewer for short probes).
 EDGE_WINDOW = 10
 
@@ -69,13 +77,19 @@ class ProbeFacts:
     data_tokens: int | None = None    # set when the data holds fewer than one block: its smallest split's tokens
     smaller_preset: str | None = None # the next smaller preset, for advice when even batch 1 does not fit
     error: str | None = None          # the trainer failed for another reason
+    preset_learning_rate: float | None = None  # the preset's own rate, which the advice may go back to
+    lr_warmup: int = 0                # the probe's learning-rate warm-up, in iterations
+    cancelled: bool = False           # stopped before its last iteration (by the user, or `gptwiz stop`)
+    iters_requested: int | None = None
 
 
 @dataclass(frozen=True)
 class Judgement:
-    verdict: str                      # "pass", "warn" or "fail"
+    verdict: str                      # "pass", "warn", "fail", or "cancelled" (no verdict, no advice)
     advice: list[Advice] = field(default_factory=list)  # one concrete change each
     reasons: list[str] = field(default_factory=list)  # what was observed
+    loss: str | None = None           # the loss curve's verdict: falls, flat, rising, erratic or diverged
+    loss_unjudged: str | None = None  # why `loss` is None
 
 
 # --- measuring ---------------------------------------------------------------------------------------
@@ -128,14 +142,28 @@ def timing(dts: Sequence[float], warmup: int) -> Timing:
     return Timing(sec_per_iter=sum(warm) / len(warm), warmup_s=sum(d[:warmup]), warm_iters=len(warm))
 
 
-def projected_run_seconds(sec_per_iter: float, max_iters: int, *, eval_interval: int, eval_iters: int,
-                          grad_accum: int) -> float:
-    """The full run at the measured rate, its evaluations included: each evaluation runs `eval_iters`
-    forward-only batches on two splits, and a forward pass costs about a third of a training
-    micro-step (forward + backward)."""
-    evaluations = max_iters // max(1, eval_interval) + 1
-    eval_s = evaluations * 2 * eval_iters * sec_per_iter / (3 * max(1, grad_accum))
-    return max_iters * sec_per_iter + eval_s
+# The first steps of a probe hold the allocator's warm-up and compilation, so they are slower than the rest.
+SLOW_FIRST_ITERS = 2
+
+
+@dataclass(frozen=True)
+class ProbeEta:
+    seconds: float         # what is left of the probe: its iterations left at sec_per_iter
+    sec_per_iter: float    # the mean step time once warm (the latest step while only slow first steps ran)
+    rough: bool            # only the slow first steps measured so far: the figure is an overestimate
+
+
+def probe_eta(dts: Sequence[float], iters: int) -> ProbeEta | None:
+    """The time left of a probe of `iters` iterations after the steps `dts` (seconds each): the iterations left
+    times the mean warm step. The first SLOW_FIRST_ITERS steps (compilation, allocator warm-up) are left out of
+    the mean once a later step is measured; before that the latest step stands in. None before the first step."""
+    d = [float(x) for x in dts]
+    if not d:
+        return None
+    rough = len(d) <= SLOW_FIRST_ITERS
+    warm = d[-1:] if rough else d[SLOW_FIRST_ITERS:]
+    rate = sum(warm) / len(warm)
+    return ProbeEta(seconds=max(0, iters - len(d)) * rate, sec_per_iter=rate, rough=rough)
 
 
 def shrink_batch(batch_size: int, grad_accum: int) -> tuple[int, int] | None:
@@ -163,52 +191,126 @@ def _round_iters(n: float) -> int:
     return n // scale * scale
 
 
+def loss_unjudged_reason(n: int, lr_warmup: int, *, cancelled: bool = False, requested: int | None = None) -> str | None:
+    """Why a loss curve of `n` iterations is not judged (None when it is): a probe stopped before its last
+    iteration (its curve is unfinished), or one with fewer than MIN_JUDGED_ITERS iterations after warm-up (the
+    learning-rate warm-up, and at least the first two, as in warmup_iterations), where no slope is measurable."""
+    settle = max(lr_warmup, 2)
+    of = f" of {requested}" if requested else ""
+    in_warmup = n - settle < MIN_JUDGED_ITERS
+    if cancelled:
+        if in_warmup:
+            return (f"cancelled after {n}{of} iterations, still in warm-up: the loss is judged only after the first "
+                    f"{settle} iterations and {MIN_JUDGED_ITERS} more")
+        return f"cancelled after {n}{of} iterations: the loss of an unfinished probe is not judged"
+    if in_warmup:
+        return (f"only {n}{of} iterations ran, still in warm-up: the loss is judged only after the first {settle} "
+                f"iterations and {MIN_JUDGED_ITERS} more")
+    return None
+
+
+def _memory_share(f: ProbeFacts) -> float | None:
+    if f.peak_memory_bytes and f.device_memory_total_bytes:
+        return f.peak_memory_bytes / f.device_memory_total_bytes
+    return None
+
+
+def _cancelled(f: ProbeFacts) -> Judgement:
+    """No verdict and no advice: only what was measured before the stop."""
+    n = f.stats.n if f.stats is not None else 0
+    why = loss_unjudged_reason(n, f.lr_warmup, cancelled=True, requested=f.iters_requested)
+    reasons = [why or "cancelled"]
+    share = _memory_share(f)
+    if share is not None:
+        reasons.append(f"peak memory so far is {100 * share:.0f}% of the device's (measured, not judged)")
+    return Judgement("cancelled", [], reasons, loss=None, loss_unjudged=why)
+
+
+def _toward_preset(f: ProbeFacts, higher: bool) -> Advice | None:
+    """The preset's own learning rate, when a 3x step from the probed rate (up or down) would not reach it."""
+    lr, preset = f.learning_rate, f.preset_learning_rate
+    if preset is None or lr <= 0 or not (preset > lr * LR_FACTOR if higher else preset < lr / LR_FACTOR):
+        return None
+    ratio = preset / lr if higher else lr / preset
+    return Advice((("learning_rate", preset),),
+                  f"the preset's own rate, {ratio:.0f}x {'higher' if higher else 'lower'}: "
+                  f"{fmt.learning_rate(lr)} is far {'under' if higher else 'over'} it")
+
+
+def learning_rate_advice(f: ProbeFacts, higher: bool, stats: CurveStats | None = None) -> Advice:
+    """The learning rate to try next: the preset's own when it is more than a 3x step away in that direction,
+    else LR_FACTOR up or down, or VERY_FLAT_FACTOR up when the loss barely moved (`stats`)."""
+    toward = _toward_preset(f, higher)
+    if toward is not None:
+        return toward
+    lr = f.learning_rate
+    if not higher:
+        return Advice((("learning_rate", _rate(lr / LR_FACTOR)),), f"{LR_FACTOR:g}x lower: smaller, steadier steps")
+    if stats is not None and stats.relative_drop < VERY_FLAT_DROP:
+        return Advice((("learning_rate", _rate(min(lr * VERY_FLAT_FACTOR, LR_CEILING))),),
+                      f"{VERY_FLAT_FACTOR:g}x higher: the loss barely moved, and {LR_FACTOR:g}x steps would take "
+                      "several probes")
+    return Advice((("learning_rate", _rate(min(lr * LR_FACTOR, LR_CEILING))),), f"{LR_FACTOR:g}x higher: bigger steps")
+
+
 def judge(f: ProbeFacts) -> Judgement:
-    """pass: the loss clearly falls and memory is under 90%; warn: a problem with a fix; fail: it cannot run."""
-    lower_lr = (("learning_rate", _rate(f.learning_rate / LR_FACTOR)),)
+    """pass: the loss clearly falls and memory is under 90%; warn: a problem with a fix; fail: it cannot run;
+    cancelled: stopped early, so no verdict and no advice. The loss of a curve still in warm-up is not judged."""
+    if f.cancelled:
+        return _cancelled(f)
     half_block = Advice((("block_size", f.block_size // 2),), "half the activation memory")
     if f.data_tokens is not None:
         fits = 1 << max(0, (f.data_tokens - 1).bit_length() - 1)  # the largest power of two below the data
         change = (Advice((("block_size", fits),), f"it fits the {f.data_tokens} tokens")
                   if fits >= 16 and fits < f.block_size
                   else Advice((), "more text: use a bigger --input_file or --dataset_dir"))
-        return Judgement("fail", [change], [f"the data holds {f.data_tokens} tokens in its smallest split, "
-                                            f"fewer than one block of {f.block_size + 1}"])
+        why = (f"the data holds {f.data_tokens} tokens in its smallest split, fewer than one block of "
+               f"{f.block_size + 1}")
+        return Judgement("fail", [change], [why], loss_unjudged="no iteration ran: " + why)
     if f.oom_at_batch_1:
         change = (Advice((("config_file", f.smaller_preset),), "a smaller model") if f.smaller_preset
                   else half_block)
-        return Judgement("fail", [change], [f"out of memory even at --batch_size 1 with block size {f.block_size}"])
+        why = f"out of memory even at --batch_size 1 with block size {f.block_size}"
+        return Judgement("fail", [change], [why], loss_unjudged=why)
     if f.diverged or (f.stats is not None and not f.stats.finite):
-        return Judgement("fail", [Advice(lower_lr, "a lower learning rate")],
-                         ["the loss became NaN or infinite: the updates are too big"])
+        lower = _toward_preset(f, higher=False) or Advice(
+            (("learning_rate", _rate(f.learning_rate / LR_FACTOR)),), "a lower learning rate")
+        return Judgement("fail", [lower], ["the loss became NaN or infinite: the updates are too big"],
+                         loss="diverged")
     if f.error:
-        return Judgement("fail", [], [f"the trainer failed: {f.error}"])
+        return Judgement("fail", [], [f"the trainer failed: {f.error}"], loss_unjudged="the trainer failed")
     if f.stats is None:
-        return Judgement("fail", [], ["no iteration completed"])
+        return Judgement("fail", [], ["no iteration completed"], loss_unjudged="no iteration completed")
 
     advice: list[Advice] = []
     reasons: list[str] = []
     s = f.stats
+    loss: str | None = None
+    unjudged = loss_unjudged_reason(s.n, f.lr_warmup, requested=f.iters_requested)
     noise_abs = s.noise * abs(s.loss_last)
     fitted_change = s.slope * max(1, s.n - s.warmup - 1)
     rising = (s.slope > 0 and fitted_change > noise_abs) or s.relative_drop < -MIN_DROP
     erratic = s.noise > NOISE_MAX
-    if rising or erratic:
+    if unjudged:
+        reasons.append(unjudged)
+    elif rising or erratic:
+        loss = "rising" if rising else "erratic"
         what = "rises" if rising else "jumps about"
         reasons.append(f"the loss {what} after warm-up (slope {s.slope:+.3g}/iter, "
                        f"noise {100 * s.noise:.0f}% of its level)")
-        advice.append(Advice(lower_lr, f"{LR_FACTOR:g}x lower: smaller, steadier steps"))
+        advice.append(learning_rate_advice(f, higher=False, stats=s))
     elif s.relative_drop < MIN_DROP:
+        loss = "flat"
         reasons.append(f"the loss is flat: it fell {100 * s.relative_drop:.1f}% over {s.n} iterations "
                        f"(a clear fall is at least {100 * MIN_DROP:.0f}%)")
-        higher = min(f.learning_rate * LR_FACTOR, 0.1)
-        advice.append(Advice((("learning_rate", _rate(higher)),), f"{LR_FACTOR:g}x higher: bigger steps"))
+        advice.append(learning_rate_advice(f, higher=True, stats=s))
     else:
+        loss = "falls"
         reasons.append(f"the loss falls: {s.loss_first:.3f} -> {s.loss_last:.3f} "
                        f"({100 * s.relative_drop:.0f}% lower, slope {s.slope:+.3g}/iter)")
 
-    if f.peak_memory_bytes and f.device_memory_total_bytes:
-        share = f.peak_memory_bytes / f.device_memory_total_bytes
+    share = _memory_share(f)
+    if share is not None:
         if share > MEMORY_MAX:
             reasons.append(f"peak memory is {100 * share:.0f}% of the device's (over {100 * MEMORY_MAX:.0f}%)")
             smaller = shrink_batch(f.batch_size, f.grad_accum)
@@ -225,4 +327,5 @@ def judge(f: ProbeFacts) -> Judgement:
         reasons.append(f"the full run would take about {fmt.duration(f.projected_full_run_s)}")
         advice.append(Advice((("max_iters", iters),),
                              f"about {fmt.duration(iters * f.sec_per_iter)} at the measured rate; or a smaller preset"))
-    return Judgement("warn" if advice else "pass", advice, reasons)
+    verdict = "warn" if advice or loss is None else "pass"
+    return Judgement(verdict, advice, reasons, loss=loss, loss_unjudged=unjudged)

@@ -1,10 +1,11 @@
 """The run folder, runs/<name>/: the only interface between the trainer and everything that watches it.
 
     config.json    the fully resolved settings (written once at start)
-    status.json    state, pid, iter, max_iters, times, error (rewritten atomically)
+    status.json    state, pid, iter, max_iters, times, error, what a running trainer is busy with (rewritten atomically)
     metrics.jsonl  one JSON object a line, appended ("train", "eval", "probe" records)
     train.log      plain log lines, appended
     ckpt_last.pt   the latest checkpoint; ckpt_best.pt the one with the lowest val loss
+    eval.jsonl     one JSON object a line, appended by `gptwiz eval` (held-out loss, bits per byte)
     lock           the pid of the trainer that owns the folder, which holds a lock on this file
 """
 
@@ -81,6 +82,10 @@ class RunPaths:
     @property
     def probe(self) -> Path:
         return self.root / "probe.json"
+
+    @property
+    def evals(self) -> Path:
+        return self.root / "eval.jsonl"
 
 
 def run_paths(runs_dir: Path | str, name: str) -> RunPaths:
@@ -170,9 +175,10 @@ def load_json(path: Path) -> dict[str, Any] | None:
 # viewer acts on it (a pid of 10**20 handed to os.kill, an iteration that is text).
 PID_MAX = 2**31 - 1  # pid_t
 ITER_MAX = 10**12
-_STATUS_INTS = {"pid": PID_MAX, "iter": ITER_MAX, "max_iters": ITER_MAX, "world_size": 2**20, "peak_mem_bytes": 2**62}
-_STATUS_NUMBERS = ("last_loss", "best_val_loss")
-_STATUS_TEXTS = ("name", "started_at", "updated_at", "error")
+_STATUS_INTS = {"pid": PID_MAX, "iter": ITER_MAX, "max_iters": ITER_MAX, "world_size": 2**20, "peak_mem_bytes": 2**62,
+                "eval_done": 2**40, "eval_total": 2**40}
+_STATUS_NUMBERS = ("last_loss", "best_val_loss", "ckpt_s")
+_STATUS_TEXTS = ("name", "started_at", "updated_at", "error", "phase")
 
 
 def _whole(value: Any) -> bool:
@@ -202,6 +208,20 @@ def status_problem(status: dict[str, Any]) -> str | None:
     if "probe" in status and not isinstance(status["probe"], bool):
         return f"has probe {repr(status['probe'])[:40]}, not true or false"
     return None
+
+
+def activity(status: dict[str, Any]) -> str | None:
+    """What a running trainer is busy with besides its steps, as its status.json says: "evaluating (3 of 40
+    batches)", "checkpointing"; None while it trains, once it has ended, or for a trainer that does not say."""
+    if status.get("state") != "running":
+        return None
+    phase = status.get("phase")
+    if phase == "evaluating":
+        done, total = status.get("eval_done"), status.get("eval_total")
+        if _whole(done) and _whole(total) and total:
+            return f"evaluating ({min(done, total):,} of {total:,} batches)"
+        return "evaluating"
+    return "checkpointing" if phase == "checkpointing" else None
 
 
 def read_status(paths: RunPaths) -> dict[str, Any] | None:
@@ -292,6 +312,27 @@ def _record(line: bytes) -> dict[str, Any] | None:
     except (ValueError, RecursionError):
         return None
     return rec if isinstance(rec, dict) else None
+
+
+def latest_eval(paths: RunPaths) -> dict[str, Any] | None:
+    """The run's latest `gptwiz eval` result (eval.jsonl); None when it has none readable."""
+    try:
+        records = [r for r in read_metrics(paths.evals) if isinstance(r.get("loss"), (int, float))]
+    except (OSError, UnreadableFile):
+        return None
+    return records[-1] if records else None
+
+
+def held_out_text(record: dict[str, Any] | None) -> str | None:
+    """'held-out: loss 8.342, 3.947 bits/byte (held.txt, ckpt_best.pt iteration 50)', of a `gptwiz eval` record."""
+    if not record:
+        return None
+    bpb = record.get("bits_per_byte")
+    data = record.get("data") if isinstance(record.get("data"), dict) else {}
+    where = Path(str(next(iter(data.values()), ""))).name if data else ""
+    what = ", ".join(x for x in (where, f"{record.get('checkpoint', '?')} iteration {record.get('iter', '?')}") if x)
+    bits = f", {bpb:.3f} bits/byte" if isinstance(bpb, (int, float)) else ""
+    return f"held-out: loss {record['loss']:.3f}{bits} ({what})"
 
 
 def read_metrics(path: Path) -> list[dict[str, Any]]:

@@ -8,7 +8,8 @@ from typing import Any
 
 from gptwiz.common import fmt
 from gptwiz.common.safe_read import UnreadableFile
-from gptwiz.runs.folder import RunPaths, effective_state, load_json, read_status, run_folders
+from gptwiz.runs.checkpoints import resume_point
+from gptwiz.runs.folder import RunPaths, effective_state, latest_eval, load_json, read_status, run_folders
 
 
 @dataclass(frozen=True)
@@ -24,8 +25,10 @@ class RunSummary:
     last_loss: float | None
     updated_at: str
     has_checkpoint: bool = False
+    checkpoint_iter: int | None = None  # the iteration a resume continues from (None: no readable checkpoint)
     mtime: float = field(default=0.0, compare=False)  # the newest of its files: the list's order, not its content
     unreadable: str | None = None
+    held_out: dict[str, Any] | None = None  # the latest `gptwiz eval` record (eval.jsonl)
 
     @property
     def state_text(self) -> str:
@@ -43,6 +46,36 @@ class RunSummary:
         return f"{self.last_loss:.4f}" if self.last_loss is not None else fmt.UNKNOWN
 
     @property
+    def redo(self) -> str | None:
+        """The iterations a resume trains again, `1-17` (status.json ran past the checkpoint: a kill, a full disk);
+        None when it continues where the run ended."""
+        if self.checkpoint_iter is None or self.iter <= self.checkpoint_iter:
+            return None
+        first = self.checkpoint_iter + 1
+        return f"{first}" if first == self.iter else f"{first}-{self.iter}"
+
+    @property
+    def checkpoint_text(self) -> str:
+        """The checkpoint's iteration, for a column: `-` when it cannot be read, `none` when there is none."""
+        if self.checkpoint_iter is None:
+            return fmt.UNKNOWN if self.has_checkpoint else "none"
+        return str(self.checkpoint_iter)
+
+    @property
+    def updated_text(self) -> str:
+        """`2026-11-24 04:39`: status.json's time to the minute, for a column."""
+        return self.updated_at.replace("T", " ")[:16]
+
+    @property
+    def resume_text(self) -> str:
+        """`from its checkpoint at iteration 0 of 60 (iterations 1-17 will be redone)`: what a resume does."""
+        if self.checkpoint_iter is None:
+            return "from its last checkpoint (its iteration could not be read)"
+        redo = self.redo
+        return (f"from its checkpoint at iteration {self.checkpoint_iter} of {self.max_iters or fmt.UNKNOWN}"
+                + (f" (iteration{'s' if '-' in redo else ''} {redo} will be redone)" if redo else ""))
+
+    @property
     def resumable(self) -> bool:
         """A run that ended early with a checkpoint can go on with `gptwiz train --model_name NAME --resume`."""
         return self.has_checkpoint and self.state in ("stopped", "failed", "diverged") and not self.unreadable
@@ -50,7 +83,7 @@ class RunSummary:
     def to_json(self) -> dict[str, Any]:
         return {"name": self.name, "state": self.state, "iter": self.iter, "max_iters": self.max_iters,
                 "last_loss": self.last_loss, "updated_at": self.updated_at, "path": str(self.path),
-                "unreadable": self.unreadable}
+                "checkpoint_iter": self.checkpoint_iter, "unreadable": self.unreadable, "eval": self.held_out}
 
 
 def _problem(paths: RunPaths) -> tuple[dict[str, Any], str | None]:
@@ -70,6 +103,7 @@ def _problem(paths: RunPaths) -> tuple[dict[str, Any], str | None]:
 def summarize(paths: RunPaths) -> RunSummary:
     status, problem = _problem(paths)
     last_loss = status.get("last_loss")
+    resume_from = resume_point(paths)
     mtimes = []
     for p in (paths.status, paths.metrics, paths.config):
         try:
@@ -81,8 +115,15 @@ def summarize(paths: RunPaths) -> RunSummary:
         iter=int(status.get("iter", 0) or 0), max_iters=int(status.get("max_iters", 0) or 0),
         last_loss=float(last_loss) if isinstance(last_loss, (int, float)) else None,
         updated_at=str(status.get("updated_at", "")), has_checkpoint=paths.ckpt_last.exists(),
-        mtime=max(mtimes, default=0.0), unreadable=problem,
+        checkpoint_iter=resume_from.iter if resume_from is not None else None,
+        mtime=max(mtimes, default=0.0), unreadable=problem, held_out=latest_eval(paths) if problem is None else None,
     )
+
+
+def folder_text(runs_dir: Path | str) -> str:
+    """The runs folder as the user gave it, a bare relative name shown as one (`./runs`)."""
+    text = str(runs_dir)
+    return text if text.startswith(("/", ".", "~")) else f"./{text}"
 
 
 def list_runs(runs_dir: Path | str) -> list[RunSummary]:
@@ -95,4 +136,4 @@ def latest_run(runs_dir: Path | str) -> RunPaths | None:
     return RunPaths(runs[0].path) if runs else None
 
 
-__all__ = ["RunSummary", "summarize", "list_runs", "latest_run"]
+__all__ = ["RunSummary", "folder_text", "summarize", "list_runs", "latest_run"]

@@ -19,7 +19,19 @@ from typing import Any
 
 from gptwiz.common.safe_read import UnreadableFile, open_regular
 from gptwiz.common.schedule import lr_at
-from gptwiz.runs.folder import ITER_MAX, MetricsReader, RunPaths, effective_state, lock_owner, read_json, read_status
+from gptwiz.model.config import FORWARD_SHARE
+from gptwiz.runs.folder import (
+    ITER_MAX,
+    MetricsReader,
+    RunPaths,
+    activity,
+    effective_state,
+    held_out_text,
+    latest_eval,
+    lock_owner,
+    read_json,
+    read_status,
+)
 
 LOG_TAIL_LINES = 200
 _LOG_FIRST_READ_BYTES = 64 * 1024  # a long train.log: start near its end, the tail is what is shown
@@ -61,6 +73,65 @@ def schedule_from_config(config: dict[str, Any] | None) -> Schedule | None:
     return schedule if rates_ok and iters_ok else None
 
 
+
+
+@dataclass(frozen=True)
+class EvalPlan:
+    """When a run evaluates and checkpoints (its config.json): what its ETA counts beside the steps."""
+    eval_interval: int
+    eval_iters: int             # batches of each split in an evaluation
+    grad_accum: int
+    ckpt_interval_s: float      # also a checkpoint every this many seconds (inf: only at evaluations)
+    evaluates: bool = True      # a probe neither evaluates nor checkpoints
+
+
+def eval_plan_from_config(config: dict[str, Any] | None) -> EvalPlan | None:
+    """The run's evaluation plan; None when its config (damaged, or from an older gptwiz) holds none."""
+    try:
+        train = config["train"]  # type: ignore[index]
+        plan = EvalPlan(int(train["eval_interval"]), int(train["eval_iters"]), int(train.get("grad_accum", 1)),
+                        float(config.get("ckpt_interval_s", 300.0)),  # type: ignore[union-attr]
+                        not config.get("probe", False))  # type: ignore[union-attr]
+    except (TypeError, KeyError, ValueError, OverflowError, AttributeError):
+        return None
+    ok = (0 < plan.eval_interval <= ITER_MAX and 0 < plan.eval_iters <= ITER_MAX and 0 < plan.grad_accum <= ITER_MAX
+          and plan.ckpt_interval_s > 0)
+    return plan if ok else None
+
+
+def evaluations_left(plan: EvalPlan, iter: int, max_iters: int, evaluated_to: int) -> int:
+    """Evaluations still to start: at each multiple of eval_interval from `iter` on, and at max_iters, skipping
+    those up to `evaluated_to` (the last recorded, or the one under way)."""
+    first = max(iter, evaluated_to + 1)
+    if first > max_iters:
+        return 0
+    n = max_iters // plan.eval_interval - (first - 1) // plan.eval_interval
+    return n + (1 if max_iters % plan.eval_interval else 0)
+
+
+def eta_seconds(plan: EvalPlan | None, *, iter: int, max_iters: int, step_s: float, evaluated_to: int = -1,
+                eval_batch_s: float | None = None, eval_batches_left: int | None = None,
+                ckpt_s: float | None = None) -> float:
+    """Seconds until the run ends: its steps left at `step_s` each, plus the evaluations and checkpoints still to
+    come. An evaluation batch takes `eval_batch_s` (measured by this run), else FORWARD_SHARE of a micro-step;
+    a checkpoint `ckpt_s` (the latest one's), else as long as a step. `eval_batches_left`: those of the
+    evaluation under way, if one is (it then counts as `evaluated_to`, its checkpoint still to come)."""
+    steps_left = max(0, max_iters - iter)
+    total = step_s * steps_left
+    if plan is None or not plan.evaluates:
+        return total
+    batch_s = eval_batch_s if eval_batch_s is not None else step_s * FORWARD_SHARE / plan.grad_accum
+    eval_s = 2 * plan.eval_iters * batch_s
+    evals = evaluations_left(plan, iter, max_iters, evaluated_to)
+    # Each evaluation writes a checkpoint; between two, one every ckpt_interval_s of training and evaluating.
+    between_s = plan.eval_interval * step_s + eval_s
+    by_time = math.floor(between_s / plan.ckpt_interval_s) if math.isfinite(plan.ckpt_interval_s) else 0
+    under_way = eval_batches_left is not None
+    checkpoints = evals + under_way + by_time * steps_left / plan.eval_interval
+    return (total + (eval_batches_left or 0) * batch_s + evals * eval_s
+            + checkpoints * (ckpt_s if ckpt_s is not None else step_s))
+
+
 def _text(value: Any) -> str:
     """A config's text field as shown; what is not text shows as nothing."""
     return value[:80] if isinstance(value, str) else ""
@@ -92,6 +163,8 @@ class RunSnapshot:
     peak_mem_bytes: int | None = None
     elapsed_s: float | None = None
     eta_s: float | None = None
+    activity: str | None = None  # "evaluating (3 of 40 batches)", "checkpointing": what a running trainer is busy with
+    held_out: str | None = None  # the latest `gptwiz eval` result, as one line (eval.jsonl)
     log_tail: list[str] = field(default_factory=list)
     version: int = 0
     exists: bool = True
@@ -180,8 +253,12 @@ class RunMonitor:
         self.clock = clock
         self._metrics = MetricsReader(paths.metrics)
         self._log = LogTail(paths.log)
+        self._held_out_stamp: tuple[float, int] | None = None  # eval.jsonl's (mtime, size) when last read
         self._snap = RunSnapshot(name=paths.name)
         self._dts: deque[float] = deque(maxlen=20)
+        self._eval_batch_s: deque[float] = deque(maxlen=5)  # seconds an evaluation batch took, in this run's records
+        self._last_record_time: float | None = None
+        self._eval_plan: EvalPlan | None = None
         self._tps: deque[float] = deque(maxlen=SPARK_POINTS)
         self._config_loaded = False
         self._status_key: tuple[int, int, int] | None = None  # inode, mtime and size of the status.json last read
@@ -195,6 +272,7 @@ class RunMonitor:
             return
         s = self._snap
         s.schedule = schedule_from_config(config)
+        self._eval_plan = eval_plan_from_config(config)
         s.preset = _text(config.get("preset"))
         s.device = f"{_text(config.get('device'))} {_text(config.get('dtype'))}".strip()
         params = config.get("params")
@@ -209,6 +287,8 @@ class RunMonitor:
             getattr(s, name).clear()
         self._dts.clear()
         self._tps.clear()
+        self._eval_batch_s.clear()
+        self._last_record_time = None
         s.iter = 0
 
     def _apply(self, rec: dict[str, Any]) -> None:
@@ -238,6 +318,22 @@ class RunMonitor:
             s.eval_val_loss.append(_number(rec.get("val_loss")))
             if isinstance(rec.get("best_val_loss"), (int, float)):
                 s.best_val_loss = float(rec["best_val_loss"])
+            self._note_eval_time(rec)
+        t = _number(rec.get("time"))
+        self._last_record_time = t if math.isfinite(t) else None
+
+    def _note_eval_time(self, rec: dict[str, Any]) -> None:
+        """An evaluation batch's seconds: its record's eval_s, or (a trainer that writes none) the time since the
+        record before it, over its batches (a full evaluation's where it does not say)."""
+        plan = self._eval_plan
+        batches = _number(rec.get("batches"))
+        if not batches > 0:
+            batches = 2.0 * plan.eval_iters if plan is not None else float("nan")
+        seconds = _number(rec.get("eval_s"))
+        if not seconds >= 0 and self._last_record_time is not None:
+            seconds = _number(rec.get("time")) - self._last_record_time
+        if seconds >= 0 and batches > 0:
+            self._eval_batch_s.append(seconds / batches)
 
     def _read_status(self) -> bool:
         try:
@@ -277,6 +373,7 @@ class RunMonitor:
         changed |= bool(records)
         changed |= self._read_status()
         changed |= self._log.read_new()
+        changed |= self._read_held_out()
 
         status = self._status
         s.exists = self.paths.root.is_dir()
@@ -310,8 +407,9 @@ class RunMonitor:
         if started is not None:
             end = self.clock() if s.state == "running" else (parse_iso(status.get("updated_at")) or started)
             s.elapsed_s = max(0.0, end - started)
+        s.activity = activity(status) if s.state == "running" else None
         if s.state == "running" and self._dts and s.max_iters:
-            s.eta_s = median(self._dts) * max(0, s.max_iters - s.iter)
+            s.eta_s = self._eta(status)
         else:
             s.eta_s = None if s.state == "running" else 0.0
         if changed:
@@ -319,6 +417,36 @@ class RunMonitor:
             self._frozen_lists = {name: list(getattr(s, name)) for name in _HISTORY_LISTS}
         # The caller gets a copy: the poller goes on appending to its own lists from another thread.
         return replace(s, **self._frozen_lists)
+
+    def _read_held_out(self) -> bool:
+        """eval.jsonl, read again only when it changed (`gptwiz eval` appends a line now and then)."""
+        try:
+            stamp: tuple[float, int] | None = (self.paths.evals.stat().st_mtime, self.paths.evals.stat().st_size)
+        except OSError:
+            stamp = None
+        if stamp == self._held_out_stamp:
+            return False
+        self._held_out_stamp = stamp
+        self._snap.held_out = held_out_text(latest_eval(self.paths)) if stamp else None
+        return True
+
+    def _eta(self, status: dict[str, Any]) -> float:
+        """The steps left at the median step time, with the evaluations and checkpoints still to come."""
+        s = self._snap
+        evaluated_to = int(max(s.eval_iters)) if s.eval_iters else -1
+        batches_left = None
+        done, total = _whole_number(status.get("eval_done")), _whole_number(status.get("eval_total"))
+        if status.get("phase") == "evaluating" and status.get("iter") == s.iter and done is not None and total:
+            evaluated_to, batches_left = max(evaluated_to, s.iter), max(0, total - done)
+        ckpt_s = _number(status.get("ckpt_s"))
+        return eta_seconds(self._eval_plan, iter=s.iter, max_iters=s.max_iters, step_s=median(self._dts),
+                           evaluated_to=evaluated_to,
+                           eval_batch_s=median(self._eval_batch_s) if self._eval_batch_s else None,
+                           eval_batches_left=batches_left, ckpt_s=ckpt_s if ckpt_s >= 0 else None)
+
+
+def _whole_number(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
 
 
 def downsample(xs: list[float], ys: list[float], max_points: int) -> tuple[list[float], list[float]]:

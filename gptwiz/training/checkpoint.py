@@ -18,6 +18,7 @@ from gptwiz.common.errors import UsageError
 from gptwiz.common.safe_read import UnreadableFile, open_regular
 from gptwiz.model.config import ModelConfig
 from gptwiz.planning.presets import BOUNDS, shown
+from gptwiz.runs.checkpoints import own_val_loss
 from gptwiz.runs.folder import RunPaths
 
 
@@ -48,18 +49,8 @@ def _finite(value: Any) -> float | None:
 
 
 def checkpoint_val_loss(path: Path, state: dict[str, Any]) -> float | None:
-    """The validation loss of the weights a checkpoint holds, where it is known: recorded with them, or, for a
-    run's best checkpoint (ckpt_best.pt is written only with the weights of its best), its best_val_loss."""
-    own = _finite(state.get("val_loss"))
-    if own is None and path.name == "ckpt_best.pt":
-        own = _finite(state.get("best_val_loss"))
-    return own
-
-
-def describe_checkpoint(path: Path, state: dict[str, Any]) -> str:
-    """`ckpt_best.pt (iteration 250, val loss 5.1200)`: which checkpoint, and what its weights are."""
-    val = checkpoint_val_loss(path, state)
-    return f"{path.name} (iteration {state.get('iter')}" + (f", val loss {val:.4f})" if val is not None else ")")
+    """The validation loss of the weights a checkpoint holds, where it is known (gptwiz.runs.checkpoints)."""
+    return own_val_loss(path.name, state)
 
 
 def read_checkpoint_summary(path: Path) -> dict[str, Any] | None:

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import os
 import resource
-import time
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,7 +12,7 @@ from typing import Any
 import torch
 
 from gptwiz.common.errors import UsageError
-from gptwiz.planning.policy import auto_dtype, check_dtype
+from gptwiz.planning.policy import auto_dtype, check_dtype, resolve_compile
 
 # Dense bf16 tensor-core peaks (FLOP/s) of common cards, for MFU.
 _GPU_BF16_PEAK = {
@@ -71,23 +69,6 @@ def resolve_dtype(dtype: str, device: str) -> str:
     return dtype
 
 
-# Below these many iterations, compiling (about a minute on a GPU, several on a 2-core CPU) costs
-# more than the ~1.3x per-iteration speed-up gains back.
-COMPILE_MIN_ITERS = {"cuda": 300, "cpu": 1500}
-
-
-def resolve_compile(compile_flag: bool | None, device: str, dtype: str, iters_to_run: int) -> bool:
-    """--compile/--no-compile as given; by default, compile where it is faster and the run pays it back."""
-    if compile_flag is not None:
-        return compile_flag
-    device_type = "cuda" if device.startswith("cuda") else "cpu"
-    if device_type == "cpu" and dtype == "float32":
-        # Eager float32 with the sliced loss (gptwiz.model.loss) beat compiled float32 on a 2-core AVX2 CPU:
-        # 1.35x against 1.03x the plain loop (README, "Training speed on this 2-core CPU").
-        return False
-    return iters_to_run >= COMPILE_MIN_ITERS[device_type]
-
-
 def resolve_runtime(device: str, dtype: str, compile_flag: bool | None, iters_to_run: int) -> Runtime:
     dev = resolve_device(device)
     resolved = resolve_dtype(dtype, dev)
@@ -102,45 +83,17 @@ def configure_backends(runtime: Runtime) -> None:
 
 
 def peak_flops(runtime: Runtime) -> float:
-    """The FLOP/s MFU is measured against: the card's bf16 peak, or this CPU's measured matmul peak."""
+    """The FLOP/s MFU is measured against: the card's bf16 peak, or this CPU's measured matmul peak
+    (gptwiz.training.throughput, the measurement the time predictions use)."""
     if runtime.device_type == "cuda":
         name = torch.cuda.get_device_name(runtime.device)
         for key, value in _GPU_BF16_PEAK.items():
             if key in name:
                 return value if runtime.dtype != "float32" else value / 2  # TF32 runs at half the bf16 rate
         return 100e12
-    return measured_cpu_matmul_peak(runtime.dtype)
+    from gptwiz.training.throughput import machine_throughput  # (its measurement runs once per machine)
 
-
-def _cache_file() -> Path:
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "gptwiz" / "cpu_peak_flops.json"
-
-
-def measured_cpu_matmul_peak(dtype: str, n: int = 1024, seconds: float = 0.3) -> float:
-    """Best FLOP/s of a square matmul on this CPU, measured once per machine and dtype, then cached."""
-    key = f"{os.cpu_count()}:{torch.get_num_threads()}:{dtype}:{torch.__version__}"
-    cache = _cache_file()
-    try:
-        known = json.loads(cache.read_text())
-        if key in known:
-            return float(known[key])
-    except (OSError, ValueError):
-        known = {}
-    dt = getattr(torch, dtype)
-    a, b = torch.randn(n, n, dtype=dt), torch.randn(n, n, dtype=dt)
-    a @ b
-    best, deadline = 0.0, time.perf_counter() + seconds
-    while time.perf_counter() < deadline:
-        t0 = time.perf_counter()
-        a @ b
-        best = max(best, 2 * n ** 3 / (time.perf_counter() - t0))
-    try:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        known[key] = best
-        cache.write_text(json.dumps(known))
-    except OSError:
-        pass
-    return best
+    return machine_throughput("cpu", runtime.dtype).peak()
 
 
 def cpu_peak_rss_bytes() -> int:

@@ -17,6 +17,7 @@ from gptwiz.common.errors import UsageError
 from gptwiz.common.files import check_folder
 from gptwiz.common.schedule import effective_warmup
 from gptwiz.model.config import ModelConfig, count_params
+from gptwiz.planning.policy import run_eval_iters
 from gptwiz.planning.presets import Preset, TrainConfig, check_bound, load_preset, shown
 from gptwiz.runs.folder import RunPaths, check_run_files, now_iso, read_json, resolve_run, run_paths
 from gptwiz.training.saved_config import RESUME_ADVICE, check_saved_config, read_saved_config, required_fields
@@ -140,11 +141,9 @@ def check_options(opts: TrainOptions) -> None:
 
 
 def capped_eval_iters(train: TrainConfig) -> int:
-    """The preset's eval_iters, cut down for short runs so evaluating costs about a third of the training
-    between two evaluations at most (an evaluation batch is a forward pass, a third of a training step, on
-    two splits). A 100-iteration check of a big preset should not spend most of its time evaluating."""
-    steps_between = min(train.eval_interval, train.max_iters)
-    return max(1, min(train.eval_iters, steps_between * train.grad_accum // 2))
+    """The preset's eval_iters, cut down for short runs (gptwiz.planning.policy.run_eval_iters, which the time
+    predictions use too)."""
+    return run_eval_iters(train.eval_iters, train.eval_interval, train.max_iters, train.grad_accum)
 
 
 def resolve_data(opts: TrainOptions) -> dict[str, Any]:

@@ -38,13 +38,15 @@ from gptwiz.common.errors import UsageError
 from gptwiz.common.faults import FAKE_OOM_ENV, fake_oom_above_batch
 from gptwiz.planning.knobs import Advice
 from gptwiz.planning.presets import BOUNDS, check_bound, shown
+from gptwiz.planning.timing import from_probe_rate, preset_plan
 from gptwiz.planning.verdict import (
     CurveStats,
+    Judgement,
     ProbeFacts,
     Timing,
     curve_stats,
     judge,
-    projected_run_seconds,
+    probe_eta,
     shrink_batch,
     timing,
     warmup_iterations,
@@ -94,20 +96,23 @@ class ProbeProgress:
     tokens_per_sec: float | None = None
     peak_mem_bytes: int | None = None
     message: str | None = None
+    eta_s: float | None = None          # what is left of this attempt: iterations left x the warm step time
+    sec_per_iter: float | None = None   # the warm step time so far
+    eta_rough: bool = False             # only the slow first steps (compilation) measured yet: an overestimate
 
 
 @dataclass
 class Attempt:
     batch_size: int
     grad_accum: int
-    outcome: str       # "ok", "oom", "diverged", "failed", "cancelled"
+    outcome: str       # "ok", "oom", "diverged", "failed", "cancelled" (should_cancel, or the trainer stopped)
     iters: int
     detail: str | None = None
 
 
 @dataclass
 class ProbeResult:
-    verdict: str                       # "pass", "warn", "fail", or "cancelled" (should_cancel said so)
+    verdict: str                       # "pass", "warn", "fail", or "cancelled" (stopped early: no verdict, no advice)
     advice: list[Advice]               # JSON: "advice" as printed, "advice_changes" the options each changes
     reasons: list[str]
     iters: int                         # iterations the final attempt completed
@@ -141,6 +146,10 @@ class ProbeResult:
     attempts: list[Attempt]
     run_dir: str | None
     error: str | None = None
+    loss_verdict: str | None = None    # the loss curve's: "falls", "flat", "rising", "erratic", "diverged"
+    loss_unjudged_reason: str | None = None  # why loss_verdict is None (cancelled, still in warm-up, ...)
+    input_file: str | None = None      # the data probed, as given
+    dataset_dir: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)
@@ -257,6 +266,7 @@ class _Plan:
     full_iters: int
     paths: RunPaths | None      # the named run's folder, if any
     device: str                 # resolved without creating a CUDA context here
+    preset_learning_rate: float # the preset's own rate, before --learning_rate: the advice may go back to it
 
 
 def _plan(opts: ProbeOptions, scratch: Path) -> _Plan:
@@ -315,11 +325,12 @@ def _plan(opts: ProbeOptions, scratch: Path) -> _Plan:
         dataset_dir = resolve_data(check)["dataset_dir"]
         if _data_too_small(dataset_dir, block) is None:
             raise
-    preset = load_preset(opts.config_file).with_overrides(
+    own = load_preset(opts.config_file)
+    preset = own.with_overrides(
         learning_rate=opts.learning_rate, batch_size=opts.batch_size, block_size=opts.block_size,
         grad_accum=opts.grad_accum, max_iters=opts.max_iters)
     return _Plan(preset=preset, dataset_dir=dataset_dir, full_iters=preset.train.max_iters,
-                 paths=paths, device=resolve_device(opts.device))
+                 paths=paths, device=resolve_device(opts.device), preset_learning_rate=own.train.learning_rate)
 
 
 def _data_too_small(dataset_dir: str, block_size: int) -> int | None:
@@ -409,10 +420,13 @@ def _run_attempt(opts: ProbeOptions, plan: _Plan, batch_size: int, grad_accum: i
             if not run.records and run.startup_s is None:
                 run.startup_s = max(0.0, time.monotonic() - started - float(rec.get("elapsed_s", 0.0)))
             run.records.append(rec)
+            eta = probe_eta([float(r.get("dt_s") or 0.0) for r in run.records], opts.iters)
             on_progress(ProbeProgress(iter=int(rec["iter"]), iters=opts.iters, batch_size=batch_size,
                                       grad_accum=grad_accum, attempt=number, loss=rec.get("loss"),
                                       tokens_per_sec=rec.get("tokens_per_sec"),
-                                      peak_mem_bytes=rec.get("peak_mem_bytes")))
+                                      peak_mem_bytes=rec.get("peak_mem_bytes"),
+                                      eta_s=eta.seconds if eta else None, sec_per_iter=eta.sec_per_iter if eta else None,
+                                      eta_rough=eta.rough if eta else False))
 
     with open(log_path, "wb") as log:
         # Its own session: a Ctrl-C in the terminal reaches this process, which then stops the child itself.
@@ -461,6 +475,9 @@ def _run_attempt(opts: ProbeOptions, plan: _Plan, batch_size: int, grad_accum: i
         run.attempt.outcome = "ok"
     elif state == "diverged":
         run.attempt.outcome, run.attempt.detail = "diverged", error
+    elif state == "stopped":  # asked to stop from outside (`gptwiz stop NAME`, a SIGTERM): cancelled, not failed
+        run.attempt.outcome = "cancelled"
+        run.attempt.detail = f"the trainer was stopped (gptwiz stop or SIGTERM) after {len(run.records)} iterations"
     elif is_oom_message(error):
         run.attempt.outcome, run.attempt.detail = "oom", error
     elif proc.returncode == -signal.SIGKILL:
@@ -518,13 +535,14 @@ def _probe(opts: ProbeOptions, scratch: Path, on_progress: Callable[[ProbeProgre
     base = dict(iters_requested=opts.iters, full_run_iters=plan.full_iters, block_size=block,
                 learning_rate=preset.train.learning_rate, preset=preset.name,
                 run_dir=str(plan.paths.root) if plan.paths else None,
-                memory_kind="cuda" if plan.device.startswith("cuda") else "cpu_rss")
+                memory_kind="cuda" if plan.device.startswith("cuda") else "cpu_rss",
+                input_file=opts.input_file, dataset_dir=opts.dataset_dir)
 
     too_small = _data_too_small(plan.dataset_dir, block)
     if too_small is not None:
         facts = ProbeFacts(learning_rate=preset.train.learning_rate, batch_size=batch, grad_accum=accum,
                            block_size=block, data_tokens=too_small)
-        return _finish(plan, _empty_result(judge(facts).verdict, judge(facts), batch, accum, [], base))
+        return _finish(plan, _empty_result(judge(facts), batch, accum, [], base))
 
     attempts: list[Attempt] = []
     number = 0
@@ -615,10 +633,11 @@ def _scratch_in_use(folder: Path, info: os.stat_result) -> bool:
     return False
 
 
-def _empty_result(verdict: str, judgement: Any, batch: int, accum: int, attempts: list[Attempt],
+def _empty_result(judgement: Judgement, batch: int, accum: int, attempts: list[Attempt],
                   base: dict[str, Any], **extra: Any) -> ProbeResult:
-    fields_ = dict(verdict=verdict, advice=judgement.advice if judgement else [],
-                   reasons=judgement.reasons if judgement else [], iters=0, losses=[], loss_first=None,
+    fields_ = dict(verdict=judgement.verdict, advice=judgement.advice, reasons=judgement.reasons,
+                   loss_verdict=judgement.loss, loss_unjudged_reason=judgement.loss_unjudged,
+                   iters=0, losses=[], loss_first=None,
                    loss_last=None, loss_slope=None, relative_drop=None, loss_noise=None, warmup_iters=None,
                    tokens_per_sec=None, sec_per_iter=None, warmup_s=None, startup_s=None, projected_full_run_s=None,
                    peak_memory_bytes=None, device_memory_total_bytes=None, estimate_bytes=None, batch_size=batch,
@@ -644,9 +663,14 @@ def _result(opts: ProbeOptions, plan: _Plan, run: _AttemptRun, attempts: list[At
         warmup = warmup_iterations(len(losses), cfg.warmup_iters if cfg else 0)
         stats = curve_stats(losses, warmup)
         tm = timing([float(r["dt_s"]) for r in run.records], warmup)
-    projected = (projected_run_seconds(tm.sec_per_iter, plan.full_iters, eval_interval=preset.train.eval_interval,
-                                       eval_iters=preset.train.eval_iters, grad_accum=a.grad_accum)
-                 if tm else None)
+    projected = None
+    if tm is not None and tm.sec_per_iter > 0:
+        # The full run at the probe's measured rate (gptwiz.planning.timing: its evaluations, checkpoints and start).
+        run_plan = preset_plan(preset, device_type="cuda" if device.startswith("cuda") else "cpu",
+                               dtype=cfg.dtype if cfg else "float32", batch_size=a.batch_size, grad_accum=a.grad_accum,
+                               max_iters=plan.full_iters, compiled=cfg.compile if cfg else None)
+        tokens_per_iter = a.batch_size * a.grad_accum * preset.model.block_size
+        projected = from_probe_rate(run_plan, tokens_per_iter / tm.sec_per_iter).seconds
     peaks = [int(r.get("peak_mem_bytes") or 0) for r in run.records]
     peak = max(peaks + [int(run.status.get("peak_mem_bytes") or 0)]) or None
     if peak and not device.startswith("cuda"):
@@ -668,11 +692,11 @@ def _result(opts: ProbeOptions, plan: _Plan, run: _AttemptRun, attempts: list[At
         diverged=a.outcome == "diverged", oom_at_batch_1=a.outcome == "oom",
         smaller_preset=_smaller_preset(preset.name),
         error=a.detail if a.outcome == "failed" else None,
+        preset_learning_rate=plan.preset_learning_rate, lr_warmup=cfg.warmup_iters if cfg else 0,
+        cancelled=a.outcome == "cancelled", iters_requested=opts.iters,
     )
-    judgement = judge(facts)
-    verdict = "cancelled" if a.outcome == "cancelled" else judgement.verdict
     return _empty_result(
-        verdict, judgement, a.batch_size, a.grad_accum, attempts, base,
+        judge(facts), a.batch_size, a.grad_accum, attempts, base,
         iters=len(losses), losses=losses,
         loss_first=stats.loss_first if stats else None, loss_last=stats.loss_last if stats else None,
         loss_slope=stats.slope if stats else None, relative_drop=stats.relative_drop if stats else None,
@@ -705,7 +729,7 @@ def render(result: ProbeResult) -> Any:
     from rich.table import Table
 
 
-    colour = {"pass": "green", "warn": "yellow", "fail": "red"}.get(result.verdict, "white")
+    colour = {"pass": "green", "warn": "yellow", "fail": "red", "cancelled": "grey50"}.get(result.verdict, "white")
     table = Table.grid(padding=(0, 2))
     table.add_column(style="bold")
     table.add_column()
@@ -740,12 +764,18 @@ def render(result: ProbeResult) -> Any:
     return Panel(table, title=f"probe: [bold {colour}]{r.verdict.upper()}[/]", border_style=colour, expand=False)
 
 
+def _exit_code(result: ProbeResult) -> int:
+    """1 for a fail, and for a probe stopped from outside (`gptwiz stop`: no verdict to go on); else 0."""
+    return 1 if result.verdict in ("fail", "cancelled") else 0
+
+
 def _interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
 
 def run_cli(opts: ProbeOptions, as_json: bool) -> int:
-    """`gptwiz probe`: a progress bar, then the verdict panel (or one JSON object). Exit 1 on a fail verdict."""
+    """`gptwiz probe`: a progress bar, then the verdict panel (or one JSON object). Exit 1 on a fail verdict or
+    when the probe was stopped from outside (no verdict)."""
     # SIGTERM and SIGHUP (a closed terminal) leave as Ctrl-C does, through run_probe's clean-up: the child is
     # stopped, not orphaned, and the temporary folder removed.
     signals = [signal.SIGTERM] + ([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])
@@ -761,7 +791,7 @@ def _run_cli(opts: ProbeOptions, as_json: bool) -> int:
     if as_json:
         result = run_probe(opts)
         print(json.dumps(result.to_json(), indent=2))
-        return 1 if result.verdict == "fail" else 0
+        return _exit_code(result)
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -782,7 +812,7 @@ def _run_cli(opts: ProbeOptions, as_json: bool) -> int:
     with progress:
         result = run_probe(opts, on_progress)
     console.print(render(result))
-    return 1 if result.verdict == "fail" else 0
+    return _exit_code(result)
 
 
 if __name__ == "__main__":

@@ -1,12 +1,14 @@
-"""Text from a trained run: the best checkpoint (else the last), continued from a prompt."""
+"""Text from a trained run: the checkpoint the rule of gptwiz.runs.checkpoints picks, continued from a prompt."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from gptwiz.common.errors import UsageError
 from gptwiz.planning.presets import shown
+from gptwiz.runs.checkpoints import CHECKPOINT_CHOICES
 from gptwiz.runs.folder import resolve_run
 
 
@@ -21,6 +23,25 @@ class SampleOptions:
     seed: int | None = None
     device: str = "auto"
     runs_dir: str = "runs"
+    checkpoint: str = "auto"  # best, last, or auto (gptwiz.runs.checkpoints.choose)
+
+
+@dataclass(frozen=True)
+class SampleResult:
+    """One continuation, and what made it: `gptwiz sample --json` prints these fields (tokens_per_sec derived)."""
+    text: str
+    new_tokens: int
+    seconds: float
+    checkpoint: str
+    iter: int
+
+    @property
+    def tokens_per_sec(self) -> float:
+        return self.new_tokens / self.seconds if self.seconds > 0 else 0.0
+
+    def to_json(self) -> dict[str, object]:
+        return {"text": self.text, "new_tokens": self.new_tokens, "tokens_per_sec": round(self.tokens_per_sec, 2),
+                "checkpoint": self.checkpoint, "iter": self.iter}
 
 
 # The valid range of each number (a longer run of text, more samples or a lower temperature is a slip):
@@ -45,40 +66,31 @@ def check_sample_options(opts: SampleOptions) -> None:
     _whole_in("top_k", opts.top_k, 1, MAX_TOP_K)
     _whole_in("num_samples", opts.num_samples, 1, MAX_SAMPLES)
     _whole_in("seed", opts.seed, 0, 2**32 - 1)
+    if opts.checkpoint not in CHECKPOINT_CHOICES:
+        raise UsageError(f"invalid --checkpoint {shown(opts.checkpoint)}: must be best or last (or auto, the default)")
 
 
 def sample(opts: SampleOptions, warn: Callable[[str], None] | None = None,
            note: Callable[[str], None] | None = None) -> list[str]:
     """`opts.num_samples` continuations of the prompt; `warn` hears of a damaged checkpoint passed over, `note`
-    which checkpoint was used (its iteration and validation loss)."""
+    which checkpoint was used (its iteration and validation loss, and why the other was not)."""
+    return [result.text for result in sample_results(opts, warn, note)]
+
+
+def sample_results(opts: SampleOptions, warn: Callable[[str], None] | None = None,
+                   note: Callable[[str], None] | None = None) -> list[SampleResult]:
+    """As `sample`, with each continuation's new tokens, time and checkpoint."""
     check_sample_options(opts)
     paths = resolve_run(opts.model_name, opts.runs_dir)
     import torch
 
     from gptwiz.data.tokenizer import get_encoding
-    from gptwiz.model.gpt import GPT
-    from gptwiz.training.checkpoint import check_model_state, describe_checkpoint, load_run_checkpoint
-    from gptwiz.training.device import resolve_device
+    from gptwiz.training.run_model import inference_runtime, load_run_model
 
-    device = resolve_device(opts.device)
-    passed_over: list[str] = []
-
-    def damaged(message: str) -> None:
-        passed_over.append(message)
-        if warn is not None:
-            warn(message)
-
-    path, state = load_run_checkpoint(paths, prefer="best", map_location=device, warn=damaged)
-    config = check_model_state(path, state)  # before building it: the config may claim far more than the file holds
-    try:
-        model = GPT(config)
-        model.load_state_dict(state["model"])
-    except (KeyError, TypeError, ValueError, RuntimeError) as exc:  # whole, but not weights of the model it describes
-        raise UsageError(f"checkpoint {path} does not hold the model its config describes "
-                         f"({exc.__class__.__name__}); it was not loaded") from None
-    if note is not None and not passed_over:  # (the warning names the checkpoint loaded instead, and its iteration)
-        note(f"using {describe_checkpoint(path, state)}")
-    model.to(device).eval()
+    runtime = inference_runtime(opts.device)
+    device = runtime.device
+    loaded = load_run_model(paths, opts.checkpoint, device, warn=warn, note=note)
+    model = loaded.model
     enc = get_encoding()
     ids = enc.encode_ordinary(opts.prompt) or [enc.eot_token]
     generator = torch.Generator(device=device)
@@ -86,6 +98,12 @@ def sample(opts: SampleOptions, warn: Callable[[str], None] | None = None,
     outputs = []
     for _ in range(opts.num_samples):
         x = torch.tensor([ids], dtype=torch.long, device=device)
-        y = model.generate(x, opts.max_new_tokens, temperature=opts.temperature, top_k=opts.top_k, generator=generator)
-        outputs.append(enc.decode([t for t in y[0].tolist() if t < enc.n_vocab]))
+        start = time.perf_counter()
+        with runtime.autocast():  # one context for the whole loop: the weights are cast once, not every step
+            y = model.generate(x, opts.max_new_tokens, temperature=opts.temperature, top_k=opts.top_k,
+                               generator=generator)
+        tokens = y[0].tolist()  # (waits for the device)
+        seconds = time.perf_counter() - start
+        outputs.append(SampleResult(enc.decode([t for t in tokens if t < enc.n_vocab]), len(tokens) - len(ids),
+                                    seconds, loaded.checkpoint, loaded.iteration))
     return outputs

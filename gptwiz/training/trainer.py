@@ -23,6 +23,7 @@ from gptwiz.common.atomic import atomic_write_json, remove_temp_files
 from gptwiz.common.errors import UsageError
 from gptwiz.common.files import AppendFile, open_append, write_failure
 from gptwiz.common.schedule import lr_at
+from gptwiz.planning.policy import FIRST_EVAL_ITERS
 from gptwiz.runs.folder import (
     FolderBefore,
     MetricsWriter,
@@ -47,6 +48,10 @@ USUAL_MAX_WEIGHT_DECAY = 1.0
 _VAL_STREAM, _TRAIN_EVAL_STREAM = 1_000_000_007, 1_000_000_009
 
 
+# status.json's heartbeat: at most once a second, during training steps and evaluations alike.
+HEARTBEAT_S = 1.0
+
+
 # --- the trainer ---------------------------------------------------------------------------------
 
 class Reporter:
@@ -60,7 +65,8 @@ class Reporter:
 
 
 class _StopRequest:
-    """SIGINT/SIGTERM only set a flag: the loop finishes its step and checkpoints before leaving."""
+    """SIGINT/SIGTERM only set a flag: the loop finishes its step (or drops the evaluation under way, at its next
+    batch) and checkpoints before leaving."""
 
     def __init__(self) -> None:
         self.requested = False
@@ -155,6 +161,8 @@ class Trainer:
         if not self.main:
             return
         self._status_fields.update(extra)
+        if state != "running":  # what the trainer is busy with says nothing once it has ended
+            self._status_fields.update(phase=None, eval_done=None, eval_total=None)
         self._status_fields.update(state=state, iter=self.iter_num, max_iters=self.cfg.train.max_iters,
                                    last_loss=self.last_loss)
         write_status(self.paths, self._status_fields)
@@ -168,10 +176,21 @@ class Trainer:
         if self.main:
             self.metrics.write(record)
 
+    def _phase(self, phase: str, **extra: Any) -> None:
+        """What the run is busy with ("training", "evaluating", "checkpointing"), in status.json at most once a
+        second like every heartbeat: a phase shorter than that is carried by the next write, and the start's status
+        is not rewritten before the first checkpoint exists."""
+        self._status_fields.update(phase=phase, **{"eval_done": None, "eval_total": None, **extra})
+        if time.monotonic() - self.last_status_time > HEARTBEAT_S:
+            self._status("running")
+            self.last_status_time = time.monotonic()
+
     def _checkpoint(self, best: bool) -> None:
         from gptwiz.training.checkpoint import save_checkpoint
         from gptwiz.training.distributed import full_state
 
+        t0 = time.perf_counter()
+        self._phase("checkpointing")
         # Under FSDP gathering the whole state is a collective: every rank takes part, rank 0 writes.
         model_state, optim_state = full_state(self.model if self.dist.fsdp else self.raw_model, self.optimizer,
                                               self.dist.fsdp)
@@ -185,6 +204,8 @@ class Trainer:
             if best:
                 save_checkpoint(self.paths.ckpt_best, model_state=model_state, optimizer_state=None, **kwargs)
         self.last_ckpt_time = time.monotonic()
+        # How long one took: viewers count the checkpoints still to come in their ETA.
+        self._phase("training", ckpt_s=round(time.perf_counter() - t0, 3))
 
     # -- setting up --
 
@@ -303,7 +324,7 @@ class Trainer:
         self.meter = MemoryMeter(self.runtime)
         self.flops_peak = peak_flops(self.runtime)
         self.flops_per_iter = self.raw_model.flops_per_token() * cfg.tokens_per_iter
-        self._status("running")
+        self._phase("training")
         if self.main:
             self.reporter.start(cfg, self.iter_num)
         self._say(f"training {cfg.name}: preset {cfg.preset}, {cfg.params / 1e6:.1f}M parameters, {cfg.device} "
@@ -312,9 +333,10 @@ class Trainer:
                   f"{' (FSDP)' if self.dist.fsdp else ''}, iterations {self.iter_num}..{cfg.train.max_iters}")
         self.t_start = time.perf_counter()
         self.last_ckpt_time = time.monotonic()
-        self.last_status_time = 0.0
         self.source_counts = np.zeros(len(self.dataset.sources), dtype=np.int64)
-        self.evaluated_at = self.iter_num if self.resume else -1
+        # A checkpoint without its own validation loss (a stop during the evaluation of its iteration) has that
+        # evaluation still to do.
+        self.evaluated_at = self.iter_num if self.resume and self.evaluated_val is not None else -1
         self.fail_at = injected_failure(self.dist)
 
     # -- the loop --
@@ -326,8 +348,9 @@ class Trainer:
         cfg = self.cfg
         state = "finished"
         while self.iter_num < cfg.train.max_iters:
-            if self._evaluation_due():
-                self._evaluate()
+            if self._evaluation_due() and not self._evaluate():
+                state = "stopped"  # asked to stop during the evaluation, on every rank
+                break
             stop, checkpoint_due = self._agree_on_stop_and_checkpoint()
             if stop:
                 state = "stopped"
@@ -346,56 +369,92 @@ class Trainer:
             self.last_loss = loss
             self._record_step(loss, lr, dt)
             self._heartbeat()
-        if state == "finished" and not cfg.probe and self.evaluated_at != self.iter_num:
-            self._evaluate()  # the final weights' evaluation (and checkpoint)
+        if state == "finished" and not cfg.probe and self.evaluated_at != self.iter_num and not self._evaluate():
+            state = "stopped"  # the final weights' evaluation (and checkpoint), interrupted: --resume does it
         return self._finish(state)
 
     def _evaluation_due(self) -> bool:
         return (not self.cfg.probe and self.iter_num % self.cfg.train.eval_interval == 0
                 and self.evaluated_at != self.iter_num)
 
-    def _evaluate(self) -> None:
-        """Evaluate, record it, and checkpoint (ckpt_best.pt too if the validation loss improved)."""
+    def _evaluate(self) -> bool:
+        """Evaluate, record it, and checkpoint (ckpt_best.pt too if the validation loss improved); False, with
+        nothing recorded, when a stop was agreed before the evaluation finished."""
+        t0 = time.perf_counter()
+        per_split = self._eval_batches()
+        losses = self._estimate_loss(per_split)
+        if losses is None:
+            return False
+        eval_s = time.perf_counter() - t0
         self.evaluated_at = self.iter_num
-        losses = self._estimate_loss()
         self.evaluated_val = losses["val"]
         improved = losses["val"] < self.best_val
         self.best_val = min(self.best_val, losses["val"])
         record = {"type": "eval", "iter": self.iter_num, "train_loss": losses["train"], "val_loss": losses["val"],
-                  "best_val_loss": self.best_val, "time": time.time()}
+                  "best_val_loss": self.best_val, "batches": 2 * per_split, "eval_s": round(eval_s, 3),
+                  "time": time.time()}
         self._write(record)
         if self.main:
             self.reporter.eval(record)
         self._say(f"eval iter {self.iter_num}: train loss {losses['train']:.4f}, val loss {losses['val']:.4f}")
         self._checkpoint(best=improved)
+        return True
 
-    def _estimate_loss(self) -> dict[str, float]:
-        """Mean loss over fixed batches of each split; the ranks share the batches out."""
+    def _eval_batches(self) -> int:
+        """Batches of each split this evaluation measures: eval_iters, but only a few at iteration 0 of a run from
+        random weights. From --init_from_model weights the loss at iteration 0 is the one to beat: measured whole."""
+        if self.iter_num == 0 and not self.cfg.init_from:
+            return min(self.cfg.train.eval_iters, FIRST_EVAL_ITERS)
+        return self.cfg.train.eval_iters
+
+    def _estimate_loss(self, per_split: int) -> dict[str, float] | None:
+        """Mean loss over `per_split` fixed batches of each split, the ranks sharing them out; None when a stop
+        was agreed between two batches (the partial evaluation is dropped). status.json keeps its heartbeat,
+        with the batches done."""
         import torch
 
-        from gptwiz.training.distributed import mean_across_ranks
+        from gptwiz.training.distributed import agree, mean_across_ranks
 
+        world, rank = self.dist.world_size, self.dist.rank
+        # Every rank goes through the same rounds (one batch each, or none at the end) and so asks the same
+        # number of times whether to stop: a rank that left the evaluation alone would hang the others.
+        rounds = -(-per_split // world)
+        total_batches = 2 * per_split
+        self._phase("evaluating", eval_done=0, eval_total=total_batches)
         out = {}
         self.model.eval()
-        with torch.no_grad():
-            for split, stream in (("train", _TRAIN_EVAL_STREAM), ("val", _VAL_STREAM)):
-                total = torch.zeros(2, device=self.runtime.device)
-                for k in range(self.dist.rank, self.cfg.train.eval_iters, self.dist.world_size):
-                    x, y, _ = self._batch(split, (stream, k))
-                    with self.runtime.autocast():
-                        loss = self.model(x, y)
-                    total += torch.stack([loss.float(), torch.ones((), device=loss.device)])
-                total = mean_across_ranks(total, self.dist)
-                out[split] = float(total[0] / total[1])
-        self.model.train()
+        try:
+            with torch.no_grad():
+                for index, (split, stream) in enumerate((("train", _TRAIN_EVAL_STREAM), ("val", _VAL_STREAM))):
+                    total = torch.zeros(2, device=self.runtime.device)
+                    for r in range(rounds):
+                        if agree([self._stop_requested()], self.dist)[0]:
+                            return None
+                        k = r * world + rank
+                        if k < per_split:
+                            x, y, _ = self._batch(split, (stream, k))
+                            with self.runtime.autocast():
+                                loss = self.model(x, y)
+                            total += torch.stack([loss.float(), torch.ones((), device=loss.device)])
+                        if time.monotonic() - self.last_status_time > HEARTBEAT_S:
+                            done = index * per_split + min(per_split, (r + 1) * world)
+                            self._phase("evaluating", eval_done=done, eval_total=total_batches)
+                    total = mean_across_ranks(total, self.dist)
+                    out[split] = float(total[0] / total[1])
+        finally:
+            self.model.train()
         return out
+
+    def _stop_requested(self) -> bool:
+        """This rank's own wish to stop (a signal, or the caller's should_stop); ranks agree on it before acting."""
+        return self.stop.requested or self.should_stop()
 
     def _agree_on_stop_and_checkpoint(self) -> tuple[bool, bool]:
         """(stop now, checkpoint now), the same on every rank: one that stops or checkpoints alone leaves the
         others waiting forever in the next collective."""
         from gptwiz.training.distributed import agree
 
-        stop, checkpoint_due = agree([self.stop.requested or self.should_stop(),
+        stop, checkpoint_due = agree([self._stop_requested(),
                                       time.monotonic() - self.last_ckpt_time > self.cfg.ckpt_interval_s], self.dist)
         return stop, checkpoint_due
 
@@ -465,9 +524,8 @@ class Trainer:
 
     def _heartbeat(self) -> None:
         """status.json at most once a second: viewers see the iteration advance without a write per step."""
-        if time.monotonic() - self.last_status_time > 1.0:
-            self._status("running")
-            self.last_status_time = time.monotonic()
+        if time.monotonic() - self.last_status_time > HEARTBEAT_S:
+            self._phase("training")
 
     def _finish(self, state: str) -> str:
         if state == "stopped" and not self.cfg.probe:

@@ -3,20 +3,36 @@
 Startup imports Textual and the first screen only; the other screens load when first shown, and torch, NVML
 and the estimators are imported by the workers that need them, so the first screen is up in well under a second.
 Which step follows which is gptwiz.wizard.flow's to say; this module only maps each step to its screen.
+
+Keys every screen has (the app's bindings): q leaves, asking first when a screen says leaving would cancel
+something (AppScreen.leave_warning); ? shows the screen's help; ^p the command palette of its actions. In a text
+field q and ? type themselves, so there ^q and f1 do the same, and the footer shows those instead. ^c leaves from
+anywhere, after the same question.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
-from textual.app import App
+from textual.app import App, SystemCommand
+from textual.binding import Binding
+from textual.command import Provider
 from textual.screen import Screen
 
 from gptwiz.runs.folder import RunPaths
 from gptwiz.tui.context import AppContext
-from gptwiz.tui.screens.base import WizardStep
+from gptwiz.tui.outcome import farewell_line
+from gptwiz.tui.screens.base import AppScreen, WizardStep
+from gptwiz.tui.screens.confirm import ConfirmScreen
 from gptwiz.wizard.flow import FlowError, back_step, next_step
 from gptwiz.wizard.state import WizardState
+
+
+def screen_actions() -> type[Provider]:
+    from gptwiz.tui.commands import ScreenActions  # loaded when the palette first opens, not on the first screen
+
+    return ScreenActions
 
 
 def step_screen(step: str) -> Screen[None]:
@@ -54,17 +70,27 @@ def step_screen(step: str) -> Screen[None]:
 
 
 class GptwizApp(App[str | None]):
-    """Returns the name of the run last watched (for the "training goes on" hint), or None."""
+    """Returns the name of the run last shown (the farewell line speaks of its state), or None."""
 
     CSS_PATH = "gptwiz.tcss"
     TITLE = "gptwiz"
-    ENABLE_COMMAND_PALETTE = False
+    COMMANDS = App.COMMANDS | {screen_actions}
+    # Replaces Textual's own (^q quits at once, ^c only says how to quit): both ask a screen's leave_warning first.
+    BINDINGS = [
+        Binding("q", "leave", "quit"),
+        Binding("ctrl+q", "leave_typing", "quit", priority=True),  # shown while a text field has the focus
+        Binding("ctrl+q,ctrl+c", "leave", "quit", show=False, priority=True),
+        Binding("question_mark", "help", "help"),
+        Binding("f1", "help_typing", "help"),
+        Binding("f1", "help", "help", show=False),
+    ]
 
     def __init__(self, context: AppContext | None = None, *, watch: RunPaths | None = None) -> None:
         super().__init__()
         self.context = context or AppContext()
         self.watch_paths = watch
         self.wizard = WizardState(runs_dir=self.context.runs_dir, data_dir=self.context.data_dir)
+        self._asking_to_leave = False
 
     def on_mount(self) -> None:
         if self.watch_paths is not None:
@@ -73,6 +99,76 @@ class GptwizApp(App[str | None]):
             self.push_screen(DashboardScreen(self.watch_paths, self.context))
         else:
             self.push_screen(step_screen("welcome"))
+
+    # -- keys every screen has --
+
+    def typing(self) -> bool:
+        """Whether the focused widget takes printable keys (a text field): q and ? type there."""
+        focused = self.screen.focused
+        return focused is not None and focused.check_consume_key("q", "q")
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in ("leave_typing", "help_typing"):
+            return self.typing()
+        return True
+
+    def app_screens(self) -> list[AppScreen]:
+        return [s for s in self.screen_stack if isinstance(s, AppScreen)]
+
+    def action_leave(self) -> None:
+        """Leave the app; when a screen says leaving would cancel something, ask first."""
+        if self._asking_to_leave:
+            return
+        warnings = [w for s in self.app_screens() if (w := s.leave_warning())]
+        if not warnings:
+            self._leave()
+            return
+        self._asking_to_leave = True
+
+        def answered(yes: bool | None) -> None:
+            self._asking_to_leave = False
+            if yes:
+                self._leave()
+
+        self.push_screen(ConfirmScreen("\n\n".join(warnings) + "\n\nLeave gptwiz anyway?", yes="Leave", no="Stay"),
+                         answered)
+
+    def action_leave_typing(self) -> None:
+        self.action_leave()
+
+    def _leave(self) -> None:
+        """Let each screen end its work (showing what it waits for), one after the other, then exit."""
+        screens = self.app_screens()
+
+        def finish(i: int) -> None:
+            if i < len(screens):
+                screens[i].finish_before_leaving(lambda: finish(i + 1))
+                return
+            # The topmost screen that shows a run (a dashboard, a run starting) names it in the farewell line.
+            runs = [name for s in reversed(self.screen_stack) if (name := getattr(s, "leaving_run", lambda: None)())]
+            self.exit(runs[0] if runs else None)
+
+        finish(0)
+
+    def action_help(self) -> None:
+        """Toggle the help of the screen shown (a help already open is closed by its own ? binding)."""
+        from gptwiz.tui.screens.help import HelpScreen  # loaded on the first ?
+
+        screen = self.screen
+        title = screen.help_title() if isinstance(screen, AppScreen) else "gptwiz"
+        self.push_screen(HelpScreen(screen, f"{title}: keys and help"))
+
+    def action_help_typing(self) -> None:
+        self.action_help()
+
+    def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
+        """Textual's own commands, with its Quit going through the same question as q."""
+        for command in super().get_system_commands(screen):
+            if command.title == "Quit":
+                yield SystemCommand("Quit", "Leave gptwiz (asks first if that would cancel something)",
+                                    self.action_leave)
+            else:
+                yield command
 
     # -- the wizard's steps, as gptwiz.wizard.flow leads --
 
@@ -128,9 +224,7 @@ class GptwizApp(App[str | None]):
 
 def _farewell(run_name: str | None, runs_dir: Path) -> None:
     if run_name:
-        flag = "" if str(runs_dir) == "runs" else f" --runs_dir {runs_dir}"
-        print(f"left the dashboard; if run {run_name} is training it goes on. "
-              f"Watch it again: gptwiz watch {run_name}{flag}")
+        print(farewell_line(run_name, runs_dir))
 
 
 def run_watch_app(paths: RunPaths) -> int:

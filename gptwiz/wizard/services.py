@@ -40,6 +40,8 @@ class RecView:
     dtype: str = "bfloat16"
     device_type: str = "cuda"
     phases: list[str] = field(default_factory=list)   # domain: the base run, then the adaptation, one line each
+    eta_s: float | None = None                        # the run's predicted time; None: no throughput measured
+    probe_eta_s: float | None = None
 
 
 def view(rec: Any) -> RecView:
@@ -51,20 +53,50 @@ def view(rec: Any) -> RecView:
         dtype=rec.dtype, device_type=rec.device_type,
         phases=[f"{p.name}: {p.preset}, learning rate {p.learning_rate:g}, {p.max_iters:,} iterations"
                 + (f" ({p.note})" if p.note else "") for p in rec.phases],
+        eta_s=rec.eta_s, probe_eta_s=rec.probe_eta_s,
     )
 
 
-def recommend_for(state: WizardState) -> Any:
+def device_and_dtype(state: WizardState) -> tuple[str, str]:
+    """The device kind the wizard plans for and the dtype `gptwiz train --dtype auto` will pick there."""
+    from gptwiz.planning.hardware import HardwareReport
+    from gptwiz.planning.policy import training_dtype
+
+    device_type = "cuda" if state.on_gpu else "cpu"
+    if isinstance(state.hardware, HardwareReport):
+        return device_type, training_dtype(state.hardware, device_type)
+    return device_type, "bfloat16"
+
+
+def measure_throughput(device_type: str, dtype: str) -> Any:
+    """This machine's matmul speed (gptwiz.training.throughput: seconds the first time, then cached), or None where
+    the device is not here (planning for a card this machine lacks). Imports torch: call it from a worker."""
+    import torch
+
+    from gptwiz.training.throughput import machine_throughput
+
+    if device_type == "cuda" and not torch.cuda.is_available():
+        return None
+    return machine_throughput(device_type, dtype)
+
+
+def recommend_for(state: WizardState, throughput: Any = None, preset: str | None = None) -> Any:
+    """The recommendation for the wizard's answers; with `preset`, for that preset instead of the guide's pick
+    (its settings, warnings and alternatives)."""
     from gptwiz.planning.recommend import recommend
 
     if state.use_case is None:
         raise UsageError("no use case chosen yet")
     d = state.dataset
     ram = getattr(state.hardware, "ram_total_bytes", None)
+    device_type, dtype = device_and_dtype(state)
+    if throughput is not None and throughput.device_type != device_type:
+        throughput = None  # measured for the other device (the VRAM was changed since)
     return recommend(state.use_case, state.vram_gb, d.bytes if d is not None else None,
                      gpu_count=state.gpu_count if state.on_gpu else 1,
                      dataset_tokens=d.tokens if d is not None else None,
-                     ram_gb=ram / 2**30 if ram and not state.on_gpu else None)
+                     ram_gb=ram / 2**30 if ram and not state.on_gpu else None, dtype=dtype,
+                     throughput=throughput, preset=preset)
 
 
 def knobs_for_preset(preset: str, current: Knobs | None = None) -> Knobs:
@@ -77,18 +109,38 @@ def knobs_for_preset(preset: str, current: Knobs | None = None) -> Knobs:
 
 
 def estimate_bytes(knobs: Knobs, state: WizardState) -> int | None:
-    """gptwiz.planning.memory's peak-memory estimate for these knobs on the planned device; None if it cannot say."""
-    from gptwiz.planning.memory import estimate_memory
-    from gptwiz.planning.presets import load_preset
+    """The run's peak memory for these knobs on the planned device (gptwiz.planning.policy.knobs_memory: the
+    one figure recommend, `estimate` and plain mode show too)."""
+    from gptwiz.planning.policy import knobs_memory
 
-    model = load_preset(knobs.preset).with_overrides(block_size=knobs.block_size, dropout=knobs.dropout).model
     rec = state.recommendation
     # The same device and dtype the recommendation estimated with, so the bar starts where it did.
-    dtype = rec.dtype if isinstance(rec, RecView) else "bfloat16"
-    device_type = "cuda" if state.on_gpu else "cpu"
-    est = estimate_memory(model, batch_size=knobs.batch_size, block_size=knobs.block_size, dtype=dtype,
-                          device_type=device_type, grad_accum=knobs.grad_accum)
-    return int(est.total)
+    device_type, dtype = (rec.device_type, rec.dtype) if isinstance(rec, RecView) else device_and_dtype(state)
+    return int(knobs_memory(knobs, device_type, dtype).total)
+
+
+@dataclass(frozen=True)
+class Times:
+    """The predicted wall times of a probe and of the run, for a set of knobs."""
+    probe_s: float
+    run_s: float
+    basis: str
+
+
+def times_for(knobs: Knobs, state: WizardState, throughput: Any) -> Times | None:
+    """gptwiz.planning.timing's prediction for these knobs; None without a throughput (not measured yet, or
+    no such device here)."""
+    from gptwiz.planning.timing import knobs_plan, predict_probe_time, predict_run_time
+
+    if throughput is None:
+        return None
+    rec = state.recommendation
+    device_type, dtype = (rec.device_type, rec.dtype) if isinstance(rec, RecView) else device_and_dtype(state)
+    if throughput.device_type != device_type:
+        return None
+    plan = knobs_plan(knobs, device_type=device_type, dtype=dtype, gpu_count=state.gpu_count if state.on_gpu else 1)
+    run = predict_run_time(plan, throughput)
+    return Times(probe_s=predict_probe_time(plan, throughput).seconds, run_s=run.seconds, basis=run.basis)
 
 
 def hardware_lines(report: Any) -> list[str]:

@@ -144,6 +144,7 @@ def test_a_checkpoint_whose_config_does_not_fit_its_weights(copy: Path, report) 
     state["config_json"] = state["config_json"].replace('"n_embd": 32', '"n_embd": 64')
     for name in ("ckpt_best.pt", "ckpt_last.pt"):
         torch.save(state, run / name)
-    proc = run_cli(["sample", "--model_name", "c", "--max_new_tokens", "5"], cwd=copy, env=fault_env())
+    proc = run_cli(["sample", "--model_name", "c", "--max_new_tokens", "5", "--checkpoint", "best"], cwd=copy,
+                   env=fault_env())
     assert_one_line_error(proc, "ckpt_best.pt", "does not hold the model")
     report("checkpoint whose config does not describe its weights (`sample`)", 1, "exit 2, one line naming the file")

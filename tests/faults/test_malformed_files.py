@@ -197,7 +197,7 @@ async def test_dashboard_survives_status_json_replaced_by_malformed_ones(tmp_pat
         assert "iter 60/60" in flat(screen_text(app))  # the history read before is kept throughout
         await pilot.press("s")  # stop: the run is not running, nothing is signalled
         await pilot.press("question_mark")
-        await wait_for(pilot, lambda: "leave the dashboard" in screen_text(app))
+        await wait_for(pilot, lambda: "picks it up again" in flat(screen_text(app)))  # the dashboard's help
         await pilot.press("escape")
         await pilot.press("q")
     assert app.return_value == "demo"

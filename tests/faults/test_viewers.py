@@ -58,7 +58,7 @@ async def test_dashboard_survives_its_run_folder_deleted(tmp_path: Path, report)
         text = flat(screen_text(app))  # a long path wraps the message
         assert "is gone" in text and "iter 60/60" in text  # says so, and keeps what it had read
         await pilot.press("question_mark")  # still answering keys
-        await wait_for(pilot, lambda: "leave the dashboard" in screen_text(app))
+        await wait_for(pilot, lambda: "picks it up again" in flat(screen_text(app)))  # the dashboard's help
         await pilot.press("escape")
         await pilot.press("q")
     assert app.return_value == "demo"

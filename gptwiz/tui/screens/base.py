@@ -1,11 +1,13 @@
-"""What every wizard step shares: a title line saying where the user is, a footer of keys, and escape to go back."""
+"""What every screen shares (a help paragraph for ?, and the hooks the app's q asks before leaving), and what every
+wizard step adds: a title line saying where the user is, a footer of keys, and escape to go back."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, ClassVar, cast
 
 from rich.text import Text
-from textual.binding import Binding
+from textual.binding import ActiveBinding, Binding
 from textual.screen import Screen
 from textual.widgets import Static
 
@@ -17,6 +19,50 @@ if TYPE_CHECKING:
     from gptwiz.tui.app import GptwizApp
 
 
+def enter_binding(action: str, description: str) -> Binding:
+    """Enter for a screen's main action, in its footer. A priority binding: a focused input or list would
+    otherwise take enter first with its own (hidden) binding, and the footer would not say what enter does."""
+    return Binding("enter", action, description, priority=True)
+
+
+# Keys the footer shows first, in this order: what enter does, the way back, how to leave, the help. A footer
+# wider than the terminal is cut at its right end; these must never be what is cut (the rest is in ? and ^p).
+FOOTER_FIRST = ("enter", "escape", "q", "ctrl+q", "question_mark", "f1")
+
+
+class AppScreen(Screen[None]):
+    """A screen of the app: the app's q, ctrl+c and ? (gptwiz.tui.app) ask it through these."""
+
+    HELP: ClassVar[str] = ""  # a short paragraph shown by ? above the screen's keys
+
+    @property
+    def active_bindings(self) -> dict[str, ActiveBinding]:
+        """Textual's, with the FOOTER_FIRST keys moved to the front (the footer draws them in this order)."""
+        bindings = super().active_bindings
+        first = {key: bindings[key] for key in FOOTER_FIRST if key in bindings}
+        return first | {key: active for key, active in bindings.items() if key not in first}
+
+    def help_title(self) -> str:
+        return "gptwiz"
+
+    def leave_warning(self) -> str | None:
+        """What leaving the app now would cancel, said as the question to ask first; None: leave at once."""
+        return None
+
+    def before_leave(self) -> None:
+        """Called once leaving is confirmed, before the app exits (cancel what must not outlive the screen)."""
+
+    def finish_before_leaving(self, then: Callable[[], None]) -> None:
+        """Leaving is confirmed: end what must not outlive the screen, then call `then`. A screen whose work takes
+        a moment to end (a probe's trainer) says so on screen and calls `then` once it has ended."""
+        self.before_leave()
+        then()
+
+    def leaving_run(self) -> str | None:
+        """The run the farewell line should speak of (gptwiz.tui.app), if this screen shows one."""
+        return None
+
+
 class StepTitle(Static):
     def __init__(self, step: str) -> None:
         text = Text.assemble(("gptwiz", "bold"), ("  ·  ", "dim"), (f"step {step_number(step)}/{len(STEPS)}: ", "dim"),
@@ -24,7 +70,7 @@ class StepTitle(Static):
         super().__init__(text, classes="wizard-title")
 
 
-class WizardStep(Screen[None]):
+class WizardStep(AppScreen):
     """One step of gptwiz.wizard.flow: it draws and collects; the app decides where a move leads."""
 
     STEP: ClassVar[str]  # its name in gptwiz.wizard.flow.STEPS
@@ -41,6 +87,9 @@ class WizardStep(Screen[None]):
     @property
     def context(self) -> AppContext:
         return self.gptwiz.context
+
+    def help_title(self) -> str:
+        return f"gptwiz · step {step_number(self.STEP)}/{len(STEPS)}: {TITLES[self.STEP]}"
 
     def advance(self, move: str = "next") -> None:
         """On to the step `move` leads to (gptwiz.wizard.flow.MOVES)."""

@@ -15,14 +15,16 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.css.query import NoMatches
-from textual.screen import Screen
 from textual.widgets import Footer
 from textual.worker import get_current_worker
 
 from gptwiz.common.errors import UsageError
+from gptwiz.runs.checkpoints import choose_checkpoint
 from gptwiz.runs.folder import RunPaths
 from gptwiz.runs.monitor import RunMonitor, RunSnapshot
 from gptwiz.tui.context import AppContext
+from gptwiz.tui.outcome import error_file
+from gptwiz.tui.screens.base import AppScreen
 from gptwiz.tui.screens.confirm import ConfirmScreen
 from gptwiz.tui.screens.message import MessageScreen
 from gptwiz.tui.widgets.charts import LossChart, LrChart
@@ -30,30 +32,30 @@ from gptwiz.tui.widgets.device_panel import DevicePanel, DeviceReading
 from gptwiz.tui.widgets.panels import LogTailView, ProgressPanel, StateBanner, ThroughputPanel
 
 HELP = """\
-The dashboard reads runs/<name>/ (metrics.jsonl, status.json, train.log) a few times a second.
-Leaving it never stops the training; `gptwiz watch NAME` picks it up again, from any terminal.
+The dashboard reads runs/<name>/ (metrics.jsonl, status.json, train.log) a few times a second. Leaving it
+never stops the training; `gptwiz watch NAME` picks it up again, from any terminal. s stops the run gracefully:
+it finishes its step (or drops an evaluation under way), writes a checkpoint and ends as "stopped"; `gptwiz train --model_name NAME --resume`
+continues it. g samples a few lines from a checkpoint (on the CPU, in the background). l (or enter) opens
+train.log and console.log in full, following their end. e smooths the train loss (an exponential moving average).
 
-  q       leave the dashboard (the training goes on)
-  s       stop the run gracefully: it finishes its step, writes a checkpoint and
-          ends as "stopped"; continue it later with `gptwiz train --model_name NAME --resume`
-  g       sample a few lines from the latest checkpoint (runs on the CPU, in the background)
-  escape  back to the wizard (when opened from it)
-  ?       this help
-
-Panels: loss (train per iteration, val at each evaluation) · learning rate over the whole schedule,
-the dot is now · tokens/s with its recent history and MFU · progress with elapsed time and ETA ·
-each GPU's memory, utilisation, temperature and power (or the trainer's CPU and RAM) · train.log.
+Panels: loss (train per iteration, val at each evaluation) · learning rate over the whole schedule, the dot is
+now · tokens/s with its recent history and MFU · progress with elapsed time and ETA · each GPU's memory,
+utilisation, temperature and power (or the trainer's CPU, as a share of all cores, and RAM) · train.log's end.
 """
 
 
-class DashboardScreen(Screen[None]):
+class DashboardScreen(AppScreen):
     BINDINGS = [
-        Binding("q", "leave", "leave (training goes on)"),
-        Binding("s", "stop", "stop run"),
-        Binding("g", "sample", "sample text"),
-        Binding("question_mark", "help", "help"),
+        Binding("q", "leave_running", "leave (run goes on)"),
+        Binding("q", "app.leave", "quit"),
+        Binding("s", "stop", "stop"),
+        Binding("g", "sample", "sample"),
+        Binding("l", "log", "log", key_display="l/⏎"),
+        Binding("enter", "log", "", show=False),
+        Binding("e", "smooth", "smooth"),
         Binding("escape", "back", "back", show=False),
     ]
+    HELP = HELP
 
     def __init__(self, paths: RunPaths, context: AppContext, *, can_go_back: bool = False) -> None:
         super().__init__(id="dashboard")
@@ -68,6 +70,8 @@ class DashboardScreen(Screen[None]):
         self._chart_drawn_at = 0.0
         self._sampling = False
         self._lr_key: tuple[object, ...] | None = None
+        self._state = ""             # the state the footer's keys were last chosen for
+        self.error_file: str | None = None  # a failed run's file holding its error (gptwiz.tui.outcome)
 
     def compose(self) -> ComposeResult:
         yield StateBanner(id="banner")
@@ -96,6 +100,12 @@ class DashboardScreen(Screen[None]):
         device_at = -1e9
         while not worker.is_cancelled:
             snap = self.monitor.poll()
+            failed = snap.state in ("failed", "diverged")
+            if failed and self.error_file is None:
+                found = error_file(self.paths)
+                self.error_file = str(found) if found else ""
+            elif not failed:
+                self.error_file = None
             reading = None
             if time.monotonic() - device_at >= self.context.device_interval_s:
                 reading = self.sampler.read(snap.pid, snap.state == "running")
@@ -115,7 +125,10 @@ class DashboardScreen(Screen[None]):
 
     def _show(self, snap: RunSnapshot, reading: DeviceReading | None) -> None:
         self.snapshot = snap
-        self.query_one(StateBanner).show(snap)
+        if snap.state != self._state:  # s (stop) only while running, q's words with it
+            self._state = snap.state
+            self.refresh_bindings()
+        self.query_one(StateBanner).show(snap, self.error_file or None)
         self.query_one(ProgressPanel).show(snap)
         self.query_one(ThroughputPanel).show(snap)
         self.query_one(LogTailView).show(snap.log_tail)
@@ -144,15 +157,37 @@ class DashboardScreen(Screen[None]):
 
     # -- keys --
 
-    def action_leave(self) -> None:
-        self.app.exit(self.paths.name)
+    def help_title(self) -> str:
+        return f"gptwiz dashboard of run {self.paths.name}"
+
+    def leaving_run(self) -> str | None:
+        return self.paths.name
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        running = self.snapshot is not None and self.snapshot.state == "running"
+        if action in ("stop", "leave_running"):
+            return running  # a finished, stopped or failed run offers no stop, and leaving it leaves nothing running
+        if action == "back":
+            return self.can_go_back
+        return True
+
+    def action_leave_running(self) -> None:
+        self.app.action_leave()  # type: ignore[attr-defined]
 
     def action_back(self) -> None:
         if self.can_go_back:
             self.app.pop_screen()
 
-    def action_help(self) -> None:
-        self.app.push_screen(MessageScreen("gptwiz dashboard: keys", HELP))
+    def action_log(self) -> None:
+        from gptwiz.tui.screens.log_view import LogViewScreen  # loaded on the first l
+
+        self.app.push_screen(LogViewScreen(self.paths, self.context))
+
+    def action_smooth(self) -> None:
+        chart = self.query_one(LossChart)
+        chart.set_smoothing(not chart.smoothing)
+        self.notify("loss chart: train loss smoothed (EMA)" if chart.smoothing else "loss chart: raw train loss",
+                    timeout=2)
 
     def action_stop(self) -> None:
         snap = self.snapshot
@@ -184,16 +219,17 @@ class DashboardScreen(Screen[None]):
         if not (self.paths.ckpt_last.exists() or self.paths.ckpt_best.exists()):
             self.notify("no checkpoint yet: the first one is written at the first evaluation", severity="warning")
             return
+        choice = choose_checkpoint(self.paths)  # (torch-free: a few kB of each checkpoint, the end of metrics.jsonl)
         self._sampling = True
-        screen = MessageScreen(f"sampling from {self.paths.name}'s latest checkpoint", Text("generating ...", style="dim"),
-                               id="sample-view")
+        title = f"sampling from {choice.title()}" + (f"\n{choice.passed_over}" if choice.passed_over else "")
+        screen = MessageScreen(title, Text("generating ...", style="dim"), id="sample-view")
         self.app.push_screen(screen)
-        self._sample(screen)
+        self._sample(screen, choice.which)
 
     @work(thread=True, exclusive=True, group="dashboard-sample")
-    def _sample(self, screen: MessageScreen) -> None:
+    def _sample(self, screen: MessageScreen, checkpoint: str) -> None:
         try:
-            texts = self.context.sample_text(self.paths)
+            texts = self.context.sample_text(self.paths, checkpoint)
             body: str | Text = ("\n" + "─" * 30 + "\n").join(t.strip("\n") for t in texts)
         except Exception as exc:  # an unreadable checkpoint, no torch: say so in the dialog
             body = Text(f"could not sample: {exc}", style="red")

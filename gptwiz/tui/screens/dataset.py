@@ -20,7 +20,7 @@ from textual.widgets.option_list import Option
 from textual.worker import Worker, get_current_worker
 
 from gptwiz.common.errors import UsageError
-from gptwiz.tui.screens.base import StepTitle, WizardStep
+from gptwiz.tui.screens.base import StepTitle, WizardStep, enter_binding
 from gptwiz.wizard.preparing import PrepareCancelled, PrepareStatus, PrepareTracker, demo_choice, prepare_choice
 from gptwiz.wizard.state import DatasetChoice, find_prepared, inspect_dataset
 
@@ -28,31 +28,54 @@ DEMO_ID = "demo"
 TYPING_PAUSE_S = 0.25  # measure once the user pauses, not at every key
 
 
+def path_matches(value: str) -> tuple[str, list[str]]:
+    """The folder part of `value` as typed ("docs/", "" for the current folder) and the names in that folder that
+    complete its last part, sorted, with "/" after a folder's name. Hidden names only when asked for (a dot typed);
+    none for a glob, or a folder that cannot be listed."""
+    if any(c in value for c in "*?["):
+        return "", []
+    folder, slash, prefix = value.rpartition("/")
+    typed = folder + slash
+    base = os.path.expanduser(typed or ".")
+    try:
+        names = sorted(n for n in os.listdir(base) if n.startswith(prefix)
+                       and (prefix.startswith(".") or not n.startswith(".")))
+    except OSError:
+        return typed, []
+    return typed, [n + ("/" if os.path.isdir(os.path.join(base, n)) else "") for n in names]
+
+
+def complete_path(value: str) -> tuple[str, list[str]]:
+    """What tab makes of `value`, as a shell does: the one match in full, else the longest start all matches
+    share; and the matches, for the screen to list when there are several."""
+    typed, names = path_matches(value)
+    if not names:
+        return value, []
+    common = os.path.commonprefix(names)
+    return (typed + common if len(typed + common) > len(value) else value), names
+
+
 class PathSuggester(Suggester):
-    """Completes the last component of a path from the folder it is in (tab or → accepts)."""
+    """Shows the first name that completes the last part of a path, in grey (→ accepts it; tab completes)."""
 
     def __init__(self) -> None:
         super().__init__(use_cache=False, case_sensitive=True)
 
     async def get_suggestion(self, value: str) -> str | None:
-        if not value or any(c in value for c in "*?["):
+        if not value:
             return None
-        folder, _, prefix = value.rpartition("/")
-        base = os.path.expanduser(folder or ".") if folder or not value.startswith("/") else "/"
-        try:
-            names = sorted(n for n in os.listdir(base) if n.startswith(prefix) and not n.startswith("."))
-        except OSError:
-            return None
-        if not names:
-            return None
-        name = names[0]
-        full = (f"{folder}/" if folder or value.startswith("/") else "") + name
-        return full + ("/" if os.path.isdir(os.path.join(base, name)) else "")
+        typed, names = path_matches(value)
+        return typed + names[0] if names else None
 
 
 class DatasetScreen(WizardStep):
     STEP = "dataset"
-    BINDINGS = [Binding("escape", "back", "back / cancel"), Binding("ctrl+t", "demo", "demo corpus")]
+    HELP = ("What to train on: a text file, a folder of documents or a glob (docs/**/*.md) is measured as you "
+            "type and prepared (tokenized into data/NAME-prepared) when you go on; a prepared dataset folder is "
+            "used as it is. Tab completes the path as a shell does (the grey suggestion: →). The built-in demo "
+            "corpus (^t) needs no data of your own. Escape cancels a preparation, or goes back.")
+    BINDINGS = [Binding("escape", "back", "back"), enter_binding("choose", "use this"),
+                Binding("tab", "complete", "complete", priority=True), Binding("ctrl+t", "demo", "demo data")]
 
     def __init__(self) -> None:
         super().__init__(id="dataset")
@@ -121,10 +144,38 @@ class DatasetScreen(WizardStep):
         self.inspections += 1
         self.query_one("#stats", Static).update(message)
 
+    # -- tab: complete the path --
+
+    def action_complete(self) -> None:
+        path = self.query_one("#path", Input)
+        if not path.has_focus:
+            self.focus_next()
+            return
+        value, names = complete_path(path.value)
+        if value != path.value:
+            path.value = value
+            path.cursor_position = len(value)
+        elif len(names) > 1:
+            shown = "  ".join(names[:12]) + ("  ..." if len(names) > 12 else "")
+            self.query_one("#stats", Static).update(Text(f"{len(names)} names start so: {shown}", style="dim"))
+        elif not names:
+            self.query_one("#choices", OptionList).focus()  # nothing to complete: on to the list, as tab does
+
     # -- choosing --
 
+    def action_choose(self) -> None:
+        choices = self.query_one("#choices", OptionList)
+        if choices.has_focus:
+            if choices.highlighted is not None:
+                choices.action_select()
+            return
+        self._submit(self.query_one("#path", Input).value)
+
     def on_input_submitted(self, event: Input.Submitted) -> None:
-        text = event.value.strip()
+        self._submit(event.value)
+
+    def _submit(self, value: str) -> None:
+        text = value.strip()
         if not text:
             self.query_one("#stats", Static).update(Text("type a path, or pick the demo corpus below", style="yellow"))
             return

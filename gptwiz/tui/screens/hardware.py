@@ -10,14 +10,17 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import Footer, Input, LoadingIndicator, Static
 from textual.worker import get_current_worker
 
-from gptwiz.tui.screens.base import StepTitle, WizardStep
+from gptwiz.tui.screens.base import StepTitle, WizardStep, enter_binding
 from gptwiz.wizard.services import hardware_lines
 from gptwiz.wizard.state import parse_vram
 
 
 class HardwareScreen(WizardStep):
     STEP = "hardware"
-    BINDINGS = [Binding("escape", "back", "back"), Binding("enter", "next", "continue")]
+    HELP = ("What this machine has, detected through NVML (NVIDIA cards) and psutil (CPU and RAM). To plan for "
+            "another machine, type its GPU memory in GiB (24 for a card sold as 24 GB, 0 for a CPU-only machine); leave "
+            "the field empty to plan for this one.")
+    BINDINGS = [Binding("escape", "back", "back"), enter_binding("next", "continue")]
 
     def __init__(self) -> None:
         super().__init__(id="hardware")
@@ -31,9 +34,9 @@ class HardwareScreen(WizardStep):
             yield Static("", id="hw-report")
             yield Static("", id="hw-note", classes="hint")
             with Horizontal(id="vram-row"):
-                yield Static("Plan for a GPU with (GB): ", id="vram-label")
+                yield Static("Plan for a GPU with (GiB): ", id="vram-label")
                 yield Input(placeholder="as detected", id="vram", restrict=r"[0-9.a-zA-Z ]*", max_length=12)
-            yield Static("Leave empty to use what was detected; type 24 to plan for a 24 GB card elsewhere, "
+            yield Static("Leave empty to use what was detected; type 24 to plan for a 24 GiB card elsewhere, "
                          "0 for a CPU machine. Enter continues.", classes="hint")
             yield Static("", id="vram-error", classes="error-text")
         yield Footer()
@@ -82,7 +85,7 @@ class HardwareScreen(WizardStep):
             self.state.vram_override_gb = parse_vram(text)
         except ValueError:
             self.query_one("#vram-error", Static).update(
-                f"{text!r} is not a memory size: type a number of GB such as 6, 24 or 80 (or leave it empty)")
+                f"{text!r} is not a memory size: type a number of GiB such as 6, 24 or 80 (or leave it empty)")
             return
         if not self.detected and self.state.vram_override_gb is None:
             self.notify("still detecting the hardware; type a VRAM figure to skip it", severity="warning")

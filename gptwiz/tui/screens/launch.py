@@ -1,4 +1,8 @@
-"""Step 7: name the run and start the full training, detached, then open its dashboard."""
+"""Step 7: name the run and start the full training, detached, then open its dashboard.
+
+The probe's verdict is shown only when it is about the settings launched (gptwiz.wizard.advice.probe_summary):
+after the knobs or the preset changed, the screen says which settings the probe ran with instead.
+"""
 
 from __future__ import annotations
 
@@ -10,12 +14,14 @@ from textual.widgets import Footer, Input, Static
 
 from gptwiz.common.errors import UsageError
 from gptwiz.runs.folder import validate_run_name
-from gptwiz.tui.screens.base import StepTitle, WizardStep
+from gptwiz.tui.screens.base import StepTitle, WizardStep, enter_binding
+from gptwiz.wizard.advice import probe_summary, probed_other_settings
 
 
 class LaunchScreen(WizardStep):
     STEP = "launch"
-    BINDINGS = [Binding("escape", "back", "back"), Binding("enter", "launch", "launch")]
+    # A priority binding: the focused name field would take enter first, and the footer not say what it does.
+    BINDINGS = [Binding("escape", "back", "back"), enter_binding("launch", "start the training")]
 
     def __init__(self) -> None:
         super().__init__(id="launch")
@@ -27,6 +33,7 @@ class LaunchScreen(WizardStep):
             yield Static(Text("Run name (its folder is runs/NAME):", style="bold"))
             yield Input(id="run-name", compact=True, restrict=r"[A-Za-z0-9._-]*", max_length=100)
             yield Static("", id="name-error", classes="error-text")
+            yield Static(Text("Enter starts this training in the background:", style="bold"), id="launch-enter")
             yield Static("", id="launch-command")
             yield Static("The training runs in the background, in its own session: quitting gptwiz or losing the "
                          "SSH connection does not stop it. `gptwiz watch NAME` shows it again from any terminal.",
@@ -46,8 +53,8 @@ class LaunchScreen(WizardStep):
                            + f" · lr {k.learning_rate:g} · {k.max_iters:,} iterations\n")
         if s.dataset is not None:
             summary.append(f"data: {s.dataset.describe()}\n")
-        verdict = getattr(s.probe_result, "verdict", None)
-        summary.append(f"probe: {verdict}" if verdict else "probe: not run", style="dim")
+        stale = bool(probed_other_settings(s.probe_result, s))
+        summary.append(probe_summary(s.probe_result, s), style="yellow" if stale else "dim")
         self.query_one("#launch-summary", Static).update(summary)
         self._update_command(box.value)
         box.focus()

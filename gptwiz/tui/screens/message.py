@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from rich.text import Text
+from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
+
+# Rows of the dialog around its text: border and padding (4), the title and its margin (2), the closing hint (1).
+DIALOG_ROWS = 7
 
 
 class MessageScreen(ModalScreen[None]):
@@ -23,7 +27,14 @@ class MessageScreen(ModalScreen[None]):
             yield Static(Text(self.title_text, style="bold"), classes="dialog-title")
             with VerticalScroll(classes="dialog-scroll"):
                 yield Static(self.body, id="message-body")
-            yield Static(Text("escape / enter: close", style="dim"))
+            yield Static(Text("↑/↓ pgup/pgdn scroll · escape / enter: close", style="dim"))
+
+    def on_mount(self) -> None:
+        self.query_one(VerticalScroll).focus()  # the arrow keys scroll a text longer than the terminal
+
+    def on_resize(self, event: events.Resize) -> None:
+        # The dialog is at most 90% of the terminal: the text scrolls inside it rather than pushing the hint out.
+        self.query_one(VerticalScroll).styles.max_height = max(3, int(event.size.height * 0.9) - DIALOG_ROWS)
 
     def set_body(self, body: str | Text) -> None:
         self.body = body

@@ -1,4 +1,5 @@
-"""Step 5: the recommended preset and why, the alternatives, the knobs with a live memory bar, the command line."""
+"""Step 5: the recommended preset and why, the alternatives, the knobs with a live memory bar and the predicted
+times of the probe and the run, the command line."""
 
 from __future__ import annotations
 
@@ -11,12 +12,21 @@ from textual.widgets import Footer, Input, LoadingIndicator, OptionList, Static
 from textual.widgets.option_list import Option
 from textual.worker import get_current_worker
 
+from gptwiz.common import fmt
 from gptwiz.common.errors import UsageError
 from gptwiz.planning.knobs import Knobs
 from gptwiz.tui.screens.base import StepTitle, WizardStep
 from gptwiz.tui.widgets.memory_bar import MemoryBar
 from gptwiz.wizard.knob_fields import KNOB_FIELDS, knobs_from_texts
-from gptwiz.wizard.services import RecView, estimate_bytes, knobs_for_preset, recommend_for, view
+from gptwiz.wizard.services import (
+    RecView,
+    device_and_dtype,
+    estimate_bytes,
+    knobs_for_preset,
+    recommend_for,
+    times_for,
+    view,
+)
 
 # Knobs field -> its input's id (the stylesheet and the tests know them).
 INPUT_IDS = {"block_size": "knob-block", "batch_size": "knob-batch", "learning_rate": "knob-lr",
@@ -30,8 +40,10 @@ class RecommendationScreen(WizardStep):
 
     def __init__(self) -> None:
         super().__init__(id="recommendation")
-        self.rec: RecView | None = None
+        self.rec: RecView | None = None       # the guide's pick
+        self.shown: RecView | None = None     # what the reasons, warnings and alternatives are about now
         self.error: str | None = None
+        self.throughput: object | None = None  # gptwiz.planning.timing.Throughput, measured in the worker
 
     def compose(self) -> ComposeResult:
         yield StepTitle(self.STEP)
@@ -55,6 +67,7 @@ class RecommendationScreen(WizardStep):
                 yield Static("", id="knob-error", classes="error-text")
                 yield Static(Text("Peak memory, estimated", style="bold"))
                 yield MemoryBar(id="memory-bar")
+                yield Static("", id="rec-times")
         yield Static("", id="command-line")
         yield Footer()
 
@@ -72,21 +85,31 @@ class RecommendationScreen(WizardStep):
             self._fill_knobs(self.state.knobs)  # the probe may have applied advice
 
     @work(thread=True, exclusive=True, group="recommend")
-    def _recommend(self) -> None:
+    def _recommend(self, preset: str | None = None) -> None:
+        """The recommendation (with `preset`: for that preset instead of the guide's pick), after measuring this
+        machine's speed once (seconds the first time on a machine, then read from its cache)."""
+        if self.throughput is None:
+            try:
+                self.throughput = self.context.measure_throughput(*device_and_dtype(self.state))
+            except Exception:  # no speed, no times: the rest of the screen works
+                self.throughput = None
         try:
-            rec, error = view(recommend_for(self.state)), None
+            rec, error = view(recommend_for(self.state, self.throughput, preset)), None
         except Exception as exc:  # a UsageError, or a module not there yet: say it on the screen
             rec, error = None, f"could not recommend: {exc}"
         if not get_current_worker().is_cancelled:
-            self.app.call_from_thread(self._show_rec, rec, error)
+            self.app.call_from_thread(self._show_rec, rec, error, preset is not None)
 
-    def _show_rec(self, rec: RecView | None, error: str | None) -> None:
+    def _show_rec(self, rec: RecView | None, error: str | None, switched: bool = False) -> None:
         self.query_one("#rec-loading").display = False
-        self.rec, self.error = rec, error
+        if not switched:
+            self.rec, self.error = rec, error
         if rec is None:
             self.query_one("#rec-pick", Static).update(Text(error or "no recommendation", style="red"))
             return
-        self.state.recommendation = rec
+        self.shown = rec
+        if not switched:
+            self.state.recommendation = rec
         self.state.knobs = rec.knobs
         reasons = Text()
         for i, reason in enumerate(rec.reasons, 1):
@@ -108,7 +131,8 @@ class RecommendationScreen(WizardStep):
         self.query_one("#alt-title").display = bool(rec.alternatives)
         alts.display = bool(rec.alternatives)
         self._fill_knobs(rec.knobs)
-        self.query_one("#knob-block", Input).focus()
+        if not switched:
+            self.query_one("#knob-block", Input).focus()
 
     # -- knobs --
 
@@ -158,7 +182,24 @@ class RecommendationScreen(WizardStep):
             estimate = None
         device_name = "GPU" if s.on_gpu else "RAM"
         self.query_one(MemoryBar).show(estimate, s.device_memory_bytes(), device_name)
+        self.query_one("#rec-times", Static).update(self._times_text(knobs))
         self.query_one("#command-line", Static).update(Text(s.command_line(), style="bold cyan"))
+
+    def _times_text(self, knobs: Knobs) -> Text:
+        """'Time, predicted' over 'probe 1m29s · run 19m24s' (as the memory bar's title over the bar), or why
+        there is none."""
+        text = Text()
+        try:
+            times = times_for(knobs, self.state, self.throughput)
+        except Exception:  # a preset it cannot read: no times, the rest works
+            times = None
+        text.append("Time, predicted\n", style="bold")
+        if times is None:
+            text.append("measuring this machine..." if self.rec is None else "no speed measured for this device",
+                        style="dim")
+            return text
+        text.append(f"probe {fmt.duration(times.probe_s)} · run {fmt.duration(times.run_s)}")
+        return text
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         self.action_probe()
@@ -167,8 +208,11 @@ class RecommendationScreen(WizardStep):
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
         if event.option.id:
+            # At once the preset's own settings; then its recommendation: the settings that fit this machine,
+            # and the warnings and alternatives of the new pick.
             self._fill_knobs(knobs_for_preset(event.option.id, self.state.knobs))
             self.notify(f"switched to {event.option.id}")
+            self._recommend(event.option.id)
 
     def action_alternatives(self) -> None:
         alts = self.query_one("#alternatives", OptionList)

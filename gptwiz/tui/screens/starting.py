@@ -24,7 +24,7 @@ START_TIMEOUT_S = 600.0  # a first run tokenizes its --input_file before it writ
 
 
 class StartingScreen(ModalScreen[None]):
-    BINDINGS = [Binding("escape", "leave", "close")]
+    BINDINGS = [Binding("escape", "leave", "close"), Binding("q", "app.leave", "quit gptwiz")]
 
     def __init__(self, train_args: list[str], name: str) -> None:
         super().__init__(id="starting")
@@ -37,11 +37,15 @@ class StartingScreen(ModalScreen[None]):
             yield Static(Text(f"Starting run {self.run_name} in the background", style="bold"), classes="dialog-title")
             yield LoadingIndicator(id="starting-spinner")
             yield Static("launching `gptwiz train` in its own session ...", id="starting-message")
-            yield Static(Text("escape: stop waiting (the training goes on; watch it from the welcome screen)",
-                              style="dim"), id="starting-hint")
+            yield Static(Text("escape: stop waiting (the training goes on; watch it from the welcome screen) · "
+                              "q: quit gptwiz (the training goes on)", style="dim"), id="starting-hint")
 
     def on_mount(self) -> None:
         self._launch()
+
+    def leaving_run(self) -> str | None:
+        """The farewell line (gptwiz.tui.app) speaks of the run being started."""
+        return self.run_name
 
     @work(thread=True, exclusive=True, group="starting")
     def _launch(self) -> None:
@@ -84,7 +88,7 @@ class StartingScreen(ModalScreen[None]):
     def _failed(self, message: str) -> None:
         self.query_one("#starting-spinner").display = False
         self.query_one("#starting-message", Static).update(Text(message, style="red"))
-        self.query_one("#starting-hint", Static).update(Text("escape: back", style="dim"))
+        self.query_one("#starting-hint", Static).update(Text("escape: back · q: quit gptwiz", style="dim"))
 
     def action_leave(self) -> None:
         self.dismiss(None)

@@ -9,13 +9,16 @@ from textual.containers import Vertical
 from textual.widgets import Footer, OptionList, Static
 from textual.widgets.option_list import Option
 
-from gptwiz.tui.screens.base import StepTitle, WizardStep
+from gptwiz.tui.screens.base import StepTitle, WizardStep, enter_binding
 from gptwiz.wizard.services import use_cases
 
 
 class UseCaseScreen(WizardStep):
     STEP = "use_case"
-    BINDINGS = [Binding("escape", "back", "back"), Binding("enter", "choose", "choose", show=True)]
+    HELP = ("What the model is for decides its size and context length, as the model-selection guide's table "
+            "says: pick the closest with ↑/↓ and enter. The next steps detect the hardware and measure the data; "
+            "escape comes back here.")
+    BINDINGS = [Binding("escape", "back", "back"), enter_binding("choose", "choose")]
 
     def __init__(self) -> None:
         super().__init__(id="use-case")

@@ -13,7 +13,7 @@ from textual.worker import get_current_worker
 from gptwiz.common.errors import UsageError
 from gptwiz.runs.folder import RunPaths
 from gptwiz.runs.listing import RunSummary, list_runs
-from gptwiz.tui.screens.base import StepTitle, WizardStep
+from gptwiz.tui.screens.base import StepTitle, WizardStep, enter_binding
 from gptwiz.tui.screens.confirm import ConfirmScreen
 from gptwiz.tui.widgets.panels import STATE_STYLE
 
@@ -24,18 +24,26 @@ INTRO = ("gptwiz picks a GPT model size for your use case, hardware and data (fo
 
 class WelcomeScreen(WizardStep):
     STEP = "welcome"
+    HELP = ("The first step: start a new model (n), or pick a run in the list (↑/↓) to watch its dashboard (w or "
+            "enter) or to resume a stopped one (r). Space marks runs and c compares the marked ones (or the one "
+            "selected): their loss curves on shared axes, written as one HTML page into the runs folder. The list "
+            "is re-read every two seconds. Runs go on in the background whether gptwiz is open or not.")
     BINDINGS = [
+        enter_binding("enter_watch", "watch run"),
+        enter_binding("enter_new", "new model"),
         Binding("n", "new", "new model"),
-        Binding("w", "watch", "watch run"),
+        Binding("w", "watch", "watch run", show=False),  # enter does the same, and the footer says so
         Binding("r", "resume", "resume run"),
-        Binding("q", "app.quit", "quit"),
-        Binding("escape", "app.quit", "quit", show=False),
+        Binding("space", "mark", "mark", show=False),
+        Binding("c", "compare", "compare runs"),
+        Binding("escape", "app.leave", "quit", show=False),
     ]
 
     def __init__(self) -> None:
         super().__init__(id="welcome")
         self.rows: list[RunSummary] = []
         self.loaded = False
+        self.marked: set[str] = set()  # the runs space marked, for c to compare
 
     def compose(self) -> ComposeResult:
         yield StepTitle(self.STEP)
@@ -73,11 +81,13 @@ class WelcomeScreen(WizardStep):
         table = self.query_one(DataTable)
         table.clear()
         for r in rows:
-            table.add_row(r.name, Text(r.state_text, style=STATE_STYLE.get(r.state_text, "")), r.progress_text,
+            table.add_row(("✓ " if r.name in self.marked else "") + r.name, Text(r.state_text, style=STATE_STYLE.get(r.state_text, "")), r.progress_text,
                           r.loss_text, r.updated_at.replace("T", " ")[:16], key=r.name)
+        self.marked &= {r.name for r in rows}
         if selected is not None and selected.name in {r.name for r in rows}:
             table.move_cursor(row=[r.name for r in rows].index(selected.name))
-        title = (f"Runs in {self.context.runs_dir}: w watches the selected one, r resumes a stopped one"
+        title = (f"Runs in {self.context.runs_dir}: w watches the selected one, r resumes a stopped one, "
+                 "space marks runs and c compares them"
                  if rows else f"No runs in {self.context.runs_dir} yet.")
         self.query_one("#runs-title", Static).update(Text(title, style="dim"))
         table.display = bool(rows)
@@ -86,6 +96,20 @@ class WelcomeScreen(WizardStep):
         notes = self.query_one("#runs-unreadable", Static)
         notes.update(Text("\n".join(unreadable), style="red"))
         notes.display = bool(unreadable)
+        self.refresh_bindings()  # enter watches the selected run, or starts a new model when there is none
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "enter_watch":
+            return bool(self.rows)
+        if action == "enter_new":
+            return not self.rows
+        return True
+
+    def action_enter_watch(self) -> None:
+        self.action_watch()
+
+    def action_enter_new(self) -> None:
+        self.action_new()
 
     def selected(self) -> RunSummary | None:
         table = self.query_one(DataTable)
@@ -106,6 +130,48 @@ class WelcomeScreen(WizardStep):
             return
         self.gptwiz.open_dashboard(RunPaths(self.context.runs_dir / row.name))
 
+    def action_mark(self) -> None:
+        """Mark the selected run for comparison, or unmark it."""
+        row = self.selected()
+        if row is None:
+            return
+        self.marked ^= {row.name}
+        table = self.query_one(DataTable)
+        table.update_cell(row.name, table.ordered_columns[0].key, ("✓ " if row.name in self.marked else "") + row.name,
+                          update_width=True)
+
+    def compared(self) -> list[str]:
+        """What c compares: the marked runs in the list's order, else the selected one."""
+        marked = [r.name for r in self.rows if r.name in self.marked]
+        row = self.selected()
+        return marked or ([row.name] if row is not None else [])
+
+    def action_compare(self) -> None:
+        names = self.compared()
+        if not names:
+            self.notify("no runs to compare yet", severity="warning")
+            return
+        self.notify(f"drawing {', '.join(names)} ...")
+        self._compare(names)
+
+    @work(thread=True, exclusive=True, group="welcome-compare")
+    def _compare(self, names: list[str]) -> None:
+        """The comparison as one HTML page in the runs folder (matplotlib: loaded here, on first use)."""
+        import importlib.util
+
+        from gptwiz.report.build import MATPLOTLIB_MISSING, command, load, write
+
+        out = self.context.runs_dir / "compare.html"
+        try:
+            if importlib.util.find_spec("matplotlib") is None:
+                raise UsageError(f"comparing runs {MATPLOTLIB_MISSING}")
+            write(load(names, self.context.runs_dir), out, smooth=0.6, log_y=False)
+        except (UsageError, OSError) as exc:
+            self.app.call_from_thread(self.notify, str(exc), severity="error")
+            return
+        self.app.call_from_thread(self.notify, f"wrote {out}: open it in a browser (from a shell: "
+                                  f"{command(names, self.context.runs_dir)})", timeout=10)
+
     def action_resume(self) -> None:
         row = self.selected()
         if row is None:
@@ -125,7 +191,7 @@ class WelcomeScreen(WizardStep):
                 self._resume(row)
 
         self.app.push_screen(ConfirmScreen(
-            f"Resume run {row.name} from its last checkpoint (iteration {row.iter} of {row.max_iters})?\n"
+            f"Resume run {row.name} {row.resume_text}?\n"
             f"It trains in the background; the dashboard opens.", yes="Resume", no="Cancel"), answered)
 
     def _resume(self, row: RunSummary) -> None:

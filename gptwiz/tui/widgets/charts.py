@@ -29,12 +29,56 @@ def _int_ticks(low: float, high: float, n: int = 5) -> tuple[list[float], list[s
     return [float(t) for t in ticks], [f"{t:,}" for t in ticks]
 
 
+def nice_step(span: float, n: int = 5) -> float:
+    """A tick step of 1, 2, 2.5 or 5 times a power of ten that cuts `span` into about `n - 1` parts."""
+    if not math.isfinite(span) or span <= 0:
+        return 1.0
+    raw = span / max(1, n - 1)
+    power = 10 ** math.floor(math.log10(raw))
+    return next(m * power for m in (1, 2, 2.5, 5, 10) if m * power >= raw * 0.999)
+
+
+def even_ticks(low: float, high: float, n: int = 5) -> tuple[list[float], list[str], float, float]:
+    """Evenly spaced y ticks on round values covering low..high, their labels (as many decimals as the step needs),
+    and the axis limits (the outer ticks), so that the lines run between labelled values."""
+    if not (math.isfinite(low) and math.isfinite(high)):
+        return [], [], low, high
+    if high - low < 1e-9:
+        low, high = low - 0.5, high + 0.5
+    step = nice_step(high - low, n)
+    first = math.floor(low / step + 1e-9) * step
+    last = math.ceil(high / step - 1e-9) * step
+    count = int(round((last - first) / step)) + 1
+    ticks = [first + i * step for i in range(count)]
+    decimals = next(d for d in range(10) if abs(round(step, d) - step) <= 1e-9 * step or d == 9)
+    return ticks, [f"{t:.{decimals}f}" for t in ticks], first, last
+
+
+def ema(values: list[float], alpha: float) -> list[float]:
+    """The exponential moving average the loss chart smooths with: each point `alpha` of the new value."""
+    out: list[float] = []
+    for v in values:
+        out.append(v if not out else alpha * v + (1 - alpha) * out[-1])
+    return out
+
+
+# How much of each new value the smoothed train loss takes: about the last 20 iterations' weight.
+EMA_ALPHA = 0.1
+
+
 class LossChart(PlotextPlot):
-    """Train loss per iteration and the evaluations' val (and train) loss, against iterations."""
+    """Train loss per iteration (raw, or smoothed by an EMA) and the evaluations' val loss, against iterations.
+    The legend is in the title, above the plot, so that it never covers the first iterations' points."""
 
     def __init__(self, **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self._series: tuple[list[float], ...] = ([], [], [], [])
+        self.smoothing = False
+
+    def set_smoothing(self, on: bool) -> None:
+        self.smoothing = on
+        self._draw()
+        self.refresh()
 
     def set_data(self, train_x: list[float], train_y: list[float], val_x: list[float], val_y: list[float]) -> None:
         self._series = (train_x, train_y, val_x, val_y)
@@ -48,22 +92,36 @@ class LossChart(PlotextPlot):
         plt = self.plt
         plt.clear_data()
         plt.clear_figure()
-        plt.title("loss")
         plt.xlabel("iteration")
         train_x, train_y, val_x, val_y = self._series
         width = max(20, self.size.width)
-        tx, ty = downsample(*_finite(train_x, train_y), max_points=2 * width)
+        fx, fy = _finite(train_x, train_y)
         vx, vy = _finite(val_x, val_y)
-        if not tx and not vx:
+        if not fx and not vx:
             plt.title("loss: no iterations yet")
             return
-        if tx:
-            plt.plot(tx, ty, label="train", marker="braille", color="cyan")
+        smooth = self.smoothing and len(fy) > 1
+        title = ["loss:", "train (EMA)" if smooth else "train", "━", "val ●"] if vx else \
+            ["loss:", "train (EMA)" if smooth else "train", "━"]
+        plt.title(" ".join(title))
+        if fx:
+            tx, ty = downsample(fx, fy, max_points=2 * width)
+            if smooth:
+                plt.plot(tx, ty, marker="braille", color="gray")  # the raw loss, faint, behind its average
+                sx, sy = downsample(fx, ema(fy, EMA_ALPHA), max_points=2 * width)
+                plt.plot(sx, sy, marker="braille", color="cyan")
+            else:
+                plt.plot(tx, ty, marker="braille", color="cyan")
         if vx:
-            plt.plot(vx, vy, label="val", marker="braille", color="orange")
+            plt.plot(vx, vy, marker="braille", color="orange")
             plt.scatter(vx, vy, marker="●", color="orange")
-        xs = tx + vx
+        xs = fx + vx
         plt.xticks(*_int_ticks(min(xs), max(xs)))
+        ys = fy + vy
+        ticks, labels, low, high = even_ticks(min(ys), max(ys), n=max(3, min(6, self.size.height // 3)))
+        if ticks:
+            plt.ylim(low, high)
+            plt.yticks(ticks, labels)
 
 
 class LrChart(PlotextPlot):

@@ -25,7 +25,7 @@ class GpuCard:
 @dataclass(frozen=True)
 class ProcessUsage:
     pid: int
-    cpu_pct: float            # of one core (can exceed 100 with several threads)
+    cpu_pct: float            # of one core, as psutil gives it (can exceed 100 with several threads)
     rss_bytes: int
     ram_total_bytes: int
     ram_available_bytes: int
@@ -37,6 +37,11 @@ class DeviceReading:
     gpus: tuple[GpuCard, ...] = ()
     process: ProcessUsage | None = None
     note: str = ""
+
+
+def machine_cpu_fraction(p: ProcessUsage) -> float:
+    """The trainer's CPU use as a share of the whole machine (1.0: every core busy), as htop's total bar reads."""
+    return min(1.0, max(0.0, p.cpu_pct / (100 * max(1, p.cpu_count))))
 
 
 def short_name(name: str) -> str:
@@ -73,9 +78,9 @@ class DevicePanel(QuietStatic):
                     text.append(f"{100 * frac:3.0f}% {util} {temp_power}"[:max(4, full_width - 9)] + "\n")
         elif reading.process is not None:
             p = reading.process
-            cores = max(1, p.cpu_count)
+            machine = machine_cpu_fraction(p)
             text.append(f"trainer pid {p.pid} (CPU)\n", style="bold")
-            text.append(f"{bar(p.cpu_pct / (100 * cores), width)} CPU {p.cpu_pct:.0f}%\n", style="cyan")
+            text.append(f"{bar(machine, width)} CPU {100 * machine:.0f}%\n", style="cyan")
             ram_frac = p.rss_bytes / p.ram_total_bytes if p.ram_total_bytes else 0.0
             text.append(f"{bar(ram_frac, width)} RAM {100 * ram_frac:.0f}%\n", style="magenta")
             text.append(f"RSS {fmt.gib(p.rss_bytes)} of {fmt.gib(p.ram_total_bytes)}, "

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import textwrap
+
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical
@@ -34,17 +36,33 @@ def state_text(state: str) -> Text:
 
 class StateBanner(QuietStatic):
     fixed_size = False  # an error adds a line
-    """Run name, preset, device and state; a failed or diverged run's error on the line below."""
+    """Run name, preset, device and state; a failed or diverged run's error on the line below, and the file that
+    holds it in full (its traceback, or the trainer's own output) on the last line."""
 
-    def show(self, snap: RunSnapshot) -> None:
+    ERROR_LINES = 2  # the error's room, so that the file's line is never cut off
+
+    def show(self, snap: RunSnapshot, error_file: str | None = None) -> None:
         line = Text.assemble(("run ", "dim"), (snap.name, "bold"), "  ", state_text(snap.state))
+        if snap.activity:  # "evaluating (3 of 40 batches)": the iteration stands still meanwhile
+            line.append(f" {snap.activity}", style="bold")
         details = [d for d in (snap.preset and f"preset {snap.preset}",
                                snap.params and f"{snap.params / 1e6:.1f}M params", snap.device) if d]
         if details:
             line.append("  " + " · ".join(details), style="dim")
         if snap.error and snap.state in ("failed", "diverged", "stopped", "missing", "unreadable"):
+            error = f"{snap.state}: {snap.error}"
+            room = self.ERROR_LINES * max(20, (self.content_size.width or 78))
+            if error_file and len(error) > room:
+                error = error[:room - 1] + "…"
             line.append("\n")
-            line.append(f"{snap.state}: {snap.error}", style="bold red")
+            line.append(error, style="bold red")
+        if snap.held_out and not (snap.error and snap.state in ("failed", "diverged")):
+            line.append("\n")
+            line.append(snap.held_out, style="dim")
+        if error_file and snap.state in ("failed", "diverged"):
+            line.append("\n")
+            line.append("the whole error: ", style="dim")
+            line.append(error_file, style="bold")
         self.set_class(bool(snap.error) and snap.state in ("failed", "diverged"), "-error")
         self.set_text(line)
 
@@ -56,15 +74,24 @@ class ProgressPanel(QuietStatic):
         width = max(8, self.content_size.width or 24)
         text = Text()
         text.append(f"iter {snap.iter:,}/{snap.max_iters:,}  {100 * snap.progress:.0f}%\n", style="bold")
-        text.append(bar(snap.progress, width) + "\n", style="green" if snap.state != "failed" else "red")
+        text.append(bar(snap.progress, width - 1) + "\n", style="green" if snap.state != "failed" else "red")
         text.append(f"elapsed {fmt.duration(snap.elapsed_s)}\n")
         eta = fmt.UNKNOWN if snap.state != "running" else fmt.duration(snap.eta_s) if snap.eta_s is not None else "measuring"
         text.append(f"ETA     {eta}\n")
-        digits = 4 if width >= 26 else 3
-        best = f"{snap.best_val_loss:.{digits}f}" if snap.best_val_loss is not None else fmt.UNKNOWN
-        last = f"{snap.last_loss:.{digits}f}" if snap.last_loss is not None else fmt.UNKNOWN
-        text.append(f"loss {last} best val {best}" if width >= 30 else f"loss {last} val {best}")
+        text.append(loss_line(snap.last_loss, snap.best_val_loss, width))
         self.set_text(text)
+
+
+def loss_line(last_loss: float | None, best_val: float | None, width: int) -> str:
+    """'loss 8.1234 best val 8.1727': the same words at every width, fewer digits where it is narrow."""
+    line = ""
+    for digits in (4, 3, 2, 1):
+        last = f"{last_loss:.{digits}f}" if last_loss is not None else fmt.UNKNOWN
+        best = f"{best_val:.{digits}f}" if best_val is not None else fmt.UNKNOWN
+        line = f"loss {last} best val {best}"
+        if len(line) <= width:
+            break
+    return line
 
 
 class ThroughputPanel(Vertical):
@@ -80,7 +107,7 @@ class ThroughputPanel(Vertical):
         text = Text()
         text.append(f"{tps} tok/s", style="bold")
         text.append(f"  MFU {mfu}\n")
-        text.append(f"peak mem {fmt.bytes_(snap.peak_mem_bytes, decimals=1)}", style="dim")
+        text.append(f"peak mem {fmt.gib(snap.peak_mem_bytes)}", style="dim")
         self.query_one("#tps-text", QuietStatic).set_text(text)
         spark = self.query_one("#tps-spark", Sparkline)
         data = snap.tokens_per_sec_history[-max(8, spark.size.width or 40):]
@@ -88,8 +115,22 @@ class ThroughputPanel(Vertical):
             spark.data = data
 
 
+def last_rows(lines: list[str], width: int, height: int) -> list[str]:
+    """The newest of `lines` that fit `height` rows of `width` cells, each wrapped at spaces: the newest line
+    always shows (its start, if alone it is taller than the panel)."""
+    rows: list[str] = []
+    for line in reversed(lines):
+        wrapped = textwrap.wrap(line, max(1, width), break_long_words=True, break_on_hyphens=False) or [""]
+        if len(rows) + len(wrapped) > height:
+            if not rows:
+                rows = wrapped[:height]
+            break
+        rows = wrapped + rows
+    return rows
+
+
 class LogTailView(QuietStatic):
-    """The last lines of train.log that fit."""
+    """The last lines of train.log that fit, wrapped: the newest line is never cut off."""
 
     def __init__(self, **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
@@ -104,6 +145,6 @@ class LogTailView(QuietStatic):
         self._render_lines()
 
     def _render_lines(self) -> None:
-        height = max(1, self.content_size.height or 4)
-        shown = self._lines[-height:] or ["(train.log is empty so far)"]
-        self.set_text(Text("\n".join(shown), no_wrap=True, overflow="ellipsis"))
+        height = max(1, self.content_size.height or 3)
+        shown = last_rows(self._lines, self.content_size.width or 76, height) or ["(train.log is empty so far)"]
+        self.set_text(Text("\n".join(shown), no_wrap=True, overflow="crop"))

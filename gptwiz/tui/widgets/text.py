@@ -17,3 +17,4 @@ def bar(fraction: float, width: int) -> str:
     full, rest = divmod(eighths, 8)
     partial = " ▏▎▍▌▋▊▉"[rest].strip() if rest else ""
     return (FULL * full + partial + EMPTY * width)[:width]
+

@@ -1,0 +1,151 @@
+"""How well gptwiz predicts a run's wall time before it starts, and from a probe's rate.
+
+For each case (tiny and small, two batch sizes, this machine's CPU) it asks `gptwiz estimate --json` for the
+predicted time (the code `estimate`, `recommend` and the wizard use), then runs `gptwiz train` on
+../shared/data/tinyshakespeare.txt into a temporary runs folder and times the whole process. The probe's
+prediction takes the run's own first 100 iterations (or all but the warm-up of a shorter run), as `gptwiz probe`
+measures them, and predicts the run from that rate (gptwiz.planning.timing.from_probe_rate).
+
+    python benchmarks/eta_accuracy.py            # 4 runs, about 8 minutes on a 2-core CPU
+    python benchmarks/eta_accuracy.py --quick    # 3 shorter runs, about 3 minutes
+    python benchmarks/eta_accuracy.py --fit      # also print the CPU cost model these runs fit
+    python benchmarks/eta_accuracy.py --remeasure  # measure this machine's speeds again first (best reading kept)
+
+Goal: within +-25% before any probe, +-10% from a probe's rate. Run it on a quiet machine: other processes on
+the cores slow the runs, not the prediction. To refit, put the printed coefficients into
+gptwiz/planning/timing.py's COST_MODEL table with what they were fitted on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT.parent / "shared" / "data" / "tinyshakespeare.txt"
+
+# (preset, batch, iterations)
+CASES = [("tiny", 4, 150), ("tiny", 8, 80), ("small", 2, 60), ("small", 8, 30)]
+QUICK = [("tiny", 4, 60), ("tiny", 8, 30), ("small", 4, 20)]
+
+
+def cpu_capability() -> str:
+    import torch
+
+    try:
+        flags = set(Path("/proc/cpuinfo").read_text().split())
+    except OSError:
+        flags = set()
+    wanted = [f for f in ("amx_bf16", "amx_tile", "avx512_bf16", "avx512f", "avx2") if f in flags]
+    return (f"torch {torch.__version__}, cpu capability {torch.backends.cpu.get_cpu_capability()}, "
+            f"{os.cpu_count()} cores, {torch.get_num_threads()} threads; flags: {' '.join(wanted) or 'none of amx/avx512_bf16/avx2'}")
+
+
+def gptwiz(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "gptwiz", *args], capture_output=True, text=True, env=env, cwd=ROOT)
+
+
+def predict(preset: str, batch: int, iters: int, dtype: str, env: dict[str, str]) -> dict:
+    out = gptwiz("estimate", "--config_file", preset, "--batch_size", str(batch), "--max_iters", str(iters),
+                 "--device", "cpu", "--dtype", dtype, "--json", env=env)
+    if out.returncode:
+        raise SystemExit(f"gptwiz estimate failed: {out.stderr.strip()}")
+    return json.loads(out.stdout)
+
+
+def run(preset: str, batch: int, iters: int, dtype: str, runs_dir: str, env: dict[str, str]) -> tuple[float, Path]:
+    name = f"{preset}_b{batch}_i{iters}"
+    t0 = time.perf_counter()
+    out = gptwiz("train", "--config_file", preset, "--batch_size", str(batch), "--max_iters", str(iters),
+                 "--input_file", str(DATA), "--model_name", name, "--runs_dir", runs_dir, "--device", "cpu",
+                 "--dtype", dtype, "--quiet", env=env)
+    wall = time.perf_counter() - t0
+    if out.returncode:
+        raise SystemExit(f"gptwiz train failed ({out.returncode}): {out.stderr.strip()[-2000:]}")
+    return wall, Path(runs_dir) / name
+
+
+def probe_rate(run_dir: Path) -> float:
+    """Tokens/s as `gptwiz probe` measures it: the mean over its first 100 iterations after the warm-up."""
+    from gptwiz.planning.verdict import timing, warmup_iterations
+
+    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    steps = [r for r in records if r.get("type") == "train"][:100]
+    config = json.loads((run_dir / "config.json").read_text())
+    tm = timing([r["dt_s"] for r in steps], warmup_iterations(len(steps), int(config.get("warmup_iters", 0))))
+    tokens_per_iter = steps[0]["tokens_per_sec"] * steps[0]["dt_s"]
+    return tokens_per_iter / tm.sec_per_iter
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true", help="three shorter runs")
+    p.add_argument("--fit", action="store_true", help="print the cost model (least squares) that fits these runs")
+    p.add_argument("--remeasure", action="store_true", help="measure this machine's speeds again first")
+    p.add_argument("--cases", help="PRESET:BATCH:ITERS,... instead of the built-in list (a busy machine: fewer)")
+    p.add_argument("--dtype", default="auto", help="auto (what `gptwiz train` would use), float32 or bfloat16")
+    args = p.parse_args()
+    if not DATA.is_file():
+        raise SystemExit(f"no {DATA}: the benchmark trains on it")
+    from gptwiz.planning.presets import load_preset
+    from gptwiz.planning.timing import COST_MODEL, cost_model, from_probe_rate, preset_plan, token_cost_terms
+    from gptwiz.training.throughput import machine_throughput
+
+    env = dict(os.environ)
+    env.setdefault("TIKTOKEN_CACHE_DIR", str(ROOT.parent / "shared" / "tiktoken"))
+    print(cpu_capability())
+    if args.remeasure:
+        for dtype in ("float32", "bfloat16"):
+            machine_throughput("cpu", dtype, refresh=True)
+    rows = []
+    with tempfile.TemporaryDirectory() as runs_dir:
+        cases = [(c.split(":")[0], int(c.split(":")[1]), int(c.split(":")[2])) for c in args.cases.split(",")] \
+            if args.cases else QUICK if args.quick else CASES
+        for preset, batch, iters in cases:
+            predicted = predict(preset, batch, iters, args.dtype, env)
+            t = predicted["time"]
+            wall, run_dir = run(preset, batch, iters, args.dtype, runs_dir, env)
+            plan = preset_plan(load_preset(preset), device_type="cpu", dtype=predicted["dtype"], batch_size=batch,
+                               max_iters=iters)
+            rate = probe_rate(run_dir)
+            from_probe = from_probe_rate(plan, rate).seconds
+            terms = token_cost_terms(plan.model, machine_throughput("cpu", predicted["dtype"]))
+            rows.append({"case": f"{preset} b{batch} x{iters}", "dtype": predicted["dtype"], "predicted": t["seconds"],
+                         "terms": terms,
+                         "measured": wall, "from_probe": from_probe, "pred_tps": t["tokens_per_sec"],
+                         "probe_tps": rate, "fixed": t["startup_s"] + t["checkpoint_s"]})
+            print(f"  {rows[-1]['case']}: predicted {t['seconds']:.0f} s, from its probe-rate {from_probe:.0f} s, "
+                  f"measured {wall:.0f} s", file=sys.stderr, flush=True)
+    c = cost_model("cpu", rows[0]["dtype"]) if rows else COST_MODEL["cpu"]
+    print(f"CPU cost model in use: matmul {c.matmul:g}, vocab {c.vocab:g}, elementwise {c.elementwise:g} ({c.fitted_on})\n")
+    print("| run | dtype | predicted s | from probe s | measured s | error | error from probe | tokens/s pred / probe |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|")
+    for r in rows:
+        err, perr = r["predicted"] / r["measured"] - 1, r["from_probe"] / r["measured"] - 1
+        print(f"| {r['case']} | {r['dtype']} | {r['predicted']:.0f} | {r['from_probe']:.0f} | {r['measured']:.0f} | "
+              f"{err:+.0%} | {perr:+.0%} | {r['pred_tps']:,.0f} / {r['probe_tps']:,.0f} |")
+    worst = max(abs(r["predicted"] / r["measured"] - 1) for r in rows)
+    worst_probe = max(abs(r["from_probe"] / r["measured"] - 1) for r in rows)
+    print(f"\nworst error: {worst:.0%} before any probe (goal 25%), {worst_probe:.0%} from the probe's rate (goal 10%)")
+    if args.fit:
+        # Seconds a token each run took (its probe-measured rate) against the three measured costs, in relative
+        # terms so that every run weighs the same; non-negative where possible.
+        import numpy as np
+
+        a = np.array([[x * r["probe_tps"] for x in r["terms"]] for r in rows])
+        coef, *_ = np.linalg.lstsq(a, np.ones(len(rows)), rcond=None)
+        if (coef < 0).any():
+            coef = np.clip(coef, 0, None)
+        fitted = a @ coef - 1
+        print(f"fitted CPU cost model: matmul {coef[0]:.3g}, vocab {coef[1]:.3g}, elementwise {coef[2]:.3g} "
+              f"(rate errors {', '.join(f'{e:+.0%}' for e in fitted)})")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,95 @@
+"""`gptwiz chat`: talk to a trained run. On a terminal, a prompt with history whose answers stream as they are
+generated (Ctrl-C stops an answer, Ctrl-D leaves); otherwise one message a line in, one answer a line out."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+from typing import Any
+
+from gptwiz.cli.args import flag, number, one_line, positive_int
+from gptwiz.runs.checkpoints import CHECKPOINT_CHOICES
+
+PROMPT = ">>> "
+
+
+class Terminated(Exception):
+    """SIGTERM during an interactive chat, where Ctrl-C only stops the answer being generated."""
+
+
+def add(sub: Any) -> None:
+    p = sub.add_parser("chat", help="talk to a trained run (an interactive prompt, or one message a line on stdin)")
+    p.add_argument("model_name", metavar="NAME", help="a run name or run folder")
+    flag(p, "max_new_tokens", type=positive_int, default=200, help="the longest answer, in tokens")
+    flag(p, "temperature", type=number, default=0.8, help="0: always the likeliest token")
+    flag(p, "top_k", type=positive_int, default=200)
+    flag(p, "seed", type=int)
+    flag(p, "device", default="auto")
+    flag(p, "runs_dir", default="runs")
+    flag(p, "checkpoint", choices=CHECKPOINT_CHOICES, default="auto",
+         help="best or last; auto (the default): the rule `gptwiz sample` follows")
+    flag(p, "json", action="store_true",
+         help="one JSON object a line (prompt, response, tokens, tokens_per_sec), reading one message a line")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from gptwiz.training.chat import ChatOptions, ChatSession  # (torch: only once the verb runs)
+
+    opts = ChatOptions(**{k: v for k, v in vars(args).items() if k in ChatOptions.__dataclass_fields__})
+
+    def say(message: str) -> None:
+        print(f"gptwiz chat: {message}", file=sys.stderr)
+
+    session = ChatSession(opts, warn=say, note=say)
+    if args.json or not (sys.stdin.isatty() and sys.stdout.isatty()):
+        return _lines(session, args.json)
+    return _interactive(session)
+
+
+def _lines(session: Any, as_json: bool) -> int:
+    """One message a line until the end of the input; each answer on one line (its line breaks as \\n), flushed
+    at once so that a script can wait for it."""
+    while True:
+        raw = sys.stdin.buffer.readline()
+        if not raw:
+            return 0
+        message = raw.decode("utf-8", errors="replace").removesuffix("\n").removesuffix("\r")
+        answer = session.answer(message)
+        print(json.dumps(answer.to_json()) if as_json else one_line(answer.response), flush=True)
+
+
+def _interactive(session: Any) -> int:
+    import readline  # noqa: F401  (input() then edits lines and keeps their history; only on a terminal)
+
+    def terminate(signum: int, frame: Any) -> None:
+        raise Terminated
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    print("gptwiz chat: type a message and press Enter; Ctrl-C stops an answer, Ctrl-D leaves", file=sys.stderr)
+    try:
+        while True:
+            try:
+                message = input(PROMPT)
+            except EOFError:
+                print()
+                return 0
+            except KeyboardInterrupt:
+                print("\n(Ctrl-D leaves)")
+                continue
+            if not message.strip():
+                continue
+
+            def show(text: str) -> None:
+                sys.stdout.write(text)
+                sys.stdout.flush()
+
+            answer = session.answer(message, on_text=show, interruptible=True)
+            stopped = ", stopped" if answer.interrupted else ""
+            print(f"\n\x1b[2m[{answer.tokens} tokens, {answer.tokens_per_sec:.1f} tokens/s{stopped}]\x1b[0m")
+    except Terminated:
+        raise KeyboardInterrupt from None  # the CLI's one line and exit status 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -1,0 +1,38 @@
+"""`gptwiz export`: a trained run as a Hugging Face GPT-2 model folder."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from typing import Any
+
+from gptwiz.cli.args import flag
+from gptwiz.runs.checkpoints import CHECKPOINT_CHOICES
+
+
+def add(sub: Any) -> None:
+    p = sub.add_parser("export", help="write a trained run as a Hugging Face GPT-2 model folder")
+    p.add_argument("model_name", metavar="NAME", help="a run name or run folder")
+    flag(p, "out", required=True, help="the folder to write (new or empty)")
+    flag(p, "checkpoint", choices=CHECKPOINT_CHOICES, default="auto",
+         help="best or last; auto (the default): the rule `gptwiz sample` uses")
+    flag(p, "runs_dir", default="runs")
+    flag(p, "overwrite", action="store_true", help="replace an earlier export in --out")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from gptwiz.common import fmt
+    from gptwiz.export.hf import ExportOptions, export_run  # (torch: only once the verb runs)
+
+    opts = ExportOptions(**{k: v for k, v in vars(args).items() if k in ExportOptions.__dataclass_fields__})
+
+    def say(message: str) -> None:
+        print(f"gptwiz export: {message}", file=sys.stderr)
+
+    command = shlex.join(["gptwiz", *getattr(args, "argv", ["export", opts.model_name, "--out", opts.out])])
+    result = export_run(opts, command=command, warn=say, note=say)
+    print(f"exported {result.checkpoint} (iteration {result.iteration}, {fmt.count(result.params)} parameters) "
+          f"to {result.out}: {', '.join(result.files)}")
+    return 0

@@ -1,0 +1,47 @@
+"""Command lines shown to a user, folded to a width at option boundaries.
+
+A terminal wraps a long line wherever the width runs out, mid-word included, and a copy of the wrapped screen
+pastes as broken pieces. Folded here, each line ends in " \\" so that the lines paste back as one command,
+and no option is ever split from its value.
+"""
+
+from __future__ import annotations
+
+import shlex
+
+
+def command_words(command: str) -> list[str]:
+    """The command's pieces that stay on one line: the program and verb, then each option with its value."""
+    try:
+        tokens = shlex.split(command)
+    except ValueError:  # an unbalanced quote: fold it as it reads
+        tokens = command.split()
+    pieces: list[str] = []
+    for token in tokens:
+        word = shlex.quote(token)
+        if pieces and not token.startswith("-") and pieces[-1].startswith("-") and " " not in pieces[-1]:
+            pieces[-1] += f" {word}"  # an option's value stays with its option
+        elif len(pieces) == 1 and not token.startswith("-") and " " not in pieces[0]:
+            pieces[0] += f" {word}"   # the verb stays with the program
+        else:
+            pieces.append(word)
+    return pieces
+
+
+def fold_command(command: str, width: int, indent: str = "  ") -> list[str]:
+    """The command as lines of at most `width` columns (a piece longer than a line gets one of its own),
+    each line but the last ending in a backslash, the continuation lines indented."""
+    lines: list[str] = []
+    current = ""
+    for piece in command_words(command):
+        candidate = f"{current} {piece}" if current else piece
+        if current and len(candidate) + 2 > width:  # room for the " \\" that ends the line
+            lines.append(current + " \\")
+            current = indent + piece
+        else:
+            current = candidate
+    lines.append(current)
+    return lines
+
+
+__all__ = ["command_words", "fold_command"]

@@ -1,0 +1,255 @@
+"""A run's checkpoint as a Hugging Face GPT-2 model folder: config.json, model.safetensors, generation_config.json,
+the GPT-2 tokenizer files and a model card, written into a temporary sibling and renamed into place.
+
+gptwiz's model keeps GPT-2's tensor names, stored as nn.Linear (out, in): the Hugging Face model's Conv1D holds
+the four projection matrices as (in, out), so those are transposed; the biases a preset leaves out are zeros
+there, and the vocabulary's padding rows (no token has their ids) are dropped.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from gptwiz.common.atomic import fsync_dir
+from gptwiz.common.errors import UsageError, WriteFailed
+from gptwiz.common.files import check_folder, write_failure
+from gptwiz.data.tokenizer import EOT_TOKEN, GPT2_VOCAB_SIZE
+from gptwiz.export.model_card import CardFacts, model_card
+from gptwiz.export.safetensors_file import write_safetensors
+from gptwiz.export.tokenizer_files import tokenizer_files
+from gptwiz.model.config import ModelConfig
+from gptwiz.planning.presets import shown
+from gptwiz.runs.checkpoints import CHECKPOINT_CHOICES
+from gptwiz.runs.folder import RunPaths, missing_folders, read_json, read_metrics, remove_empty_folders, resolve_run
+from gptwiz.training.run_model import load_run_model
+
+# Conv1D layers: their weight is (in, out) in the Hugging Face model.
+_CONV1D = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
+WEIGHTS_FILE = "model.safetensors"
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    model_name: str
+    out: str
+    checkpoint: str = "auto"  # best, last, or auto (gptwiz.runs.checkpoints.choose)
+    runs_dir: str = "runs"
+    overwrite: bool = False
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    out: Path
+    checkpoint: str
+    iteration: int
+    params: int
+    files: list[str]
+
+
+def gpt2_config(config: ModelConfig) -> dict[str, Any]:
+    """GPT2Config's fields for the model (transformers' names and defaults where gptwiz has no value)."""
+    return {
+        "architectures": ["GPT2LMHeadModel"],
+        "model_type": "gpt2",
+        "vocab_size": GPT2_VOCAB_SIZE,
+        "n_positions": config.block_size,
+        "n_ctx": config.block_size,
+        "n_embd": config.n_embd,
+        "n_layer": config.n_layer,
+        "n_head": config.n_head,
+        "n_inner": None,  # 4 * n_embd
+        "activation_function": "gelu_new",  # the tanh approximation gptwiz's MLP uses
+        "resid_pdrop": config.dropout,
+        "embd_pdrop": config.dropout,
+        "attn_pdrop": config.dropout,
+        "layer_norm_epsilon": 1e-5,  # torch's LayerNorm default, which gptwiz's model uses
+        "initializer_range": 0.02,
+        "scale_attn_weights": True,
+        "scale_attn_by_inverse_layer_idx": False,
+        "reorder_and_upcast_attn": False,
+        "tie_word_embeddings": True,
+        "bos_token_id": EOT_TOKEN,
+        "eos_token_id": EOT_TOKEN,
+        "use_cache": True,
+        "torch_dtype": "float32",
+        "dtype": "float32",
+    }
+
+
+def generation_config() -> dict[str, Any]:
+    """`gptwiz sample`'s defaults, so that generate() continues text the way gptwiz does."""
+    return {"bos_token_id": EOT_TOKEN, "eos_token_id": EOT_TOKEN, "pad_token_id": EOT_TOKEN, "do_sample": True,
+            "temperature": 0.8, "top_k": 200, "max_new_tokens": 200}
+
+
+def gpt2_tensors(config: ModelConfig, model_state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The checkpoint's weights as GPT2LMHeadModel's state dict (float32, the tied LM head left to the embedding)."""
+    if config.vocab_size < GPT2_VOCAB_SIZE:
+        raise UsageError(f"the model's vocab_size {config.vocab_size} is smaller than the GPT-2 tokenizer's "
+                         f"{GPT2_VOCAB_SIZE} tokens: it cannot be exported as a GPT-2 model")
+    out: dict[str, torch.Tensor] = {}
+    for name, tensor in model_state.items():
+        if name == "lm_head.weight":  # the same tensor as transformer.wte.weight
+            continue
+        t = tensor.detach().to("cpu", torch.float32)
+        if name.endswith(_CONV1D):
+            t = t.t()
+        if name == "transformer.wte.weight":
+            t = t[:GPT2_VOCAB_SIZE]
+        out[name] = t.contiguous().clone()  # its own storage: a slice or a view would write the whole parent
+    e = config.n_embd
+    if not config.bias:
+        zeros = {"ln_1.bias": e, "ln_2.bias": e, "attn.c_attn.bias": 3 * e, "attn.c_proj.bias": e,
+                 "mlp.c_fc.bias": 4 * e, "mlp.c_proj.bias": e}
+        for i in range(config.n_layer):
+            out.update({f"transformer.h.{i}.{k}": torch.zeros(n) for k, n in zeros.items()})
+        out["transformer.ln_f.bias"] = torch.zeros(e)
+    return out
+
+
+def check_export_options(opts: ExportOptions) -> Path:
+    """The folder to write, refused in one line before anything is read: one that is there and not empty (unless
+    --overwrite, and then only a model folder, never a folder of something else), a file, a link."""
+    if opts.checkpoint not in CHECKPOINT_CHOICES:
+        raise UsageError(f"invalid --checkpoint {shown(opts.checkpoint)}: must be best or last (or auto, the default)")
+    if not opts.out or not opts.out.strip():
+        raise UsageError("invalid --out '': give the folder to write the model into")
+    out = Path(opts.out)
+    check_folder(out.parent if str(out.parent) else Path("."), "--out", write=True)
+    if out.is_symlink():
+        raise UsageError(f"invalid --out {opts.out}: it is a symlink; give the folder itself")
+    if os.path.lexists(out):
+        if not out.is_dir():
+            raise UsageError(f"invalid --out {opts.out}: it is a file, not a folder; give a new or empty folder")
+        if any(out.iterdir()):
+            if not opts.overwrite:
+                raise UsageError(f"--out {opts.out} exists and is not empty; give a new or empty folder, "
+                                 "or --overwrite to replace the model folder in it")
+            if (read_json(out / "config.json") or {}).get("model_type") != "gpt2":
+                raise UsageError(f"--out {opts.out} is not a model folder (it has no config.json of a GPT-2 model); "
+                                 "--overwrite replaces only an earlier export: remove it yourself or give another")
+    if out.resolve() == Path.cwd().resolve():
+        raise UsageError(f"invalid --out {opts.out}: it is the current folder; give a folder of its own")
+    return out
+
+
+def write_model_folder(out: Path, fill: Callable[[Path], None]) -> None:
+    """`fill(folder)` writes the files into a new hidden sibling of `out`, which then takes out's place whole: a
+    failure or an interrupt at any moment leaves what was there before (or nothing), never half a model."""
+    parent = out.parent if str(out.parent) else Path(".")
+    made = missing_folders(parent)
+    parent.mkdir(parents=True, exist_ok=True)
+    try:
+        tmp = Path(tempfile.mkdtemp(dir=parent, prefix=f".{out.name}.", suffix=".tmp"))
+    except BaseException:
+        remove_empty_folders(made)
+        raise
+    old: Path | None = None
+    try:
+        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes it private; the export reads like any folder
+        fill(tmp)
+        for entry in tmp.iterdir():
+            with open(entry, "rb") as f:
+                os.fsync(f.fileno())
+        fsync_dir(tmp)
+        if out.is_dir() and any(out.iterdir()):  # an earlier export, with --overwrite (checked before)
+            old = Path(tempfile.mkdtemp(dir=parent, prefix=f".{out.name}.", suffix=".old"))
+            os.rename(out, old / "model")
+        os.rename(tmp, out)  # (over an empty folder too: rename replaces an empty directory)
+        fsync_dir(parent)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if old is not None:
+            if not os.path.lexists(out):
+                os.rename(old / "model", out)
+            shutil.rmtree(old, ignore_errors=True)
+        remove_empty_folders(made)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _eval_at(paths: RunPaths, iteration: int) -> dict[str, Any]:
+    """The evaluation record of `iteration` in metrics.jsonl, or {} when it has none."""
+    evals = [r for r in read_metrics(paths.metrics) if r.get("type") == "eval" and r.get("iter") == iteration]
+    return evals[-1] if evals else {}
+
+
+def _finite(value: Any) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) \
+        and value == value and abs(value) != float("inf") else None
+
+
+def _data_size(run_config: dict[str, Any]) -> tuple[int | None, int | None]:
+    """The dataset's UTF-8 bytes and tokens, from its manifest, where it is still there."""
+    manifest = (run_config.get("data") or {}).get("manifest")
+    sources = (read_json(Path(manifest)) or {}).get("sources") if isinstance(manifest, str) else None
+    if not isinstance(sources, list) or not sources:
+        return None, None
+    try:
+        nbytes = sum(int(s["bytes"]) - int(s.get("skipped_bytes", 0)) for s in sources)
+        tokens = sum(int(s["train_tokens"]) + int(s["val_tokens"]) for s in sources)
+    except (KeyError, TypeError, ValueError):
+        return None, None
+    return (nbytes, tokens) if nbytes > 0 and tokens > 0 else (None, None)
+
+
+def export_run(opts: ExportOptions, command: str = "", warn: Callable[[str], None] | None = None,
+               note: Callable[[str], None] | None = None) -> ExportResult:
+    """Export the checkpoint the rule of gptwiz.runs.checkpoints picks (or the one asked for); `warn` hears of a
+    damaged checkpoint passed over, `note` which checkpoint is exported; `command` goes into the model card."""
+    out = check_export_options(opts)
+    paths = resolve_run(opts.model_name, opts.runs_dir)
+    loaded = load_run_model(paths, opts.checkpoint, "cpu", warn=warn, note=note)
+    path, iteration, config = loaded.path, loaded.iteration, loaded.config
+    tensors = gpt2_tensors(loaded.config, loaded.model.state_dict())
+    del loaded
+    params = sum(t.numel() for t in tensors.values())
+    run_config = read_json(paths.config) or {}
+    ev = _eval_at(paths, iteration)
+    nbytes, ntokens = _data_size(run_config)
+    card = model_card(CardFacts(
+        name=paths.name, run_config=run_config, checkpoint=path.name, iteration=iteration, params=params,
+        train_loss=_finite(ev.get("train_loss")), val_loss=_finite(ev.get("val_loss")),
+        data_bytes=nbytes, data_tokens=ntokens, export_command=command))
+    texts: dict[str, bytes] = {
+        "config.json": _json(gpt2_config(config)),
+        "generation_config.json": _json(generation_config()),
+        **tokenizer_files(config.block_size),
+        "README.md": card.encode("utf-8"),
+    }
+
+    def fill(folder: Path) -> None:
+        write_safetensors(folder / WEIGHTS_FILE, tensors, {"format": "pt"})
+        for name, data in texts.items():
+            with open(folder / name, "xb") as f:
+                f.write(data)
+
+    try:
+        write_model_folder(out, fill)
+    except OSError as exc:
+        line = write_failure(exc)
+        if line is not None:
+            raise WriteFailed(f"{line}; nothing was exported") from None
+        raise WriteFailed(f"cannot write {exc.filename or out} ({exc.strerror or exc.__class__.__name__}); "
+                          "nothing was exported") from None
+    return ExportResult(out, path.name, iteration, params, sorted([WEIGHTS_FILE, *texts]))
+
+
+def _json(data: object) -> bytes:
+    return (json.dumps(data, indent=2) + "\n").encode("utf-8")

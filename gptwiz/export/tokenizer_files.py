@@ -1,0 +1,70 @@
+"""GPT-2's tokenizer files for a Hugging Face folder, taken from tiktoken's own cache (no network).
+
+tiktoken's GPT-2 encoding is built from OpenAI's original `encoder.json` and `vocab.bpe`, which tiktoken caches
+under the SHA-1 of their URL; they are byte for byte Hugging Face's `vocab.json` and `merges.txt`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from gptwiz.common.errors import TokenizerUnavailable
+from gptwiz.data.tokenizer import EOT_TOKEN
+
+_BASE = "https://openaipublic.blob.core.windows.net/gpt-2/encodings/main/"
+# The file each Hugging Face name is made of, and its SHA-256 as tiktoken checks it (tiktoken_ext.openai_public).
+_SOURCES = {
+    "vocab.json": ("encoder.json", "196139668be63f3b5d6574427317ae82f612a97c5d1cdaf36ed2256dbf636783"),
+    "merges.txt": ("vocab.bpe", "1ce1664773c50f3e0cc8842619a93edc4624525b728b188a9e0be33b7726adc5"),
+}
+EOT_TEXT = "<|endoftext|>"
+
+
+def tiktoken_cache_dir() -> Path:
+    """Where tiktoken keeps its downloads (the same rule as tiktoken.load.read_file_cached)."""
+    for var in ("TIKTOKEN_CACHE_DIR", "DATA_GYM_CACHE_DIR"):
+        if os.environ.get(var):
+            return Path(os.environ[var])
+    return Path(tempfile.gettempdir()) / "data-gym-cache"
+
+
+def _cached(name: str, sha256: str) -> bytes:
+    folder = tiktoken_cache_dir()
+    path = folder / hashlib.sha1((_BASE + name).encode()).hexdigest()
+    try:
+        data = path.read_bytes()
+    except OSError:
+        raise TokenizerUnavailable(f"GPT-2's {name} is not in tiktoken's cache {folder}; set TIKTOKEN_CACHE_DIR to a "
+                                   "folder holding tiktoken's cached gpt2 files (a run of `gptwiz prepare` online "
+                                   "fills it)") from None
+    if hashlib.sha256(data).hexdigest() != sha256:
+        raise TokenizerUnavailable(f"tiktoken's cached {name} ({path}) is damaged: its SHA-256 is not GPT-2's")
+    return data
+
+
+def tokenizer_files(model_max_length: int) -> dict[str, bytes]:
+    """Every tokenizer file of the folder, by name: GPT-2's vocabulary and merges, and the settings that make
+    transformers' GPT-2 tokenizer split text as tiktoken does (no prefix space, <|endoftext|> its one special)."""
+    files = {hf_name: _cached(name, sha) for hf_name, (name, sha) in _SOURCES.items()}
+    special = {"bos_token": EOT_TEXT, "eos_token": EOT_TEXT, "unk_token": EOT_TEXT}
+    config = {
+        "tokenizer_class": "GPT2Tokenizer",
+        "model_max_length": model_max_length,
+        "add_prefix_space": False,
+        "add_bos_token": False,
+        "clean_up_tokenization_spaces": False,
+        "added_tokens_decoder": {str(EOT_TOKEN): {"content": EOT_TEXT, "lstrip": False, "normalized": True,
+                                                  "rstrip": False, "single_word": False, "special": True}},
+        **special,
+    }
+    files["tokenizer_config.json"] = _json(config)
+    files["special_tokens_map.json"] = _json(special)
+    return files
+
+
+def _json(data: object) -> bytes:
+    return (json.dumps(data, indent=2, ensure_ascii=False) + "\n").encode("utf-8")

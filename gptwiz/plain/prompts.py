@@ -1,0 +1,111 @@
+"""One question at a time: the `Prompter` the plain wizard asks through, and its two real faces.
+
+`QuestionaryPrompter` draws arrow-key menus; `LinePrompter` reads numbered answers line by line and writes no
+escape code at all, for TERM=dumb and NO_COLOR. Every question can lead back: a select offers BACK as a
+choice when the wizard asks for it, and a text answer of "<" means back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import IO, Any, Protocol
+
+BACK = "<back>"         # the answer a prompter gives for "go back", to a select or a text question
+BACK_TEXT = "<"         # what the user types at a text question to go back
+BACK_TITLE = "back to the previous question"
+
+
+class Cancelled(Exception):
+    """The user pressed Ctrl-C (or closed the input) at a prompt."""
+
+
+class Prompter(Protocol):
+    def select(self, message: str, choices: Sequence[tuple[str, str]], default: str | None = None) -> str: ...
+    def text(self, message: str, default: str = "", validate: Callable[[str], str | None] | None = None) -> str: ...
+
+
+def plain_output(env: Mapping[str, str]) -> bool:
+    """Whether to write no escape codes at all: a dumb terminal shows them as junk, NO_COLOR asks for none."""
+    return env.get("TERM", "") in ("dumb", "") or "NO_COLOR" in env
+
+
+def with_back_hint(message: str) -> str:
+    """'Path:' -> 'Path (< goes back):'."""
+    colon = ":" if message.endswith(":") else ""
+    return f"{message.removesuffix(':')} ({BACK_TEXT} goes back){colon}"
+
+
+def _is_back(answer: str) -> bool:
+    return answer.strip() == BACK_TEXT
+
+
+class QuestionaryPrompter:
+    """Arrow-key menus. questionary answers None on Ctrl-C: that ends the wizard."""
+
+    def _ask(self, question: Any) -> Any:
+        answer = question.ask()
+        if answer is None:
+            raise Cancelled()
+        return answer
+
+    def select(self, message: str, choices: Sequence[tuple[str, str]], default: str | None = None) -> str:
+        import questionary
+
+        items = [questionary.Choice(title=title, value=value) for value, title in choices]
+        chosen = next((c for c in items if c.value == default), None)
+        return str(self._ask(questionary.select(message, choices=items, default=chosen)))
+
+    def text(self, message: str, default: str = "", validate: Callable[[str], str | None] | None = None) -> str:
+        import questionary
+
+        check = (lambda v: _is_back(v) or validate(v) or True) if validate else None
+        answer = str(self._ask(questionary.text(with_back_hint(message), default=default, validate=check)))
+        return BACK if _is_back(answer) else answer
+
+
+class LinePrompter:
+    """Numbered choices and typed answers, a line each, with no escape codes: what a dumb terminal can show."""
+
+    def __init__(self, read: Callable[[str], str] = input, out: IO[str] | None = None) -> None:
+        self._read = read
+        self._out = out
+
+    def _say(self, line: str) -> None:
+        print(line, file=self._out, flush=True)
+
+    def _line(self, prompt: str) -> str:
+        try:
+            return self._read(prompt)
+        except (EOFError, KeyboardInterrupt):
+            raise Cancelled() from None
+
+    def select(self, message: str, choices: Sequence[tuple[str, str]], default: str | None = None) -> str:
+        self._say(message)
+        for i, (value, title) in enumerate(choices, 1):
+            self._say(f"  {i}) {title}" + ("  (default)" if value == default else ""))
+        values = [value for value, _ in choices]
+        while True:
+            answer = self._line(f"number (1-{len(choices)}{', Enter: default' if default in values else ''}): ").strip()
+            if not answer and default in values:
+                return default
+            if _is_back(answer) and BACK in values:
+                return BACK
+            if answer.isdigit() and 1 <= int(answer) <= len(choices):
+                return values[int(answer) - 1]
+            self._say(f"  {answer!r} is not one of the numbers 1 to {len(choices)}")
+
+    def text(self, message: str, default: str = "", validate: Callable[[str], str | None] | None = None) -> str:
+        shown = f" [{default}]" if default else ""
+        while True:
+            answer = self._line(f"{with_back_hint(message.removesuffix(':') + shown)}: ")
+            if _is_back(answer):
+                return BACK
+            answer = answer or default
+            problem = validate(answer) if validate else None
+            if problem is None:
+                return answer
+            self._say(f"  {problem}")
+
+
+__all__ = ["BACK", "BACK_TEXT", "BACK_TITLE", "Cancelled", "Prompter", "QuestionaryPrompter", "LinePrompter",
+           "plain_output"]

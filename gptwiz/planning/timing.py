@@ -1,0 +1,317 @@
+"""How long a run and its probe will take, predicted before anything runs. Pure: no torch, no files.
+
+The prediction is work divided by speed. Work: the model's training FLOPs per token
+(gptwiz.model.config.training_flops_per_token, the count the trainer's MFU uses) times the tokens of every
+step, plus the evaluations' forward passes. Speed: this machine's matmul FLOP/s at the model's own shapes
+(`Throughput`, measured once per machine by gptwiz.training.throughput and passed in) times an efficiency
+per device kind, fitted from real runs of the trainer (`COST_MODEL`, which also counts the loss's and the
+blocks' memory-bound passes at their measured speeds; benchmarks/eta_accuracy.py checks and refits it). Fixed costs (process start, model build, torch.compile, checkpoints) are added on top. After a
+probe, its measured tokens/s replaces the predicted speed (`from_probe_rate`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+
+from gptwiz.common.errors import UsageError
+from gptwiz.model.config import FORWARD_SHARE, ModelConfig, count_params, training_flops_per_token
+from gptwiz.planning.knobs import Knobs
+from gptwiz.planning.policy import FIRST_EVAL_ITERS, resolve_compile, run_eval_iters
+from gptwiz.planning.presets import Preset, load_preset
+
+# The iterations of `gptwiz probe` (gptwiz.training.probe.ProbeOptions.iters).
+PROBE_ITERS = 100
+
+
+@dataclass(frozen=True)
+class CostModel:
+    """Seconds a training token costs, as multiples of three measured rates (Throughput): the model's matmul
+    FLOPs at the measured matmul speed, the loss's vocabulary-wide passes at the measured cross-entropy speed
+    (V elements a token), and a block's elementwise work (LayerNorm, GELU, dropout, residuals, casts, attention:
+    n_layer x n_embd elements a token) at the measured elementwise speed. Each coefficient is fitted on real runs
+    of the trainer: how many such passes a step really makes, or how much faster or slower than measured."""
+    matmul: float
+    vocab: float
+    elementwise: float
+    fitted_on: str
+
+
+# Per device kind. Refit with `python benchmarks/eta_accuracy.py --fit` on a quiet machine. On the 2-core CPU the
+# matmul coefficient comes out under 1: inside a step the matmuls run faster than the quick measurement (bigger
+# and warmer), and most of a small GPT's step there is memory-bound work, which the other two terms carry.
+COST_MODEL: dict[str, CostModel] = {
+    "cpu": CostModel(0.224, 5.25, 78.6, "fitted (least squares, all within 4%) on tiny at batch 4 and small at batch "
+                                        "8, block 256, float32 and bfloat16 eager, on a 2-core Intel Xeon with AMX "
+                                        "and AVX-512 BF16, torch 2.13, in quiet moments of a machine shared with "
+                                        "other jobs"),
+    # bf16 on a CPU with AMX: the matmuls' measured rate is several times float32's, yet the steps take about as
+    # long, so bf16 gets its own fit.
+    "cpu:bfloat16": CostModel(14.2, 0.93, 1.39, "fitted (least squares over the runs' probe-measured rates) on tiny "
+                                                "at batch 4 and 8 and small at batch 2 and 8, block 256, bfloat16, "
+                                                "on a quiet 2-core Intel Xeon with AMX and AVX-512 BF16, torch 2.13, "
+                                                "then scaled by 0.87 to the middle of the same machine's speeds on a "
+                                                "second run (they varied by 20-30% between runs); no term yet for "
+                                                "the optimizer's per-step cost, which small batches of a bigger "
+                                                "model feel most"),
+    "cuda": CostModel(2.5, 3.0, 40.0, "an assumption (no card measured yet): matmuls at 40% of the cuBLAS rate "
+                                      "measured, the loss and elementwise passes at the CPU fit's order"),
+}
+
+# Fixed costs, in seconds. Process start: Python, torch and gptwiz imported, the data opened, the model built
+# (measured on the 2-core CPU: 4-7 s); on CUDA the context and cuBLAS start too. torch.compile's first
+# compilation: about a minute on a GPU, several on a 2-core CPU (gptwiz.planning.policy's COMPILE_MIN_ITERS).
+STARTUP_S = {"cpu": 6.0, "cuda": 15.0}
+COMPILE_S = {"cpu": 240.0, "cuda": 60.0}
+# A checkpoint serialises the fp32 weights and AdamW's moments (12 bytes a parameter; the best one 4 more)
+# and writes them: a few hundred MB/s on a laptop disk.
+CHECKPOINT_BYTES_PER_S = 300e6
+CKPT_INTERVAL_S = 300.0  # gptwiz.training.options.TrainOptions.ckpt_interval_s's default
+
+
+@dataclass(frozen=True)
+class Throughput:
+    """This machine's speeds for one device kind and dtype. Matmul FLOP/s per model width (n_embd), at the two
+    shapes that carry a GPT's FLOPs: the LM head (tokens x width by width x vocabulary) and a block's matmuls
+    (tokens x width by width x 4 width); and the seconds an element of the two other kinds of work takes:
+    the loss's cross-entropy over the vocabulary (forward and backward, float32) and an elementwise pass
+    (GELU forward and backward, in the dtype)."""
+    device_type: str
+    dtype: str
+    head: tuple[tuple[int, float], ...]     # (width, FLOP/s)
+    layer: tuple[tuple[int, float], ...]
+    vocab_s: float                          # seconds an element of cross-entropy, forward and backward
+    elementwise_s: float                    # seconds an element of an elementwise pass, forward and backward
+    threads: int = 0
+    source: str = "measured"
+
+    def rate(self, model: ModelConfig) -> float:
+        """Matmul FLOP/s at this model's shapes: the two shapes' rates weighted by the FLOPs each carries."""
+        head_flops = model.vocab_size * model.n_embd
+        layer_flops = 12 * model.n_layer * model.n_embd ** 2
+        head, layer = _at_width(self.head, model.n_embd), _at_width(self.layer, model.n_embd)
+        return (head_flops + layer_flops) / (head_flops / head + layer_flops / layer)
+
+    def peak(self) -> float:
+        """The best matmul rate measured: what MFU is measured against."""
+        return max(v for _, v in (*self.head, *self.layer))
+
+    def to_json(self) -> dict[str, Any]:
+        return {"device_type": self.device_type, "dtype": self.dtype, "threads": self.threads, "source": self.source,
+                "head": [list(p) for p in self.head], "layer": [list(p) for p in self.layer],
+                "vocab_s": self.vocab_s, "elementwise_s": self.elementwise_s}
+
+    @classmethod
+    def from_json(cls, data: Any) -> Throughput:
+        """The inverse of to_json; ValueError for anything malformed (a cache file written by hand, say)."""
+        try:
+            pairs = {k: tuple((int(w), float(v)) for w, v in data[k]) for k in ("head", "layer")}
+            out = cls(device_type=str(data["device_type"]), dtype=str(data["dtype"]), threads=int(data["threads"]),
+                      source=str(data.get("source", "measured")), vocab_s=float(data["vocab_s"]),
+                      elementwise_s=float(data["elementwise_s"]), **pairs)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"not a throughput record: {exc}") from None
+        values = [v for _, v in (*out.head, *out.layer)] + [out.vocab_s, out.elementwise_s]
+        if not out.head or not out.layer or out.device_type not in COST_MODEL or \
+                not all(math.isfinite(v) and v > 0 for v in values) or not all(w > 0 for w, _ in (*out.head, *out.layer)):
+            raise ValueError("not a throughput record: empty, an unknown device, or a figure that is not positive")
+        return out
+
+
+def _at_width(table: tuple[tuple[int, float], ...], width: int) -> float:
+    """The rate at `width`, interpolated in log-width between the measured ones (the end values beyond them)."""
+    points = sorted(table)
+    if width <= points[0][0]:
+        return points[0][1]
+    for (w0, r0), (w1, r1) in zip(points, points[1:]):
+        if width <= w1:
+            f = math.log(width / w0) / math.log(w1 / w0)
+            return r0 + f * (r1 - r0)
+    return points[-1][1]
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """What a run's time depends on. eval_iters: the batches of each split an evaluation runs (the trainer's,
+    after gptwiz.planning.policy.run_eval_iters); compiled: None for the trainer's own choice (resolve_compile)."""
+    model: ModelConfig           # block_size: the run's
+    batch_size: int
+    grad_accum: int
+    max_iters: int
+    eval_interval: int
+    eval_iters: int
+    device_type: str
+    dtype: str
+    gpu_count: int = 1
+    compiled: bool | None = None
+    first_eval_iters: int | None = None   # the batches of the evaluation at iteration 0 (None: eval_iters)
+    preset_eval_iters: int = 0            # the preset's eval_iters before run_eval_iters cut it (0: eval_iters)
+
+    def __post_init__(self) -> None:
+        if not self.preset_eval_iters:
+            object.__setattr__(self, "preset_eval_iters", self.eval_iters)
+
+    @property
+    def compiles(self) -> bool:
+        return resolve_compile(self.compiled, self.device_type, self.dtype, self.max_iters)
+
+    @property
+    def tokens_per_iter(self) -> int:
+        return self.batch_size * self.grad_accum * self.gpu_count * self.model.block_size
+
+
+@dataclass(frozen=True)
+class RunTime:
+    """A predicted wall time, in seconds, with its parts and what it comes from."""
+    seconds: float
+    tokens_per_sec: float
+    basis: str
+    iters: int
+    step_s: float        # one iteration (all micro-batches, all cards)
+    train_s: float       # iters x step_s
+    eval_s: float
+    checkpoint_s: float
+    startup_s: float     # process start and model build, and torch.compile where the run compiles
+    compiled: bool
+
+    def to_json(self) -> dict[str, Any]:
+        return {k: (round(v, 2) if isinstance(v, float) else v) for k, v in asdict(self).items()}
+
+
+def check_plan(plan: RunPlan) -> None:
+    for name in ("batch_size", "grad_accum", "max_iters", "eval_interval", "eval_iters", "gpu_count"):
+        value = getattr(plan, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise UsageError(f"invalid {name} {value!r}: must be a positive whole number")
+
+
+def cost_model(device_type: str, dtype: str) -> CostModel:
+    """The device kind's cost model, or its dtype's own where one was fitted."""
+    return COST_MODEL.get(f"{device_type}:{dtype}", COST_MODEL[device_type])
+
+
+def token_cost_terms(model: ModelConfig, throughput: Throughput) -> tuple[float, float, float]:
+    """The three measured costs of one training token, in seconds, before COST_MODEL's coefficients: matmul
+    FLOPs at the measured rate, the loss's vocabulary passes, a block's elementwise passes."""
+    return (training_flops_per_token(model) / throughput.rate(model), model.vocab_size * throughput.vocab_s,
+            model.n_layer * model.n_embd * throughput.elementwise_s)
+
+
+def predicted_tokens_per_sec(plan: RunPlan, throughput: Throughput) -> float:
+    """Training tokens a second of the whole run (every card): one over the cost model's seconds a token."""
+    c = cost_model(plan.device_type, plan.dtype)
+    mm, vocab, elem = token_cost_terms(plan.model, throughput)
+    return plan.gpu_count / (c.matmul * mm + c.vocab * vocab + c.elementwise * elem)
+
+
+def _evaluations(plan: RunPlan) -> tuple[int, int]:
+    """(evaluations after iteration 0, eval batches of each split in all) of the trainer's schedule: one every
+    eval_interval iterations from 0, and one at the end unless the last iteration is on the schedule."""
+    later = plan.max_iters // plan.eval_interval + (1 if plan.max_iters % plan.eval_interval else 0)
+    first = plan.eval_iters if plan.first_eval_iters is None else plan.first_eval_iters
+    return later, first + later * plan.eval_iters
+
+
+def _checkpoint_s(plan: RunPlan, evaluations: int, run_s: float) -> float:
+    """Each evaluation checkpoints (the last state, and the best while the loss falls: count both), and the
+    trainer checkpoints by time in between."""
+    params = count_params(plan.model)
+    one = 16 * params / CHECKPOINT_BYTES_PER_S
+    return (evaluations + 1) * one + math.floor(run_s / CKPT_INTERVAL_S) * 12 * params / CHECKPOINT_BYTES_PER_S
+
+
+def _assemble(plan: RunPlan, tokens_per_sec: float, basis: str, *, iters: int, evaluate: bool,
+              checkpoints: bool) -> RunTime:
+    check_plan(plan)
+    if not (tokens_per_sec > 0 and math.isfinite(tokens_per_sec)):
+        raise UsageError(f"invalid throughput {tokens_per_sec!r} tokens/s: must be a positive number")
+    step_s = plan.tokens_per_iter / tokens_per_sec
+    train_s = iters * step_s
+    eval_s, evaluations = 0.0, 0
+    if evaluate:
+        evaluations, batches = _evaluations(plan)
+        # One eval batch is one micro-batch's forward on each card, on each of the two splits.
+        eval_s = 2 * batches * FORWARD_SHARE * step_s / plan.grad_accum
+    checkpoint_s = _checkpoint_s(plan, evaluations, train_s + eval_s) if checkpoints else 0.0
+    compiled = plan.compiles
+    startup_s = STARTUP_S[plan.device_type] + (COMPILE_S[plan.device_type] if compiled else 0.0)
+    seconds = train_s + eval_s + checkpoint_s + startup_s
+    return RunTime(seconds=seconds, tokens_per_sec=tokens_per_sec, basis=basis, iters=iters, step_s=step_s,
+                   train_s=train_s, eval_s=eval_s, checkpoint_s=checkpoint_s, startup_s=startup_s, compiled=compiled)
+
+
+def _predicted_basis(plan: RunPlan, throughput: Throughput) -> str:
+    tps = predicted_tokens_per_sec(plan, throughput) / plan.gpu_count
+    mfu = tps * training_flops_per_token(plan.model) / throughput.peak()
+    return (f"predicted from this {'CPU' if plan.device_type == 'cpu' else 'GPU'}'s measured {plan.dtype} speeds "
+            f"({throughput.rate(plan.model) / 1e9:,.0f} GFLOP/s matmul) and the {plan.device_type} cost model: "
+            f"{training_flops_per_token(plan.model) / 1e6:.0f} MFLOP a token at {mfu:.0%} MFU")
+
+
+def predict_run_time(plan: RunPlan, throughput: Throughput) -> RunTime:
+    """The whole run's wall time: its steps, evaluations, checkpoints, start and compilation."""
+    return _assemble(plan, predicted_tokens_per_sec(plan, throughput), _predicted_basis(plan, throughput),
+                     iters=plan.max_iters, evaluate=True, checkpoints=True)
+
+
+def predict_probe_time(plan: RunPlan, throughput: Throughput, iters: int = PROBE_ITERS) -> RunTime:
+    """`gptwiz probe`'s wall time: `iters` steps of the trainer, no evaluation, no checkpoint, compiled when
+    the full run would be (the probe measures what the run will do)."""
+    return _assemble(plan, predicted_tokens_per_sec(plan, throughput), _predicted_basis(plan, throughput),
+                     iters=min(iters, plan.max_iters), evaluate=False, checkpoints=False)
+
+
+def from_probe_rate(plan: RunPlan, tokens_per_sec: float) -> RunTime:
+    """The run's wall time at a probe's measured training speed (probe.json's tokens_per_sec)."""
+    return _assemble(plan, tokens_per_sec, f"measured by the probe: {tokens_per_sec:,.0f} tokens/s",
+                     iters=plan.max_iters, evaluate=True, checkpoints=True)
+
+
+def with_iters(plan: RunPlan, max_iters: int) -> RunPlan:
+    eval_iters = run_eval_iters(plan.preset_eval_iters, plan.eval_interval, max_iters, plan.grad_accum)
+    first = None if plan.first_eval_iters is None else min(plan.first_eval_iters, eval_iters)
+    return replace(plan, max_iters=max_iters, eval_iters=eval_iters, first_eval_iters=first)
+
+
+def iters_within(plan: RunPlan, throughput: Throughput, seconds: float) -> int:
+    """The most iterations, up to the plan's, whose predicted run fits in `seconds` (0 when not even one does)."""
+    def fits(n: int) -> bool:
+        return predict_run_time(with_iters(plan, n), throughput).seconds <= seconds
+
+    if fits(plan.max_iters):
+        return plan.max_iters
+    if not fits(1):
+        return 0
+    low, high = 1, plan.max_iters
+    while high - low > 1:
+        mid = (low + high) // 2
+        low, high = (mid, high) if fits(mid) else (low, mid)
+    return low
+
+
+def preset_plan(preset: Preset, *, device_type: str, dtype: str, batch_size: int | None = None,
+                block_size: int | None = None, grad_accum: int | None = None, max_iters: int | None = None,
+                dropout: float | None = None, compiled: bool | None = None, gpu_count: int = 1) -> RunPlan:
+    """A preset with some settings changed, as `gptwiz train` would run it (None: the preset's value)."""
+    p = preset.with_overrides(block_size=block_size, dropout=dropout)
+    t = p.train
+    accum = grad_accum or t.grad_accum
+    iters = max_iters or t.max_iters
+    eval_iters = run_eval_iters(t.eval_iters, t.eval_interval, iters, accum)
+    return RunPlan(model=p.model, batch_size=batch_size or t.batch_size, grad_accum=accum, max_iters=iters,
+                   eval_interval=t.eval_interval, eval_iters=eval_iters, preset_eval_iters=t.eval_iters,
+                   device_type=device_type, dtype=dtype, gpu_count=gpu_count, compiled=compiled,
+                   first_eval_iters=min(eval_iters, FIRST_EVAL_ITERS))
+
+
+def knobs_plan(knobs: Knobs, *, device_type: str, dtype: str, gpu_count: int = 1, presets_dir: Any = None) -> RunPlan:
+    """preset_plan for a wizard's knobs."""
+    preset = load_preset(knobs.preset, presets_dir) if presets_dir is not None else load_preset(knobs.preset)
+    return preset_plan(preset, device_type=device_type, dtype=dtype,
+                       batch_size=knobs.batch_size, block_size=knobs.block_size, grad_accum=knobs.grad_accum,
+                       max_iters=knobs.max_iters, dropout=knobs.dropout, gpu_count=gpu_count)
+
+
+__all__ = ["CostModel", "COST_MODEL", "cost_model", "token_cost_terms", "Throughput", "RunPlan", "RunTime", "predict_run_time", "predict_probe_time",
+           "from_probe_rate", "predicted_tokens_per_sec", "iters_within", "with_iters", "PROBE_ITERS", "preset_plan", "knobs_plan"]

@@ -1,0 +1,64 @@
+"""What the app says about a run from its folder: which file holds a failed run's error, and the line printed when
+the app is left (the run's real state, and the command that goes on from it). No Textual: plain reads."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from gptwiz.common.safe_read import UnreadableFile
+from gptwiz.runs.folder import RunPaths, effective_state, read_status
+from gptwiz.runs.launch import CONSOLE_LOG
+from gptwiz.runs.monitor import LogTail
+
+# The trainer logs a failure's traceback into train.log under this line (gptwiz.training.trainer).
+TRACEBACK_MARK = "training failed:"
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size if path.is_file() else 0
+    except OSError:
+        return 0
+
+
+def error_file(paths: RunPaths) -> Path | None:
+    """The file holding a failed run's error in full: train.log when the trainer logged the traceback there;
+    else console.log (the detached trainer's own output: a crash before train.log was opened, a kill's message);
+    else train.log if there is one. None when the folder holds neither."""
+    tail = LogTail(paths.log, keep=400)
+    tail.read_new()
+    if any(TRACEBACK_MARK in line for line in tail.lines):
+        return paths.log
+    console = paths.root / CONSOLE_LOG
+    if _size(console):
+        return console
+    return paths.log if _size(paths.log) else None
+
+
+def farewell_line(name: str, runs_dir: Path) -> str:
+    """The line printed on leaving the app after watching run `name`: its state as the folder says now."""
+    flag = "" if str(runs_dir) == "runs" else f" --runs_dir {runs_dir}"
+    paths = RunPaths(runs_dir / name)
+    watch = f"gptwiz watch {name}{flag}"
+    try:
+        status = read_status(paths) or {}
+    except UnreadableFile as exc:
+        return f"left gptwiz; run {name}'s status cannot be read ({exc.reason}). Look at it: {watch}"
+    state = effective_state(status, paths) if status else "unknown"
+    it, total = status.get("iter"), status.get("max_iters")
+    where = f" at iteration {it:,} of {total:,}" if isinstance(it, int) and isinstance(total, int) and total else ""
+    if state == "running":
+        return f"left gptwiz; run {name} is running{where} and goes on in the background. Watch it again: {watch}"
+    if state == "finished":
+        return f"left gptwiz; run {name} finished{where}. Look at it again: {watch}"
+    if state == "stopped":
+        return (f"left gptwiz; run {name} is stopped{where}. Continue it: "
+                f"gptwiz train --model_name {name} --resume{flag}")
+    if state in ("failed", "diverged"):
+        error = status.get("error") if isinstance(status.get("error"), str) else ""
+        found = error_file(paths)
+        details = f"; the details are in {found}" if found else ""
+        return f"left gptwiz; run {name} {state}{where}" + (f": {error}" if error else "") + details
+    if not paths.root.is_dir():
+        return f"left gptwiz; run {name}'s folder {paths.root} is gone"
+    return f"left gptwiz; run {name} has not written its status yet (it may still be starting). Watch it: {watch}"

@@ -1,0 +1,160 @@
+"""l on the dashboard: train.log or console.log in full screen, scrollable, following the end as the run writes.
+
+A thread worker reads what was appended a few times a second (never the whole file again) and hands the new
+lines to the event loop; the view stays at the end while it is there, and stays put once the user scrolls up
+(end follows again).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.css.query import NoMatches
+from textual.widgets import Footer, Log, Static
+from textual.worker import get_current_worker
+
+from gptwiz.common.safe_read import open_regular
+from gptwiz.runs.folder import RunPaths
+from gptwiz.runs.launch import CONSOLE_LOG
+from gptwiz.tui.context import AppContext
+from gptwiz.tui.screens.base import AppScreen
+
+FIRST_READ_BYTES = 4 << 20  # a long log opens at its last 4 MB: the view keeps MAX_LINES anyway
+MAX_LINES = 20_000
+READ_CHUNK = 1 << 20        # at most this much a poll: a log grown by gigabytes is taken in steps
+
+HELP = """\
+The run's two logs, in full: train.log is what the trainer logs (settings, evaluations, checkpoints, the
+traceback of a failure); console.log is the detached trainer's own output (its progress lines, and errors from
+before train.log was opened). New lines appear as the run writes them; the view follows the end unless you
+scrolled up (end follows again; home goes to the top). tab switches between the two files.
+"""
+
+
+class LogFollower:
+    """The complete lines appended to a text file since the last read (a partial last line waits for its end)."""
+
+    def __init__(self, path: Path, first_read_bytes: int = FIRST_READ_BYTES):
+        self.path = path
+        self.first_read_bytes = first_read_bytes
+        self.offset: int | None = None
+        self._partial = b""
+
+    def read_new(self) -> tuple[list[str], bool]:
+        """(new lines, restarted): restarted when the file was replaced or cut shorter, so the lines start over."""
+        try:
+            fd = open_regular(self.path)  # never a FIFO: opening one would block the reader
+        except OSError:
+            return [], False
+        restarted = False
+        try:
+            size = os.fstat(fd).st_size
+            skip_first = False
+            if self.offset is None or size < self.offset:
+                restarted = self.offset is not None
+                self.offset = max(0, size - self.first_read_bytes)
+                self._partial = b""
+                skip_first = self.offset > 0
+            if size == self.offset:
+                return [], restarted
+            chunk = os.pread(fd, min(size - self.offset, READ_CHUNK), self.offset)
+        except OSError:
+            return [], restarted
+        finally:
+            os.close(fd)
+        self.offset += len(chunk)
+        parts = (self._partial + chunk).split(b"\n")
+        self._partial = parts.pop()
+        if skip_first and parts:
+            parts = parts[1:]  # started mid-line
+        return [p.decode("utf-8", "replace").rstrip("\r") for p in parts], restarted
+
+
+class LogViewScreen(AppScreen):
+    BINDINGS = [
+        Binding("escape", "app.pop_screen", "back"),
+        Binding("l", "app.pop_screen", "back", show=False),
+        Binding("tab", "switch", "other log", priority=True),
+    ]
+    HELP = HELP
+
+    def __init__(self, paths: RunPaths, context: AppContext, which: str = "train.log") -> None:
+        super().__init__(id="log-view")
+        self.paths, self.context = paths, context
+        self.which = which
+        self.lines_read = 0  # lines shown from the current file (tests wait on it)
+        self.polls = 0
+        self._missing: bool | None = None
+
+    def help_title(self) -> str:
+        return f"gptwiz: run {self.paths.name}'s logs"
+
+    def leaving_run(self) -> str | None:
+        return self.paths.name
+
+    def path(self) -> Path:
+        return self.paths.log if self.which == "train.log" else self.paths.root / CONSOLE_LOG
+
+    def compose(self) -> ComposeResult:
+        yield Static("", id="log-view-title")
+        yield Log(id="log-view-text", max_lines=MAX_LINES, auto_scroll=True)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self._open()
+
+    def _open(self) -> None:
+        log = self.query_one(Log)
+        log.clear()
+        self.lines_read = 0
+        self._title()
+        log.focus()
+        self._follow(self.path())
+
+    def _title(self, missing: bool = False) -> None:
+        text = Text.assemble(("run ", "dim"), (self.paths.name, "bold"), "  ", (self.which, "bold cyan"))
+        if missing:
+            text.append(" (not there yet)", style="yellow")
+        text.append(f"  {self.path()}", style="dim")
+        self.query_one("#log-view-title", Static).update(text)
+
+    @work(thread=True, exclusive=True, group="log-view")
+    def _follow(self, path: Path) -> None:
+        worker = get_current_worker()
+        follower = LogFollower(path)
+        while not worker.is_cancelled:
+            lines, restarted = follower.read_new()
+            try:
+                self.app.call_from_thread(self._add, path, lines, restarted, follower.offset is None)
+            except RuntimeError:  # the app is closing
+                return
+            if worker.cancelled_event.wait(self.context.poll_interval_s):
+                return
+
+    def _add(self, path: Path, lines: list[str], restarted: bool, missing: bool) -> None:
+        if path != self.path():
+            return  # switched files since
+        try:
+            log = self.query_one(Log)
+        except NoMatches:
+            return
+        self.polls += 1
+        if restarted:
+            log.clear()
+            self.lines_read = 0
+        if missing != self._missing:
+            self._missing = missing
+            self._title(missing)
+        if lines:
+            log.write_lines(lines)  # scrolls to the end only if the view was at the end
+            self.lines_read += len(lines)
+
+    def action_switch(self) -> None:
+        self.which = "console.log" if self.which == "train.log" else "train.log"
+        self._missing = None
+        self._open()

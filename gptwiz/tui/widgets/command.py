@@ -1,0 +1,32 @@
+"""A command line on screen, folded between its arguments (never inside one), refolded as the width changes."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.widgets import Static
+
+from gptwiz.common.commands import fold_command
+
+
+class CommandLine(Static):
+    """Shows `command` (a shell command line) folded by gptwiz.common.commands.fold_command to its
+    width: pasted back into a shell, the lines are the one command."""
+
+    def __init__(self, command: str = "", *, style: str = "bold cyan", **kwargs: object) -> None:
+        super().__init__("", **kwargs)  # type: ignore[arg-type]
+        self.command, self.command_style = command, style
+
+    def set_command(self, command: str) -> None:
+        self.command = command
+        self._fold()
+
+    def on_mount(self) -> None:
+        self._fold()
+
+    def on_resize(self) -> None:
+        self._fold()
+
+    def _fold(self) -> None:
+        width = self.content_size.width or 78
+        self.update(Text("\n".join(fold_command(self.command, width)), style=self.command_style, no_wrap=True,
+                         overflow="fold"))
