@@ -176,12 +176,12 @@ class Trainer:
         if self.main:
             self.metrics.write(record)
 
-    def _phase(self, phase: str, **extra: Any) -> None:
-        """What the run is busy with ("training", "evaluating", "checkpointing"), in status.json at most once a
-        second like every heartbeat: a phase shorter than that is carried by the next write, and the start's status
-        is not rewritten before the first checkpoint exists."""
+    def _phase(self, phase: str, now: bool = False, **extra: Any) -> None:
+        """What the run is busy with ("training", "evaluating", "checkpointing"), in status.json at once when `now`
+        (the start of an evaluation after the first), else at most once a second like every heartbeat: the start's
+        status is not rewritten before the run's first checkpoint exists."""
         self._status_fields.update(phase=phase, **{"eval_done": None, "eval_total": None, **extra})
-        if time.monotonic() - self.last_status_time > HEARTBEAT_S:
+        if now or time.monotonic() - self.last_status_time > HEARTBEAT_S:
             self._status("running")
             self.last_status_time = time.monotonic()
 
@@ -420,7 +420,7 @@ class Trainer:
         # number of times whether to stop: a rank that left the evaluation alone would hang the others.
         rounds = -(-per_split // world)
         total_batches = 2 * per_split
-        self._phase("evaluating", eval_done=0, eval_total=total_batches)
+        self._phase("evaluating", now=self.paths.ckpt_last.exists(), eval_done=0, eval_total=total_batches)
         out = {}
         self.model.eval()
         try:
