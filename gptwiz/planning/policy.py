@@ -21,6 +21,9 @@ from gptwiz.planning.presets import load_preset
 # ln(vocab_size) however many are measured, and a full evaluation there only delays the first step.
 FIRST_EVAL_ITERS = 2
 
+# Seconds between the checkpoints a run writes by time, between its evaluations (`--ckpt_interval_s`'s default).
+CKPT_INTERVAL_S = 300.0
+
 # More memory than any card has: a bigger figure is a slip (bytes or MB typed as GB).
 MAX_VRAM_GB = 4096
 

@@ -18,7 +18,7 @@ from typing import Any
 from gptwiz.common.errors import UsageError
 from gptwiz.model.config import FORWARD_SHARE, ModelConfig, count_params, training_flops_per_token
 from gptwiz.planning.knobs import Knobs
-from gptwiz.planning.policy import FIRST_EVAL_ITERS, resolve_compile, run_eval_iters
+from gptwiz.planning.policy import CKPT_INTERVAL_S, FIRST_EVAL_ITERS, resolve_compile, run_eval_iters
 from gptwiz.planning.presets import Preset, load_preset
 
 # The iterations of `gptwiz probe` (gptwiz.training.probe.ProbeOptions.iters).
@@ -67,7 +67,6 @@ COMPILE_S = {"cpu": 240.0, "cuda": 60.0}
 # A checkpoint serialises the fp32 weights and AdamW's moments (12 bytes a parameter; the best one 4 more)
 # and writes them: a few hundred MB/s on a laptop disk.
 CHECKPOINT_BYTES_PER_S = 300e6
-CKPT_INTERVAL_S = 300.0  # gptwiz.training.options.TrainOptions.ckpt_interval_s's default
 
 
 @dataclass(frozen=True)

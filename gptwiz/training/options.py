@@ -17,7 +17,7 @@ from gptwiz.common.errors import UsageError
 from gptwiz.common.files import check_folder
 from gptwiz.common.schedule import effective_warmup
 from gptwiz.model.config import ModelConfig, count_params
-from gptwiz.planning.policy import run_eval_iters
+from gptwiz.planning.policy import CKPT_INTERVAL_S, run_eval_iters
 from gptwiz.planning.presets import Preset, TrainConfig, check_bound, load_preset, shown
 from gptwiz.runs.folder import RunPaths, check_run_files, now_iso, read_json, resolve_run, run_paths
 from gptwiz.training.saved_config import RESUME_ADVICE, check_saved_config, read_saved_config, required_fields
@@ -47,7 +47,7 @@ class TrainOptions:
     runs_dir: str = "runs"
     data_dir: str = "data"
     quiet: bool = False
-    ckpt_interval_s: float = 300.0
+    ckpt_interval_s: float = CKPT_INTERVAL_S
     probe: bool = False  # a validation probe: no evaluation, no checkpoints, "probe" records
     nproc: int = 1      # processes on this machine (torchrun); WORLD_SIZE from torchrun wins
     fsdp: bool = False  # shard parameters, gradients and optimizer state instead of replicating them
@@ -70,7 +70,7 @@ class RunConfig:
     init_from: str | None
     params: int
     tokens_per_iter: int
-    ckpt_interval_s: float = 300.0
+    ckpt_interval_s: float = CKPT_INTERVAL_S
     probe: bool = False
     world_size: int = 1
     fsdp: bool = False
