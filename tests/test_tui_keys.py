@@ -317,9 +317,15 @@ def test_ema_and_even_ticks() -> None:
     ticks, labels, low, high = even_ticks(8.17, 10.9)
     steps = {round(b - a, 9) for a, b in zip(ticks, ticks[1:])}
     assert len(steps) == 1 and low <= 8.17 and high >= 10.9 and labels == ["8", "9", "10", "11"]
-    ticks, labels, _, _ = even_ticks(3.1, 3.9)
+    ticks, labels, _, _ = even_ticks(3.1, 3.9, n=6)
     assert labels == ["3.0", "3.2", "3.4", "3.6", "3.8", "4.0"]
     assert even_ticks(2.0, 2.0)[0]  # a flat loss still gets an axis
+    # never more ticks than rows: two on one row would leave which label shows to chance
+    assert even_ticks(7.972, 10.848, n=3)[1] == ["7.5", "10.0", "12.5"]
+    for low, high in ((7.972, 10.848), (3.1, 3.9), (0.02, 11.0), (5.0, 5.0), (1e-4, 3e-4)):
+        for n in range(2, 7):
+            ticks, _, first, last = even_ticks(low, high, n)
+            assert 2 <= len(ticks) <= n and first <= low and last >= high, (low, high, n, ticks)
 
 
 def test_val_is_best_val_at_every_width() -> None:

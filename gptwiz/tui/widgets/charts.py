@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+from textual.app import RenderResult
 from textual_plotext import PlotextPlot
 
 from gptwiz.runs.monitor import downsample
@@ -38,17 +39,29 @@ def nice_step(span: float, n: int = 5) -> float:
     return next(m * power for m in (1, 2, 2.5, 5, 10) if m * power >= raw * 0.999)
 
 
+def _next_step(step: float) -> float:
+    """The round step after `step` in the series 1, 2, 2.5, 5, 10, 20, ..."""
+    power = 10 ** math.floor(math.log10(step) + 1e-9)
+    return next(m * power for m in (1, 2, 2.5, 5, 10) if m * power > step * 1.0001)
+
+
 def even_ticks(low: float, high: float, n: int = 5) -> tuple[list[float], list[str], float, float]:
-    """Evenly spaced y ticks on round values covering low..high, their labels (as many decimals as the step needs),
-    and the axis limits (the outer ticks), so that the lines run between labelled values."""
+    """At most `n` evenly spaced y ticks on round values covering low..high, their labels (as many decimals as
+    the step needs), and the axis limits (the outer ticks), so that the lines run between labelled values.
+    Never more ticks than `n`: two on one row of the chart would leave which label shows to chance."""
     if not (math.isfinite(low) and math.isfinite(high)):
         return [], [], low, high
     if high - low < 1e-9:
         low, high = low - 0.5, high + 0.5
+    n = max(2, n)
     step = nice_step(high - low, n)
-    first = math.floor(low / step + 1e-9) * step
-    last = math.ceil(high / step - 1e-9) * step
-    count = int(round((last - first) / step)) + 1
+    while True:
+        first = math.floor(low / step + 1e-9) * step
+        last = math.ceil(high / step - 1e-9) * step
+        count = int(round((last - first) / step)) + 1
+        if count <= n:
+            break
+        step = _next_step(step)
     ticks = [first + i * step for i in range(count)]
     decimals = next(d for d in range(10) if abs(round(step, d) - step) <= 1e-9 * step or d == 9)
     return ticks, [f"{t:.{decimals}f}" for t in ticks], first, last
@@ -66,7 +79,30 @@ def ema(values: list[float], alpha: float) -> list[float]:
 EMA_ALPHA = 0.1
 
 
-class LossChart(PlotextPlot):
+class _SizedPlot(PlotextPlot):
+    """A plot whose ticks are chosen for its size: drawn again whenever it is rendered at a size other than the
+    one it was drawn for (a Resize can arrive after the render at the new size)."""
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self._drawn_for: tuple[int, int] | None = None
+
+    def _draw(self) -> None:
+        raise NotImplementedError
+
+    def redraw(self) -> None:
+        self._drawn_for = (self.size.width, self.size.height)
+        self._draw()
+        self.refresh()
+
+    def render(self) -> RenderResult:
+        if self._drawn_for != (self.size.width, self.size.height):
+            self._drawn_for = (self.size.width, self.size.height)
+            self._draw()
+        return super().render()
+
+
+class LossChart(_SizedPlot):
     """Train loss per iteration (raw, or smoothed by an EMA) and the evaluations' val loss, against iterations.
     The legend is in the title, above the plot, so that it never covers the first iterations' points."""
 
@@ -77,16 +113,11 @@ class LossChart(PlotextPlot):
 
     def set_smoothing(self, on: bool) -> None:
         self.smoothing = on
-        self._draw()
-        self.refresh()
+        self.redraw()
 
     def set_data(self, train_x: list[float], train_y: list[float], val_x: list[float], val_y: list[float]) -> None:
         self._series = (train_x, train_y, val_x, val_y)
-        self._draw()
-        self.refresh()
-
-    def on_resize(self) -> None:
-        self._draw()
+        self.redraw()
 
     def _draw(self) -> None:
         plt = self.plt
@@ -118,13 +149,15 @@ class LossChart(PlotextPlot):
         xs = fx + vx
         plt.xticks(*_int_ticks(min(xs), max(xs)))
         ys = fy + vy
-        ticks, labels, low, high = even_ticks(min(ys), max(ys), n=max(3, min(6, self.size.height // 3)))
+        # the plot's own rows: the height less the title, the frame's two lines, the x ticks and their label
+        rows = self.size.height - 5
+        ticks, labels, low, high = even_ticks(min(ys), max(ys), n=max(2, min(6, rows)))
         if ticks:
             plt.ylim(low, high)
             plt.yticks(ticks, labels)
 
 
-class LrChart(PlotextPlot):
+class LrChart(_SizedPlot):
     """The whole schedule (warmup, cosine decay) with a marker at the current iteration."""
 
     def __init__(self, **kwargs: object) -> None:
@@ -134,11 +167,7 @@ class LrChart(PlotextPlot):
 
     def set_data(self, curve: tuple[list[float], list[float]], now: tuple[float, float] | None) -> None:
         self._curve, self._now = curve, now
-        self._draw()
-        self.refresh()
-
-    def on_resize(self) -> None:
-        self._draw()
+        self.redraw()
 
     def _draw(self) -> None:
         plt = self.plt
