@@ -6,7 +6,7 @@ predicted time (the code `estimate`, `recommend` and the wizard use), then runs 
 prediction takes the run's own first 100 iterations (or all but the warm-up of a shorter run), as `gptwiz probe`
 measures them, and predicts the run from that rate (gptwiz.planning.timing.from_probe_rate).
 
-    python benchmarks/eta_accuracy.py            # 4 runs, about 8 minutes on a 2-core CPU
+    python benchmarks/eta_accuracy.py            # 5 runs, about 8 minutes on a 2-core CPU
     python benchmarks/eta_accuracy.py --quick    # 3 shorter runs, about 3 minutes
     python benchmarks/eta_accuracy.py --fit      # also print the CPU cost model these runs fit
     python benchmarks/eta_accuracy.py --remeasure  # measure this machine's speeds again first (best reading kept)
@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT.parent / "shared" / "data" / "tinyshakespeare.txt"
 
 # (preset, batch, iterations)
-CASES = [("tiny", 4, 150), ("tiny", 8, 80), ("small", 2, 60), ("small", 8, 30)]
+CASES = [("tiny", 4, 150), ("tiny", 8, 80), ("small", 2, 60), ("small", 4, 40), ("small", 8, 30)]
 QUICK = [("tiny", 4, 60), ("tiny", 8, 30), ("small", 4, 20)]
 
 
@@ -83,6 +83,13 @@ def probe_rate(run_dir: Path) -> float:
     return tokens_per_iter / tm.sec_per_iter
 
 
+def steps_seconds(run_dir: Path, kind: str = "train") -> float:
+    """The run's iterations' own times (metrics.jsonl's dt_s), or with kind "eval" its evaluations' (eval_s),
+    summed."""
+    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    return sum(r["dt_s" if kind == "train" else "eval_s"] for r in records if r.get("type") == kind)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="three shorter runs")
@@ -114,16 +121,23 @@ def main() -> None:
             plan = preset_plan(load_preset(preset), device_type="cpu", dtype=predicted["dtype"], batch_size=batch,
                                max_iters=iters)
             rate = probe_rate(run_dir)
-            from_probe = from_probe_rate(plan, rate).seconds
-            terms = token_cost_terms(plan.model, machine_throughput("cpu", predicted["dtype"]))
+            projected = from_probe_rate(plan, rate)
+            from_probe = projected.seconds
+            speeds = machine_throughput("cpu", predicted["dtype"])
+            terms = token_cost_terms(plan, speeds)
             rows.append({"case": f"{preset} b{batch} x{iters}", "dtype": predicted["dtype"], "predicted": t["seconds"],
                          "terms": terms,
                          "measured": wall, "from_probe": from_probe, "pred_tps": t["tokens_per_sec"],
-                         "probe_tps": rate, "fixed": t["startup_s"] + t["checkpoint_s"]})
+                         "probe_tps": rate, "fixed": t["startup_s"] + t["checkpoint_s"],
+                         "steps_s": steps_seconds(run_dir), "projected_steps_s": projected.train_s,
+                         "eval_s": steps_seconds(run_dir, "eval"), "projected_eval_s": projected.eval_s,
+                         "projected_rest_s": projected.seconds - projected.train_s})
             print(f"  {rows[-1]['case']}: predicted {t['seconds']:.0f} s, from its probe-rate {from_probe:.0f} s, "
                   f"measured {wall:.0f} s", file=sys.stderr, flush=True)
-    c = cost_model("cpu", rows[0]["dtype"]) if rows else COST_MODEL["cpu"]
-    print(f"CPU cost model in use: matmul {c.matmul:g}, vocab {c.vocab:g}, elementwise {c.elementwise:g} ({c.fitted_on})\n")
+    amx = machine_throughput("cpu", rows[0]["dtype"]).amx if rows else False
+    c = cost_model("cpu", rows[0]["dtype"], amx) if rows else COST_MODEL["cpu"]
+    print(f"CPU cost model in use: matmul {c.matmul:g}, vocab {c.vocab:g}, elementwise {c.elementwise:g}, "
+          f"optimizer {c.optimizer:g} ({c.fitted_on})\n")
     print("| run | dtype | predicted s | from probe s | measured s | error | error from probe | tokens/s pred / probe |")
     print("|---|---|---:|---:|---:|---:|---:|---:|")
     for r in rows:
@@ -133,18 +147,49 @@ def main() -> None:
     worst = max(abs(r["predicted"] / r["measured"] - 1) for r in rows)
     worst_probe = max(abs(r["from_probe"] / r["measured"] - 1) for r in rows)
     print(f"\nworst error: {worst:.0%} before any probe (goal 25%), {worst_probe:.0%} from the probe's rate (goal 10%)")
+    # Where a projection from the probe's rate goes wrong: the steps (the sum of the iterations' own times) or the
+    # rest (start, evaluations, checkpoints, exit).
+    print("\n| run | steps s: projected / measured | evaluations s | the rest s (start, checkpoints, exit) |")
+    print("|---|---:|---:|---:|")
+    for r in rows:
+        rest = r["measured"] - r["steps_s"] - r["eval_s"]
+        print(f"| {r['case']} | {r['projected_steps_s']:.0f} / {r['steps_s']:.0f} | "
+              f"{r['projected_eval_s']:.0f} / {r['eval_s']:.0f} | "
+              f"{r['projected_rest_s'] - r['projected_eval_s']:.0f} / {rest:.0f} |")
     if args.fit:
-        # Seconds a token each run took (its probe-measured rate) against the three measured costs, in relative
-        # terms so that every run weighs the same; non-negative where possible.
-        import numpy as np
+        print(fit_lines(rows))
 
-        a = np.array([[x * r["probe_tps"] for x in r["terms"]] for r in rows])
-        coef, *_ = np.linalg.lstsq(a, np.ones(len(rows)), rcond=None)
-        if (coef < 0).any():
-            coef = np.clip(coef, 0, None)
-        fitted = a @ coef - 1
-        print(f"fitted CPU cost model: matmul {coef[0]:.3g}, vocab {coef[1]:.3g}, elementwise {coef[2]:.3g} "
-              f"(rate errors {', '.join(f'{e:+.0%}' for e in fitted)})")
+
+TERMS = ("matmul", "vocab", "elementwise", "optimizer")
+
+
+def fit_lines(rows: list[dict]) -> str:
+    """The cost model (least squares, no negative coefficient) that fits these runs: seconds a token each run took
+    (its probe-measured rate) against the four measured costs, in relative terms so that every run weighs the
+    same. With as many terms as runs the fit is exact and says nothing, so every subset of at most runs - 1 terms
+    is tried and the one with the smallest worst error printed, beside the full fit."""
+    import itertools
+
+    import numpy as np
+
+    a = np.array([[x * r["probe_tps"] for x in r["terms"]] for r in rows])
+    best: tuple[float, tuple[int, ...], np.ndarray] | None = None
+    for k in range(1, min(len(TERMS), len(rows) - 1) + 1):
+        for cols in itertools.combinations(range(len(TERMS)), k):
+            coef, *_ = np.linalg.lstsq(a[:, cols], np.ones(len(rows)), rcond=None)
+            if (coef < 0).any():
+                continue
+            worst = float(np.abs(a[:, cols] @ coef - 1).max())
+            if best is None or worst < best[0] - 1e-3:
+                best = (worst, cols, coef)
+    if best is None:
+        return "no fit: every subset of terms needs a negative coefficient"
+    _, cols, coef = best
+    full = np.zeros(len(TERMS))
+    full[list(cols)] = coef
+    errors = a @ full - 1
+    return (f"fitted CPU cost model: {', '.join(f'{t} {v:.3g}' for t, v in zip(TERMS, full))} "
+            f"(rate errors {', '.join(f'{e:+.0%}' for e in errors)})")
 
 
 if __name__ == "__main__":

@@ -183,6 +183,10 @@ def test_cpu_info_reads_flags(tmp_path) -> None:
     info.write_text("processor\t: 0\nmodel name\t: Old CPU\nflags\t\t: fpu sse avx2\n")
     assert hardware.cpu_info(str(info)) == ("Old CPU", False)
     assert hardware.cpu_info(str(tmp_path / "missing")) == ("unknown CPU", False)
+    info.write_text("processor\t: 0\nmodel name\t: AMX CPU\nflags\t\t: fpu avx512f amx_bf16 amx_tile\n")
+    assert hardware.cpu_info(str(info)) == ("AMX CPU", True)
+    assert hardware.AMX_FLAG in hardware.cpu_flags(str(info)) and "amx" not in hardware.cpu_flags(str(info))
+    assert hardware.cpu_flags(str(tmp_path / "missing")) == frozenset()
 
 
 def test_auto_dtype_matches_the_trainer() -> None:

@@ -16,20 +16,23 @@ import pytest
 from conftest import assert_one_line_error, cli_env, run_cli
 
 from gptwiz.common.errors import UsageError
-from gptwiz.model.config import training_flops_per_token
+from gptwiz.model.config import count_params, training_flops_per_token
 from gptwiz.planning.presets import load_preset
 from gptwiz.planning.timing import (
     COMPILE_S,
     COST_MODEL,
+    EVAL_BATCH_SHARE,
     FIRST_EVAL_ITERS,
     STARTUP_S,
     Throughput,
+    cost_model,
     from_probe_rate,
     iters_within,
     predict_probe_time,
     predict_run_time,
     predicted_tokens_per_sec,
     preset_plan,
+    token_cost_terms,
 )
 
 WIDTHS = (192, 384, 768, 1024, 1280)
@@ -64,11 +67,11 @@ def test_the_parts_add_up_and_follow_the_trainers_schedule() -> None:
     assert t.step_s == pytest.approx(8 * 256 / t.tokens_per_sec)
     # Evaluations at 0 (a few batches), 250 and 500: forward passes, a third of a micro-step each, on two splits.
     batches = FIRST_EVAL_ITERS + 2 * plan.eval_iters
-    assert t.eval_s == pytest.approx(2 * batches * t.step_s / 3)
+    assert t.eval_s == pytest.approx(2 * batches * t.step_s * EVAL_BATCH_SHARE["cpu"])
     # One more iteration: an evaluation more (the last one is off the schedule).
     longer = predict_run_time(preset_plan(tiny, device_type="cpu", dtype="float32", batch_size=8, max_iters=510),
                               throughput())
-    assert longer.eval_s == pytest.approx((2 * (batches + plan.eval_iters)) * t.step_s / 3)
+    assert longer.eval_s == pytest.approx((2 * (batches + plan.eval_iters)) * t.step_s * EVAL_BATCH_SHARE["cpu"])
     assert not t.compiled and t.startup_s == STARTUP_S["cpu"]
     assert json.loads(json.dumps(t.to_json())).keys() >= {"seconds", "tokens_per_sec", "basis", "eval_s",
                                                           "checkpoint_s", "startup_s", "step_s"}
@@ -164,7 +167,25 @@ def test_throughput_json_round_trip_and_malformed_records() -> None:
 
 def test_cost_model_entries_say_what_they_were_fitted_on() -> None:
     for kind, model in COST_MODEL.items():
-        assert model.fitted_on and model.matmul > 0 and model.vocab >= 0 and model.elementwise >= 0, kind
+        assert model.fitted_on and model.matmul > 0 and min(model.vocab, model.elementwise, model.optimizer) >= 0, kind
+
+
+def test_the_cost_model_follows_dtype_and_matrix_unit_and_the_optimizer_is_paid_once_an_iteration() -> None:
+    assert cost_model("cpu", "float32") is COST_MODEL["cpu"] and cost_model("cpu", "float32", amx=True) is COST_MODEL["cpu"]
+    assert cost_model("cpu", "bfloat16") is COST_MODEL["cpu:bfloat16"]
+    assert cost_model("cpu", "bfloat16", amx=True) is COST_MODEL["cpu:bfloat16:amx"]
+    assert cost_model("cuda", "bfloat16") is COST_MODEL["cuda"]
+    small = load_preset("small")
+    t = throughput(dtype="bfloat16")
+    plans = [preset_plan(small, device_type="cpu", dtype="bfloat16", batch_size=b) for b in (2, 8)]
+    opt = [token_cost_terms(p, t)[3] for p in plans]
+    assert opt[0] == pytest.approx(4 * opt[1]) and opt[1] == pytest.approx(
+        count_params(small.model) * t.elementwise_s / (8 * small.model.block_size))
+    assert token_cost_terms(plans[0], t)[:3] == token_cost_terms(plans[1], t)[:3]
+    if COST_MODEL["cpu:bfloat16"].optimizer > 0:  # a bigger batch shares the step's fixed work among more tokens
+        assert predicted_tokens_per_sec(plans[1], t) > predicted_tokens_per_sec(plans[0], t)
+    assert Throughput.from_json({**t.to_json(), "amx": True}).amx and not Throughput.from_json(
+        {k: v for k, v in t.to_json().items() if k != "amx"}).amx
 
 
 def test_the_measurement_is_cached_and_a_malformed_cache_rewritten(tmp_path: Path, monkeypatch) -> None:

@@ -254,6 +254,38 @@ async def test_dataset_stats_follow_what_is_typed(tmp_path: Path) -> None:
         await wait_for(pilot, lambda: "text file: 1 file" in flat(screen_text(app)))
 
 
+def type_burst(app: GptwizApp, text: str) -> None:
+    """Keys as a terminal delivers a paste or a fast typist: all queued at once, the enter with them (pilot.press
+    waits for each key to be handled, which hides a binding that runs before the typed keys reach the input)."""
+    from textual import events
+
+    for ch in text:
+        app.post_message(events.Key(ch, ch))
+    app.post_message(events.Key("enter", "\r"))
+
+
+@async_test
+async def test_a_path_and_knobs_typed_with_enter_in_one_burst_are_read_whole(tmp_path: Path) -> None:
+    data = text_file(tmp_path, "blog.txt", 5_000_000)
+    app = wizard_app(tmp_path, GTX_1660)
+    async with app.run_test(size=(100, 30)) as pilot:
+        app.wizard.use_case = "prototype"
+        from gptwiz.tui.screens.dataset import DatasetScreen
+
+        await app.push_screen(DatasetScreen())
+        await wait_for(pilot, lambda: screen_id(pilot) == "dataset" and app.screen.query_one("#path").has_focus)
+        type_burst(app, str(data))
+        await wait_for(pilot, lambda: screen_id(pilot) == "recommendation" and app.screen.rec is not None)
+        assert app.wizard.dataset is not None and app.wizard.dataset.path == str(data)
+        batch = app.screen.query_one("#knob-batch")
+        batch.focus()
+        batch.value = ""
+        await pilot.pause()
+        type_burst(app, "3")
+        await wait_for(pilot, lambda: screen_id(pilot) == "probe")
+        assert app.wizard.knobs is not None and app.wizard.knobs.batch_size == 3
+
+
 @async_test
 async def test_a_folder_is_prepared_with_progress_before_the_recommendation(tmp_path: Path) -> None:
     docs = tmp_path / "docs"

@@ -117,16 +117,34 @@ def _read_gpus(nvml: Any) -> tuple[list[GpuInfo], str | None, str | None]:
     return gpus, _text(driver) if driver is not None else None, _cuda_version(nvml)
 
 
-def cpu_info(cpuinfo_path: str = "/proc/cpuinfo") -> tuple[str, bool]:
-    """The CPU's model name, and whether it does bf16 well (AVX-512 BF16 or AMX, the same test as
-    gptwiz.training.device.cpu_has_fast_bf16, which decides whether training uses bf16 autocast on CPU)."""
+# The CPU flags under which bf16 autocast on a CPU is faster than float32; AMX's also runs bf16 matmuls on tiles.
+FAST_BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
+AMX_FLAG = "amx_bf16"
+
+
+def _cpuinfo_text(cpuinfo_path: str) -> str | None:
     try:
-        text = Path(cpuinfo_path).read_text(errors="replace")
+        return Path(cpuinfo_path).read_text(errors="replace")
     except OSError:
+        return None
+
+
+def cpu_flags(cpuinfo_path: str = "/proc/cpuinfo") -> frozenset[str]:
+    """The CPU's feature flags (the first core's; empty where /proc/cpuinfo cannot be read)."""
+    text = _cpuinfo_text(cpuinfo_path) or ""
+    line = next((line for line in text.splitlines() if line.startswith("flags")), "")
+    return frozenset(line.split(":", 1)[1].split()) if ":" in line else frozenset()
+
+
+def cpu_info(cpuinfo_path: str = "/proc/cpuinfo") -> tuple[str, bool]:
+    """The CPU's model name, and whether it does bf16 well (FAST_BF16_FLAGS: the test that decides whether
+    training uses bf16 autocast on CPU, gptwiz.training.device.cpu_has_fast_bf16)."""
+    text = _cpuinfo_text(cpuinfo_path)
+    if text is None:
         return "unknown CPU", False
     name = next((line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("model name")),
                 "unknown CPU")
-    return name, ("avx512_bf16" in text or "amx_bf16" in text)
+    return name, bool(cpu_flags(cpuinfo_path) & FAST_BF16_FLAGS)
 
 
 def detect_hardware(nvml: Any | None = None, cpuinfo_path: str = "/proc/cpuinfo") -> HardwareReport:

@@ -27,37 +27,54 @@ PROBE_ITERS = 100
 
 @dataclass(frozen=True)
 class CostModel:
-    """Seconds a training token costs, as multiples of three measured rates (Throughput): the model's matmul
-    FLOPs at the measured matmul speed, the loss's vocabulary-wide passes at the measured cross-entropy speed
-    (V elements a token), and a block's elementwise work (LayerNorm, GELU, dropout, residuals, casts, attention:
-    n_layer x n_embd elements a token) at the measured elementwise speed. Each coefficient is fitted on real runs
-    of the trainer: how many such passes a step really makes, or how much faster or slower than measured."""
+    """Seconds a training token costs, as multiples of measured rates (Throughput): the model's matmul FLOPs at
+    the measured matmul speed, the loss's vocabulary-wide passes at the measured cross-entropy speed (V elements
+    a token), a block's elementwise work (LayerNorm, GELU, dropout, residuals, casts, attention: n_layer x n_embd
+    elements a token) at the measured elementwise speed, and the optimizer's step (AdamW, the gradient's norm
+    and zeroing: passes over every parameter once an iteration, whatever the batch) at the same elementwise
+    speed, shared by the iteration's tokens. Each coefficient is fitted on real runs of the trainer: how many
+    such passes a step really makes, or how much faster or slower than measured."""
     matmul: float
     vocab: float
     elementwise: float
     fitted_on: str
+    optimizer: float = 0.0
 
 
-# Per device kind. Refit with `python benchmarks/eta_accuracy.py --fit` on a quiet machine. On the 2-core CPU the
-# matmul coefficient comes out under 1: inside a step the matmuls run faster than the quick measurement (bigger
-# and warmer), and most of a small GPT's step there is memory-bound work, which the other two terms carry.
+# Per device kind, and per dtype and matrix unit where those change how a step uses the measured rates. Refit
+# with `python benchmarks/eta_accuracy.py --fit` on a quiet machine. On a 2-core CPU most of a small GPT's step
+# is memory-bound work and per-iteration work, which the other terms carry; the matmul coefficient says how much
+# slower the step's matmuls (small, cold, transposed, cast) run than the quick measurement's.
 COST_MODEL: dict[str, CostModel] = {
     "cpu": CostModel(0.224, 5.25, 78.6, "fitted (least squares, all within 4%) on tiny at batch 4 and small at batch "
                                         "8, block 256, float32 and bfloat16 eager, on a 2-core Intel Xeon with AMX "
                                         "and AVX-512 BF16, torch 2.13, in quiet moments of a machine shared with "
                                         "other jobs"),
-    # bf16 on a CPU with AMX: the matmuls' measured rate is several times float32's, yet the steps take about as
-    # long, so bf16 gets its own fit.
-    "cpu:bfloat16": CostModel(14.2, 0.93, 1.39, "fitted (least squares over the runs' probe-measured rates) on tiny "
-                                                "at batch 4 and 8 and small at batch 2 and 8, block 256, bfloat16, "
-                                                "on a quiet 2-core Intel Xeon with AMX and AVX-512 BF16, torch 2.13, "
-                                                "then scaled by 0.87 to the middle of the same machine's speeds on a "
-                                                "second run (they varied by 20-30% between runs); no term yet for "
-                                                "the optimizer's per-step cost, which small batches of a bigger "
-                                                "model feel most"),
+    # bf16 on a CPU with AVX-512 BF16 (no AMX): the measured matmul rate is about 4.5 times float32's; inside a
+    # step the matmuls reach a quarter of it.
+    "cpu:bfloat16": CostModel(4.01, 3.86, 0.0, "fitted (least squares over the runs' probe-measured rates; 12% "
+                                               "rms, 12 of 14 within 18%) on fourteen runs: tiny at batch 4 and 8, "
+                                               "small at batch 2, 4 and 8, block 256, bfloat16, from three passes of "
+                                               "the benchmark on a 2-core AMD EPYC with AVX-512 BF16 (no AMX), torch "
+                                               "2.13; the elementwise and optimizer terms fitted to nothing: within "
+                                               "the runs' noise (small at batch 8 ran at 536, 752 and 914 tokens/s)"),
+    # bf16 on a CPU with AMX: the measured matmul rate is many times float32's, yet the steps take about as long
+    # as float32's, so AMX gets its own fit.
+    "cpu:bfloat16:amx": CostModel(14.2, 0.93, 1.39, "fitted (least squares over the runs' probe-measured rates) on "
+                                                    "tiny at batch 4 and 8 and small at batch 2 and 8, block 256, "
+                                                    "bfloat16, on a quiet 2-core Intel Xeon with AMX and AVX-512 BF16, "
+                                                    "torch 2.13, then scaled by 0.87 to the middle of the same "
+                                                    "machine's speeds on a second run (they varied by 20-30% between "
+                                                    "runs); fitted before the optimizer's term, 0 here as on the "
+                                                    "CPU without AMX"),
     "cuda": CostModel(2.5, 3.0, 40.0, "an assumption (no card measured yet): matmuls at 40% of the cuBLAS rate "
                                       "measured, the loss and elementwise passes at the CPU fit's order"),
 }
+
+# What one evaluation batch (a micro-batch's forward, no gradient) costs against a training step's micro-batch.
+# On a CPU, less than the forward's third of the FLOPs: no backward's elementwise and loss passes, no optimizer;
+# fitted on the CPU runs of benchmarks/eta_accuracy.py (0.12 to 0.28 measured, most near 0.2).
+EVAL_BATCH_SHARE = {"cpu": 0.2, "cuda": FORWARD_SHARE}
 
 # Fixed costs, in seconds. Process start: Python, torch and gptwiz imported, the data opened, the model built
 # (measured on the 2-core CPU: 4-7 s); on CUDA the context and cuBLAS start too. torch.compile's first
@@ -84,6 +101,7 @@ class Throughput:
     elementwise_s: float                    # seconds an element of an elementwise pass, forward and backward
     threads: int = 0
     source: str = "measured"
+    amx: bool = False                       # a CPU whose bf16 matmuls run on AMX tiles (its own cost model)
 
     def rate(self, model: ModelConfig) -> float:
         """Matmul FLOP/s at this model's shapes: the two shapes' rates weighted by the FLOPs each carries."""
@@ -98,6 +116,7 @@ class Throughput:
 
     def to_json(self) -> dict[str, Any]:
         return {"device_type": self.device_type, "dtype": self.dtype, "threads": self.threads, "source": self.source,
+                "amx": self.amx,
                 "head": [list(p) for p in self.head], "layer": [list(p) for p in self.layer],
                 "vocab_s": self.vocab_s, "elementwise_s": self.elementwise_s}
 
@@ -108,6 +127,7 @@ class Throughput:
             pairs = {k: tuple((int(w), float(v)) for w, v in data[k]) for k in ("head", "layer")}
             out = cls(device_type=str(data["device_type"]), dtype=str(data["dtype"]), threads=int(data["threads"]),
                       source=str(data.get("source", "measured")), vocab_s=float(data["vocab_s"]),
+                      amx=data.get("amx", False) is True,
                       elementwise_s=float(data["elementwise_s"]), **pairs)
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"not a throughput record: {exc}") from None
@@ -185,23 +205,28 @@ def check_plan(plan: RunPlan) -> None:
             raise UsageError(f"invalid {name} {value!r}: must be a positive whole number")
 
 
-def cost_model(device_type: str, dtype: str) -> CostModel:
-    """The device kind's cost model, or its dtype's own where one was fitted."""
-    return COST_MODEL.get(f"{device_type}:{dtype}", COST_MODEL[device_type])
+def cost_model(device_type: str, dtype: str, amx: bool = False) -> CostModel:
+    """The device kind's cost model, or its dtype's (and matrix unit's) own where one was fitted."""
+    keys = ([f"{device_type}:{dtype}:amx"] if amx else []) + [f"{device_type}:{dtype}", device_type]
+    return next(COST_MODEL[k] for k in keys if k in COST_MODEL)
 
 
-def token_cost_terms(model: ModelConfig, throughput: Throughput) -> tuple[float, float, float]:
-    """The three measured costs of one training token, in seconds, before COST_MODEL's coefficients: matmul
-    FLOPs at the measured rate, the loss's vocabulary passes, a block's elementwise passes."""
+def token_cost_terms(plan: RunPlan, throughput: Throughput) -> tuple[float, float, float, float]:
+    """The four measured costs of one training token on one card, in seconds, before COST_MODEL's coefficients:
+    matmul FLOPs at the measured rate, the loss's vocabulary passes, a block's elementwise passes, and the
+    optimizer's pass over every parameter shared by an iteration's tokens (each card steps its own copy)."""
+    model = plan.model
+    tokens_per_card = plan.tokens_per_iter // plan.gpu_count
     return (training_flops_per_token(model) / throughput.rate(model), model.vocab_size * throughput.vocab_s,
-            model.n_layer * model.n_embd * throughput.elementwise_s)
+            model.n_layer * model.n_embd * throughput.elementwise_s,
+            count_params(model) * throughput.elementwise_s / tokens_per_card)
 
 
 def predicted_tokens_per_sec(plan: RunPlan, throughput: Throughput) -> float:
     """Training tokens a second of the whole run (every card): one over the cost model's seconds a token."""
-    c = cost_model(plan.device_type, plan.dtype)
-    mm, vocab, elem = token_cost_terms(plan.model, throughput)
-    return plan.gpu_count / (c.matmul * mm + c.vocab * vocab + c.elementwise * elem)
+    c = cost_model(plan.device_type, plan.dtype, throughput.amx)
+    mm, vocab, elem, opt = token_cost_terms(plan, throughput)
+    return plan.gpu_count / (c.matmul * mm + c.vocab * vocab + c.elementwise * elem + c.optimizer * opt)
 
 
 def _evaluations(plan: RunPlan) -> tuple[int, int]:
@@ -231,7 +256,7 @@ def _assemble(plan: RunPlan, tokens_per_sec: float, basis: str, *, iters: int, e
     if evaluate:
         evaluations, batches = _evaluations(plan)
         # One eval batch is one micro-batch's forward on each card, on each of the two splits.
-        eval_s = 2 * batches * FORWARD_SHARE * step_s / plan.grad_accum
+        eval_s = 2 * batches * EVAL_BATCH_SHARE[plan.device_type] * step_s / plan.grad_accum
     checkpoint_s = _checkpoint_s(plan, evaluations, train_s + eval_s) if checkpoints else 0.0
     compiled = plan.compiles
     startup_s = STARTUP_S[plan.device_type] + (COMPILE_S[plan.device_type] if compiled else 0.0)

@@ -189,40 +189,42 @@ def parse_iso(text: Any) -> float | None:
         return None
 
 
-class LogTail:
-    """The last lines of a growing text file, reading only the appended bytes."""
+class LogFollower:
+    """The complete lines appended to a text file since the last read (a partial last line waits for its end),
+    reading only the new bytes. A file that is new to it is read from its last `first_read_bytes`; one replaced
+    or cut shorter starts over the same way. `catch_up`: a file grown by more than `first_read_bytes` since the
+    last read jumps to its end too (a tail shows only the end anyway); otherwise it is read through, at most
+    `max_read_bytes` a call."""
 
-    def __init__(self, path: Path, keep: int = LOG_TAIL_LINES):
+    def __init__(self, path: Path, first_read_bytes: int, *, catch_up: bool = False, max_read_bytes: int = 1 << 20):
         self.path = path
-        self.lines: deque[str] = deque(maxlen=keep)
-        self.offset: int | None = None
+        self.first_read_bytes, self.catch_up, self.max_read_bytes = first_read_bytes, catch_up, max_read_bytes
+        self.offset: int | None = None  # None until the file has been opened once
         self._partial = b""
 
-    def read_new(self) -> bool:
+    def read_new(self) -> tuple[list[str], bool]:
+        """(new lines, restarted): restarted when what was read before no longer leads to these lines (the file
+        replaced, cut shorter, or jumped ahead), so a reader keeping lines starts over."""
         try:
-            fd = open_regular(self.path)  # never a FIFO: opening one would block the poller
-        except OSError:  # gone, not a file, or unreadable (the run folder deleted or replaced under the dashboard)
-            return False
+            fd = open_regular(self.path)  # never a FIFO: opening one would block the reader
+        except OSError:  # gone, not a file, or unreadable (the run folder deleted or replaced under the reader)
+            return [], False
+        restarted = skip_first = False
         try:
             size = os.fstat(fd).st_size
-            if self.offset is None or size < self.offset:
-                self.lines.clear()
+            jump = self.offset is None or size < self.offset or \
+                (self.catch_up and size - self.offset > self.first_read_bytes)
+            if jump:
+                restarted = self.offset is not None
+                self.offset = max(0, size - self.first_read_bytes)
                 self._partial = b""
-                self.offset = max(0, size - _LOG_FIRST_READ_BYTES)
                 skip_first = self.offset > 0
-            else:
-                skip_first = False
+            assert self.offset is not None
             if size == self.offset:
-                return False
-            # A log grown by gigabytes since the last poll: only its end is shown anyway.
-            if size - self.offset > _LOG_FIRST_READ_BYTES:
-                self.lines.clear()
-                self._partial = b""
-                self.offset = size - _LOG_FIRST_READ_BYTES
-                skip_first = True
-            chunk = os.pread(fd, size - self.offset, self.offset)
+                return [], restarted
+            chunk = os.pread(fd, min(size - self.offset, self.max_read_bytes), self.offset)
         except OSError:
-            return False
+            return [], restarted
         finally:
             os.close(fd)
         self.offset += len(chunk)
@@ -230,8 +232,28 @@ class LogTail:
         self._partial = parts.pop()
         if skip_first and parts:
             parts = parts[1:]  # started mid-line
-        self.lines.extend(p.decode("utf-8", "replace").rstrip("\r") for p in parts)
-        return True
+        return [p.decode("utf-8", "replace").rstrip("\r") for p in parts], restarted
+
+
+class LogTail:
+    """The last `keep` lines of a growing text file (train.log for the dashboard's panel)."""
+
+    def __init__(self, path: Path, keep: int = LOG_TAIL_LINES):
+        self.lines: deque[str] = deque(maxlen=keep)
+        self._follower = LogFollower(path, _LOG_FIRST_READ_BYTES, catch_up=True,
+                                     max_read_bytes=_LOG_FIRST_READ_BYTES)
+
+    @property
+    def offset(self) -> int | None:
+        return self._follower.offset
+
+    def read_new(self) -> bool:
+        """Whether the lines changed."""
+        lines, restarted = self._follower.read_new()
+        if restarted:
+            self.lines.clear()
+        self.lines.extend(lines)
+        return bool(lines) or restarted
 
 
 def _number(value: Any) -> float:

@@ -6,12 +6,12 @@ import os
 import resource
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
 
 from gptwiz.common.errors import UsageError
+from gptwiz.planning.hardware import FAST_BF16_FLAGS, cpu_flags
 from gptwiz.planning.policy import auto_dtype, check_dtype, resolve_compile
 
 # Dense bf16 tensor-core peaks (FLOP/s) of common cards, for MFU.
@@ -40,11 +40,7 @@ class Runtime:
 
 def cpu_has_fast_bf16() -> bool:
     """AVX-512 BF16 or AMX: only then is CPU bf16 autocast faster than float32."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
+    return bool(cpu_flags() & FAST_BF16_FLAGS)
 
 
 def resolve_device(device: str) -> str:

@@ -19,6 +19,7 @@ import torch
 from torch.nn import functional as F
 
 from gptwiz.common.atomic import atomic_write_json
+from gptwiz.planning.hardware import AMX_FLAG, cpu_flags
 from gptwiz.planning.timing import Throughput
 
 # The presets' widths (n_embd): a model of another width is interpolated between them.
@@ -29,7 +30,7 @@ ROWS = 512
 HEAD_COLUMNS = 8192
 SECONDS_PER_SHAPE = 0.12
 SWEEPS = 2
-CACHE_VERSION = 2
+CACHE_VERSION = 3
 
 
 def cache_file() -> Path:
@@ -112,9 +113,9 @@ def measure(device: str, dtype: str, seconds_per_shape: float = SECONDS_PER_SHAP
         elementwise_s = min(elementwise_s, _elementwise_seconds(rows, device, dt, 2 * seconds_per_shape))
     device_type = "cuda" if device.startswith("cuda") else "cpu"
     return Throughput(device_type=device_type, dtype=dtype, head=tuple(head.items()), layer=tuple(layer.items()),
-                      vocab_s=vocab_s,
-                      elementwise_s=elementwise_s, threads=torch.get_num_threads(),
-                      source=f"measured on {machine_key(device, dtype)}")
+                      vocab_s=vocab_s, elementwise_s=elementwise_s, threads=torch.get_num_threads(),
+                      source=f"measured on {machine_key(device, dtype)}",
+                      amx=device_type == "cpu" and dtype == "bfloat16" and AMX_FLAG in cpu_flags())
 
 
 def best_of(a: Throughput, b: Throughput) -> Throughput:

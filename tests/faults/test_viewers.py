@@ -115,13 +115,13 @@ async def test_app_run_list_survives_runs_deleted_and_unreadable(tmp_path: Path,
         screen = app.screen
         await wait_for(pilot, lambda: "first" not in screen_text(app), timeout=15)
         shutil.rmtree(runs)
-        await wait_for(pilot, lambda: "No runs in" in screen_text(app), timeout=15)
+        await wait_for(pilot, lambda: "No runs yet in" in screen_text(app), timeout=15)
         assert app.screen is screen
         await pilot.press("w")  # watch: nothing to watch now, said in a notification
         await pilot.pause(0.2)
         assert app.is_running
     report("the wizard app's run list with a run deleted, a status.json unreadable, then runs/ deleted", 3,
-           "the list follows (\"No runs in ...\"); no crash")
+           "the list follows (\"No runs yet in ...\"); no crash")
 
 
 def test_runs_command_with_broken_run_folders(tmp_path: Path, report) -> None:

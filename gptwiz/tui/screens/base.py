@@ -95,5 +95,16 @@ class WizardStep(AppScreen):
         """On to the step `move` leads to (gptwiz.wizard.flow.MOVES)."""
         self.gptwiz.advance(self, move)
 
+    def after_typing(self, callback: Callable[[], object]) -> None:
+        """Run `callback` once the focused widget has taken the keys already sent to it. A priority binding (the
+        enter of enter_binding) runs as its key arrives, before the focused input has handled the keys typed just
+        before it: a path typed and entered in one burst (a paste, a fast typist, ssh lag) would otherwise be
+        read half-typed."""
+        focused = self.focused
+        if focused is None:
+            callback()
+        else:
+            focused.call_later(callback)
+
     def action_back(self) -> None:
         self.gptwiz.back()

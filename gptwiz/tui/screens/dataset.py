@@ -169,7 +169,7 @@ class DatasetScreen(WizardStep):
             if choices.highlighted is not None:
                 choices.action_select()
             return
-        self._submit(self.query_one("#path", Input).value)
+        self.after_typing(lambda: self._submit(self.query_one("#path", Input).value))
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         self._submit(event.value)

@@ -80,6 +80,9 @@ class HardwareScreen(WizardStep):
         self.action_next()
 
     def action_next(self) -> None:
+        self.after_typing(self._next)
+
+    def _next(self) -> None:
         text = self.query_one("#vram", Input).value
         try:
             self.state.vram_override_gb = parse_vram(text)

@@ -80,6 +80,9 @@ class LaunchScreen(WizardStep):
         self.action_launch()
 
     def action_launch(self) -> None:
+        self.after_typing(self._launch)
+
+    def _launch(self) -> None:
         name = self.query_one("#run-name", Input).value.strip()
         problem = self._check_name(name)
         if problem:

@@ -7,7 +7,6 @@ lines to the event loop; the view stays at the end while it is there, and stays 
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from rich.text import Text
@@ -18,9 +17,9 @@ from textual.css.query import NoMatches
 from textual.widgets import Footer, Log, Static
 from textual.worker import get_current_worker
 
-from gptwiz.common.safe_read import open_regular
 from gptwiz.runs.folder import RunPaths
 from gptwiz.runs.launch import CONSOLE_LOG
+from gptwiz.runs.monitor import LogFollower
 from gptwiz.tui.context import AppContext
 from gptwiz.tui.screens.base import AppScreen
 
@@ -34,45 +33,6 @@ traceback of a failure); console.log is the detached trainer's own output (its p
 before train.log was opened). New lines appear as the run writes them; the view follows the end unless you
 scrolled up (end follows again; home goes to the top). tab switches between the two files.
 """
-
-
-class LogFollower:
-    """The complete lines appended to a text file since the last read (a partial last line waits for its end)."""
-
-    def __init__(self, path: Path, first_read_bytes: int = FIRST_READ_BYTES):
-        self.path = path
-        self.first_read_bytes = first_read_bytes
-        self.offset: int | None = None
-        self._partial = b""
-
-    def read_new(self) -> tuple[list[str], bool]:
-        """(new lines, restarted): restarted when the file was replaced or cut shorter, so the lines start over."""
-        try:
-            fd = open_regular(self.path)  # never a FIFO: opening one would block the reader
-        except OSError:
-            return [], False
-        restarted = False
-        try:
-            size = os.fstat(fd).st_size
-            skip_first = False
-            if self.offset is None or size < self.offset:
-                restarted = self.offset is not None
-                self.offset = max(0, size - self.first_read_bytes)
-                self._partial = b""
-                skip_first = self.offset > 0
-            if size == self.offset:
-                return [], restarted
-            chunk = os.pread(fd, min(size - self.offset, READ_CHUNK), self.offset)
-        except OSError:
-            return [], restarted
-        finally:
-            os.close(fd)
-        self.offset += len(chunk)
-        parts = (self._partial + chunk).split(b"\n")
-        self._partial = parts.pop()
-        if skip_first and parts:
-            parts = parts[1:]  # started mid-line
-        return [p.decode("utf-8", "replace").rstrip("\r") for p in parts], restarted
 
 
 class LogViewScreen(AppScreen):
@@ -126,7 +86,7 @@ class LogViewScreen(AppScreen):
     @work(thread=True, exclusive=True, group="log-view")
     def _follow(self, path: Path) -> None:
         worker = get_current_worker()
-        follower = LogFollower(path)
+        follower = LogFollower(path, FIRST_READ_BYTES, max_read_bytes=READ_CHUNK)
         while not worker.is_cancelled:
             lines, restarted = follower.read_new()
             try:

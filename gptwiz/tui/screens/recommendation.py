@@ -15,7 +15,8 @@ from textual.worker import get_current_worker
 from gptwiz.common import fmt
 from gptwiz.common.errors import UsageError
 from gptwiz.planning.knobs import Knobs
-from gptwiz.tui.screens.base import StepTitle, WizardStep
+from gptwiz.tui.screens.base import StepTitle, WizardStep, enter_binding
+from gptwiz.tui.widgets.command import CommandLine
 from gptwiz.tui.widgets.memory_bar import MemoryBar
 from gptwiz.wizard.knob_fields import KNOB_FIELDS, knobs_from_texts
 from gptwiz.wizard.services import (
@@ -35,7 +36,8 @@ INPUT_IDS = {"block_size": "knob-block", "batch_size": "knob-batch", "learning_r
 
 class RecommendationScreen(WizardStep):
     STEP = "recommendation"
-    BINDINGS = [Binding("escape", "back", "back"), Binding("ctrl+r", "probe", "probe"),
+    BINDINGS = [Binding("escape", "back", "back"), enter_binding("enter", "probe"),
+                Binding("ctrl+r", "probe", "probe", show=False),
                 Binding("ctrl+l", "launch", "launch (no probe)"), Binding("ctrl+o", "alternatives", "alternatives")]
 
     def __init__(self) -> None:
@@ -68,7 +70,7 @@ class RecommendationScreen(WizardStep):
                 yield Static(Text("Peak memory, estimated", style="bold"))
                 yield MemoryBar(id="memory-bar")
                 yield Static("", id="rec-times")
-        yield Static("", id="command-line")
+        yield CommandLine(id="command-line")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -183,7 +185,7 @@ class RecommendationScreen(WizardStep):
         device_name = "GPU" if s.on_gpu else "RAM"
         self.query_one(MemoryBar).show(estimate, s.device_memory_bytes(), device_name)
         self.query_one("#rec-times", Static).update(self._times_text(knobs))
-        self.query_one("#command-line", Static).update(Text(s.command_line(), style="bold cyan"))
+        self.query_one("#command-line", CommandLine).set_command(s.command_line())
 
     def _times_text(self, knobs: Knobs) -> Text:
         """'Time, predicted' over 'probe 1m29s · run 19m24s' (as the memory bar's title over the bar), or why
@@ -201,8 +203,13 @@ class RecommendationScreen(WizardStep):
         text.append(f"probe {fmt.duration(times.probe_s)} · run {fmt.duration(times.run_s)}")
         return text
 
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        self.action_probe()
+    def action_enter(self) -> None:
+        """Enter probes, except in the alternatives, where it switches to the highlighted one."""
+        alts = self.query_one("#alternatives", OptionList)
+        if alts.has_focus and alts.highlighted is not None:
+            alts.action_select()
+        else:
+            self.after_typing(self.action_probe)
 
     # -- alternatives --
 
@@ -224,9 +231,11 @@ class RecommendationScreen(WizardStep):
     # -- on --
 
     def _ready(self) -> bool:
-        if self.state.knobs is None or self._read_knobs() is None:
+        knobs = self._read_knobs() if self.state.knobs is not None else None
+        if knobs is None:
             self.notify("fix the knobs first" if self.state.knobs else "no recommendation yet", severity="warning")
             return False
+        self.state.knobs = knobs  # what the boxes hold now, their last Changed handled or not
         return True
 
     def action_probe(self) -> None:

@@ -12,7 +12,7 @@ from textual.worker import get_current_worker
 
 from gptwiz.common.errors import UsageError
 from gptwiz.runs.folder import RunPaths
-from gptwiz.runs.listing import RunSummary, list_runs
+from gptwiz.runs.listing import RunSummary, folder_text, list_runs
 from gptwiz.tui.screens.base import StepTitle, WizardStep, enter_binding
 from gptwiz.tui.screens.confirm import ConfirmScreen
 from gptwiz.tui.widgets.panels import STATE_STYLE
@@ -86,9 +86,10 @@ class WelcomeScreen(WizardStep):
         self.marked &= {r.name for r in rows}
         if selected is not None and selected.name in {r.name for r in rows}:
             table.move_cursor(row=[r.name for r in rows].index(selected.name))
-        title = (f"Runs in {self.context.runs_dir}: w watches the selected one, r resumes a stopped one, "
+        folder = folder_text(self.context.runs_dir)
+        title = (f"Runs in {folder}: w watches the selected one, r resumes a stopped one, "
                  "space marks runs and c compares them"
-                 if rows else f"No runs in {self.context.runs_dir} yet.")
+                 if rows else f"No runs yet in {folder}")
         self.query_one("#runs-title", Static).update(Text(title, style="dim"))
         table.display = bool(rows)
         # Listed all the same, each with its reason below the table (a column would cut it).
