@@ -21,11 +21,11 @@ from gptwiz.planning.presets import load_preset
 from gptwiz.planning.timing import (
     COMPILE_S,
     COST_MODEL,
-    EVAL_BATCH_SHARE,
     FIRST_EVAL_ITERS,
     STARTUP_S,
     Throughput,
     cost_model,
+    eval_batch_share,
     from_probe_rate,
     iters_within,
     predict_probe_time,
@@ -67,11 +67,11 @@ def test_the_parts_add_up_and_follow_the_trainers_schedule() -> None:
     assert t.step_s == pytest.approx(8 * 256 / t.tokens_per_sec)
     # Evaluations at 0 (a few batches), 250 and 500: forward passes, a third of a micro-step each, on two splits.
     batches = FIRST_EVAL_ITERS + 2 * plan.eval_iters
-    assert t.eval_s == pytest.approx(2 * batches * t.step_s * EVAL_BATCH_SHARE["cpu"])
+    assert t.eval_s == pytest.approx(2 * batches * t.step_s * eval_batch_share("cpu", "float32"))
     # One more iteration: an evaluation more (the last one is off the schedule).
     longer = predict_run_time(preset_plan(tiny, device_type="cpu", dtype="float32", batch_size=8, max_iters=510),
                               throughput())
-    assert longer.eval_s == pytest.approx((2 * (batches + plan.eval_iters)) * t.step_s * EVAL_BATCH_SHARE["cpu"])
+    assert longer.eval_s == pytest.approx((2 * (batches + plan.eval_iters)) * t.step_s * eval_batch_share("cpu", "float32"))
     assert not t.compiled and t.startup_s == STARTUP_S["cpu"]
     assert json.loads(json.dumps(t.to_json())).keys() >= {"seconds", "tokens_per_sec", "basis", "eval_s",
                                                           "checkpoint_s", "startup_s", "step_s"}
@@ -171,10 +171,12 @@ def test_cost_model_entries_say_what_they_were_fitted_on() -> None:
 
 
 def test_the_cost_model_follows_dtype_and_matrix_unit_and_the_optimizer_is_paid_once_an_iteration() -> None:
-    assert cost_model("cpu", "float32") is COST_MODEL["cpu"] and cost_model("cpu", "float32", amx=True) is COST_MODEL["cpu"]
+    assert cost_model("cpu", "float32") is COST_MODEL["cpu"]
+    assert cost_model("cpu", "float32", amx=True) is COST_MODEL["cpu:float32:amx"]
     assert cost_model("cpu", "bfloat16") is COST_MODEL["cpu:bfloat16"]
     assert cost_model("cpu", "bfloat16", amx=True) is COST_MODEL["cpu:bfloat16:amx"]
     assert cost_model("cuda", "bfloat16") is COST_MODEL["cuda"]
+    assert eval_batch_share("cpu", "bfloat16") < eval_batch_share("cpu", "float32") == eval_batch_share("cuda", "bfloat16")
     small = load_preset("small")
     t = throughput(dtype="bfloat16")
     plans = [preset_plan(small, device_type="cpu", dtype="bfloat16", batch_size=b) for b in (2, 8)]

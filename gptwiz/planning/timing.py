@@ -46,10 +46,16 @@ class CostModel:
 # is memory-bound work and per-iteration work, which the other terms carry; the matmul coefficient says how much
 # slower the step's matmuls (small, cold, transposed, cast) run than the quick measurement's.
 COST_MODEL: dict[str, CostModel] = {
-    "cpu": CostModel(0.224, 5.25, 78.6, "fitted (least squares, all within 4%) on tiny at batch 4 and small at batch "
-                                        "8, block 256, float32 and bfloat16 eager, on a 2-core Intel Xeon with AMX "
-                                        "and AVX-512 BF16, torch 2.13, in quiet moments of a machine shared with "
-                                        "other jobs"),
+    # float32 on a CPU, and the fallback for any CPU without a fit of its own (an AVX2-only one included).
+    "cpu": CostModel(1.18, 0.0, 65.3, "fitted (least squares over the runs' probe-measured rates, all within 6%) on "
+                                      "eight runs: tiny at batch 4 and 8, small at batch 2, 4 and 8, block 256, "
+                                      "float32, from two passes of the benchmark on a 2-core AMD EPYC with AVX-512 "
+                                      "(no AMX), torch 2.13; the vocabulary and optimizer terms fitted to nothing"),
+    "cpu:float32:amx": CostModel(0.224, 5.25, 78.6, "fitted (least squares, all within 4%) on tiny at batch 4 and "
+                                                    "small at batch 8, block 256, float32 and bfloat16 eager, on a "
+                                                    "2-core Intel Xeon with AMX and AVX-512 BF16, torch 2.13, in quiet "
+                                                    "moments of a machine shared with other jobs (the same fit "
+                                                    "predicted the AMD CPU's float32 runs 20-42% short)"),
     # bf16 on a CPU with AVX-512 BF16 (no AMX): the measured matmul rate is about 4.5 times float32's; inside a
     # step the matmuls reach a quarter of it.
     "cpu:bfloat16": CostModel(4.01, 3.86, 0.0, "fitted (least squares over the runs' probe-measured rates; 12% "
@@ -71,10 +77,15 @@ COST_MODEL: dict[str, CostModel] = {
                                       "measured, the loss and elementwise passes at the CPU fit's order"),
 }
 
-# What one evaluation batch (a micro-batch's forward, no gradient) costs against a training step's micro-batch.
-# On a CPU, less than the forward's third of the FLOPs: no backward's elementwise and loss passes, no optimizer;
-# fitted on the CPU runs of benchmarks/eta_accuracy.py (0.12 to 0.28 measured, most near 0.2).
-EVAL_BATCH_SHARE = {"cpu": 0.2, "cuda": FORWARD_SHARE}
+# What an evaluation batch (a micro-batch's forward, no gradient) costs against a training micro-batch: the
+# forward's third of the FLOPs, measured so in float32 on CPU (0.27-0.38); under bf16 autocast on a CPU less (0.12
+# to 0.28 measured without AMX: the backward's casts and elementwise passes are what bf16 does not speed up).
+EVAL_BATCH_SHARE = {"cpu:bfloat16": 0.2}
+
+
+def eval_batch_share(device_type: str, dtype: str) -> float:
+    return EVAL_BATCH_SHARE.get(f"{device_type}:{dtype}", FORWARD_SHARE)
+
 
 # Fixed costs, in seconds. Process start: Python, torch and gptwiz imported, the data opened, the model built
 # (measured on the 2-core CPU: 4-7 s); on CUDA the context and cuBLAS start too. torch.compile's first
@@ -101,7 +112,7 @@ class Throughput:
     elementwise_s: float                    # seconds an element of an elementwise pass, forward and backward
     threads: int = 0
     source: str = "measured"
-    amx: bool = False                       # a CPU whose bf16 matmuls run on AMX tiles (its own cost model)
+    amx: bool = False                       # a CPU with AMX tiles (Intel's: its own cost models, per dtype)
 
     def rate(self, model: ModelConfig) -> float:
         """Matmul FLOP/s at this model's shapes: the two shapes' rates weighted by the FLOPs each carries."""
@@ -256,7 +267,7 @@ def _assemble(plan: RunPlan, tokens_per_sec: float, basis: str, *, iters: int, e
     if evaluate:
         evaluations, batches = _evaluations(plan)
         # One eval batch is one micro-batch's forward on each card, on each of the two splits.
-        eval_s = 2 * batches * EVAL_BATCH_SHARE[plan.device_type] * step_s / plan.grad_accum
+        eval_s = 2 * batches * eval_batch_share(plan.device_type, plan.dtype) * step_s / plan.grad_accum
     checkpoint_s = _checkpoint_s(plan, evaluations, train_s + eval_s) if checkpoints else 0.0
     compiled = plan.compiles
     startup_s = STARTUP_S[plan.device_type] + (COMPILE_S[plan.device_type] if compiled else 0.0)

@@ -115,7 +115,7 @@ def measure(device: str, dtype: str, seconds_per_shape: float = SECONDS_PER_SHAP
     return Throughput(device_type=device_type, dtype=dtype, head=tuple(head.items()), layer=tuple(layer.items()),
                       vocab_s=vocab_s, elementwise_s=elementwise_s, threads=torch.get_num_threads(),
                       source=f"measured on {machine_key(device, dtype)}",
-                      amx=device_type == "cpu" and dtype == "bfloat16" and AMX_FLAG in cpu_flags())
+                      amx=device_type == "cpu" and AMX_FLAG in cpu_flags())
 
 
 def best_of(a: Throughput, b: Throughput) -> Throughput:
