@@ -214,6 +214,8 @@ def test_plain_wizard_lines_and_menus_fit_80_columns(tmp_path: Path) -> None:
     ], width=80)
     too_long = [line for line in out.splitlines() if len(line) > 80]
     assert not too_long, too_long
+    # the two phases of the domain path, as the app lists them
+    assert "Phases (this wizard launches the first):" in out and "phase 2: domain adaptation" in out
     # questionary draws a menu line as "   " plus the title: a title over the width breaks the menu's drawing
     wide = [title for _, choices in wizard.ask.menus for _, title in choices if len(title) > 76]
     assert not wide, wide

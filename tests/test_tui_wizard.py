@@ -254,13 +254,14 @@ async def test_dataset_stats_follow_what_is_typed(tmp_path: Path) -> None:
         await wait_for(pilot, lambda: "text file: 1 file" in flat(screen_text(app)))
 
 
-def type_burst(app: GptwizApp, text: str) -> None:
+def type_burst(app: GptwizApp, text: str | list[str]) -> None:
     """Keys as a terminal delivers a paste or a fast typist: all queued at once, the enter with them (pilot.press
-    waits for each key to be handled, which hides a binding that runs before the typed keys reach the input)."""
+    waits for each key to be handled, which hides a binding that runs before the typed keys reach the input).
+    A list holds key names (down, up)."""
     from textual import events
 
-    for ch in text:
-        app.post_message(events.Key(ch, ch))
+    for key in text:
+        app.post_message(events.Key(key, key if len(key) == 1 else None))
     app.post_message(events.Key("enter", "\r"))
 
 
@@ -269,7 +270,13 @@ async def test_a_path_and_knobs_typed_with_enter_in_one_burst_are_read_whole(tmp
     data = text_file(tmp_path, "blog.txt", 5_000_000)
     app = wizard_app(tmp_path, GTX_1660)
     async with app.run_test(size=(100, 30)) as pilot:
-        app.wizard.use_case = "prototype"
+        await wait_for(pilot, lambda: screen_id(pilot) == "welcome")
+        await pilot.press("n")
+        await wait_for(pilot, lambda: screen_id(pilot) == "use-case")
+        type_burst(app, ["down"])  # Testing/Learning is first; one down is Prototype
+        await wait_for(pilot, lambda: screen_id(pilot) == "hardware")
+        assert app.wizard.use_case == "prototype"
+        app.screen.action_back()
         from gptwiz.tui.screens.dataset import DatasetScreen
 
         await app.push_screen(DatasetScreen())

@@ -200,6 +200,10 @@ class PlainWizard:
         self.say(f"\n[bold green]Recommended: {rec.knobs.preset}[/]")
         for i, reason in enumerate(rec.reasons, 1):
             self.say_item(f"  {i}. ", reason)
+        if rec.phases:
+            self.say("  [bold]Phases (this wizard launches the first):[/]")
+            for phase in rec.phases:
+                self.say_item("    ", phase)
         for warning in rec.warnings:
             self.say_item("  ! ", warning, "yellow")
         while True:

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from rich.console import Group
+from rich.console import Console, ConsoleOptions, Group, RenderResult
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
 from gptwiz.common import fmt
+from gptwiz.common.commands import fold_command
 from gptwiz.planning.hardware import HardwareReport
 from gptwiz.planning.memory import MemoryEstimate
 from gptwiz.planning.recommend import HEADROOM, USE_CASES, Recommendation
@@ -139,8 +140,20 @@ def recommendation_view(rec: Recommendation, commands: list[str], data_note: str
     if data_note:
         parts.append(Text(data_note, style="dim"))
     for cmd in commands:
-        parts.append(Text(cmd, style="bold cyan"))
+        parts.append(FoldedCommand(cmd))
     return Group(*parts)
+
+
+class FoldedCommand:
+    """A command line folded between its arguments at the width it is drawn at, so that pasted back into a shell
+    the lines are the one command (rich's own wrapping would break it without backslashes)."""
+
+    def __init__(self, command: str, style: str = "bold cyan") -> None:
+        self.command, self.style = command, style
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        for line in fold_command(self.command, max(20, options.max_width)):
+            yield Text(line, style=self.style, no_wrap=True, overflow="fold")
 
 
 __all__ = ["memory_bar", "hardware_table", "estimate_table", "time_lines", "recommendation_view"]

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, ClassVar, cast
 
 from rich.text import Text
 from textual.binding import ActiveBinding, Binding
+from textual.dom import DOMNode
 from textual.screen import Screen
 from textual.widgets import Static
 
@@ -96,15 +97,25 @@ class WizardStep(AppScreen):
         self.gptwiz.advance(self, move)
 
     def after_typing(self, callback: Callable[[], object]) -> None:
-        """Run `callback` once the focused widget has taken the keys already sent to it. A priority binding (the
-        enter of enter_binding) runs as its key arrives, before the focused input has handled the keys typed just
-        before it: a path typed and entered in one burst (a paste, a fast typist, ssh lag) would otherwise be
-        read half-typed."""
-        focused = self.focused
-        if focused is None:
-            callback()
-        else:
-            focused.call_later(callback)
+        """Run `callback` once the keys already sent to the focused widget have been handled. A priority binding
+        (the enter of enter_binding) runs as its key arrives, before the keys sent just before it: a path typed
+        and entered in one burst (a paste, a fast typist, ssh lag) would otherwise be read half-typed, and "down
+        down enter" would choose the first line. A key is handled by the focused widget, or bubbles from it
+        through each parent to the app, whose bindings move a list's cursor; the callback follows the same hops,
+        queued behind the key at each."""
+        path: list[DOMNode] = []
+        node: DOMNode | None = self.focused
+        while node is not None:
+            path.append(node)
+            node = node.parent  # where it bubbles to: the widget's parent, the screen's app
+
+        def hop(rest: list[DOMNode]) -> None:
+            if not rest:
+                callback()
+                return
+            rest[0].call_later(hop, rest[1:])
+
+        hop(path)
 
     def action_back(self) -> None:
         self.gptwiz.back()

@@ -45,6 +45,9 @@ class UseCaseScreen(WizardStep):
         self._choose(event.option.id)
 
     def action_choose(self) -> None:
+        self.after_typing(self._choose_highlighted)  # after the arrow keys sent just before enter
+
+    def _choose_highlighted(self) -> None:
         cases = self.query_one(OptionList)
         if cases.highlighted is not None:
             self._choose(self.cases[cases.highlighted][0])

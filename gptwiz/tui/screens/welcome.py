@@ -107,7 +107,7 @@ class WelcomeScreen(WizardStep):
         return True
 
     def action_enter_watch(self) -> None:
-        self.action_watch()
+        self.after_typing(self.action_watch)  # after the arrow keys sent just before enter
 
     def action_enter_new(self) -> None:
         self.action_new()
