@@ -299,6 +299,18 @@ def test_jsonl_lines_without_text_are_ignored_and_counted(tmp_path, text):
 
 # --- the command line ------------------------------------------------------------------------------
 
+def test_the_cli_keeps_its_default_val_fraction_and_sft_its_own(tmp_path, text):
+    split_into_files(text[:60_000], tmp_path / "docs", 3)
+    run_cli(["prepare", "--source", "docs:docs/*.txt", "--out_dir", "out", "--block_size", "64"], cwd=tmp_path,
+            check=True)
+    assert read_manifest(tmp_path / "out")["val_fraction"] == 0.005 and "kind" not in read_manifest(tmp_path / "out")
+    (tmp_path / "ex.jsonl").write_text("".join(json.dumps({"prompt": f"p{i}", "response": "r"}) + "\n"
+                                               for i in range(10)))
+    run_cli(["prepare", "--sft", "--source", "ex:ex.jsonl", "--out_dir", "sft"], cwd=tmp_path, check=True)
+    assert read_manifest(tmp_path / "sft")["val_fraction"] == 0.05 and read_manifest(tmp_path / "sft")["kind"] == "sft"
+
+
+
 def test_guide_example_2_prepare_command_runs_and_dataset_info_shows_it(tmp_path, text):
     split_into_files(text, tmp_path / "data" / "company_docs", 40)
     proc = run_cli(["prepare", "--source", "docs:data/company_docs/*.txt", "--out_dir", "data/company_shards"],

@@ -111,6 +111,28 @@ def test_domain_with_a_smaller_base_adapts_the_same_preset() -> None:
     assert [p.preset for p in rec.phases] == ["350M_1024", "350M_1024"] and rec.phases[1].learning_rate == 5e-5
 
 
+def test_chat_offers_instruction_tuning_as_phase_2() -> None:
+    rec = recommend("chat", 24, 200 * MB)
+    assert [p.preset for p in rec.phases] == [rec.preset, rec.preset] and rec.phases[1].sft and not rec.phases[0].sft
+    assert rec.phases[1].learning_rate == 2e-5 and rec.phases[1].init_from == "phase 1"
+    assert "1e-05 to 3e-05" in rec.phases[1].note
+    assert any("phase 2 tunes it on instruction examples" in r and "2e-05" in r for r in rec.reasons)
+    base, prepare, tune = rec.phase_commands("helper", "--input_file corpus.txt")
+    assert "--model_name helper_base" in base and "--input_file corpus.txt" in base
+    assert prepare == (f"gptwiz prepare --sft --source chat:YOUR_EXAMPLES.jsonl --out_dir data/helper_sft "
+                       f"--block_size {rec.block_size}")
+    assert f"--config_file {rec.preset} --model_name helper --dataset_dir data/helper_sft" in tune
+    assert "--init_from_model helper_base --learning_rate 2e-05 --max_iters 1000" in tune
+    assert "--block_size" not in tune  # the preset's own context, as the base's
+    assert not recommend("prototype", 24, 200 * MB).phases  # the other use cases stay one run
+
+
+def test_chat_on_a_cpu_tunes_with_the_bases_context() -> None:
+    rec = recommend("chat", 0, None)
+    *_, prepare, tune = rec.phase_commands()
+    assert f"--block_size {rec.block_size}" in prepare and "--dataset_dir data/my_model_sft" in tune
+
+
 def test_reasons_follow_the_issue_order() -> None:
     rec = recommend("code", 10, 50 * MB)
     text = "\n".join(rec.reasons)
@@ -283,6 +305,14 @@ def test_cli_underscores_and_a_measured_dataset(tmp_path: Path) -> None:
     assert data["preset"] == "small"
     assert data["dataset"]["bytes"] == SHAKESPEARE.stat().st_size
     assert f"--input_file {SHAKESPEARE}" in data["command"] and "--model_name bard" in data["command"]
+
+
+def test_cli_json_chat_lists_the_instruction_tuning_commands(tmp_path: Path) -> None:
+    data = json.loads(run_cli(["recommend", "--use-case", "chat", "--vram-gb", "24", "--json"], cwd=tmp_path,
+                              check=True).stdout)
+    assert [p["sft"] for p in data["phases"]] == [False, True] and len(data["commands"]) == 3
+    assert data["commands"][1].startswith("gptwiz prepare --sft") and "--init_from_model" in data["commands"][2]
+    assert data["command"] == data["commands"][0]
 
 
 def test_cli_folder_suggests_prepare(tmp_path: Path) -> None:

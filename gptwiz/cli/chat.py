@@ -44,6 +44,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"gptwiz chat: {message}", file=sys.stderr)
 
     session = ChatSession(opts, warn=say, note=say)
+    if session.template is not None:
+        say(f"instruction-tuned run: each message goes into chat template {session.template}, after the "
+            "conversation so far; an answer ends at end-of-text")
     if args.json or not (sys.stdin.isatty() and sys.stdout.isatty()):
         return _lines(session, args.json)
     return _interactive(session)

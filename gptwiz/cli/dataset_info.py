@@ -49,3 +49,20 @@ def render(info: dict[str, Any], console: Any) -> None:
         table.add_section()
         table.add_row(*row("total", info["totals"], "", "100.0%"))
     console.print(table)
+    if info.get("sft"):
+        render_sft(info["sft"], console)
+
+
+def render_sft(sft: dict[str, Any], console: Any) -> None:
+    """An instruction dataset's examples and its trained (answer) and prompt tokens, per split."""
+    from rich.table import Table
+
+    table = Table(title=f"instruction tuning: template {sft['template']}",
+                  caption=f"examples cut to --block_size {sft['block_size']} + 1 tokens: {sft['truncated']:,}; "
+                          f"malformed lines ignored: {sft['bad_lines']:,}; trained on: the answers' tokens only")
+    for col in ("split", "examples", "answer tokens (trained)", "prompt tokens"):
+        table.add_column(col, justify="left" if col == "split" else "right")
+    for split in ("train", "val"):
+        r = sft[split]
+        table.add_row(split, f"{r['examples']:,}", f"{r['trained_tokens']:,}", f"{r['prompt_tokens']:,}")
+    console.print(table)

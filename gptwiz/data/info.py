@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from gptwiz.common.errors import UsageError
-from gptwiz.data.manifest import MANIFEST, manifest_checksum, read_manifest
+from gptwiz.data.manifest import MANIFEST, is_sft, manifest_checksum, read_manifest
 
 
 def dataset_info(dataset_dir: Path | str) -> dict[str, Any]:
@@ -29,9 +29,26 @@ def dataset_info(dataset_dir: Path | str) -> dict[str, Any]:
             "weight": float(s.get("weight", 0)), "share": float(s.get("weight", 0)) / weight_sum,
         })
     keys = ("files", "skipped_files", "bytes", "documents", "train_tokens", "val_tokens", "tokens", "replaced_chars")
-    return {
+    info = {
         "dir": str(d.resolve()), "manifest": str((d / MANIFEST).resolve()), "checksum": manifest_checksum(d),
         "format_version": manifest.get("format_version"), "tokenizer": manifest.get("tokenizer"),
         "vocab_size": manifest.get("vocab_size"), "val_fraction": manifest.get("val_fraction"),
         "sources": rows, "totals": {k: sum(r[k] for r in rows) for k in keys},
+        "kind": manifest.get("kind", "text"),
     }
+    if is_sft(manifest):
+        info["sft"] = sft_info(manifest)
+    return info
+
+
+def sft_info(manifest: dict[str, Any]) -> dict[str, Any]:
+    """An instruction dataset's examples, and its tokens split into answers (trained on) and prompts."""
+    sft = manifest["sft"]
+    totals = manifest.get("totals", {})
+    out: dict[str, Any] = {"template": sft["template"], "block_size": sft["block_size"],
+                           "truncated": int(sft.get("truncated", 0)), "bad_lines": int(sft.get("bad_lines", 0))}
+    for split in ("train", "val"):
+        tokens, trained = int(totals.get(f"{split}_tokens", 0)), int(sft[f"{split}_trained_tokens"])
+        out[split] = {"examples": int(sft[f"{split}_examples"]), "trained_tokens": trained,
+                      "prompt_tokens": tokens - trained}
+    return out

@@ -15,6 +15,7 @@ import numpy as np
 from gptwiz.common.atomic import atomic_write_json
 from gptwiz.common.errors import UsageError
 from gptwiz.common.safe_read import MANIFEST_LIMIT, UnreadableFile, parse_json, read_regular
+from gptwiz.data.chat_template import TEMPLATE_NAME
 from gptwiz.data.tokenizer import ENCODING_NAME, EOT_TOKEN, GPT2_VOCAB_SIZE
 
 FORMAT_VERSION = 1
@@ -112,4 +113,44 @@ def _manifest_problem(manifest: dict[str, Any]) -> str | None:
             return problem
         if src.get("glob") is not None and not isinstance(src["glob"], str):
             return f"source {src['name']!r} has glob {repr(src['glob'])[:40]}, not text"
+    kind = manifest.get("kind", "text")
+    if kind not in KINDS:
+        return f"its kind is {repr(kind)[:40]}; this gptwiz knows {', '.join(KINDS)}"
+    return _sft_problem(manifest) if kind == "sft" else None
+
+
+# What a dataset is: token streams to pretrain on ("text", also a manifest without a kind), or instruction
+# examples with a trained mask ("sft", prepared with `gptwiz prepare --sft`).
+KINDS = ("text", "sft")
+SFT_COUNT_KEYS = ("train_examples", "val_examples", "train_trained_tokens", "val_trained_tokens", "truncated")
+SFT_SHARD_KEYS = ("train_mask_shards", "val_mask_shards", "train_offset_shards", "val_offset_shards")
+
+
+def is_sft(manifest: dict[str, Any]) -> bool:
+    return manifest.get("kind") == "sft"
+
+
+def _sft_problem(manifest: dict[str, Any]) -> str | None:
+    section = manifest.get("sft")
+    if not isinstance(section, dict):
+        return "it is an instruction dataset without its 'sft' section"
+    if section.get("template") != TEMPLATE_NAME:
+        return f"its chat template is {repr(section.get('template'))[:40]}; this gptwiz knows {TEMPLATE_NAME}"
+    block = section.get("block_size")
+    if isinstance(block, bool) or not isinstance(block, int) or block < 1:
+        return f"its 'sft' block_size is {repr(block)[:40]}, not a positive whole number"
+    problem = _count_problem("'sft'", section, SFT_COUNT_KEYS)
+    if problem:
+        return problem
+    for src in manifest["sources"]:
+        own = src.get("sft")
+        if not isinstance(own, dict):
+            return f"source {src['name']!r} has no 'sft' section"
+        for key in SFT_SHARD_KEYS:
+            shards = own.get(key)
+            if not isinstance(shards, list) or not all(isinstance(f, str) for f in shards):
+                return f"source {src['name']!r}: sft {key} must be a list of file names"
+        problem = _count_problem(f"source {src['name']!r}'s 'sft'", own, SFT_COUNT_KEYS)
+        if problem:
+            return problem
     return None

@@ -8,6 +8,7 @@ from typing import Any
 
 from gptwiz.common import fmt
 from gptwiz.common.commands import fold_command
+from gptwiz.data.chat_template import ASSISTANT_HEADER, TEMPLATE_NAME, USER_HEADER
 from gptwiz.data.sizes import bits_per_byte
 
 
@@ -58,6 +59,38 @@ def _loss(value: float | None) -> str:
     return f"{value:.4f}" if value is not None else "not recorded"
 
 
+def tuned_template(config: dict[str, Any]) -> str | None:
+    """The chat template the run was instruction-tuned with (its config.json's data.sft), or None."""
+    sft = (config.get("data") or {}).get("sft")
+    return str(sft.get("template")) if isinstance(sft, dict) else None
+
+
+def _prompt_section(template: str) -> str:
+    if template != TEMPLATE_NAME:
+        return f"""
+## Prompt format
+
+Instruction-tuned with chat template {template}, which this gptwiz does not know.
+"""
+    prompt = f"{USER_HEADER}What is the capital of France?\n\n{ASSISTANT_HEADER}"
+    return f"""
+## Prompt format
+
+Instruction-tuned (gptwiz chat template {template}): the loss was taken over the answers only. Prompt it as it was
+trained, and stop at the end-of-text token (`<|endoftext|>`, id 50256) that closes every answer:
+
+```
+{USER_HEADER}{{message}}
+
+{ASSISTANT_HEADER}{{answer}}<|endoftext|>
+```
+
+An optional `### System:\n{{text}}\n\n` goes first; further turns follow the end-of-text after `\n\n`, each
+part of the prompt tokenized on its own. In Python: `prompt = {prompt!r}`, then
+`model.generate(ids, max_new_tokens=100, eos_token_id=50256)`.
+"""
+
+
 def model_card(facts: CardFacts) -> str:
     cfg = facts.run_config
     model, train = cfg.get("model") or {}, cfg.get("train") or {}
@@ -75,6 +108,8 @@ def model_card(facts: CardFacts) -> str:
                          f"wide, context {model.get('block_size')} tokens"),
         ("tokenizer", "GPT-2's (tiktoken gpt2, 50,257 tokens)"),
         ("data", sources),
+        *([("instruction tuning", f"chat template {tuned_template(cfg)}, loss over the answers only (see Prompt "
+                                  "format)")] if tuned_template(cfg) else []),
         ("tokens", tokens),
         ("iterations", f"{facts.iteration:,} of {fmt.count(train.get('max_iters'))} ({facts.checkpoint})"),
         ("train loss", _loss(facts.train_loss)),
@@ -114,7 +149,7 @@ print(tokenizer.decode(model.generate(ids, max_new_tokens=50, do_sample=True)[0]
 ```
 
 The model has no positions beyond {model.get("block_size")} tokens: prompt and answer together must fit.
-
+{_prompt_section(tuned_template(cfg) or "") if tuned_template(cfg) else ""}
 ## How it was made
 
 Trained (the run's settings, as its config.json records them):

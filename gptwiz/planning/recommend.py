@@ -68,6 +68,13 @@ DOMAIN_RATES = {"cautious": 3e-5, "balanced": 5e-5, "aggressive": 7e-5}
 DOMAIN_TOKENS = {"150M": (10e6, 50e6), "150M_1024": (10e6, 50e6), "200M": (10e6, 50e6),
                  "350M_1024": (50e6, 200e6), "750M_1024": (100e6, 500e6)}
 
+# Instruction tuning (Chat/Q&A's phase 2): the middle of the guide's Fine-tuning (SFT) row, 1e-5 to 3e-5, and
+# iterations enough for a few passes over a typical instruction set of some ten thousand examples.
+SFT_LEARNING_RATE = 2e-5
+SFT_RATES = (1e-5, 3e-5)
+SFT_MAX_ITERS = 1000
+SFT_SOURCE = "chat:YOUR_EXAMPLES.jsonl"
+
 HEADROOM = 0.9            # the estimate must fit in 90% of the card (other processes, estimate error)
 BIG_CARD_GB = 40          # "40+ GB (A100): 750M_1024 with larger batch"
 # Cards report a little under their nominal size (a "24 GB" RTX 4090: 23.99 GiB; a 16 GB card
@@ -83,6 +90,7 @@ class Phase:
     max_iters: int
     init_from: str | None
     note: str
+    sft: bool = False  # trained on an instruction dataset, which `gptwiz prepare --sft` makes first
 
 
 @dataclass(frozen=True)
@@ -166,14 +174,23 @@ class Recommendation:
 
     def phase_commands(self, model_name: str = "my_model", data_arg: str | None = None,
                        domain_data_arg: str | None = None) -> list[str]:
-        """For `domain`: the base run, then the Phase 2 domain-adaptation run started from it."""
+        """For `domain`: the base run, then the Phase 2 domain-adaptation run started from it. For `chat`: the base
+        run, then the instruction dataset's preparation and the tuning run started from the base."""
         if not self.phases:
             return [self.command(model_name, data_arg)]
         base_name = f"{model_name}_base"
         out = [self.command(base_name, data_arg)]
         for phase in self.phases[1:]:
             parts = ["gptwiz", "train", "--config_file", phase.preset, "--model_name", model_name]
-            parts += shlex.split(domain_data_arg) if domain_data_arg else ["--dataset_dir", "YOUR_DOMAIN_DATA"]
+            if phase.sft:
+                sft_dir = f"data/{model_name}_sft"
+                out.append(shlex.join(["gptwiz", "prepare", "--sft", "--source", SFT_SOURCE, "--out_dir", sft_dir,
+                                       "--block_size", str(self.block_size)]))
+                parts += shlex.split(domain_data_arg) if domain_data_arg else ["--dataset_dir", sft_dir]
+                if self.block_size != load_preset(phase.preset).model.block_size:
+                    parts += ["--block_size", str(self.block_size)]  # the base's own: it has no more positions
+            else:
+                parts += shlex.split(domain_data_arg) if domain_data_arg else ["--dataset_dir", "YOUR_DOMAIN_DATA"]
             parts += ["--init_from_model", base_name, "--learning_rate", f"{phase.learning_rate:g}",
                       "--max_iters", str(phase.max_iters)]
             if self.batch_size != load_preset(phase.preset).train.batch_size:
@@ -453,6 +470,13 @@ def recommend(use_case: str, vram_gb: float, dataset_bytes: int | None, gpu_coun
             lo, hi = DOMAIN_TOKENS[pick]
             reasons.append(f"Phase 2 wants {fmt.count(lo)}-{fmt.count(hi)} tokens of domain data for a {pick} base "
                            "(the guide's Domain Adaptation table); the dataset above is Phase 1's general data")
+    if use_case == "chat":
+        phases = _sft_phases(pick, lr, max_iters)
+        reasons.append(f"Chat/Q&A: phase 1 trains {pick} on general text; phase 2 tunes it on instruction examples "
+                       f"(JSONL prompt/response pairs or conversations, `gptwiz prepare --sft`) at learning rate "
+                       f"{SFT_LEARNING_RATE:g} (the guide's Fine-tuning (SFT) row: {SFT_RATES[0]:g} to "
+                       f"{SFT_RATES[1]:g}), the loss over the answers only, so that it answers instead of "
+                       "continuing the text")
 
     return Recommendation(
         use_case=use_case, vram_gb=float(vram_gb), gpu_count=gpu_count, device_type=device_type, dtype=dtype,
@@ -601,6 +625,16 @@ def _domain_phases(base: str, lr: float, max_iters: int, presets_dir: Any) -> li
         Phase("phase 1: base model", base, lr, max_iters, None, "general data, from scratch"),
         Phase("phase 2: domain adaptation", adapt, DOMAIN_RATES["balanced"], adapt_iters, "phase 1",
               f"domain data, initialised from phase 1; learning rate {rates}"),
+    ]
+
+
+def _sft_phases(base: str, lr: float, max_iters: int) -> list[Phase]:
+    """Phase 1 the base model; phase 2 its instruction tuning, with the same preset, from phase 1's weights."""
+    return [
+        Phase("phase 1: base model", base, lr, max_iters, None, "general text, from scratch"),
+        Phase("phase 2: instruction tuning", base, SFT_LEARNING_RATE, SFT_MAX_ITERS, "phase 1",
+              f"instruction examples (gptwiz prepare --sft), initialised from phase 1; learning rate "
+              f"{SFT_RATES[0]:g} to {SFT_RATES[1]:g}", sft=True),
     ]
 
 

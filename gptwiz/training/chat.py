@@ -1,7 +1,10 @@
 """A conversation with a run's model: each message becomes a prompt, and the answer is streamed a piece of text at a
 time as its tokens are chosen, ending at max_new_tokens, at an end-of-text token or when the caller interrupts it.
 
-A pretrained model continues the message's text: the prompt is the message itself. Generation keeps the keys and
+A pretrained model continues the message's text: the prompt is the message itself. A run tuned on an instruction
+dataset (its config.json's data.sft) is prompted as it was trained: the conversation so far and the message, laid
+out by gptwiz.data.chat_template, its oldest exchanges left out when they would not leave room in the block for
+an answer; the answer ends at the end-of-text token that closes answers. Generation keeps the keys and
 values of the positions it has run (gptwiz.model.gpt's KVCache), so each new token costs one position; once the
 window is full it slides, running the latest block_size tokens again, as GPT.generate does.
 """
@@ -16,24 +19,18 @@ from typing import Any
 
 import torch
 
+from gptwiz.data.chat_template import Exchange, prompt_ids
 from gptwiz.data.tokenizer import EOT_TOKEN, GPT2_VOCAB_SIZE, get_encoding
 from gptwiz.model.gpt import GPT
-from gptwiz.runs.folder import resolve_run
+from gptwiz.runs.folder import read_json, resolve_run
 from gptwiz.training.device import Runtime
 from gptwiz.training.run_model import RunModel, inference_runtime, load_run_model
-from gptwiz.training.sample import SampleOptions, check_sample_options
+from gptwiz.training.sample import GenerationOptions, check_generation_options
 
 
 @dataclass(frozen=True)
-class ChatOptions:
-    model_name: str
-    max_new_tokens: int = 200
-    temperature: float = 0.8
-    top_k: int | None = 200
-    seed: int | None = None
-    device: str = "auto"
-    runs_dir: str = "runs"
-    checkpoint: str = "auto"  # best, last, or auto (gptwiz.runs.checkpoints.choose)
+class ChatOptions(GenerationOptions):
+    """`gptwiz chat`'s options: those of any generation (each message's answer is one)."""
 
 
 @dataclass(frozen=True)
@@ -55,15 +52,29 @@ class Answer:
 
 def check_chat_options(opts: ChatOptions) -> None:
     """The numbers within the ranges `gptwiz sample` accepts, with its messages."""
-    check_sample_options(SampleOptions(model_name=opts.model_name, max_new_tokens=opts.max_new_tokens,
-                                       temperature=opts.temperature, top_k=opts.top_k, seed=opts.seed,
-                                       device=opts.device, runs_dir=opts.runs_dir, checkpoint=opts.checkpoint))
+    check_generation_options(opts)
 
 
 def prompt_tokens(enc: Any, message: str) -> list[int]:
     """The tokens a message is given to the model as: a pretrained model continues its text; an empty message
     starts a new document."""
     return enc.encode_ordinary(message) or [EOT_TOKEN]
+
+
+def tuned_prompt(enc: Any, message: str, history: list[Exchange], block_size: int, room: int) -> list[int]:
+    """An instruction-tuned model's prompt: the template's, with as many of the latest exchanges as leave `room`
+    tokens of the block for the answer (the message alone, its start cut, when even it leaves none)."""
+    for first in range(len(history) + 1):
+        ids = prompt_ids(enc, message, history[first:])
+        if len(ids) + room <= block_size:
+            return ids
+    return ids[-max(1, block_size - room):]
+
+
+def run_template(run_config: dict[str, Any] | None) -> str | None:
+    """The chat template a run was tuned with (its config.json's data.sft), or None for a pretrained run."""
+    sft = ((run_config or {}).get("data") or {}).get("sft")
+    return sft.get("template") if isinstance(sft, dict) else None
 
 
 @torch.no_grad()
@@ -95,6 +106,19 @@ class ChatSession:
         self.enc = get_encoding()
         self.generator = torch.Generator(device=self.runtime.device)
         self.generator.manual_seed(opts.seed if opts.seed is not None else torch.seed())
+        self.template = run_template(read_json(paths.config))
+        self.history: list[Exchange] = []  # a tuned run's conversation so far
+
+    def reset(self) -> None:
+        """Start a new conversation."""
+        self.history = []
+
+    def prompt(self, message: str) -> list[int]:
+        """The tokens the model is given for `message`."""
+        if self.template is None:
+            return prompt_tokens(self.enc, message)
+        block = self.loaded.config.block_size
+        return tuned_prompt(self.enc, message, self.history, block, room=min(self.opts.max_new_tokens, block // 2))
 
     def answer(self, message: str, on_text: Callable[[str], None] | None = None,
                interruptible: bool = False) -> Answer:
@@ -113,7 +137,7 @@ class ChatSession:
 
         started = time.perf_counter()
         try:
-            for token in stream_tokens(self.loaded.model, prompt_tokens(self.enc, message), self.opts.max_new_tokens,
+            for token in stream_tokens(self.loaded.model, self.prompt(message), self.opts.max_new_tokens,
                                        self.opts.temperature, self.opts.top_k, self.generator, self.runtime):
                 count += 1
                 if token == EOT_TOKEN:  # the end of a document: the model has said all it would
@@ -125,4 +149,7 @@ class ChatSession:
             interrupted = True
         seconds = time.perf_counter() - started
         emit(decoder.decode(b"", final=True))
-        return Answer(message, "".join(pieces), count, seconds, interrupted)
+        response = "".join(pieces)
+        if self.template is not None:
+            self.history.append(Exchange(message, response))
+        return Answer(message, response, count, seconds, interrupted)

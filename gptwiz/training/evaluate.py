@@ -203,7 +203,13 @@ def text_bytes(tokens: np.ndarray, enc: Any) -> int:
 def dataset_streams(dataset_dir: Path, enc: Any) -> list[TokenStream]:
     """Every validation shard of a prepared dataset, named by its source."""
     from gptwiz.data.dataset import TokenDataset
+    from gptwiz.data.manifest import is_sft, read_manifest
 
+    if is_sft(read_manifest(dataset_dir)):
+        # Its token streams are prompts and answers together: their loss is not the model's on either.
+        raise UsageError(f"--dataset_dir {dataset_dir} is an instruction dataset (gptwiz prepare --sft), which "
+                         "`gptwiz eval` does not score: the val loss a run trained on it reports is the loss on its "
+                         "validation answers; evaluate a text file with --input_file")
     dataset = TokenDataset(dataset_dir)
     streams = [TokenStream(src.name, np.asarray(shard), text_bytes(shard, enc))
                for src in dataset.sources for shard in src.val if len(shard)]

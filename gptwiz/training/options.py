@@ -19,6 +19,7 @@ from gptwiz.common.schedule import effective_warmup
 from gptwiz.model.config import ModelConfig, count_params
 from gptwiz.planning.policy import CKPT_INTERVAL_S, run_eval_iters
 from gptwiz.planning.presets import Preset, TrainConfig, check_bound, load_preset, shown
+from gptwiz.planning.recommend import SFT_LEARNING_RATE
 from gptwiz.runs.folder import RunPaths, check_run_files, now_iso, read_json, resolve_run, run_paths
 from gptwiz.training.saved_config import RESUME_ADVICE, check_saved_config, read_saved_config, required_fields
 
@@ -149,7 +150,7 @@ def capped_eval_iters(train: TrainConfig) -> int:
 def resolve_data(opts: TrainOptions) -> dict[str, Any]:
     """The dataset folder to train from: a prepared one, or the token cache of --input_file."""
     from gptwiz.data.cache import cache_text_file
-    from gptwiz.data.manifest import manifest_checksum, read_manifest
+    from gptwiz.data.manifest import is_sft, manifest_checksum, read_manifest
 
     if bool(opts.input_file) == bool(opts.dataset_dir):
         raise UsageError("give exactly one of --input_file FILE (a text file) or --dataset_dir DIR (from `gptwiz prepare`)")
@@ -168,7 +169,7 @@ def resolve_data(opts: TrainOptions) -> dict[str, Any]:
         dataset_dir = Path(opts.dataset_dir)
         kind = "dataset_dir"
     manifest = read_manifest(dataset_dir)
-    return {
+    data = {
         "kind": kind,
         "input_file": str(Path(opts.input_file).resolve()) if opts.input_file else None,
         "dataset_dir": str(Path(dataset_dir).resolve()),
@@ -178,14 +179,19 @@ def resolve_data(opts: TrainOptions) -> dict[str, Any]:
         "train_tokens": manifest["totals"].get("train_tokens"),
         "val_tokens": manifest["totals"].get("val_tokens"),
     }
+    if is_sft(manifest):
+        sft = manifest["sft"]
+        data["sft"] = {"template": sft["template"], "train_examples": sft["train_examples"],
+                       "val_examples": sft["val_examples"]}
+    return data
 
 
 def check_data_fits_block(opts: TrainOptions, data: dict[str, Any], block_size: int) -> None:
     """Refuse, before anything is written, data that cannot fill one training and one validation block."""
-    from gptwiz.data.dataset import TokenDataset
+    from gptwiz.data.dataset import open_dataset
 
     try:
-        TokenDataset(data["dataset_dir"]).check_block(block_size)
+        open_dataset(data["dataset_dir"]).check_block(block_size)
     except UsageError:
         if not opts.input_file:
             raise
@@ -295,6 +301,9 @@ def resolve_run_config(opts: TrainOptions, check_exists: bool = True) -> tuple[R
                                  f"{src_model.block_size}, shorter than {preset.model.block_size}")
         init_from = str(source.root.resolve())
     data = resolve_data(opts)
+    if "sft" in data:
+        train = sft_learning_rate(opts, train)
+        data["sft"]["learning_rate"] = "given" if opts.learning_rate is not None else "default"
     check_data_fits_block(opts, data, preset.model.block_size)
     runtime = resolve_runtime(opts.device, opts.dtype, opts.compile, train.max_iters)
     cfg = RunConfig(
@@ -308,12 +317,22 @@ def resolve_run_config(opts: TrainOptions, check_exists: bool = True) -> tuple[R
     return cfg, paths
 
 
+def sft_learning_rate(opts: TrainOptions, train: TrainConfig) -> TrainConfig:
+    """The training settings of a run on an instruction dataset: SFT_LEARNING_RATE (the guide's, as recommend
+    offers it) unless --learning_rate was given, min_lr following it as it follows a given one. A base model's
+    rate (3e-4 for tiny) would soon undo what the base learned."""
+    if opts.learning_rate is not None:
+        return train
+    train = replace(train, learning_rate=SFT_LEARNING_RATE)
+    return replace(train, min_lr=SFT_LEARNING_RATE / 10) if train.min_lr > SFT_LEARNING_RATE else train
+
+
 def check_resumed_data(cfg: RunConfig) -> None:
     """The dataset a resumed run trains on must still be there and fill a block, as when it started."""
-    from gptwiz.data.dataset import TokenDataset
+    from gptwiz.data.dataset import open_dataset
 
     try:
-        TokenDataset(cfg.data["dataset_dir"]).check_block(cfg.model.block_size)
+        open_dataset(cfg.data["dataset_dir"]).check_block(cfg.model.block_size)
     except UsageError as exc:
         raise UsageError(f"--resume: run '{cfg.name}' trains on {cfg.data['dataset_dir']}, which cannot be used "
                          f"now: {exc}") from None

@@ -13,17 +13,22 @@ from gptwiz.runs.folder import resolve_run
 
 
 @dataclass(frozen=True)
-class SampleOptions:
+class GenerationOptions:
+    """What generating from a run's model takes, for `gptwiz sample` and `gptwiz chat` alike."""
     model_name: str
-    prompt: str = "\n"
     max_new_tokens: int = 200
     temperature: float = 0.8
     top_k: int | None = 200
-    num_samples: int = 1
     seed: int | None = None
     device: str = "auto"
     runs_dir: str = "runs"
     checkpoint: str = "auto"  # best, last, or auto (gptwiz.runs.checkpoints.choose)
+
+
+@dataclass(frozen=True)
+class SampleOptions(GenerationOptions):
+    prompt: str = "\n"
+    num_samples: int = 1
 
 
 @dataclass(frozen=True)
@@ -59,12 +64,17 @@ def _whole_in(name: str, value: int | None, low: int, high: int) -> None:
 
 def check_sample_options(opts: SampleOptions) -> None:
     """Every number within its range, before a checkpoint is read."""
+    check_generation_options(opts)
+    _whole_in("num_samples", opts.num_samples, 1, MAX_SAMPLES)
+
+
+def check_generation_options(opts: GenerationOptions) -> None:
+    """The numbers `gptwiz sample` and `gptwiz chat` share, each within its range."""
     _whole_in("max_new_tokens", opts.max_new_tokens, 1, MAX_NEW_TOKENS)
     if not (opts.temperature == 0 or MIN_TEMPERATURE <= opts.temperature <= MAX_TEMPERATURE):  # NaN too
         raise UsageError(f"invalid --temperature {shown(opts.temperature)}: must be 0 (greedy) or a number from "
                          f"{MIN_TEMPERATURE:g} to {MAX_TEMPERATURE:g}")
     _whole_in("top_k", opts.top_k, 1, MAX_TOP_K)
-    _whole_in("num_samples", opts.num_samples, 1, MAX_SAMPLES)
     _whole_in("seed", opts.seed, 0, 2**32 - 1)
     if opts.checkpoint not in CHECKPOINT_CHOICES:
         raise UsageError(f"invalid --checkpoint {shown(opts.checkpoint)}: must be best or last (or auto, the default)")

@@ -214,7 +214,7 @@ class Trainer:
         initial state."""
         import torch
 
-        from gptwiz.data.dataset import TokenDataset
+        from gptwiz.data.dataset import open_dataset
         from gptwiz.model.gpt import GPT
         from gptwiz.model.loss import training_loss
         from gptwiz.training.checkpoint import load_run_checkpoint
@@ -227,7 +227,7 @@ class Trainer:
             device = f"cuda:{self.dist.local_rank}"
         runtime = self.runtime = Runtime(device, cfg.dtype, cfg.compile)
         configure_backends(runtime)
-        self.dataset = TokenDataset(cfg.data["dataset_dir"])
+        self.dataset = open_dataset(cfg.data["dataset_dir"])
         if self.dataset.checksum != cfg.data["manifest_checksum"]:
             self._say(f"warning: the dataset {self.dataset.dir} changed since this run started "
                       "(manifest checksum differs)")
@@ -331,6 +331,9 @@ class Trainer:
                   f"{cfg.dtype}{' compiled' if cfg.compile else ''}"
                   f"{f', {self.dist.world_size} processes' if self.dist.enabled else ''}"
                   f"{' (FSDP)' if self.dist.fsdp else ''}, iterations {self.iter_num}..{cfg.train.max_iters}")
+        sft = cfg.data.get("sft")
+        if sft:
+            self._say(_sft_notice(sft, cfg))
         self.t_start = time.perf_counter()
         self.last_ckpt_time = time.monotonic()
         self.source_counts = np.zeros(len(self.dataset.sources), dtype=np.int64)
@@ -646,6 +649,18 @@ class _LogFileHandler(logging.Handler):
     def close(self) -> None:
         self.file.close()
         super().close()
+
+
+def _sft_notice(sft: dict[str, Any], cfg: RunConfig) -> str:
+    """What the log says of a run on an instruction dataset: how it is trained, its learning rate and whence."""
+    lr = f"learning rate {cfg.train.learning_rate:g}" + (
+        " (instruction tuning's default; --learning_rate sets another)" if sft.get("learning_rate") == "default" else "")
+    text = (f"instruction tuning (template {sft.get('template')}): one example a row, padded; the loss is over the "
+            f"answers' tokens only; {lr}")
+    if not cfg.init_from:
+        text += ("; warning: no --init_from_model, so the model starts from random weights and learns the answers "
+                 "alone, with no language to draw on; tune a base model with --init_from_model BASE")
+    return text
 
 
 def _describe(exc: BaseException, resumable: bool = True) -> str:

@@ -96,12 +96,23 @@ def _check_name_room(path: Path, label: str) -> None:
                          "may have, gptwiz needs the rest for the working folder beside it); choose a shorter name")
 
 
-def _request_key(sources: list[dict[str, Any]], val_fraction: Any) -> Any:
-    return [val_fraction, [[s.get("name"), s.get("glob"), s.get("weight"), s.get("fingerprint")] for s in sources]]
+def _request_key(sources: list[dict[str, Any]], val_fraction: Any, variant: Any = None) -> Any:
+    key = [val_fraction, [[s.get("name"), s.get("glob"), s.get("weight"), s.get("fingerprint")] for s in sources]]
+    return key if variant is None else [*key, variant]
 
 
-def check_out_dir(dest: Destination, plans: list[SourcePlan], opts: PrepareOptions) -> dict[str, Any] | None:
-    """None to go ahead; the existing manifest when out_dir already holds exactly this dataset."""
+def dataset_variant(manifest: dict[str, Any]) -> Any:
+    """What besides the sources and val_fraction made a dataset: None for a text dataset, the kind and block
+    size for an instruction-tuning one (its examples are cut to the block)."""
+    if manifest.get("kind") != "sft":
+        return None
+    return ["sft", (manifest.get("sft") or {}).get("block_size")]
+
+
+def check_out_dir(dest: Destination, plans: list[SourcePlan], opts: PrepareOptions,
+                  variant: Any = None) -> dict[str, Any] | None:
+    """None to go ahead; the existing manifest when out_dir already holds exactly this dataset (`variant`: what
+    dataset_variant gives for the dataset asked for)."""
     out_dir = dest.path
     try:
         if not out_dir.is_dir() or not any(out_dir.iterdir()):
@@ -116,11 +127,11 @@ def check_out_dir(dest: Destination, plans: list[SourcePlan], opts: PrepareOptio
     try:
         existing: dict[str, Any] | None = read_json_object(manifest_path, MANIFEST_LIMIT)
         assert existing is not None
-        old_key = _request_key(existing["sources"], existing.get("val_fraction"))
+        old_key = _request_key(existing["sources"], existing.get("val_fraction"), dataset_variant(existing))
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         existing, old_key = None, None
     new_key = _request_key([{"name": p.spec.name, "glob": p.spec.glob, "weight": p.spec.weight,
-                             "fingerprint": p.fingerprint()} for p in plans], opts.val_fraction)
+                             "fingerprint": p.fingerprint()} for p in plans], opts.val_fraction, variant)
     if opts.overwrite:
         return None
     if old_key == new_key:
@@ -150,6 +161,10 @@ def complete_manifest(folder: Path) -> dict[str, Any] | None:
                     size += info.st_size
                 if size != itemsize * int(source[f"{split}_tokens"]):
                     return None
+                if manifest.get("kind") == "sft":
+                    masks = source["sft"][f"{split}_mask_shards"]
+                    if sum(os.lstat(folder / name).st_size for name in masks) != int(source[f"{split}_tokens"]):
+                        return None
     except (OSError, ValueError, KeyError, TypeError):
         return None
     return manifest

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -66,22 +67,36 @@ def build_dataset(plans: list[SourcePlan], dest: Destination, opts: PrepareOptio
     enc = get_encoding()
     workers = opts.workers or min(available_cores(), MAX_DEFAULT_WORKERS)
     progress = progress or PrepareProgress()
+    started = time.perf_counter()
+
+    def fill(work: Path) -> dict[str, Any]:
+        progress.start(sum(len(p.files) for p in plans), sum(p.bytes for p in plans))
+        try:
+            manifest = _tokenize_all(plans, work, enc, workers, opts, progress)
+        finally:
+            progress.stop()
+        for source in manifest["sources"]:
+            source.update(extra or {})
+        if opts.block_size is not None:
+            check_trainable(manifest, opts.block_size, opts.val_fraction)
+        return manifest
+
+    manifest = write_dataset(dest, fill)
+    return PrepareResult(out_dir=dest.path, manifest=manifest, seconds=time.perf_counter() - started,
+                         workers=workers)
+
+
+def write_dataset(dest: Destination, fill: Callable[[Path], dict[str, Any]]) -> dict[str, Any]:
+    """fill(work) writes a dataset's shards into a fresh partial folder and returns its manifest; the manifest is
+    then written last and the folder renamed to dest.path. On any failure (bad input, Ctrl-C, a full disk: a
+    WriteFailed in one line) nothing of the new dataset is kept, nor the folders made for it."""
     out_dir = dest.path
     created = [d for d in (out_dir.absolute().parent, *out_dir.absolute().parent.parents) if not d.exists()]
     work: Path | None = None
-    started = time.perf_counter()
     try:
         work = partial_dir(dest)
         with sigterm_interrupts():
-            progress.start(sum(len(p.files) for p in plans), sum(p.bytes for p in plans))
-            try:
-                manifest = _tokenize_all(plans, work, enc, workers, opts, progress)
-            finally:
-                progress.stop()
-            for source in manifest["sources"]:
-                source.update(extra or {})
-            if opts.block_size is not None:
-                check_trainable(manifest, opts.block_size, opts.val_fraction)
+            manifest = fill(work)
             write_manifest(work, manifest)
             with signals_deferred():
                 install(work, out_dir)
@@ -96,7 +111,7 @@ def build_dataset(plans: list[SourcePlan], dest: Destination, opts: PrepareOptio
         if failed is not None:
             raise failed from None
         raise
-    return PrepareResult(out_dir=out_dir, manifest=manifest, seconds=time.perf_counter() - started, workers=workers)
+    return manifest
 
 
 def _write_failed(exc: OSError, dest: Destination, work: Path | None) -> WriteFailed:

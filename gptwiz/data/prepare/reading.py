@@ -32,7 +32,7 @@ class SourceStats:
     forced_cuts: int = 0
 
 
-def _replacements(text: str, raw: bytes) -> int:
+def replaced_count(text: str, raw: bytes) -> int:
     # errors="replace" turns each invalid sequence into U+FFFD; subtract the U+FFFD the file really holds.
     return text.count("\ufffd") - raw.count(b"\xef\xbf\xbd")
 
@@ -53,7 +53,7 @@ def _text_blocks(f: Any, first: bytes, pf: PlannedFile, source: str, stats: Sour
         stats.bytes += len(raw)
         text = decoder.decode(raw)
         window = tail + raw
-        stats.replaced_chars += _replacements(text, window)
+        stats.replaced_chars += replaced_count(text, window)
         tail = window[-2:]
         if text:
             yield text
@@ -71,7 +71,7 @@ def _jsonl_documents(f: Any, pf: PlannedFile, source: str, stats: SourceStats) -
         index += 1
         stats.bytes += len(raw)
         line = raw.decode("utf-8", errors="replace")
-        stats.replaced_chars += _replacements(line, raw)
+        stats.replaced_chars += replaced_count(line, raw)
         if not line.strip():
             continue
         try:
