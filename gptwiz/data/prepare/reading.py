@@ -94,19 +94,27 @@ def _readline(f: Any, pf: PlannedFile, source: str) -> bytes:
         raise UsageError(f"source {source}: cannot read {pf.path} ({exc.strerror or exc})") from None
 
 
+def skipped_as_binary(head: bytes, pf: PlannedFile, stats: SourceStats) -> bool:
+    """Whether a file is not text (a NUL byte in its first BINARY_PROBE bytes), counted as skipped if so and as
+    read if not."""
+    if b"\0" in head[:BINARY_PROBE]:
+        stats.skipped_files += 1
+        stats.skipped_bytes += pf.size
+        if len(stats.skipped) < SKIPPED_LISTED:
+            stats.skipped.append(pf.rel)
+        return True
+    stats.files += 1
+    return False
+
+
 def file_documents(pf: PlannedFile, source: str, stats: SourceStats,
                    read_bytes: int) -> Iterator[tuple[int, Iterator[str]]]:
     """(document index, its text in blocks) for each document of one file; each must be read to the end."""
     try:
         with open(pf.path, "rb") as f:
             first = f.read(max(read_bytes, BINARY_PROBE))
-            if b"\0" in first[:BINARY_PROBE]:
-                stats.skipped_files += 1
-                stats.skipped_bytes += pf.size
-                if len(stats.skipped) < SKIPPED_LISTED:
-                    stats.skipped.append(pf.rel)
+            if skipped_as_binary(first, pf, stats):
                 return
-            stats.files += 1
             if pf.is_jsonl:
                 yield from _jsonl_documents(f, pf, source, stats)
             else:

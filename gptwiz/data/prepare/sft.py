@@ -28,7 +28,7 @@ from gptwiz.data.prepare.options import PrepareOptions, PrepareResult, validate_
 from gptwiz.data.prepare.out_dir import check_out_dir, recover_interrupted, resolve_out_dir
 from gptwiz.data.prepare.pieces import is_val_document
 from gptwiz.data.prepare.pipeline import write_dataset
-from gptwiz.data.prepare.reading import BINARY_PROBE, SKIPPED_LISTED, replaced_count
+from gptwiz.data.prepare.reading import BINARY_PROBE, SourceStats, replaced_count, skipped_as_binary
 from gptwiz.data.prepare.sft_records import BadRecord, parse_record
 from gptwiz.data.prepare.shards import ShardWriter
 from gptwiz.data.prepare.sources import PlannedFile, SourcePlan, parse_sources, plan_source
@@ -107,17 +107,11 @@ class SplitWriter:
 
 
 @dataclass
-class SftStats:
-    files: int = 0
-    bytes: int = 0
+class SftStats(SourceStats):
+    """What reading an instruction source found: the text path's counts, and the examples'."""
     lines: int = 0
     truncated: int = 0
     no_answer_in_block: int = 0
-    replaced_chars: int = 0
-    skipped: list[str] = field(default_factory=list)
-    skipped_files: int = 0
-    skipped_bytes: int = 0
-    bad_lines: int = 0
     bad_listed: list[str] = field(default_factory=list)
 
     def bad(self, where: str, why: str) -> None:
@@ -130,13 +124,8 @@ def _lines(pf: PlannedFile, source: str, stats: SftStats) -> Iterator[tuple[int,
     """(line number, text) of one file's non-blank lines; a file with NUL bytes is skipped as not text."""
     try:
         with open(pf.path, "rb") as f:
-            if b"\0" in f.read(BINARY_PROBE):
-                stats.skipped_files += 1
-                stats.skipped_bytes += pf.size
-                if len(stats.skipped) < SKIPPED_LISTED:
-                    stats.skipped.append(pf.rel)
+            if skipped_as_binary(f.read(BINARY_PROBE), pf, stats):
                 return
-            stats.files += 1
             f.seek(0)
             for number, raw in enumerate(f, 1):
                 stats.bytes += len(raw)
