@@ -27,7 +27,8 @@ import psutil
 WRITER = r"""
 import json, math, os, sys, time
 from pathlib import Path
-from gptwiz.runs.folder import RunLock, RunPaths
+from gptwiz.runs.lock import RunLock
+from gptwiz.runs.paths import RunPaths
 root, rate, seconds = sys.argv[1], float(sys.argv[2]), float(sys.argv[3])
 RunLock(RunPaths(Path(root))).acquire()  # as the trainer does: viewers show a run running only while it is held
 max_iters = 100000

@@ -28,7 +28,7 @@ TEXT = REPO.parent / "shared" / "data" / "tinyshakespeare.txt"
 def warm_steps(metrics: Path, kind: str, iters: int) -> list[float]:
     """The step times after warm-up (the warm-up the probe leaves out for a run this long)."""
     from gptwiz.planning.verdict import warmup_iterations
-    from gptwiz.runs.folder import read_metrics
+    from gptwiz.runs.metrics import read_metrics
 
     dts = [r["dt_s"] for r in read_metrics(metrics) if r.get("type") == kind]
     return dts[warmup_iterations(len(dts), iters // 10):]

@@ -11,7 +11,7 @@ import pytest
 from conftest import SHAKESPEARE
 from faults.support import micro_preset, records, start, status, train_args, wait_for
 
-from gptwiz.runs.folder import RunPaths
+from gptwiz.runs.paths import RunPaths
 
 NAME = "st"
 MAX_ITERS = 5000  # never reached: stopped long before its second evaluation

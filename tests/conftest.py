@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
+import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -40,6 +43,26 @@ TINY_FAST = ["--config_file", "tiny", "--batch_size", "8", "--block_size", "64",
 @pytest.fixture
 def shakespeare() -> Path:
     return SHAKESPEARE
+
+
+def session_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder of this test session that every pytest-xdist worker sees (their base temporaries share a parent)."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
+def build_once(folder: Path, build: Callable[[Path], None]) -> Path:
+    """`folder`, made by `build(folder)` once a test session: under xdist the first worker to ask builds it while
+    holding a lock, and the others wait for it and use the same folder. What a failed build left is started over."""
+    with open(f"{folder}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        done = Path(f"{folder}.done")
+        if not done.exists():
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir(parents=True)
+            build(folder)
+            done.touch()
+    return folder
 
 
 def cli_env(**extra: str) -> dict[str, str]:

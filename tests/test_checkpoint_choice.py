@@ -18,8 +18,8 @@ from conftest import assert_one_line_error, run_cli
 from faults.support import fault_env, one_line
 
 from gptwiz.runs.checkpoints import CheckpointInfo, choose, choose_checkpoint, last_evaluation, read_checkpoint_info
-from gptwiz.runs.folder import RunPaths
 from gptwiz.runs.listing import folder_text, summarize
+from gptwiz.runs.paths import RunPaths
 from gptwiz.training.checkpoint import load_checkpoint
 
 LAST, BEST = Path("ckpt_last.pt"), Path("ckpt_best.pt")

@@ -16,7 +16,7 @@ from test_export import export_and_compare
 from gptwiz.common.errors import UsageError
 from gptwiz.model.config import ModelConfig
 from gptwiz.model.gpt import GPT
-from gptwiz.runs.folder import read_metrics
+from gptwiz.runs.metrics import read_metrics
 from gptwiz.training.checkpoint import load_checkpoint
 
 pytestmark = pytest.mark.slow

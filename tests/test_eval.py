@@ -113,8 +113,8 @@ def test_eval_loss_is_transformers_loss_over_the_same_windows(tiny_run, tmp_path
     assert "(held out.txt, ckpt_last.pt iteration 50)" in listed.stdout
     assert json.loads(run_cli(["runs", "--runs_dir", str(run.parent), "--json"], cwd=tmp_path,
                               check=True).stdout)[0]["eval"] == latest
-    from gptwiz.runs.folder import run_paths
     from gptwiz.runs.monitor import RunMonitor
+    from gptwiz.runs.paths import run_paths
 
     assert RunMonitor(run_paths(run.parent, run.name)).poll().held_out.startswith(f"held-out: loss {latest['loss']:.3f}")
 

@@ -17,9 +17,11 @@ import pytest
 from conftest import SHAKESPEARE, run_cli
 from faults.support import fault_env, micro_preset, records, start, status, train_args, wait_for
 
+from gptwiz.common.schedule import FIRST_EVAL_ITERS
 from gptwiz.training.checkpoint import load_checkpoint
 from gptwiz.training.options import TrainOptions
-from gptwiz.training.trainer import FIRST_EVAL_ITERS, train
+from gptwiz.training.resolve import resolve_options
+from gptwiz.training.trainer import train
 
 EVAL_INTERVAL = 5
 # Batches of each split: over ten minutes of evaluation for the micro model, far longer than any stop may take.
@@ -147,13 +149,13 @@ def test_should_stop_during_an_evaluation_then_resume_redoes_it(tmp_path: Path, 
             return True
         return False
 
-    result = train(_micro_options(tmp_path, data_dir), should_stop=should_stop)
+    result = train(resolve_options(_micro_options(tmp_path, data_dir)), should_stop=should_stop)
     assert result.state == "stopped" and result.iter == EVAL_INTERVAL, result
     assert asked and asked[0]["eval_total"] == 12
     assert [r["iter"] for r in records(run, "eval")] == [0]
     assert load_checkpoint(run / "ckpt_last.pt")["val_loss"] is None
 
-    resumed = train(_micro_options(tmp_path, data_dir, resume=True))
+    resumed = train(resolve_options(_micro_options(tmp_path, data_dir, resume=True)))
     assert resumed.state == "finished" and resumed.iter == 12, resumed
     evals = records(run, "eval")
     assert [r["iter"] for r in evals] == [0, 5, 10, 12], evals
@@ -166,10 +168,10 @@ def test_a_run_from_given_weights_evaluates_them_whole_at_iteration_0(tmp_path: 
                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     """--init_from_model: the loss at iteration 0 is the one the new run has to beat, so it is measured in full."""
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    source = train(_micro_options(tmp_path, data_dir, model_name="src", max_iters=2))
+    source = train(resolve_options(_micro_options(tmp_path, data_dir, model_name="src", max_iters=2)))
     assert source.state == "finished"
-    tuned = train(_micro_options(tmp_path, data_dir, model_name="ft", max_iters=2,
-                                 init_from_model=str(tmp_path / "runs" / "src")))
+    tuned = train(resolve_options(_micro_options(tmp_path, data_dir, model_name="ft", max_iters=2,
+                                                 init_from_model=str(tmp_path / "runs" / "src"))))
     assert tuned.state == "finished"
     first = records(tmp_path / "runs" / "ft", "eval")[0]
     assert first["iter"] == 0 and first["batches"] == 12, first

@@ -166,7 +166,7 @@ def test_graph_sees_the_whole_package(graph: ImportGraph) -> None:
 
 def test_every_unit_has_a_layer(graph: ImportGraph) -> None:
     missing = sorted({unit(m) for m in graph.files} - set(RANK))
-    assert not missing, f"add {missing} to LAYERS in tests/test_layout.py (and the README's architecture picture)"
+    assert not missing, f"add {missing} to LAYERS in tests/test_layout.py (and docs/architecture.md's picture)"
 
 
 def test_no_import_cycle(graph: ImportGraph) -> None:
@@ -181,6 +181,21 @@ def test_only_the_front_ends_import_textual(graph: ImportGraph) -> None:
                  if unit(m) not in TEXTUAL_USERS and any(unit(e) == "tui" for e in es))
     assert not textual + tui, "only gptwiz.cli and gptwiz.tui may import Textual or gptwiz.tui:\n" + "\n".join(
         textual + tui)
+
+
+def test_screens_and_widgets_never_import_the_app(graph: ImportGraph) -> None:
+    # Screens ask the app through messages (gptwiz.tui.messages) and read what they share through
+    # gptwiz.tui.context; importing the app, even only to type self.app under TYPE_CHECKING, would tie them to it.
+    found = []
+    for module, path in graph.files.items():
+        if not module.startswith(("gptwiz.tui.screens", "gptwiz.tui.widgets")):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                names = _imported_names(module, path.name == "__init__.py", node)
+                if any(name == "gptwiz.tui.app" or name.startswith("gptwiz.tui.app.") for name in names):
+                    found.append(f"{path.relative_to(REPO)}:{node.lineno}: {ast.unparse(node)}")
+    assert not found, "screens and widgets post messages to the app instead of importing it:\n" + "\n".join(found)
 
 
 def test_imports_point_down_the_layers(graph: ImportGraph) -> None:
@@ -200,12 +215,12 @@ def test_units_import_each_other_in_one_direction_only(graph: ImportGraph) -> No
     assert not cycles, f"subpackages that import each other: {cycles}\n" + "\n".join(detail)
 
 
-def test_the_readme_picture_names_every_unit(graph: ImportGraph) -> None:
-    section = (REPO / "README.md").read_text(encoding="utf-8").partition("\n## Architecture\n")[2]
-    picture = section.partition("```\n")[2].partition("```")[0]
+def test_the_architecture_picture_names_every_unit(graph: ImportGraph) -> None:
+    page = (REPO / "docs" / "architecture.md").read_text(encoding="utf-8")
+    picture = page.partition("\n## The layers\n")[2].partition("```\n")[2].partition("```")[0]
     drawn = re.findall(r"^ {2}(\w+)(?:/|\.py)\s", picture, flags=re.MULTILINE)
     units = sorted({unit(m) for m in graph.files} - {PACKAGE.name})
-    assert sorted(drawn) == units, "the README's Architecture picture must have one line per subpackage and module"
+    assert sorted(drawn) == units, "docs/architecture.md's picture must have one line per subpackage and module"
     order = [RANK[u] for u in drawn]
     assert order == sorted(order, reverse=True), "the picture lists the layers from the top down"
 
@@ -249,3 +264,64 @@ def test_help_does_not_import_torch() -> None:
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("usage: gptwiz")
     assert "TORCH: none" in proc.stderr, proc.stderr
+
+
+# Rooms small enough to read in one sitting. A Textual screen may reach SCREEN_MAX_LINES: its compose, bindings and
+# handlers belong together, and splitting them would only scatter one screen over several files.
+MODULE_MAX_LINES = 400
+SCREEN_MAX_LINES = 450
+FUNCTION_MAX_LINES = 80
+
+
+def test_no_module_is_over_400_lines(graph: ImportGraph) -> None:
+    long = []
+    for module, path in graph.files.items():
+        limit = SCREEN_MAX_LINES if module.startswith("gptwiz.tui.screens.") else MODULE_MAX_LINES
+        lines = len(path.read_text(encoding="utf-8").splitlines())
+        if lines > limit:
+            long.append(f"{path.relative_to(REPO)}: {lines} lines (at most {limit})")
+    assert not long, "modules to split by job:\n" + "\n".join(long)
+
+
+def test_no_function_is_over_80_lines(graph: ImportGraph) -> None:
+    long = []
+    for path in graph.files.values():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                lines = (node.end_lineno or node.lineno) - node.lineno + 1
+                if lines > FUNCTION_MAX_LINES:
+                    long.append(f"{path.relative_to(REPO)}:{node.lineno} {node.name}: {lines} lines")
+    assert not long, f"functions over {FUNCTION_MAX_LINES} lines, to split into named steps:\n" + "\n".join(long)
+
+
+def _imports_inside_functions(tree: ast.AST) -> list[ast.Import | ast.ImportFrom]:
+    found: dict[int, ast.Import | ast.ImportFrom] = {}
+    for function in ast.walk(tree):
+        if isinstance(function, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            for node in ast.walk(function):
+                if isinstance(node, (ast.Import, ast.ImportFrom)):
+                    found[id(node)] = node
+    return sorted(found.values(), key=lambda n: n.lineno)
+
+
+def test_every_import_inside_a_function_says_why(graph: ImportGraph) -> None:
+    # An import inside a function is a choice (start-up time, an optional dependency, a child process's own
+    # imports); the comment on its line keeps the choice from being undone by someone tidying up.
+    silent = []
+    for path in graph.files.values():
+        source = path.read_text(encoding="utf-8")
+        lines = source.splitlines()
+        for node in _imports_inside_functions(ast.parse(source)):
+            span = lines[node.lineno - 1:(node.end_lineno or node.lineno)]
+            if not any("#" in line for line in span):
+                silent.append(f"{path.relative_to(REPO)}:{node.lineno}: {lines[node.lineno - 1].strip()}")
+    assert not silent, "imports inside functions without a comment saying why:\n" + "\n".join(silent)
+
+
+def test_the_size_checks_see_long_code() -> None:
+    # A guard on the checks themselves: a long function and a silent inner import are found.
+    body = "\n".join(f"    x{i} = {i}" for i in range(FUNCTION_MAX_LINES + 1))
+    tree = ast.parse(f"def long():\n    import os\n{body}\n")
+    function = next(n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef))
+    assert (function.end_lineno or 0) - function.lineno + 1 > FUNCTION_MAX_LINES
+    assert [n.lineno for n in _imports_inside_functions(tree)] == [2]

@@ -206,6 +206,23 @@ def _auto_dtype() -> str:
     return resolve_dtype("auto", "cpu")
 
 
+def test_the_peak_measured_is_the_trainers_own_not_its_parents(tmp_path: Path) -> None:
+    """On Linux ru_maxrss survives fork and exec: a trainer started by a bigger process (this test runner, the
+    terminal app) would report that process's peak. MemoryMeter's CPU figure is the trainer's own."""
+    import resource
+    import subprocess
+    import sys
+
+    ballast = bytearray(768 * MiB)
+    ballast[::4096] = b"\1" * len(range(0, len(ballast), 4096))  # touched: resident, so ru_maxrss counts it
+    parent_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    child = subprocess.run([sys.executable, "-c", "from gptwiz.training.device import cpu_peak_rss_bytes; "
+                            "print(cpu_peak_rss_bytes())"], cwd=tmp_path, capture_output=True, text=True, check=True)
+    del ballast
+    own = int(child.stdout)
+    assert 0 < own < parent_peak - 512 * MiB, (own / MiB, parent_peak / MiB)  # Python with torch: about 300 MiB
+
+
 CASES = [("tiny", 8, 64), ("tiny", 16, 128), ("small", 4, 64), ("small", 8, 128)]
 
 

@@ -12,8 +12,13 @@ import time
 import pytest
 from conftest import assert_one_line_error, cli_env, run_cli
 
-from gptwiz.runs.folder import RunLock, RunPaths, pid_alive, read_json, read_metrics
-from gptwiz.training.probe import FAKE_OOM_ENV, ProbeOptions, is_oom_message, run_probe
+from gptwiz.common.faults import FAKE_OOM_ENV
+from gptwiz.runs.jsonfile import read_json
+from gptwiz.runs.lock import RunLock
+from gptwiz.runs.metrics import read_metrics
+from gptwiz.runs.paths import RunPaths
+from gptwiz.runs.status import pid_alive
+from gptwiz.training.probe import ProbeOptions, is_oom_message, run_probe
 
 # Small enough for a loaded 2-core CPU; the tiny preset's architecture is unchanged.
 FAST = ["--config_file", "tiny", "--batch_size", "4", "--block_size", "32", "--no-compile"]

@@ -13,6 +13,7 @@ from gptwiz.common.errors import UsageError
 from gptwiz.common.fmt import bytes_ as format_bytes
 from gptwiz.data.sizes import measure_dataset, parse_size
 from gptwiz.planning.recommend import ORDER, USE_CASES, dataset_row, hardware_cap, recommend
+from gptwiz.wizard.commands import phase_commands, recommendation_json, train_command
 
 MB, GB = 10**6, 10**9
 
@@ -78,7 +79,7 @@ def test_example_1_small_with_the_guides_settings() -> None:
     assert rec.estimate is not None and rec.estimate.compiled
     assert (rec.batch_size, rec.grad_accum) == (32, 1)
     assert rec.estimate_bytes <= 0.9 * 6 * 2**30
-    cmd = rec.command("my_blog_model", "--input_file data/blog_posts.txt")
+    cmd = train_command(rec, "my_blog_model", "--input_file data/blog_posts.txt")
     assert cmd.startswith("gptwiz train --config_file small --model_name my_blog_model --input_file data/blog_posts.txt")
     assert cmd.endswith("--max_iters 5000") and "--grad_accum" not in cmd
 
@@ -88,7 +89,8 @@ def test_example_2_rag_on_a_3090() -> None:
     assert rec.preset == "350M_1024" and rec.block_size == 1024 and rec.learning_rate == 2e-4
     assert rec.max_iters == 50000
     assert any("Example 2" in r for r in rec.reasons)
-    assert "--dataset_dir data/company_shards" in rec.command("company_model", "--dataset_dir data/company_shards")
+    command = train_command(rec, "company_model", "--dataset_dir data/company_shards")
+    assert "--dataset_dir data/company_shards" in command
 
 
 def test_example_3_domain_expert_two_phases() -> None:
@@ -96,7 +98,7 @@ def test_example_3_domain_expert_two_phases() -> None:
     assert rec.preset == "750M_1024"
     assert [p.preset for p in rec.phases] == ["750M_1024", "750M_1024_domain_adapt"]
     assert rec.phases[1].learning_rate == 5e-5 and "3e-05" in rec.phases[1].note and "7e-05" in rec.phases[1].note
-    base, adapt = rec.phase_commands("security_expert", "--dataset_dir data/wiki_goldset",
+    base, adapt = phase_commands(rec, "security_expert", "--dataset_dir data/wiki_goldset",
                                      "--dataset_dir data/security_corpus")
     assert "--config_file 750M_1024 " in base and "--model_name security_expert_base" in base
     assert "--config_file 750M_1024_domain_adapt" in adapt and "--init_from_model security_expert_base" in adapt
@@ -117,7 +119,7 @@ def test_chat_offers_instruction_tuning_as_phase_2() -> None:
     assert rec.phases[1].learning_rate == 2e-5 and rec.phases[1].init_from == "phase 1"
     assert "1e-05 to 3e-05" in rec.phases[1].note
     assert any("phase 2 tunes it on instruction examples" in r and "2e-05" in r for r in rec.reasons)
-    base, prepare, tune = rec.phase_commands("helper", "--input_file corpus.txt")
+    base, prepare, tune = phase_commands(rec, "helper", "--input_file corpus.txt")
     assert "--model_name helper_base" in base and "--input_file corpus.txt" in base
     assert prepare == (f"gptwiz prepare --sft --source chat:YOUR_EXAMPLES.jsonl --out_dir data/helper_sft "
                        f"--block_size {rec.block_size}")
@@ -129,7 +131,7 @@ def test_chat_offers_instruction_tuning_as_phase_2() -> None:
 
 def test_chat_on_a_cpu_tunes_with_the_bases_context() -> None:
     rec = recommend("chat", 0, None)
-    *_, prepare, tune = rec.phase_commands()
+    *_, prepare, tune = phase_commands(rec)
     assert f"--block_size {rec.block_size}" in prepare and "--dataset_dir data/my_model_sft" in tune
 
 
@@ -186,7 +188,7 @@ def test_exact_tokens_replace_the_byte_estimate() -> None:
 def test_several_gpus() -> None:
     rec = recommend("rag", 24, None, gpu_count=4)
     assert rec.effective_batch == rec.batch_size * rec.grad_accum * 4
-    assert "--nproc 4" in rec.command()
+    assert "--nproc 4" in train_command(rec)
 
 
 def test_alternatives_are_neighbours_with_a_reason() -> None:
@@ -223,10 +225,13 @@ def test_bad_input_raises(args: tuple, fragment: str) -> None:
 
 
 def test_to_json_keys() -> None:
-    data = json.loads(json.dumps(recommend("rag", 24, 200 * MB).to_json()))
+    rec = recommend("rag", 24, 200 * MB)
+    assert "command" not in rec.to_json()  # planning gives the settings; the command lines are added above it
+    data = json.loads(json.dumps(recommendation_json(rec, phase_commands(rec))))
     for key in ("preset", "block_size", "batch_size", "grad_accum", "learning_rate", "estimate_bytes", "fits",
-                "reasons", "warnings", "alternatives", "phases", "command"):
+                "reasons", "warnings", "alternatives", "phases", "command", "commands"):
         assert key in data
+    assert list(data)[-3:] == ["command", "estimate", "commands"]  # the order the JSON has always had
     assert all(set(a) == {"preset", "why"} for a in data["alternatives"])
 
 
@@ -373,7 +378,7 @@ def test_testing_on_a_cpu_fits_the_guides_minutes() -> None:
     # Still something that learns visibly: a few hundred iterations of at least 1,024 tokens.
     assert rec.max_iters >= 500 and rec.batch_size * rec.grad_accum * rec.block_size >= 1024
     assert any("Training Time for Testing/Learning" in r and "instead" in r for r in rec.reasons)
-    assert f"--max_iters {rec.max_iters}" in rec.command()
+    assert f"--max_iters {rec.max_iters}" in train_command(rec)
     # The memory figure is the one for the settings recommended.
     from gptwiz.planning.policy import knobs_memory
 
@@ -395,9 +400,9 @@ def test_a_time_budget_cuts_the_run_to_fit() -> None:
     assert any(r.startswith("time budget 2 h:") and "instead" in r for r in rec.reasons)
     assert (rec.preset, rec.batch_size, rec.block_size, rec.max_iters) != (free.preset, free.batch_size,
                                                                           free.block_size, free.max_iters)
-    data = json.loads(json.dumps(rec.to_json()))
+    data = json.loads(json.dumps(recommendation_json(rec, [train_command(rec)])))
     assert data["eta_s"] == pytest.approx(rec.eta_s, abs=0.1) and data["probe_eta_s"] == pytest.approx(rec.probe_eta_s, abs=0.1)
-    assert data["command"] == rec.command() and f"--max_iters {rec.max_iters}" in data["command"]
+    assert data["command"] == train_command(rec) and f"--max_iters {rec.max_iters}" in data["command"]
 
 
 @pytest.mark.parametrize("hours", [0, -1, float("nan"), float("inf"), True, "2"])

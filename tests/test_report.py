@@ -16,7 +16,8 @@ from gptwiz.cli import main
 from gptwiz.report.build import load
 from gptwiz.report.differences import compare
 from gptwiz.report.series import ema, load_run
-from gptwiz.runs.folder import RunLock, RunPaths
+from gptwiz.runs.lock import RunLock
+from gptwiz.runs.paths import RunPaths
 
 pytest.importorskip("matplotlib")
 

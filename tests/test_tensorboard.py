@@ -19,7 +19,7 @@ from gptwiz.cli import main
 from gptwiz.common.errors import UsageError
 from gptwiz.trackers.reporter import Trackers, TrackingReporter
 from gptwiz.training.options import RunConfig, TrainResult
-from gptwiz.training.trainer import Reporter
+from gptwiz.training.reporting import Reporter
 
 pytest.importorskip("tensorboard")
 
@@ -94,7 +94,8 @@ def test_report_tensorboard_writes_every_iteration_and_evaluation(tmp_path: Path
 
 
 def test_report_tensorboard_refuses_a_running_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from gptwiz.runs.folder import RunLock, RunPaths
+    from gptwiz.runs.lock import RunLock
+    from gptwiz.runs.paths import RunPaths
 
     runs = tmp_path / "runs"
     lock = RunLock(RunPaths(write_run(runs, "live", state="running", upto=12)))

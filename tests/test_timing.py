@@ -16,16 +16,15 @@ import pytest
 from conftest import assert_one_line_error, cli_env, run_cli
 
 from gptwiz.common.errors import UsageError
+from gptwiz.common.schedule import FIRST_EVAL_ITERS, eval_batch_share
 from gptwiz.model.config import count_params, training_flops_per_token
 from gptwiz.planning.presets import load_preset
 from gptwiz.planning.timing import (
     COMPILE_S,
     COST_MODEL,
-    FIRST_EVAL_ITERS,
     STARTUP_S,
     Throughput,
     cost_model,
-    eval_batch_share,
     from_probe_rate,
     iters_within,
     predict_probe_time,

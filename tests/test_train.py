@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from conftest import SHAKESPEARE, TINY_FAST, assert_one_line_error, cli_env, run_cli
 
-from gptwiz.runs.folder import read_metrics
+from gptwiz.runs.metrics import read_metrics
 from gptwiz.training.checkpoint import load_checkpoint
 
 

@@ -12,7 +12,7 @@ import pytest
 from checkpoint_support import MAX_ITERS, NAME, run_copy
 from tui_support import async_test, flat, quiet_context, screen_text, wait_for
 
-from gptwiz.runs.folder import RunPaths
+from gptwiz.runs.paths import RunPaths
 from gptwiz.tui.app import GptwizApp
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from conftest import TINY_FAST, assert_one_line_error, cli_env, run_cli
 
-from gptwiz.runs.folder import read_json
+from gptwiz.runs.jsonfile import read_json
 from gptwiz.wizard.mode import choose_mode
 
 RECORDED = Path(__file__).parent / "tui_data" / "recorded_run"

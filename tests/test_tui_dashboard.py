@@ -15,8 +15,10 @@ from pathlib import Path
 import pytest
 from tui_support import async_test, screen_text, wait_for, widget_text
 
-from gptwiz.runs.folder import RunLock, RunPaths, lock_owner
-from gptwiz.runs.monitor import LogTail, RunMonitor
+from gptwiz.runs.lock import RunLock, lock_owner
+from gptwiz.runs.monitor import RunMonitor
+from gptwiz.runs.paths import RunPaths
+from gptwiz.runs.tail import LogTail
 from gptwiz.tui.app import GptwizApp
 from gptwiz.tui.context import AppContext
 from gptwiz.tui.devicestats import DeviceSampler
@@ -96,7 +98,7 @@ def lock_holder(paths: RunPaths, body: str = "time.sleep(60)") -> subprocess.Pop
     paths.root.mkdir(parents=True, exist_ok=True)
     script = ("import json, os, signal, sys, time\n"
               "from pathlib import Path\n"
-              "from gptwiz.runs.folder import RunLock, RunPaths\n"
+              "from gptwiz.runs.lock import RunLock\nfrom gptwiz.runs.paths import RunPaths\n"
               "RunLock(RunPaths(Path(sys.argv[1]))).acquire()\n" + body + "\n")
     proc = subprocess.Popen([sys.executable, "-c", script, str(paths.root)])
     deadline = time.time() + 30
@@ -401,7 +403,7 @@ async def test_device_panel_of_a_finished_run_says_the_trainer_is_gone(tmp_path:
 # --- evaluations: what the dashboard says during one, and the ETA that counts them ----------------------
 
 def test_eta_counts_the_evaluations_and_checkpoints_still_to_come() -> None:
-    from gptwiz.runs.monitor import EvalPlan, eta_seconds
+    from gptwiz.runs.eta import EvalPlan, eta_seconds
 
     plan = EvalPlan(eval_interval=20, eval_iters=2, grad_accum=1, ckpt_interval_s=float("inf"))
     # 50 steps of 2 s; evaluations at 20, 40 and 60 of 4 batches of 0.5 s, each with a checkpoint of 1 s.
@@ -413,8 +415,10 @@ def test_eta_counts_the_evaluations_and_checkpoints_still_to_come() -> None:
     # Under way at 20 with 3 batches left: those, then 40 and 60.
     assert eta_seconds(plan, iter=20, max_iters=60, step_s=2.0, evaluated_to=20, eval_batch_s=0.5,
                        eval_batches_left=3, ckpt_s=1.0) == 80 + 1.5 + 2 * 2 + 3 * 1
-    # Not measured yet: a batch is a third of a step, a checkpoint as long as a step.
-    assert eta_seconds(plan, iter=10, max_iters=60, step_s=3.0, evaluated_to=0) == 150 + 3 * 4 + 3 * 3
+    # Not measured yet: a batch is a third of a float32 step on a CPU, a checkpoint after an evaluation what its
+    # 16 bytes a parameter take to write at 300 MB/s (as `gptwiz estimate` prices them).
+    unmeasured = EvalPlan(eval_interval=20, eval_iters=2, grad_accum=1, ckpt_interval_s=float("inf"), params=75_000_000)
+    assert eta_seconds(unmeasured, iter=10, max_iters=60, step_s=3.0, evaluated_to=0) == pytest.approx(150 + 3 * 4 + 3 * 4)
     # Checkpoints by time between evaluations (every 10 s of 42 s between two: 4), 2.5 intervals left.
     timed = EvalPlan(eval_interval=20, eval_iters=2, grad_accum=1, ckpt_interval_s=10.0)
     assert eta_seconds(timed, iter=10, max_iters=60, step_s=2.0, evaluated_to=0, eval_batch_s=0.5,

@@ -14,7 +14,9 @@ from test_tui_cli import _pty_run
 from tui_support import async_test, flat, screen_text, wait_for
 
 from gptwiz.planning.knobs import Knobs
-from gptwiz.runs.folder import RunPaths, effective_state, pid_alive, read_json
+from gptwiz.runs.jsonfile import read_json
+from gptwiz.runs.paths import RunPaths
+from gptwiz.runs.status import effective_state, pid_alive
 from gptwiz.tui.app import GptwizApp
 from gptwiz.tui.context import AppContext
 from gptwiz.wizard.state import DatasetChoice

@@ -17,7 +17,8 @@ from test_tui_wizard import preset_state, wizard_app
 from textual.containers import VerticalScroll
 from tui_support import async_test, flat, quiet_context, screen_text, wait_for, widget_text
 
-from gptwiz.runs.folder import RunLock, RunPaths
+from gptwiz.runs.lock import RunLock
+from gptwiz.runs.paths import RunPaths
 from gptwiz.tui.app import GptwizApp, step_screen
 from gptwiz.tui.outcome import error_file, farewell_line
 from gptwiz.tui.screens.base import AppScreen

@@ -19,7 +19,8 @@ from test_tui_wizard import GTX_1660, FakeProbe, preset_state, text_file
 from textual.widgets import Input
 from tui_support import wait_for
 
-from gptwiz.runs.folder import RunLock, RunPaths
+from gptwiz.runs.lock import RunLock
+from gptwiz.runs.paths import RunPaths
 from gptwiz.tui.app import GptwizApp
 from gptwiz.tui.context import AppContext
 from gptwiz.tui.widgets.device_panel import DeviceReading, GpuCard, ProcessUsage

@@ -10,8 +10,9 @@ import pytest
 from gptwiz.common.errors import UsageError
 from gptwiz.common.fmt import duration
 from gptwiz.planning.knobs import Advice, Knobs
-from gptwiz.runs.monitor import Schedule, downsample
+from gptwiz.runs.snapshot import Schedule, downsample
 from gptwiz.tui.widgets.text import bar
+from gptwiz.wizard.commands import wizard_command_line
 from gptwiz.wizard.state import DatasetChoice, WizardState, inspect_dataset, parse_vram, prepared_dir_for, source_glob
 
 
@@ -100,7 +101,7 @@ def test_train_args_are_a_real_train_command_line(tmp_path: Path) -> None:
     assert args[args.index("--input_file") + 1] == "blog posts.txt"
     assert args[args.index("--max_iters") + 1] == "5000" and "--grad_accum" not in args
     assert args[args.index("--runs_dir") + 1] == str(tmp_path / "runs")
-    line = s.command_line("my_blog_model")
+    line = wizard_command_line(s, "my_blog_model")
     assert line.startswith("gptwiz train ") and shlex.split(line)[1:] == args
     # the command line parses with the real CLI parser
     from gptwiz.cli import build_parser
@@ -112,7 +113,7 @@ def test_train_args_are_a_real_train_command_line(tmp_path: Path) -> None:
 def test_unprepared_data_shows_where_it_will_be_prepared(tmp_path: Path) -> None:
     s = state_with(tmp_path)
     s.dataset = DatasetChoice("sources", "docs/", 3, 1000)
-    assert f"--dataset_dir {tmp_path / 'data' / 'docs-prepared'}" in s.command_line()
+    assert f"--dataset_dir {tmp_path / 'data' / 'docs-prepared'}" in wizard_command_line(s)
     with pytest.raises(UsageError, match="not prepared"):
         s.train_args()
     s.knobs = Knobs("small", 256, 8, 4, 3e-4, 5000)

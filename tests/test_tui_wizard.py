@@ -276,7 +276,8 @@ async def test_a_path_and_knobs_typed_with_enter_in_one_burst_are_read_whole(tmp
         type_burst(app, ["down"])  # Testing/Learning is first; one down is Prototype
         await wait_for(pilot, lambda: screen_id(pilot) == "hardware")
         assert app.wizard.use_case == "prototype"
-        app.screen.action_back()
+        app.screen.action_back()  # asks the app (a message): wait until it has gone back
+        await wait_for(pilot, lambda: screen_id(pilot) == "use-case")
         from gptwiz.tui.screens.dataset import DatasetScreen
 
         await app.push_screen(DatasetScreen())

@@ -15,6 +15,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from gptwiz import __version__
 from gptwiz.cli import chat, dataset_info, eval, export, plan, prepare, probe, report, runs, sample, train, wizard
 from gptwiz.cli.args import Parser, one_line
 from gptwiz.common.errors import UsageError
@@ -28,8 +29,6 @@ VERBS: list[Callable[[Any], None]] = [
 
 
 def build_parser() -> Parser:
-    from gptwiz import __version__
-
     parser = Parser(prog="gptwiz", description="Choose, test and train small GPT models (11M to 750M parameters).")
     parser.add_argument("--version", action="version", version=f"gptwiz {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)

@@ -17,20 +17,20 @@ def add(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from gptwiz.data.info import dataset_info
+    from gptwiz.data.info import dataset_info  # lazy: numpy off the --help path
 
     info = dataset_info(args.dir)
     if args.json:
         print(json.dumps(info, indent=2))
         return 0
-    from rich.console import Console
+    from rich.console import Console  # lazy: rich only when the verb prints
 
     render(info, Console())
     return 0
 
 
 def render(info: dict[str, Any], console: Any) -> None:
-    from rich.table import Table
+    from rich.table import Table  # lazy: rich only when the verb prints
 
     table = Table(title=f"dataset {info['dir']}", caption=f"tokenizer {info['tokenizer']} · manifest sha256 "
                   f"{info['checksum'][:12]} · share = weight / sum of weights: the fraction of training sequences "
@@ -55,7 +55,7 @@ def render(info: dict[str, Any], console: Any) -> None:
 
 def render_sft(sft: dict[str, Any], console: Any) -> None:
     """An instruction dataset's examples and its trained (answer) and prompt tokens, per split."""
-    from rich.table import Table
+    from rich.table import Table  # lazy: rich only when the verb prints
 
     table = Table(title=f"instruction tuning: template {sft['template']}",
                   caption=f"examples cut to --block_size {sft['block_size']} + 1 tokens: {sft['truncated']:,}; "

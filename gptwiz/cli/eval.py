@@ -10,7 +10,9 @@ from contextlib import contextmanager
 from typing import Any
 
 from gptwiz.cli.args import flag
+from gptwiz.common import fmt
 from gptwiz.runs.checkpoints import CHECKPOINT_CHOICES
+from gptwiz.runs.paths import resolve_run
 
 
 def add(sub: Any) -> None:
@@ -34,8 +36,14 @@ def _progress_bar() -> Iterator[Callable[[int, int], None] | None]:
         yield None
         return
     # rich only here: `gptwiz --help` must not import it.
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from rich.console import Console  # lazy: rich only when progress is shown
+    from rich.progress import (  # lazy: rich only when progress is shown
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
 
     with Progress(TextColumn("evaluating"), BarColumn(), MofNCompleteColumn(), TextColumn("tokens"),
                   TimeRemainingColumn(), console=Console(stderr=True), transient=True) as bar:
@@ -48,8 +56,7 @@ def _progress_bar() -> Iterator[Callable[[int, int], None] | None]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from gptwiz.runs.folder import resolve_run
-    from gptwiz.training.evaluate import EvalOptions, evaluate, record_eval
+    from gptwiz.training.evaluate import EvalOptions, evaluate, record_eval  # lazy: torch only once the verb runs
 
     opts = EvalOptions(**{k: v for k, v in vars(args).items() if k in EvalOptions.__dataclass_fields__})
 
@@ -68,8 +75,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _show(result: Any) -> None:
-    from gptwiz.common import fmt
-
     what = next(iter(result.data.values()))
     bpb = "n/a" if result.bits_per_byte is None else f"{result.bits_per_byte:.4f}"
     print(f"{result.checkpoint} (iteration {result.iter}) on {what}")

@@ -8,6 +8,7 @@ import sys
 from typing import Any
 
 from gptwiz.cli.args import flag
+from gptwiz.common import fmt
 from gptwiz.runs.checkpoints import CHECKPOINT_CHOICES
 
 
@@ -23,8 +24,7 @@ def add(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from gptwiz.common import fmt
-    from gptwiz.export.hf import ExportOptions, export_run  # (torch: only once the verb runs)
+    from gptwiz.export.hf import ExportOptions, export_run  # lazy: torch only once the verb runs
 
     opts = ExportOptions(**{k: v for k, v in vars(args).items() if k in ExportOptions.__dataclass_fields__})
 

@@ -10,6 +10,8 @@ from gptwiz.cli.args import bounded_int, flag, positive_int
 from gptwiz.common import fmt
 from gptwiz.common.errors import UsageError
 from gptwiz.data.sizes import measure_dataset, parse_size
+from gptwiz.model.config import count_params
+from gptwiz.planning.guide_tables import USE_CASES
 from gptwiz.planning.hardware import detect_hardware
 from gptwiz.planning.policy import (
     data_hint,
@@ -17,10 +19,15 @@ from gptwiz.planning.policy import (
     parse_vram,
     preset_estimate,
     resolve_device_dtype,
+    run_memory,
     training_dtype,
 )
-from gptwiz.planning.presets import check_bound
+from gptwiz.planning.presets import check_bound, load_all, load_preset
+from gptwiz.planning.recommend import recommend
+from gptwiz.planning.recommend_time import MAX_HOURS
+from gptwiz.planning.timing import predict_probe_time, predict_run_time, preset_plan
 from gptwiz.training.options import MAX_NPROC  # (torch-free)
+from gptwiz.wizard.commands import phase_commands, recommendation_json
 
 
 def add_presets(sub: Any) -> None:
@@ -67,9 +74,6 @@ def add_recommend(sub: Any) -> None:
 
 
 def run_presets(args: argparse.Namespace) -> int:
-    from gptwiz.model.config import count_params
-    from gptwiz.planning.presets import load_all
-
     presets = load_all()
     rows = [{"name": p.name, "params": count_params(p.model), "n_layer": p.model.n_layer, "n_head": p.model.n_head,
              "n_embd": p.model.n_embd, "block_size": p.model.block_size, "batch_size": p.train.batch_size,
@@ -80,9 +84,9 @@ def run_presets(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
-    from rich import box
-    from rich.console import Console
-    from rich.table import Table
+    from rich import box  # lazy: rich stays off the --help path
+    from rich.console import Console  # lazy: rich stays off the --help path
+    from rich.table import Table  # lazy: rich stays off the --help path
 
     # No vertical rules: with them the numbers alone overflow 80 columns and rich cuts the names short.
     table = Table(title="gptwiz presets", box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, collapse_padding=True)
@@ -123,9 +127,9 @@ def run_hardware(as_json: bool) -> int:
     if as_json:
         print(json.dumps(report.to_json(), indent=2))
         return 0
-    from rich.console import Console
+    from rich.console import Console  # lazy: rich stays off the --help path
 
-    from gptwiz.planning.render import hardware_table
+    from gptwiz.planning.render import hardware_table  # lazy: imports rich, kept off the --help path
 
     Console().print(hardware_table(report))
     return 0
@@ -136,7 +140,7 @@ def measured_throughput(device_type: str, dtype: str, report: Any = None) -> Any
     there is no such device here to measure (planning for a card this machine lacks)."""
     if device_type == "cuda" and not (report.gpus if report is not None else detect_hardware().gpus):
         return None
-    from gptwiz.training.throughput import machine_throughput  # (torch: only once the command runs)
+    from gptwiz.training.throughput import machine_throughput  # lazy: imports torch, only once the command runs
 
     return machine_throughput(device_type, dtype)
 
@@ -145,8 +149,6 @@ def parse_hours(text: str | None) -> float | None:
     """--hours as typed: a positive number of hours; UsageError naming the value otherwise."""
     if text is None:
         return None
-    from gptwiz.planning.recommend import MAX_HOURS
-
     try:
         value = float(text)
     except ValueError:
@@ -159,10 +161,6 @@ def parse_hours(text: str | None) -> float | None:
 
 def run_estimate(config_file: str, batch_size: int | None, block_size: int | None, grad_accum: int | None,
                  dtype: str, device: str, compiled: bool | None, as_json: bool, max_iters: int | None = None) -> int:
-    from gptwiz.planning.policy import run_memory
-    from gptwiz.planning.presets import load_preset
-    from gptwiz.planning.timing import predict_probe_time, predict_run_time, preset_plan
-
     for name, value in (("batch_size", batch_size), ("block_size", block_size), ("grad_accum", grad_accum),
                         ("max_iters", max_iters)):
         check_bound(name, value)  # the same ranges as `gptwiz train`'s
@@ -182,9 +180,9 @@ def run_estimate(config_file: str, batch_size: int | None, block_size: int | Non
                           "time": run_time.to_json() if run_time else None,
                           "probe_time": probe_time.to_json() if probe_time else None}, indent=2))
         return 0
-    from rich.console import Console
+    from rich.console import Console  # lazy: rich stays off the --help path
 
-    from gptwiz.planning.render import estimate_table, time_lines
+    from gptwiz.planning.render import estimate_table, time_lines  # lazy: imports rich, kept off the --help path
 
     console = Console()
     console.print(estimate_table(est, preset.name, guide_vram_gb=preset.guide_vram_gb))
@@ -194,8 +192,6 @@ def run_estimate(config_file: str, batch_size: int | None, block_size: int | Non
 
 def run_recommend(use_case: str, vram_gb: str | None, dataset_size: str | None, dataset: str | None,
                   gpus: int | None, model_name: str, as_json: bool, hours: str | None = None) -> int:
-    from gptwiz.planning.recommend import USE_CASES, recommend
-
     if use_case not in USE_CASES:
         valid = ", ".join(f"{k} ({v[0]})" for k, v in USE_CASES.items())
         raise UsageError(f"unknown use case {use_case!r} (valid: {valid})")
@@ -222,19 +218,17 @@ def run_recommend(use_case: str, vram_gb: str | None, dataset_size: str | None, 
                     ram_gb=report.ram_available_bytes / 2**30 if device_type == "cpu" else None,
                     dtype=dtype, throughput=throughput, hours=budget)
     data_arg, note = data_hint(measured)
-    commands = rec.phase_commands(model_name, data_arg)
+    commands = phase_commands(rec, model_name, data_arg)
     if as_json:
-        out: dict[str, Any] = rec.to_json()
-        out["command"] = commands[0]
-        out["commands"] = commands
+        out = recommendation_json(rec, commands)
         out["dataset"] = measured.to_json() if measured else ({"bytes": size_bytes} if size_bytes is not None else None)
         if note:
             out["prepare_first"] = note
         print(json.dumps(out, indent=2))
         return 0
-    from rich.console import Console
+    from rich.console import Console  # lazy: rich stays off the --help path
 
-    from gptwiz.planning.render import recommendation_view
+    from gptwiz.planning.render import recommendation_view  # lazy: imports rich, kept off the --help path
 
     Console().print(recommendation_view(rec, commands, note))
     return 0

@@ -34,10 +34,10 @@ def add(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     # numpy and the tokenizer load only when the verb runs, so `gptwiz --help` answers at once.
-    from gptwiz.data.prepare import DEFAULT_VAL_FRACTION, PrepareOptions
+    from gptwiz.data.prepare import DEFAULT_VAL_FRACTION, PrepareOptions  # lazy: numpy off the --help path
 
     if args.sft:
-        from gptwiz.data.prepare.sft import SFT_VAL_FRACTION, prepare_sft
+        from gptwiz.data.prepare.sft import SFT_VAL_FRACTION, prepare_sft  # lazy: numpy off the --help path
 
         opts = PrepareOptions(sources=args.source, out_dir=args.out_dir, overwrite=args.overwrite,
                               val_fraction=SFT_VAL_FRACTION if args.val_fraction is None else args.val_fraction,
@@ -65,7 +65,7 @@ def run_cli(opts: PrepareOptions, quiet: bool = False) -> int:
 
 def summary_lines(result: PrepareResult) -> list[str]:
     from gptwiz.data.prepare import FORCED_CUT_CHARS  # as in run: off the `gptwiz --help` path
-    from gptwiz.data.prepare.wording import plural, size_text
+    from gptwiz.data.prepare.wording import plural, size_text  # lazy: numpy off the --help path
 
     m = result.manifest
     totals = m.get("totals", {})
@@ -103,7 +103,7 @@ def summary_lines(result: PrepareResult) -> list[str]:
 
 def sft_summary_lines(result: PrepareResult) -> list[str]:
     """What `prepare --sft` made: examples and tokens per split, and every line it could not use."""
-    from gptwiz.data.prepare.wording import plural
+    from gptwiz.data.prepare.wording import plural  # lazy: numpy off the --help path
 
     m = result.manifest
     if result.up_to_date:

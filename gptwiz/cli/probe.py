@@ -6,6 +6,7 @@ import argparse
 from typing import Any
 
 from gptwiz.cli.args import flag, number, positive_int
+from gptwiz.common.files import check_folder
 
 
 def add(sub: Any) -> None:
@@ -34,8 +35,8 @@ def add(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from gptwiz.common.files import check_folder
-    from gptwiz.training.probe import ProbeOptions, run_cli
+    from gptwiz.cli.probe_view import run_cli  # lazy: rich and the probe only when `gptwiz probe` runs
+    from gptwiz.training.probe import ProbeOptions  # lazy: numpy and the planning modules, off the --help path
 
     if args.model_name:  # (without a name the probe runs in a temporary folder: --runs_dir is not used)
         check_folder(args.runs_dir, "--runs_dir", write=True)

@@ -12,6 +12,14 @@ from typing import Any
 from gptwiz.cli.args import flag, number
 from gptwiz.common.errors import UsageError, WriteFailed
 from gptwiz.common.files import check_folder, write_failure
+from gptwiz.report.build import check_output, load, write
+from gptwiz.report.terminal import render
+from gptwiz.runs.jsonfile import read_json
+from gptwiz.runs.metrics import read_metrics
+from gptwiz.runs.paths import resolve_run
+from gptwiz.runs.status import effective_state
+from gptwiz.trackers.reporter import TB_FOLDER
+from gptwiz.trackers.tensorboard import check_available, replay
 
 
 def add(sub: Any) -> None:
@@ -28,8 +36,6 @@ def add(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from gptwiz.report.build import check_output, load
-
     if not 0 <= args.smooth < 1:
         raise UsageError(f"invalid --smooth {args.smooth:g}: expected a number from 0 (raw) up to, not including, 1")
     check_folder(args.runs_dir, "--runs_dir", write=False)
@@ -43,7 +49,6 @@ def run(args: argparse.Namespace) -> int:
     report = load(args.names, args.runs_dir)
     names = " ".join(r.name for r in report.runs)
     if out is None:
-        from gptwiz.report.terminal import render
 
         size = shutil.get_terminal_size((100, 30))
         height = max(12, min(size.lines - len(report.runs) - 6, 30))
@@ -51,7 +56,6 @@ def run(args: argparse.Namespace) -> int:
                      color=sys.stdout.isatty()))
         print(f"\nas a file: gptwiz report {names} --out report.png (or .svg, .html)")
         return 0
-    from gptwiz.report.build import write
 
     try:
         write(report, out, args.smooth, args.log_y)
@@ -62,10 +66,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def write_tensorboard(args: argparse.Namespace) -> int:
-    from gptwiz.runs.folder import effective_state, read_json, read_metrics, resolve_run
-    from gptwiz.trackers.reporter import TB_FOLDER
-    from gptwiz.trackers.tensorboard import check_available, replay
-
     check_available("gptwiz report --tensorboard")
     runs = [resolve_run(spec, args.runs_dir) for spec in args.names]
     for paths in runs:

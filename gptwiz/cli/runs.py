@@ -11,6 +11,13 @@ from gptwiz.cli.args import flag, number
 from gptwiz.common import fmt
 from gptwiz.common.errors import UsageError
 from gptwiz.common.files import check_folder
+from gptwiz.report.build import command
+from gptwiz.runs.jsonfile import read_json
+from gptwiz.runs.launch import request_stop, wait_for_state_change
+from gptwiz.runs.listing import folder_text, latest_run, list_runs
+from gptwiz.runs.metrics import held_out_text
+from gptwiz.runs.paths import resolve_run
+from gptwiz.runs.status import activity
 
 
 def add_watch(sub: Any) -> None:
@@ -36,9 +43,6 @@ def add_stop(sub: Any) -> None:
 
 
 def run_watch(args: argparse.Namespace) -> int:
-    from gptwiz.runs.folder import resolve_run
-    from gptwiz.runs.listing import latest_run
-
     if args.name:
         paths = resolve_run(args.name, args.runs_dir)
     else:
@@ -50,15 +54,12 @@ def run_watch(args: argparse.Namespace) -> int:
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
         raise UsageError(f"gptwiz watch draws a live dashboard and needs a terminal; "
                          f"`gptwiz runs --runs_dir {args.runs_dir}` lists the runs without one")
-    from gptwiz.tui.app import run_watch_app
+    from gptwiz.tui.app import run_watch_app  # lazy: Textual only when the dashboard opens
 
     return run_watch_app(paths)
 
 
 def run_runs(args: argparse.Namespace) -> int:
-    from gptwiz.runs.folder import held_out_text
-    from gptwiz.runs.listing import folder_text, list_runs
-
     check_folder(args.runs_dir, "--runs_dir", write=False)
     rows = list_runs(args.runs_dir)
     if args.json:
@@ -67,8 +68,8 @@ def run_runs(args: argparse.Namespace) -> int:
     if not rows:
         print(f"No runs yet in {folder_text(args.runs_dir)}")
         return 0
-    from rich.console import Console
-    from rich.table import Table
+    from rich.console import Console  # lazy: rich only when a table is printed
+    from rich.table import Table  # lazy: rich only when a table is printed
 
     table = Table(title=f"runs in {args.runs_dir}")
     for col in ("name", "state", "progress", "last loss", "ckpt", "updated"):
@@ -86,7 +87,6 @@ def run_runs(args: argparse.Namespace) -> int:
             console.print(f"{r.name}: {held_out_text(r.held_out)}", markup=False, highlight=False, soft_wrap=True)
     readable = [r.name for r in rows if not r.unreadable]
     if len(readable) >= 2:
-        from gptwiz.report.build import command
 
         # The comparison offered: the newest runs as listed (the user keeps those to compare).
         console.print(f"compare runs: {command(readable[:4], args.runs_dir)}", markup=False, highlight=False,
@@ -95,9 +95,6 @@ def run_runs(args: argparse.Namespace) -> int:
 
 
 def run_stop(args: argparse.Namespace) -> int:
-    from gptwiz.runs.folder import activity, read_json, resolve_run
-    from gptwiz.runs.launch import request_stop, wait_for_state_change
-
     paths = resolve_run(args.name, args.runs_dir)
     pid = request_stop(paths)
     print(f"asked run {paths.name} (pid {pid}) to stop: it finishes its step (or drops its evaluation) "

@@ -31,7 +31,7 @@ def add(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from gptwiz.training.sample import SampleOptions, sample_results
+    from gptwiz.training.sample import SampleOptions, sample_results  # lazy: torch only once the verb runs
 
     opts = SampleOptions(**{k: v for k, v in vars(args).items() if k in SampleOptions.__dataclass_fields__})
     def say(message: str) -> None:

@@ -10,9 +10,15 @@ from typing import Any
 
 from gptwiz.cli.args import flag, number, one_line, positive_int
 from gptwiz.common.errors import UsageError
-from gptwiz.runs.folder import effective_state, read_json
-from gptwiz.runs.launch import launch_detached, strip_detach
-from gptwiz.training.options import TrainOptions, resolve_run_config
+from gptwiz.runs.jsonfile import read_json
+from gptwiz.runs.launch import check_nproc, launch_detached, launch_torchrun, strip_detach
+from gptwiz.runs.status import effective_state
+from gptwiz.trackers.reporter import Trackers, TrackingReporter
+from gptwiz.training.console import PlainReporter, RichReporter
+from gptwiz.training.options import TrainOptions, TrainResult
+from gptwiz.training.ranks import env_world_size
+from gptwiz.training.reporting import Reporter
+from gptwiz.training.resolve import resolve_options
 
 
 def add(sub: Any) -> None:
@@ -54,47 +60,56 @@ def add(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from gptwiz.training.trainer import train
-
     opts = TrainOptions(**{k: v for k, v in vars(args).items() if k in TrainOptions.__dataclass_fields__})
     trackers = trackers_of(args)
     trackers.check()  # a missing tensorboard or wandb package: one line now, before anything starts
     if getattr(args, "detach", False):
         return detach_train(opts, args.argv)
-    from gptwiz.training.distributed import env_world_size
-
     if opts.nproc != 1 and env_world_size() <= 1:
         return launch_processes(opts, args.argv)
-    if args.quiet or not sys.stdout.isatty():
-        from gptwiz.training.console import PlainReporter as reporter_cls
-    else:
-        from gptwiz.training.console import RichReporter as reporter_cls
-    reporter = reporter_cls()
-    if trackers.any:
-        from gptwiz.trackers.reporter import TrackingReporter
-
-        reporter = TrackingReporter(reporter, trackers, opts.runs_dir)
-    result = train(opts, reporter)
+    result = train_here(opts, console_reporter(args.quiet or not sys.stdout.isatty(), trackers, opts.runs_dir))
     if result.state in ("failed", "diverged"):
         print(one_line(f"gptwiz train: {result.state}: {result.error}"), file=sys.stderr)
     return result.exit_code
 
 
-def trackers_of(args: argparse.Namespace) -> Any:
+def trackers_of(args: argparse.Namespace) -> Trackers:
     """Where --tensorboard and --wandb ask the run's records to be logged too."""
-    from gptwiz.trackers.reporter import Trackers
-
     tensorboard = getattr(args, "tensorboard", None)
     return Trackers(Path(tensorboard) if isinstance(tensorboard, str) else tensorboard, getattr(args, "wandb", None))
+
+
+def console_reporter(plain: bool, trackers: Trackers, runs_dir: str) -> Reporter:
+    """What the terminal shows of the run: plain lines (--quiet, or not a terminal) or a live display, with
+    the trackers' logging around it."""
+    reporter: Reporter = PlainReporter() if plain else RichReporter()
+    return TrackingReporter(reporter, trackers, runs_dir) if trackers.any else reporter
+
+
+def train_here(opts: TrainOptions, reporter: Reporter) -> TrainResult:
+    """Resolve the options once and train the run in this process; under torchrun, as this process's rank of
+    it, rank 0 resolving before the others (it builds the token cache and starts the run folder)."""
+    # numpy before torch: torch imports numpy from C and clears any exception raised meanwhile, so a SIGTERM (or
+    # Ctrl-C) landing there would be lost and leave numpy half-imported.
+    import numpy  # noqa: F401  lazy: off the --help path, like torch
+
+    from gptwiz.training.distributed import main_first, process_group  # lazy: torch, once a run trains here
+    from gptwiz.training.trainer import train  # lazy: torch, once a run trains here
+
+    with process_group(opts.device, opts.fsdp) as dist:
+        with main_first(dist):
+            resolved = resolve_options(opts, check_exists=dist.is_main)
+        return train(resolved, reporter, dist=dist)
 
 
 def detach_train(opts: TrainOptions, argv: Sequence[str]) -> int:
     """`gptwiz train ... --detach`: validate here (a bad flag is a one-line error now, not in a log later),
     then start the same command line without --detach in the background and say how to follow it."""
-    cfg, paths = resolve_run_config(opts)
+    resolved = resolve_options(opts)
+    paths = resolved.paths
     if opts.resume and effective_state(read_json(paths.status), paths) == "running":
         raise UsageError(f"run '{paths.name}' is already running; watch it with `gptwiz watch {paths.name}`")
-    launched = launch_detached(strip_detach(argv), runs_dir=opts.runs_dir, name=cfg.name)
+    launched = launch_detached(strip_detach(argv), runs_dir=opts.runs_dir, name=resolved.cfg.name)
     runs_flag = "" if opts.runs_dir == "runs" else f" --runs_dir {opts.runs_dir}"
     print(f"started run {launched.name} in the background (pid {launched.pid}); console output: {launched.console_log}")
     print(f"  watch it: gptwiz watch {launched.name}{runs_flag}")
@@ -104,8 +119,6 @@ def detach_train(opts: TrainOptions, argv: Sequence[str]) -> int:
 
 def launch_processes(opts: TrainOptions, argv: Sequence[str]) -> int:
     """`gptwiz train --nproc N`: validate once here, then the same command line in N processes (torchrun)."""
-    from gptwiz.runs.launch import check_nproc, launch_torchrun
-
     check_nproc(opts.nproc, opts.device)
-    resolve_run_config(opts)  # bad input fails here, once, before any process starts; builds the token cache
+    resolve_options(opts)  # bad input fails here, once, before any process starts; builds the token cache
     return launch_torchrun(opts.nproc, argv, opts.runs_dir, opts.model_name)

@@ -8,6 +8,8 @@ import sys
 from typing import Any
 
 from gptwiz.cli.args import flag
+from gptwiz.common.files import check_folder
+from gptwiz.wizard.mode import NO_TTY_HINT, choose_mode
 
 
 def add(sub: Any) -> None:
@@ -19,9 +21,6 @@ def add(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from gptwiz.common.files import check_folder
-    from gptwiz.wizard.mode import NO_TTY_HINT, choose_mode
-
     # Before any screen: the wizard starts runs in --runs_dir, and lists and prepares datasets in --data_dir
     # (a read-only one can still offer the datasets prepared there).
     check_folder(args.runs_dir, "--runs_dir", write=True)
@@ -31,9 +30,9 @@ def run(args: argparse.Namespace) -> int:
         print(NO_TTY_HINT, file=sys.stderr)
         return 2
     if mode == "plain":
-        from gptwiz.plain import run_plain_wizard
+        from gptwiz.plain import run_plain_wizard  # lazy: only the front-end chosen loads
 
         return run_plain_wizard(runs_dir=args.runs_dir, data_dir=args.data_dir)
-    from gptwiz.tui.app import run_wizard_app
+    from gptwiz.tui.app import run_wizard_app  # lazy: Textual loads only when the app starts
 
     return run_wizard_app(runs_dir=args.runs_dir, data_dir=args.data_dir)

@@ -145,7 +145,7 @@ def build_demo(data_dir: Path | str, progress: Any = None,
                should_cancel: Callable[[], bool] = lambda: False,
                on_stage: Callable[[str], None] = lambda message: None) -> DemoCorpus:
     """The demo dataset, prepared now if it is not yet (gptwiz.data.prepare does the tokenizing)."""
-    from gptwiz.data.prepare import PrepareOptions, PrepareProgress, prepare
+    from gptwiz.data.prepare import PrepareOptions, PrepareProgress, prepare  # lazy: numpy off the first screen
 
     out = demo_dataset_dir(data_dir)
     if not demo_ready(data_dir):
@@ -179,6 +179,6 @@ def build_demo(data_dir: Path | str, progress: Any = None,
 
         prepare(PrepareOptions(sources=[f"docstrings:{src / 'docstrings.jsonl'}", f"code:{src / 'code.jsonl'}"],
                                out_dir=str(out), overwrite=True), Cancellable())
-    from gptwiz.data.manifest import read_manifest
+    from gptwiz.data.manifest import read_manifest  # lazy: numpy only when the demo corpus is built
 
     return DemoCorpus(dataset_dir=out, source_dir=demo_source_dir(data_dir), manifest=read_manifest(out))

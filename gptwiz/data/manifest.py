@@ -7,13 +7,15 @@ a folder without a manifest is not a dataset.
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
 from gptwiz.common.atomic import atomic_write_json
 from gptwiz.common.errors import UsageError
+from gptwiz.common.records import ANY_NUMBER, Bound, Check, RecordError, check_record, rule, shown
 from gptwiz.common.safe_read import MANIFEST_LIMIT, UnreadableFile, parse_json, read_regular
 from gptwiz.data.chat_template import TEMPLATE_NAME
 from gptwiz.data.tokenizer import ENCODING_NAME, EOT_TOKEN, GPT2_VOCAB_SIZE
@@ -68,89 +70,102 @@ def read_manifest(dataset_dir: Path | str) -> dict[str, Any]:
                          f"this gptwiz reads version {FORMAT_VERSION}: prepare the dataset again")
     if not manifest.get("sources"):
         raise UsageError(f"{path} lists no sources; prepare the dataset again")
-    problem = _manifest_problem(manifest)
-    if problem:
-        raise UsageError(f"{path} is damaged ({problem}); prepare the dataset again")
+    check_manifest(manifest, str(path))
     return manifest
-
-
-# The counts a manifest records, per source and in its totals: whole numbers, zero or more.
-COUNT_KEYS = ("files", "bytes", "documents", "train_tokens", "val_tokens", "skipped_files", "replaced_chars")
-_COUNT_MAX = 2**63 - 1
-
-
-def _count_problem(where: str, record: dict[str, Any], keys: tuple[str, ...]) -> str | None:
-    for key in keys:
-        value = record.get(key)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= _COUNT_MAX):
-            return f"{where} has {key} {repr(value)[:40]}, not a whole number of zero or more"
-    return None
-
-
-def _manifest_problem(manifest: dict[str, Any]) -> str | None:
-    """What in a manifest (hand-edited, or damaged) would make the sampler or dataset-info fail later, if anything."""
-    if not isinstance(manifest["sources"], list) or not isinstance(manifest.get("totals", {}), dict):
-        return "'sources' must be a list and 'totals' an object"
-    for key, kinds in (("tokenizer", str), ("vocab_size", int), ("val_fraction", (int, float))):
-        value = manifest.get(key)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, kinds)):
-            return f"its {key} is {repr(value)[:40]}, of the wrong type"
-    problem = _count_problem("'totals'", manifest.get("totals", {}), COUNT_KEYS)
-    if problem:
-        return problem
-    for i, src in enumerate(manifest["sources"]):
-        if not isinstance(src, dict) or not isinstance(src.get("name"), str):
-            return f"source {i} has no name"
-        weight = src.get("weight")
-        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0 < weight < float("inf"):
-            return f"source {src['name']!r} has weight {weight!r}, not a positive number"
-        for key in ("train_shards", "val_shards"):
-            shards = src.get(key, [])
-            if not isinstance(shards, list) or not all(isinstance(f, str) for f in shards):
-                return f"source {src['name']!r}: {key} must be a list of file names"
-        problem = _count_problem(f"source {src['name']!r}", src, (*COUNT_KEYS, "val_documents"))
-        if problem:
-            return problem
-        if src.get("glob") is not None and not isinstance(src["glob"], str):
-            return f"source {src['name']!r} has glob {repr(src['glob'])[:40]}, not text"
-    kind = manifest.get("kind", "text")
-    if kind not in KINDS:
-        return f"its kind is {repr(kind)[:40]}; this gptwiz knows {', '.join(KINDS)}"
-    return _sft_problem(manifest) if kind == "sft" else None
 
 
 # What a dataset is: token streams to pretrain on ("text", also a manifest without a kind), or instruction
 # examples with a trained mask ("sft", prepared with `gptwiz prepare --sft`).
 KINDS = ("text", "sft")
+# The counts a manifest records, per source and in its totals: whole numbers, zero or more (or null).
+COUNT_KEYS = ("files", "bytes", "documents", "train_tokens", "val_tokens", "skipped_files", "replaced_chars")
 SFT_COUNT_KEYS = ("train_examples", "val_examples", "train_trained_tokens", "val_trained_tokens", "truncated")
 SFT_SHARD_KEYS = ("train_mask_shards", "val_mask_shards", "train_offset_shards", "val_offset_shards")
+_COUNT_MAX = 2**63 - 1
+
+
+def _count() -> Any:
+    return field(default=None, metadata=rule(Bound(0, _COUNT_MAX)))
+
+
+# The manifest's shape, as the sampler and dataset-info read it (keys besides these are kept, unchecked); a
+# manifest stays the dict it is read as, these only check it.
+@dataclass(frozen=True, kw_only=True)
+class Counts:
+    files: int | None = _count()
+    bytes: int | None = _count()
+    documents: int | None = _count()
+    train_tokens: int | None = _count()
+    val_tokens: int | None = _count()
+    skipped_files: int | None = _count()
+    replaced_chars: int | None = _count()
+
+
+@dataclass(frozen=True, kw_only=True)
+class SftCounts:
+    train_examples: int | None = _count()
+    val_examples: int | None = _count()
+    train_trained_tokens: int | None = _count()
+    val_trained_tokens: int | None = _count()
+    truncated: int | None = _count()
+
+
+@dataclass(frozen=True, kw_only=True)
+class SourceSft(SftCounts):
+    train_mask_shards: list[str]
+    val_mask_shards: list[str]
+    train_offset_shards: list[str]
+    val_offset_shards: list[str]
+
+
+@dataclass(frozen=True, kw_only=True)
+class DatasetSft(SftCounts):
+    template: str
+    block_size: int = field(metadata=rule(Bound(1, _COUNT_MAX)))
+
+
+@dataclass(frozen=True, kw_only=True)
+class Source(Counts):
+    name: str
+    weight: float = field(metadata=rule(Check(lambda v: 0 < v < float("inf"), "a positive number")))
+    train_shards: list[str] = field(default_factory=list)
+    val_shards: list[str] = field(default_factory=list)
+    val_documents: int | None = _count()
+    glob: str | None = None
+    sft: SourceSft | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Manifest:
+    sources: list[Source]
+    totals: Counts = field(default_factory=Counts)
+    tokenizer: str | None = None
+    vocab_size: int | None = None
+    val_fraction: float | None = field(default=None, metadata=rule(ANY_NUMBER))
+    kind: Literal["text", "sft"] = "text"
+    sft: DatasetSft | None = None
+
+
+_SHAPES = (Counts, SftCounts, SourceSft, DatasetSft, Source, Manifest)
+
+
+def check_manifest(manifest: dict[str, Any], source: str) -> None:
+    """Refuse, in one line naming `source` and the key, a manifest (hand-edited, or damaged) that would make the
+    sampler or dataset-info fail later."""
+    advice = "; prepare the dataset again"
+    check_record(Manifest, manifest, source, suffix=advice, open_keys=_SHAPES)
+    if not is_sft(manifest):
+        return
+    section = manifest.get("sft")
+    if section is None:
+        raise RecordError(source, "sft", "is missing (an instruction dataset has one)", advice)
+    if section["template"] != TEMPLATE_NAME:
+        raise RecordError(source, "sft.template", f"must be {TEMPLATE_NAME}: this dataset's chat template is "
+                          f"{shown(section['template'])}", advice)
+    for i, src in enumerate(manifest["sources"]):
+        if src.get("sft") is None:
+            raise RecordError(source, f"sources[{i}].sft", "is missing (an instruction dataset has one)", advice)
 
 
 def is_sft(manifest: dict[str, Any]) -> bool:
     return manifest.get("kind") == "sft"
-
-
-def _sft_problem(manifest: dict[str, Any]) -> str | None:
-    section = manifest.get("sft")
-    if not isinstance(section, dict):
-        return "it is an instruction dataset without its 'sft' section"
-    if section.get("template") != TEMPLATE_NAME:
-        return f"its chat template is {repr(section.get('template'))[:40]}; this gptwiz knows {TEMPLATE_NAME}"
-    block = section.get("block_size")
-    if isinstance(block, bool) or not isinstance(block, int) or block < 1:
-        return f"its 'sft' block_size is {repr(block)[:40]}, not a positive whole number"
-    problem = _count_problem("'sft'", section, SFT_COUNT_KEYS)
-    if problem:
-        return problem
-    for src in manifest["sources"]:
-        own = src.get("sft")
-        if not isinstance(own, dict):
-            return f"source {src['name']!r} has no 'sft' section"
-        for key in SFT_SHARD_KEYS:
-            shards = own.get(key)
-            if not isinstance(shards, list) or not all(isinstance(f, str) for f in shards):
-                return f"source {src['name']!r}: sft {key} must be a list of file names"
-        problem = _count_problem(f"source {src['name']!r}'s 'sft'", own, SFT_COUNT_KEYS)
-        if problem:
-            return problem
-    return None

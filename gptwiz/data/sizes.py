@@ -7,7 +7,6 @@ card") is binary: NVML reports a 24 GB card as 24576 MiB, so VRAM figures use Gi
 
 from __future__ import annotations
 
-import glob as globlib
 import json
 import math
 import re
@@ -16,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from gptwiz.common.errors import UsageError
+from gptwiz.data.globbing import safe_glob
 
 _UNITS = {
     "": 1, "b": 1,
@@ -83,7 +83,7 @@ def measure_dataset(path: str) -> DatasetSize:
     """Size of a text file, a folder of documents, a glob, or a prepared dataset (its manifest)."""
     p = Path(path).expanduser()
     if any(ch in path for ch in "*?["):
-        files = sorted(Path(f) for f in globlib.glob(str(p), recursive=True) if Path(f).is_file())
+        files = sorted(Path(f) for f in safe_glob(str(p)) if Path(f).is_file())
         if not files:
             raise UsageError(f"--dataset {path}: the glob matches no files")
         return _estimated(path, "glob", files)

@@ -12,7 +12,7 @@ EOT_TOKEN = 50256
 
 
 def get_encoding(name: str = ENCODING_NAME) -> Any:
-    import tiktoken
+    import tiktoken  # lazy: tiktoken's import is slow and not needed to start the app
 
     try:
         return tiktoken.get_encoding(name)

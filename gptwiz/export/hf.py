@@ -29,7 +29,10 @@ from gptwiz.export.tokenizer_files import tokenizer_files
 from gptwiz.model.config import ModelConfig
 from gptwiz.planning.presets import shown
 from gptwiz.runs.checkpoints import CHECKPOINT_CHOICES
-from gptwiz.runs.folder import RunPaths, missing_folders, read_json, read_metrics, remove_empty_folders, resolve_run
+from gptwiz.runs.jsonfile import read_json
+from gptwiz.runs.metrics import read_metrics
+from gptwiz.runs.paths import RunPaths, resolve_run
+from gptwiz.runs.restore import missing_folders, remove_empty_folders
 from gptwiz.training.run_model import load_run_model
 
 # Conv1D layers: their weight is (in, out) in the Hugging Face model.

@@ -5,17 +5,25 @@ Kept apart from the model (and from torch) so that planning can size a model wit
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from gptwiz.common.records import Bound, rule
+from gptwiz.data.tokenizer import GPT2_VOCAB_SIZE
 
 
 @dataclass(frozen=True)
 class ModelConfig:
-    n_layer: int
-    n_head: int
-    n_embd: int
-    block_size: int
-    vocab_size: int = 50304  # GPT-2's 50257 padded to a multiple of 64 for faster matmuls
-    dropout: float = 0.0
+    # The bounds: far past any model gptwiz trains, yet small enough that no product of them (tokens a step,
+    # elements of a tensor, bytes of an estimate) leaves a 64-bit integer or a float.
+    n_layer: int = field(metadata=rule(Bound(1, 1024)))
+    n_head: int = field(metadata=rule(Bound(1, 1024)))
+    n_embd: int = field(metadata=rule(Bound(1, 65536)))
+    block_size: int = field(metadata=rule(Bound(1, 1_048_576)))
+    # GPT-2's 50257 padded to a multiple of 64 for faster matmuls; token ids run to 50256, so a smaller table
+    # fails at the first batch that holds a high id.
+    vocab_size: int = field(default=50304, metadata=rule(Bound(GPT2_VOCAB_SIZE, 1_048_576,
+                                                                note="(at least the GPT-2 tokenizer's tokens)")))
+    dropout: float = field(default=0.0, metadata=rule(Bound(0, 1, whole=False, high_open=True)))
     bias: bool = False
 
 
@@ -32,11 +40,6 @@ def count_params(model: ModelConfig) -> int:
         + 4 * e * e + e * b                  # MLP down
     )
     return embeddings + layers * per_layer + e * (1 + b)  # final LayerNorm
-
-
-# A forward pass costs about a third of a training micro-step (forward and backward: 2 of its 6 FLOPs a weight):
-# what an evaluation batch costs against a training step.
-FORWARD_SHARE = 1 / 3
 
 
 def training_flops_per_token(model: ModelConfig) -> float:

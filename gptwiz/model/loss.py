@@ -55,6 +55,11 @@ def sliced_linear_cross_entropy(x: torch.Tensor, weight: torch.Tensor, targets: 
     The matmuls run in the autocast dtype when autocast is on (as nn.Linear's would); the softmax and the
     loss in float32.
     """
+    keep = targets != IGNORE_INDEX
+    if not bool(keep.all()) and bool(keep.any()):
+        # Rows with nothing to predict (an instruction's prompt, padding) need no logits: the head over the
+        # vocabulary is most of a small model's step, and a tuning batch is often mostly such rows.
+        x, targets = x[keep], targets[keep]
     rows = rows or slice_rows(weight.size(0))
     dtype = _compute_dtype(x)
     if torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad):

@@ -49,14 +49,14 @@ class QuestionaryPrompter:
         return answer
 
     def select(self, message: str, choices: Sequence[tuple[str, str]], default: str | None = None) -> str:
-        import questionary
+        import questionary  # lazy: prompt_toolkit loads only when a menu is drawn (LinePrompter needs none)
 
         items = [questionary.Choice(title=title, value=value) for value, title in choices]
         chosen = next((c for c in items if c.value == default), None)
         return str(self._ask(questionary.select(message, choices=items, default=chosen)))
 
     def text(self, message: str, default: str = "", validate: Callable[[str], str | None] | None = None) -> str:
-        import questionary
+        import questionary  # lazy: prompt_toolkit loads only when a menu is drawn (LinePrompter needs none)
 
         check = (lambda v: _is_back(v) or validate(v) or True) if validate else None
         answer = str(self._ask(questionary.text(with_back_hint(message), default=default, validate=check)))

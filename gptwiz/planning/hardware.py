@@ -77,7 +77,7 @@ class GpuStats:
 
 
 def _load_nvml() -> Any:
-    import pynvml  # nvidia-ml-py: a pure-Python wrapper, cheap to import; the C library loads at nvmlInit
+    import pynvml  # lazy: only when GPUs are looked for (nvidia-ml-py, pure Python; its C library loads at nvmlInit)
 
     return pynvml
 
@@ -149,7 +149,7 @@ def cpu_info(cpuinfo_path: str = "/proc/cpuinfo") -> tuple[str, bool]:
 
 def detect_hardware(nvml: Any | None = None, cpuinfo_path: str = "/proc/cpuinfo") -> HardwareReport:
     """GPUs (through `nvml`, the pynvml module unless a fake is given), cores, RAM and CPU bf16."""
-    import psutil
+    import psutil  # lazy: only once the hardware is detected, off the --help path
 
     vm = psutil.virtual_memory()
     cpu_name, cpu_bf16 = cpu_info(cpuinfo_path)

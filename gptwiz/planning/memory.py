@@ -247,7 +247,8 @@ def estimate_memory(model: ModelConfig, *, batch_size: int, block_size: int | No
     autocast_groups = [_Group("autocast layers", 2 * layer_matmul, 2 * 4 * c * c),
                        _Group("autocast embedding", 2 * embed, 2 * embed)] if a == 2 else []
     autocast = sum(g.nbytes for g in autocast_groups)
-    grad_groups = [_Group("layer grads", 4 * (p - embed), 4 * 4 * c * c), _Group("embedding grad", 4 * embed, 4 * embed)]
+    grad_groups = [_Group("layer grads", 4 * (p - embed), 4 * 4 * c * c),
+                   _Group("embedding grad", 4 * embed, 4 * embed)]
 
     phases: dict[str, list[_Group]] = {
         # The start of the loss's backward: every activation saved, the vocabulary-sized tensors at
@@ -258,8 +259,8 @@ def estimate_memory(model: ModelConfig, *, batch_size: int, block_size: int | No
         # (from the LM head and from the token lookup): the second is a transient (vocab x n_embd)
         # fp32 tensor, and without autocast the LM head's transposed gradient is also copied to the
         # weight's layout (measured with torch.profiler's memory timeline).
-        "end of backward": [*grad_groups,
-                            *[_Group("embedding grad transient", 4 * embed, 4 * embed)] * (1 if a == 2 or sliced else 2)],
+        "end of backward": [*grad_groups, *[_Group("embedding grad transient", 4 * embed, 4 * embed)]
+                            * (1 if a == 2 or sliced else 2)],
     }
     checkpoint = 0
     if cpu and checkpoints and CHECKPOINT_IN_MEMORY:

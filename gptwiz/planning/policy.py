@@ -1,6 +1,7 @@
 """Planning rules shared by the commands, the wizard and the trainer: what `--dtype auto` means, what the device
-and dtype flags resolve to, whether a run compiles, the one memory figure of a run, a VRAM figure as the user types it, the flags a measured dataset becomes, and the
-presets table's estimate. Pure, and without torch.
+and dtype flags resolve to, whether a run compiles, the one memory figure of a run, a VRAM figure as the user
+types it, the flags a measured dataset becomes, and the presets table's estimate. Pure, and without torch.
+When a run evaluates and checkpoints, and what that costs, is gptwiz.common.schedule's.
 """
 
 from __future__ import annotations
@@ -16,13 +17,6 @@ from gptwiz.planning.hardware import HardwareReport
 from gptwiz.planning.knobs import Knobs
 from gptwiz.planning.memory import DTYPES, MemoryEstimate, estimate_memory
 from gptwiz.planning.presets import load_preset
-
-# Batches of each split in the evaluation at iteration 0 of a run from random weights: their loss is about
-# ln(vocab_size) however many are measured, and a full evaluation there only delays the first step.
-FIRST_EVAL_ITERS = 2
-
-# Seconds between the checkpoints a run writes by time, between its evaluations (`--ckpt_interval_s`'s default).
-CKPT_INTERVAL_S = 300.0
 
 # More memory than any card has: a bigger figure is a slip (bytes or MB typed as GB).
 MAX_VRAM_GB = 4096
@@ -52,7 +46,8 @@ def training_dtype(report: HardwareReport, device_type: str) -> str:
 
 def resolve_device_dtype(report: HardwareReport, device: str, dtype: str) -> tuple[str, str]:
     if device not in ("auto", "cpu", "cuda"):
-        raise UsageError(f"invalid --device {device!r} (valid: auto, cpu, cuda; cuda also plans for a GPU this machine lacks)")
+        raise UsageError(f"invalid --device {device!r} "
+                         "(valid: auto, cpu, cuda; cuda also plans for a GPU this machine lacks)")
     device_type = ("cuda" if report.gpus else "cpu") if device == "auto" else device
     if dtype == "auto":
         return device_type, training_dtype(report, device_type)
@@ -73,7 +68,8 @@ def parse_vram(text: str | None) -> float | None:
     try:
         value = float(number)
     except ValueError:
-        raise UsageError(f"invalid --vram-gb {text!r}: expected a number of GB such as 6, 24 or 40 (0: no GPU)") from None
+        raise UsageError(f"invalid --vram-gb {text!r}: "
+                         "expected a number of GB such as 6, 24 or 40 (0: no GPU)") from None
     if not 0 <= value <= MAX_VRAM_GB:  # NaN, and a number so long it reads as infinity, too
         shown = text if len(text) <= 40 else f"{text[:12]}...{text[-4:]} ({len(text)} characters)"
         why = "more than any card has; " if value > MAX_VRAM_GB else ""
@@ -121,14 +117,6 @@ def resolve_compile(compile_flag: bool | None, device: str, dtype: str, iters_to
     return iters_to_run >= COMPILE_MIN_ITERS[device_type]
 
 
-def run_eval_iters(eval_iters: int, eval_interval: int, max_iters: int, grad_accum: int) -> int:
-    """The preset's eval_iters, cut down for short runs so evaluating costs about a third of the training
-    between two evaluations at most (an evaluation batch is a forward pass, a third of a training step, on
-    two splits). A 100-iteration check of a big preset should not spend most of its time evaluating."""
-    steps_between = min(eval_interval, max_iters)
-    return max(1, min(eval_iters, steps_between * grad_accum // 2))
-
-
 # --- the one memory figure ---------------------------------------------------------------------------------
 
 def run_memory(model: ModelConfig, *, batch_size: int, grad_accum: int, max_iters: int, device_type: str,
@@ -159,6 +147,6 @@ def preset_estimate(preset: Any) -> int:
                       max_iters=preset.train.max_iters, dtype="bfloat16", device_type="cuda").total
 
 
-__all__ = ["auto_dtype", "check_dtype", "training_dtype", "resolve_device_dtype", "no_hardware", "parse_vram", "data_hint",
-           "preset_estimate", "MAX_VRAM_GB", "COMPILE_MIN_ITERS", "resolve_compile", "run_memory", "knobs_memory",
-           "run_eval_iters"]
+__all__ = ["auto_dtype", "check_dtype", "training_dtype", "resolve_device_dtype", "no_hardware", "parse_vram",
+           "data_hint", "preset_estimate", "MAX_VRAM_GB", "COMPILE_MIN_ITERS", "resolve_compile", "run_memory",
+           "knobs_memory"]

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from gptwiz.common.errors import UsageError
-from gptwiz.data.tokenizer import GPT2_VOCAB_SIZE
+from gptwiz.common.records import Bound, RecordError, field_rules, read_flat, rule, shown
 from gptwiz.model.config import ModelConfig
 
 
@@ -33,19 +33,35 @@ DOMAIN_ADAPT_PRESET = "750M_1024_domain_adapt"
 PRESET_ORDER = ["tiny", "small", "150M", "150M_1024", "200M", "350M_1024", "750M_1024", DOMAIN_ADAPT_PRESET]
 
 
+# A beta of Adam's: 1 or more would let the moment estimates grow without end.
+Beta = Annotated[float, Bound(0, 1, whole=False, high_open=True)]
+
+
 @dataclass(frozen=True)
 class TrainConfig:
-    batch_size: int
-    learning_rate: float
-    max_iters: int
-    warmup_iters: int = 100
-    min_lr: float = 0.0
-    weight_decay: float = 0.1
-    betas: tuple[float, float] = (0.9, 0.95)
-    grad_clip: float = 1.0
-    grad_accum: int = 1
-    eval_interval: int = 250
-    eval_iters: int = 20
+    """The training half of a preset. Its bounds and ModelConfig's are every number a preset or a flag sets
+    (BOUNDS): far past any run gptwiz makes, small enough that a slip (a value typed with extra digits) is
+    refused in one line instead of failing deep inside."""
+    batch_size: int = field(metadata=rule(Bound(1, 65536)))
+    learning_rate: float = field(metadata=rule(Bound(0, 1, whole=False, low_open=True, high_open=True)))
+    max_iters: int = field(metadata=rule(Bound(1, 1_000_000_000)))
+    warmup_iters: int = field(default=100, metadata=rule(Bound(0, 1_000_000_000)))
+    min_lr: float = field(default=0.0, metadata=rule(Bound(0, 1, whole=False, high_open=True)))
+    weight_decay: float = field(default=0.1, metadata=rule(Bound(0, 1000, whole=False)))
+    betas: tuple[Beta, Beta] = (0.9, 0.95)
+    grad_clip: float = field(default=1.0, metadata=rule(Bound(0, 1e6, whole=False)))
+    grad_accum: int = field(default=1, metadata=rule(Bound(1, 65536)))
+    eval_interval: int = field(default=250, metadata=rule(Bound(1, 1_000_000_000)))
+    eval_iters: int = field(default=20, metadata=rule(Bound(1, 1_000_000)))
+
+
+@dataclass(frozen=True)
+class PresetText:
+    """A preset's descriptive keys."""
+    description: str = ""
+    use_cases: tuple[str, ...] = ()
+    nominal_params: int = field(default=0, metadata=rule(Bound(0, 10**15)))
+    guide_vram_gb: float = field(default=0.0, metadata=rule(Bound(0, 1e6, whole=False)))
 
 
 @dataclass(frozen=True)
@@ -84,66 +100,9 @@ class Preset:
         return replace(self, model=replace(self.model, **m), train=replace(self.train, **t))
 
 
-_META_KEYS: dict[str, type | tuple[type, ...]] = {"description": str, "use_cases": list, "nominal_params": int, "guide_vram_gb": (int, float)}
-_INT_KEYS = {"n_layer", "n_head", "n_embd", "block_size", "vocab_size", "batch_size", "max_iters",
-             "warmup_iters", "grad_accum", "eval_interval", "eval_iters"}
-_POSITIVE_KEYS = {"n_layer", "n_head", "n_embd", "block_size", "vocab_size", "batch_size", "max_iters",
-                  "grad_accum", "eval_interval", "eval_iters"}
-_REQUIRED = {"n_layer", "n_head", "n_embd", "block_size", "batch_size", "learning_rate", "max_iters"}
-
-
-@dataclass(frozen=True)
-class Bound:
-    """The valid range of a number that a preset key or a flag sets."""
-    low: float
-    high: float
-    whole: bool = True        # whole numbers only
-    low_open: bool = False    # `low` itself is not valid
-    high_open: bool = False   # `high` itself is not valid
-
-    def holds(self, value: Any) -> bool:
-        if isinstance(value, bool) or not isinstance(value, int if self.whole else (int, float)):
-            return False
-        above = value > self.low if self.low_open else value >= self.low
-        below = value < self.high if self.high_open else value <= self.high
-        return above and below  # False for NaN
-
-    def describe(self) -> str:
-        if self.whole:
-            return f"a whole number from {self.low} to {self.high}"
-        return (f"a number in {'(' if self.low_open else '['}{self.low:g}, {self.high:g}"
-                f"{')' if self.high_open else ']'}")
-
-
-# Every number a preset or a flag sets, bounded: far past any model gptwiz trains, yet small enough that no
-# product of them (tokens a step, elements of a tensor, bytes of an estimate) leaves a 64-bit integer or a
-# float, so a slip (a value typed with extra digits) is refused in one line instead of failing deep inside.
-BOUNDS: dict[str, Bound] = {
-    "n_layer": Bound(1, 1024),
-    "n_head": Bound(1, 1024),
-    "n_embd": Bound(1, 65536),
-    "block_size": Bound(1, 1_048_576),
-    "vocab_size": Bound(GPT2_VOCAB_SIZE, 1_048_576),
-    "dropout": Bound(0, 1, whole=False, high_open=True),
-    "batch_size": Bound(1, 65536),
-    "learning_rate": Bound(0, 1, whole=False, low_open=True, high_open=True),
-    "max_iters": Bound(1, 1_000_000_000),
-    "warmup_iters": Bound(0, 1_000_000_000),
-    "min_lr": Bound(0, 1, whole=False, high_open=True),
-    "weight_decay": Bound(0, 1000, whole=False),
-    "grad_clip": Bound(0, 1e6, whole=False),
-    "grad_accum": Bound(1, 65536),
-    "eval_interval": Bound(1, 1_000_000_000),
-    "eval_iters": Bound(1, 1_000_000),
-    "nominal_params": Bound(0, 10**15),
-    "guide_vram_gb": Bound(0, 1e6, whole=False),
-}
-
-
-def shown(value: Any) -> str:
-    """A value for an error message: a number typed with hundreds of digits is shortened, not printed whole."""
-    text = str(value) if isinstance(value, int) and not isinstance(value, bool) else repr(value)
-    return text if len(text) <= 40 else f"{text[:12]}...{text[-4:]} ({len(text)} characters)"
+# Every number a preset or a flag sets, with its range: the one declaration is the dataclasses' fields.
+BOUNDS: dict[str, Bound] = {name: bound for cls in (ModelConfig, TrainConfig, PresetText)
+                            for name, bound in field_rules(cls).items() if isinstance(bound, Bound)}
 
 
 def one_clause(exc: BaseException) -> str:
@@ -160,75 +119,29 @@ def check_bound(name: str, value: Any, flag: bool = True) -> None:
         raise UsageError(f"invalid {where} {shown(value)}: must be {bound.describe()}")
 
 
-def _bad(path: str, key: str, why: str) -> UsageError:
-    return UsageError(f"preset {path}: key '{key}' {why}")
+def check_together(model: ModelConfig, train: TrainConfig, source: str, prefix: tuple[str, str] = ("", ""),
+                   suffix: str = "") -> None:
+    """What no single key says: the heads split the width evenly, and the schedule decays downwards.
+    `prefix` puts the keys where the file has them ("model.", "train.")."""
+    m, t = prefix
+    if model.n_embd % model.n_head:
+        raise RecordError(source, f"{m}n_embd", f"must be divisible by {m}n_head ({model.n_head}), "
+                          f"got {model.n_embd}", suffix)
+    if train.min_lr > train.learning_rate:
+        raise RecordError(source, f"{t}min_lr", f"must be at most {t}learning_rate ({train.learning_rate:g}), "
+                          f"got {shown(train.min_lr)}", suffix)
 
 
 def parse_preset(data: Any, path: str, name: str) -> Preset:
     """Validate a preset's JSON object; every problem is a one-line UsageError naming file and key."""
-    if not isinstance(data, dict):
-        raise UsageError(f"preset {path}: expected a JSON object of settings, got {type(data).__name__}")
-    model_keys = {f.name for f in fields(ModelConfig)}
-    train_keys = {f.name for f in fields(TrainConfig)}
-    known = model_keys | train_keys | set(_META_KEYS)
-    for key in data:
-        if key not in known:
-            raise _bad(path, key, f"is unknown (valid keys: {', '.join(sorted(known))})")
-    for key in sorted(_REQUIRED):
-        if key not in data:
-            raise _bad(path, key, "is missing")
-    for key, value in data.items():
-        if key in _INT_KEYS and (isinstance(value, bool) or not isinstance(value, int)):
-            raise _bad(path, key, f"must be a whole number, got {shown(value)}")
-        if key in _POSITIVE_KEYS and value <= 0:
-            raise _bad(path, key, f"must be positive, got {shown(value)}")
-    for key in ("learning_rate", "min_lr", "weight_decay", "grad_clip", "dropout"):
-        if key in data and (isinstance(data[key], bool) or not isinstance(data[key], (int, float))):
-            raise _bad(path, key, f"must be a number, got {shown(data[key])}")
-    if not 0 < data["learning_rate"] < 1:
-        raise _bad(path, "learning_rate", f"must lie in (0, 1), got {shown(data['learning_rate'])}")
-    if "min_lr" in data and not 0 <= data["min_lr"] <= data["learning_rate"]:
-        raise _bad(path, "min_lr", f"must lie in [0, learning_rate], got {shown(data['min_lr'])}")
-    if "dropout" in data and not 0 <= data["dropout"] < 1:
-        raise _bad(path, "dropout", f"must lie in [0, 1), got {shown(data['dropout'])}")
-    if "warmup_iters" in data and data["warmup_iters"] < 0:
-        raise _bad(path, "warmup_iters", f"must be zero or more, got {shown(data['warmup_iters'])}")
-    for key in ("weight_decay", "grad_clip"):
-        if key in data and not 0 <= data[key] < float("inf"):  # NaN too: it would turn every weight into NaN
-            raise _bad(path, key, f"must be zero or a finite number above it, got {shown(data[key])}")
-    if "vocab_size" in data and data["vocab_size"] < GPT2_VOCAB_SIZE:
-        # Token ids run to 50256: a smaller table fails at the first batch that holds a high id.
-        raise _bad(path, "vocab_size", f"must be at least {GPT2_VOCAB_SIZE} (the GPT-2 tokenizer's tokens), "
-                   f"got {shown(data['vocab_size'])}")
-    if "bias" in data and not isinstance(data["bias"], bool):
-        raise _bad(path, "bias", f"must be true or false, got {shown(data['bias'])}")
-    betas = data.get("betas", [0.9, 0.95])
-    if (not isinstance(betas, (list, tuple)) or len(betas) != 2
-            or not all(isinstance(b, (int, float)) and not isinstance(b, bool) and 0 <= b < 1 for b in betas)):
-        raise _bad(path, "betas", f"must be two numbers in [0, 1), got {shown(betas)}")
-    for key, value in data.items():  # the ranges (the checks above give the common slips their own words)
-        if key in BOUNDS and not BOUNDS[key].holds(value):
-            raise _bad(path, key, f"must be {BOUNDS[key].describe()}, got {shown(value)}")
-    if data["n_embd"] % data["n_head"] != 0:
-        raise _bad(path, "n_embd", f"({data['n_embd']}) must be divisible by n_head ({data['n_head']})")
-    for key, kind in _META_KEYS.items():
-        if key in data and not isinstance(data[key], kind):
-            raise _bad(path, key, f"has the wrong type {type(data[key]).__name__}")
-    model = ModelConfig(**{k: data[k] for k in model_keys if k in data})
-    train_args = {k: data[k] for k in train_keys if k in data}
-    train_args["betas"] = tuple(float(b) for b in betas)
-    train_args.setdefault("min_lr", data["learning_rate"] / 10)
-    train = TrainConfig(**train_args)
-    return Preset(
-        name=name,
-        path=path,
-        description=data.get("description", ""),
-        use_cases=tuple(data.get("use_cases", [])),
-        nominal_params=int(data.get("nominal_params", 0)),
-        guide_vram_gb=float(data.get("guide_vram_gb", 0)),
-        model=model,
-        train=train,
-    )
+    source = f"preset {path}"
+    model, train, text = read_flat((ModelConfig, TrainConfig, PresetText), data, source)
+    if "min_lr" not in data:
+        train = replace(train, min_lr=train.learning_rate / 10)
+    check_together(model, train, source)
+    return Preset(name=name, path=path, description=text.description, use_cases=text.use_cases,
+                  nominal_params=text.nominal_params, guide_vram_gb=float(text.guide_vram_gb), model=model,
+                  train=train)
 
 
 def preset_names(presets_dir: Path = PRESETS_DIR) -> list[str]:
@@ -269,5 +182,6 @@ def load_all(presets_dir: Path = PRESETS_DIR) -> list[Preset]:
     return [load_preset(str(presets_dir / f"{n}.json"), presets_dir) for n in preset_names(presets_dir)]
 
 
-__all__ = ["TrainConfig", "Preset", "load_preset", "load_all", "parse_preset",
-           "preset_names", "PRESETS_DIR", "PRESET_ORDER", "DOMAIN_ADAPT_PRESET"]
+__all__ = ["TrainConfig", "PresetText", "Preset", "load_preset", "load_all", "parse_preset", "check_together",
+           "check_bound", "BOUNDS", "Bound", "shown", "preset_names", "PRESETS_DIR", "PRESET_ORDER",
+           "DOMAIN_ADAPT_PRESET"]

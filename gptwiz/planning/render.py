@@ -15,9 +15,11 @@ from rich.text import Text
 
 from gptwiz.common import fmt
 from gptwiz.common.commands import fold_command
+from gptwiz.planning.batch_fit import HEADROOM
+from gptwiz.planning.guide_tables import USE_CASES
 from gptwiz.planning.hardware import HardwareReport
 from gptwiz.planning.memory import MemoryEstimate
-from gptwiz.planning.recommend import HEADROOM, USE_CASES, Recommendation
+from gptwiz.planning.recommendation import Recommendation
 from gptwiz.planning.timing import RunTime
 
 

@@ -5,8 +5,10 @@ The prediction is work divided by speed. Work: the model's training FLOPs per to
 step, plus the evaluations' forward passes. Speed: this machine's matmul FLOP/s at the model's own shapes
 (`Throughput`, measured once per machine by gptwiz.training.throughput and passed in) times an efficiency
 per device kind, fitted from real runs of the trainer (`COST_MODEL`, which also counts the loss's and the
-blocks' memory-bound passes at their measured speeds; benchmarks/eta_accuracy.py checks and refits it). Fixed costs (process start, model build, torch.compile, checkpoints) are added on top. After a
-probe, its measured tokens/s replaces the predicted speed (`from_probe_rate`).
+blocks' memory-bound passes at their measured speeds; benchmarks/eta_accuracy.py checks and refits it).
+Evaluations and checkpoints are counted and priced by gptwiz.common.schedule, as the dashboard's ETA counts
+them. Fixed costs (process start, model build, torch.compile) are added on top. After a probe, its measured
+tokens/s replaces the predicted speed (`from_probe_rate`).
 """
 
 from __future__ import annotations
@@ -16,9 +18,19 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from gptwiz.common.errors import UsageError
-from gptwiz.model.config import FORWARD_SHARE, ModelConfig, count_params, training_flops_per_token
+from gptwiz.common.schedule import (
+    CKPT_INTERVAL_S,
+    FIRST_EVAL_ITERS,
+    EvalSchedule,
+    TimeLeft,
+    checkpoint_seconds,
+    eval_batch_share,
+    run_eval_iters,
+    time_left,
+)
+from gptwiz.model.config import ModelConfig, count_params, training_flops_per_token
 from gptwiz.planning.knobs import Knobs
-from gptwiz.planning.policy import CKPT_INTERVAL_S, FIRST_EVAL_ITERS, resolve_compile, run_eval_iters
+from gptwiz.planning.policy import resolve_compile
 from gptwiz.planning.presets import Preset, load_preset
 
 # The iterations of `gptwiz probe` (gptwiz.training.probe.ProbeOptions.iters).
@@ -77,24 +89,12 @@ COST_MODEL: dict[str, CostModel] = {
                                       "measured, the loss and elementwise passes at the CPU fit's order"),
 }
 
-# What an evaluation batch (a micro-batch's forward, no gradient) costs against a training micro-batch: the
-# forward's third of the FLOPs, measured so in float32 on CPU (0.27-0.38); under bf16 autocast on a CPU less (0.12
-# to 0.28 measured without AMX: the backward's casts and elementwise passes are what bf16 does not speed up).
-EVAL_BATCH_SHARE = {"cpu:bfloat16": 0.2}
-
-
-def eval_batch_share(device_type: str, dtype: str) -> float:
-    return EVAL_BATCH_SHARE.get(f"{device_type}:{dtype}", FORWARD_SHARE)
-
-
 # Fixed costs, in seconds. Process start: Python, torch and gptwiz imported, the data opened, the model built
 # (measured on the 2-core CPU: 4-7 s); on CUDA the context and cuBLAS start too. torch.compile's first
 # compilation: about a minute on a GPU, several on a 2-core CPU (gptwiz.planning.policy's COMPILE_MIN_ITERS).
+# What evaluations and checkpoints cost is gptwiz.common.schedule's (the dashboard's ETA prices them the same).
 STARTUP_S = {"cpu": 6.0, "cuda": 15.0}
 COMPILE_S = {"cpu": 240.0, "cuda": 60.0}
-# A checkpoint serialises the fp32 weights and AdamW's moments (12 bytes a parameter; the best one 4 more)
-# and writes them: a few hundred MB/s on a laptop disk.
-CHECKPOINT_BYTES_PER_S = 300e6
 
 
 @dataclass(frozen=True)
@@ -143,8 +143,9 @@ class Throughput:
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"not a throughput record: {exc}") from None
         values = [v for _, v in (*out.head, *out.layer)] + [out.vocab_s, out.elementwise_s]
+        widths = [w for w, _ in (*out.head, *out.layer)]
         if not out.head or not out.layer or out.device_type not in COST_MODEL or \
-                not all(math.isfinite(v) and v > 0 for v in values) or not all(w > 0 for w, _ in (*out.head, *out.layer)):
+                not all(math.isfinite(v) and v > 0 for v in values) or not all(w > 0 for w in widths):
             raise ValueError("not a throughput record: empty, an unknown device, or a figure that is not positive")
         return out
 
@@ -164,7 +165,7 @@ def _at_width(table: tuple[tuple[int, float], ...], width: int) -> float:
 @dataclass(frozen=True)
 class RunPlan:
     """What a run's time depends on. eval_iters: the batches of each split an evaluation runs (the trainer's,
-    after gptwiz.planning.policy.run_eval_iters); compiled: None for the trainer's own choice (resolve_compile)."""
+    after gptwiz.common.schedule.run_eval_iters); compiled: None for the trainer's own choice (resolve_compile)."""
     model: ModelConfig           # block_size: the run's
     batch_size: int
     grad_accum: int
@@ -175,12 +176,23 @@ class RunPlan:
     dtype: str
     gpu_count: int = 1
     compiled: bool | None = None
-    first_eval_iters: int | None = None   # the batches of the evaluation at iteration 0 (None: eval_iters)
+    from_scratch: bool = True             # from random weights: a short evaluation at iteration 0
     preset_eval_iters: int = 0            # the preset's eval_iters before run_eval_iters cut it (0: eval_iters)
+    ckpt_interval_s: float = CKPT_INTERVAL_S
 
     def __post_init__(self) -> None:
         if not self.preset_eval_iters:
             object.__setattr__(self, "preset_eval_iters", self.eval_iters)
+
+    @property
+    def first_eval_iters(self) -> int:
+        """The batches of each split of the evaluation at iteration 0."""
+        return min(self.eval_iters, FIRST_EVAL_ITERS) if self.from_scratch else self.eval_iters
+
+    @property
+    def schedule(self) -> EvalSchedule:
+        return EvalSchedule(self.eval_interval, self.eval_iters, self.grad_accum, self.from_scratch,
+                            self.ckpt_interval_s)
 
     @property
     def compiles(self) -> bool:
@@ -240,35 +252,27 @@ def predicted_tokens_per_sec(plan: RunPlan, throughput: Throughput) -> float:
     return plan.gpu_count / (c.matmul * mm + c.vocab * vocab + c.elementwise * elem + c.optimizer * opt)
 
 
-def _evaluations(plan: RunPlan) -> tuple[int, int]:
-    """(evaluations after iteration 0, eval batches of each split in all) of the trainer's schedule: one every
-    eval_interval iterations from 0, and one at the end unless the last iteration is on the schedule."""
-    later = plan.max_iters // plan.eval_interval + (1 if plan.max_iters % plan.eval_interval else 0)
-    first = plan.eval_iters if plan.first_eval_iters is None else plan.first_eval_iters
-    return later, first + later * plan.eval_iters
+def predict_time_left(plan: RunPlan, *, iter: int, step_s: float, evaluated_to: int = -1) -> TimeLeft:
+    """What is left of the run from `iter` at `step_s` an iteration, its evaluations up to `evaluated_to` done:
+    its steps, evaluations and checkpoints, priced as the dashboard's ETA prices them before it has measured any."""
+    return time_left(plan.schedule, iter=iter, max_iters=plan.max_iters, step_s=step_s,
+                     eval_batch_s=step_s * eval_batch_share(plan.device_type, plan.dtype) / plan.grad_accum,
+                     ckpt_s=checkpoint_seconds(count_params(plan.model)),
+                     best_ckpt_s=checkpoint_seconds(count_params(plan.model), best=True), evaluated_to=evaluated_to)
 
 
-def _checkpoint_s(plan: RunPlan, evaluations: int, run_s: float) -> float:
-    """Each evaluation checkpoints (the last state, and the best while the loss falls: count both), and the
-    trainer checkpoints by time in between."""
-    params = count_params(plan.model)
-    one = 16 * params / CHECKPOINT_BYTES_PER_S
-    return (evaluations + 1) * one + math.floor(run_s / CKPT_INTERVAL_S) * 12 * params / CHECKPOINT_BYTES_PER_S
-
-
-def _assemble(plan: RunPlan, tokens_per_sec: float, basis: str, *, iters: int, evaluate: bool,
-              checkpoints: bool) -> RunTime:
+def _assemble(plan: RunPlan, tokens_per_sec: float, basis: str, *, iters: int, evaluate: bool) -> RunTime:
+    """The run's time at `tokens_per_sec`: `iters` steps, with its evaluations and checkpoints where `evaluate`."""
     check_plan(plan)
     if not (tokens_per_sec > 0 and math.isfinite(tokens_per_sec)):
         raise UsageError(f"invalid throughput {tokens_per_sec!r} tokens/s: must be a positive number")
     step_s = plan.tokens_per_iter / tokens_per_sec
-    train_s = iters * step_s
-    eval_s, evaluations = 0.0, 0
     if evaluate:
-        evaluations, batches = _evaluations(plan)
         # One eval batch is one micro-batch's forward on each card, on each of the two splits.
-        eval_s = 2 * batches * eval_batch_share(plan.device_type, plan.dtype) * step_s / plan.grad_accum
-    checkpoint_s = _checkpoint_s(plan, evaluations, train_s + eval_s) if checkpoints else 0.0
+        left = predict_time_left(replace(plan, max_iters=iters), iter=0, step_s=step_s)
+        train_s, eval_s, checkpoint_s = left.train_s, left.eval_s, left.checkpoint_s
+    else:
+        train_s, eval_s, checkpoint_s = iters * step_s, 0.0, 0.0
     compiled = plan.compiles
     startup_s = STARTUP_S[plan.device_type] + (COMPILE_S[plan.device_type] if compiled else 0.0)
     seconds = train_s + eval_s + checkpoint_s + startup_s
@@ -287,26 +291,25 @@ def _predicted_basis(plan: RunPlan, throughput: Throughput) -> str:
 def predict_run_time(plan: RunPlan, throughput: Throughput) -> RunTime:
     """The whole run's wall time: its steps, evaluations, checkpoints, start and compilation."""
     return _assemble(plan, predicted_tokens_per_sec(plan, throughput), _predicted_basis(plan, throughput),
-                     iters=plan.max_iters, evaluate=True, checkpoints=True)
+                     iters=plan.max_iters, evaluate=True)
 
 
 def predict_probe_time(plan: RunPlan, throughput: Throughput, iters: int = PROBE_ITERS) -> RunTime:
     """`gptwiz probe`'s wall time: `iters` steps of the trainer, no evaluation, no checkpoint, compiled when
     the full run would be (the probe measures what the run will do)."""
     return _assemble(plan, predicted_tokens_per_sec(plan, throughput), _predicted_basis(plan, throughput),
-                     iters=min(iters, plan.max_iters), evaluate=False, checkpoints=False)
+                     iters=min(iters, plan.max_iters), evaluate=False)
 
 
 def from_probe_rate(plan: RunPlan, tokens_per_sec: float) -> RunTime:
     """The run's wall time at a probe's measured training speed (probe.json's tokens_per_sec)."""
     return _assemble(plan, tokens_per_sec, f"measured by the probe: {tokens_per_sec:,.0f} tokens/s",
-                     iters=plan.max_iters, evaluate=True, checkpoints=True)
+                     iters=plan.max_iters, evaluate=True)
 
 
 def with_iters(plan: RunPlan, max_iters: int) -> RunPlan:
     eval_iters = run_eval_iters(plan.preset_eval_iters, plan.eval_interval, max_iters, plan.grad_accum)
-    first = None if plan.first_eval_iters is None else min(plan.first_eval_iters, eval_iters)
-    return replace(plan, max_iters=max_iters, eval_iters=eval_iters, first_eval_iters=first)
+    return replace(plan, max_iters=max_iters, eval_iters=eval_iters)
 
 
 def iters_within(plan: RunPlan, throughput: Throughput, seconds: float) -> int:
@@ -336,8 +339,7 @@ def preset_plan(preset: Preset, *, device_type: str, dtype: str, batch_size: int
     eval_iters = run_eval_iters(t.eval_iters, t.eval_interval, iters, accum)
     return RunPlan(model=p.model, batch_size=batch_size or t.batch_size, grad_accum=accum, max_iters=iters,
                    eval_interval=t.eval_interval, eval_iters=eval_iters, preset_eval_iters=t.eval_iters,
-                   device_type=device_type, dtype=dtype, gpu_count=gpu_count, compiled=compiled,
-                   first_eval_iters=min(eval_iters, FIRST_EVAL_ITERS))
+                   device_type=device_type, dtype=dtype, gpu_count=gpu_count, compiled=compiled)
 
 
 def knobs_plan(knobs: Knobs, *, device_type: str, dtype: str, gpu_count: int = 1, presets_dir: Any = None) -> RunPlan:
@@ -348,5 +350,6 @@ def knobs_plan(knobs: Knobs, *, device_type: str, dtype: str, gpu_count: int = 1
                        max_iters=knobs.max_iters, dropout=knobs.dropout, gpu_count=gpu_count)
 
 
-__all__ = ["CostModel", "COST_MODEL", "cost_model", "token_cost_terms", "Throughput", "RunPlan", "RunTime", "predict_run_time", "predict_probe_time",
-           "from_probe_rate", "predicted_tokens_per_sec", "iters_within", "with_iters", "PROBE_ITERS", "preset_plan", "knobs_plan"]
+__all__ = ["CostModel", "COST_MODEL", "cost_model", "token_cost_terms", "Throughput", "RunPlan", "RunTime",
+           "predict_run_time", "predict_probe_time", "predict_time_left", "from_probe_rate", "predicted_tokens_per_sec",
+           "iters_within", "with_iters", "PROBE_ITERS", "preset_plan", "knobs_plan"]

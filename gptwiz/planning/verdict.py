@@ -191,7 +191,8 @@ def _round_iters(n: float) -> int:
     return n // scale * scale
 
 
-def loss_unjudged_reason(n: int, lr_warmup: int, *, cancelled: bool = False, requested: int | None = None) -> str | None:
+def loss_unjudged_reason(n: int, lr_warmup: int, *, cancelled: bool = False,
+                         requested: int | None = None) -> str | None:
     """Why a loss curve of `n` iterations is not judged (None when it is): a probe stopped before its last
     iteration (its curve is unfinished), or one with fewer than MIN_JUDGED_ITERS iterations after warm-up (the
     learning-rate warm-up, and at least the first two, as in warmup_iterations), where no slope is measurable."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,7 +13,7 @@ from gptwiz.common.atomic import atomic_write
 from gptwiz.common.errors import UsageError
 from gptwiz.report.differences import Comparison, compare
 from gptwiz.report.series import RunSeries, load_run
-from gptwiz.runs.folder import resolve_run
+from gptwiz.runs.paths import resolve_run
 
 FORMATS = (".png", ".svg", ".html")
 MATPLOTLIB_MISSING = "needs matplotlib, which is not installed: pip install 'gptwiz[report]' (or matplotlib)"
@@ -55,7 +56,7 @@ def write(report: Report, out: Path, smooth: float, log_y: bool) -> None:
 
     fig = draw(report.runs, report.comparison, Style(smooth, log_y))
     if out.suffix.lower() == ".html":
-        from gptwiz.report.html import page
+        from gptwiz.report.html import page  # lazy: only for an HTML report
 
         text = page(report.runs, report.comparison, png_bytes(fig)).encode("utf-8")
 
@@ -69,8 +70,6 @@ def write(report: Report, out: Path, smooth: float, log_y: bool) -> None:
 
 def command(names: Sequence[str], runs_dir: Path | str = "runs", out: str | None = "compare.png") -> str:
     """The command line that reports these runs (what `gptwiz runs` and the welcome screen offer)."""
-    import shlex
-
     parts = ["gptwiz", "report", *names]
     if str(runs_dir) != "runs":
         parts += ["--runs_dir", str(runs_dir)]

@@ -31,14 +31,14 @@ class Style:
 
 
 def _tokens_axis(ax: Any) -> None:
-    from matplotlib.ticker import FuncFormatter
+    from matplotlib.ticker import FuncFormatter  # optional dependency (extra: report)
 
     ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _pos: fmt.count(x)))
     ax.set_xlabel("tokens seen")
 
 
 def _iters_axis(ax: Any) -> None:
-    from matplotlib.ticker import FuncFormatter, MaxNLocator
+    from matplotlib.ticker import FuncFormatter, MaxNLocator  # optional dependency (extra: report)
 
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _pos: f"{x:,.0f}"))
@@ -61,7 +61,7 @@ def _train_loss(ax: Any, xs: list[float], curve: Curve, style: Style, color: str
 def _loss_axes(ax: Any, style: Style) -> None:
     ax.set_ylabel("loss")
     if style.log_y:
-        from matplotlib.ticker import FuncFormatter, LogFormatter
+        from matplotlib.ticker import FuncFormatter, LogFormatter  # optional dependency (extra: report)
 
         ax.set_yscale("log")
         # Losses as numbers (4, 6, 10), not 6 x 10^0; the in-between ticks labelled while they are few.
@@ -118,7 +118,7 @@ def _single(fig: Any, run: RunSeries, comparison: Comparison, style: Style) -> N
         if curve is run.peak_mem_bytes and len(curve):
             ax.set_ylim(0, 1.1 * max(curve.ys) / GIB)  # from zero: a step of a few MiB is not a doubling
         if curve is run.tokens_per_sec:
-            from matplotlib.ticker import FuncFormatter
+            from matplotlib.ticker import FuncFormatter  # optional dependency (extra: report)
 
             ax.yaxis.set_major_formatter(FuncFormatter(lambda y, _pos: fmt.count(y)))
         if curve is run.lr:
@@ -173,10 +173,10 @@ def _several(fig: Any, runs: Sequence[RunSeries], comparison: Comparison, style:
 
 def draw(runs: Sequence[RunSeries], comparison: Comparison, style: Style) -> Any:
     """The matplotlib Figure of one run or of several."""
-    import matplotlib
+    import matplotlib  # optional dependency (extra: report)
 
     matplotlib.use("Agg")  # files only: no display, whatever the environment says
-    from matplotlib.figure import Figure
+    from matplotlib.figure import Figure  # optional dependency (extra: report)
 
     several = len(runs) > 1
     fig = Figure(figsize=(14, 6.6 + 0.3 * len(runs) if several else 8), layout="constrained", dpi=100)

@@ -12,8 +12,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gptwiz.runs.folder import RunPaths, effective_state, read_json, read_metrics
-from gptwiz.runs.monitor import Schedule, schedule_from_config
+from gptwiz.runs.jsonfile import read_json
+from gptwiz.runs.metrics import read_metrics
+from gptwiz.runs.paths import RunPaths
+from gptwiz.runs.snapshot import Schedule, schedule_from_config
+from gptwiz.runs.status import effective_state
 
 # Keys of a train record drawn as series, beside the loss.
 _STEP_KEYS = ("lr", "tokens_per_sec", "mfu", "peak_mem_bytes")

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from gptwiz.report.differences import Comparison
 from gptwiz.report.series import RunSeries, ema
 from gptwiz.report.summary import Table, table
-from gptwiz.runs.monitor import downsample
+from gptwiz.runs.snapshot import downsample
 
 # plotext's colours, in the order the runs take them (the dashboard draws train cyan and val orange), and the
 # markers that tell the runs apart where there is no colour (output to a pipe or a file).

@@ -21,7 +21,8 @@ from typing import Any
 
 from gptwiz.common.errors import UsageError
 from gptwiz.common.safe_read import open_regular
-from gptwiz.runs.folder import RunPaths, read_json
+from gptwiz.runs.jsonfile import read_json
+from gptwiz.runs.paths import RunPaths, checkpoint_name
 
 # auto: the best only where no evaluation came after it and it is not the run's starting point (else the last).
 CHECKPOINT_CHOICES = ("auto", "best", "last")
@@ -39,7 +40,7 @@ def own_val_loss(name: str, state: dict[str, Any]) -> float | None:
     """The validation loss of the weights a checkpoint holds, where it is known: recorded with them, or, for a
     run's best checkpoint (ckpt_best.pt is written only with the weights of its best), its best_val_loss."""
     own = _finite(state.get("val_loss"))
-    if own is None and name == "ckpt_best.pt":
+    if own is None and name == checkpoint_name("best"):
         own = _finite(state.get("best_val_loss"))
     return own
 
@@ -242,8 +243,8 @@ def choose_checkpoint(paths: RunPaths, which: str = "auto") -> CheckpointChoice:
         raise UsageError(f"run '{paths.name}' has no checkpoint in {paths.root} yet (the first one is written at its "
                          "first evaluation)")
     other = "last" if which == "best" else "best"
-    raise UsageError(f"run '{paths.name}' has no ckpt_{which}.pt; it has ckpt_{other}.pt: use --checkpoint {other}, "
-                     "or leave --checkpoint out")
+    raise UsageError(f"run '{paths.name}' has no {checkpoint_name(which)}; it has {checkpoint_name(other)}: "
+                     f"use --checkpoint {other}, or leave --checkpoint out")
 
 
 __all__ = ["CHECKPOINT_CHOICES", "CheckpointChoice", "CheckpointInfo", "choose", "choose_checkpoint",

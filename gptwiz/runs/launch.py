@@ -20,19 +20,11 @@ from pathlib import Path
 from gptwiz.common.errors import UsageError
 from gptwiz.common.files import open_append, write_failure
 from gptwiz.common.safe_read import UnreadableFile
-from gptwiz.runs.folder import (
-    RunPaths,
-    effective_state,
-    lock_owner,
-    missing_folders,
-    read_json,
-    read_status,
-    remove_empty_folders,
-    run_paths,
-    write_status,
-)
-
-CONSOLE_LOG = "console.log"  # the detached trainer's stdout and stderr; the trainer ignores it when checking for an existing run
+from gptwiz.runs.jsonfile import read_json
+from gptwiz.runs.lock import lock_owner
+from gptwiz.runs.paths import RunPaths, run_paths
+from gptwiz.runs.restore import missing_folders, remove_empty_folders
+from gptwiz.runs.status import effective_state, read_status, write_status
 
 
 @dataclass
@@ -46,7 +38,7 @@ class DetachedRun:
 
     @property
     def console_log(self) -> Path:
-        return self.paths.root / CONSOLE_LOG
+        return self.paths.console
 
 
 def strip_detach(argv: Sequence[str]) -> list[str]:
@@ -74,7 +66,7 @@ def launch_detached(train_args: Sequence[str], *, runs_dir: Path | str, name: st
     try:
         paths.root.mkdir(parents=True, exist_ok=True)
         # Never through a symlink planted as console.log: the trainer's output would land in the file it names.
-        out = open_append(paths.root / CONSOLE_LOG)
+        out = open_append(paths.console)
     except OSError as exc:  # a full or read-only disk: nothing started, no folder left
         remove_empty_folders(made)
         raise UsageError(f"cannot start run '{name}': {write_failure(exc) or exc}") from None
@@ -130,7 +122,7 @@ def _status_written_by(run: DetachedRun) -> bool:
 
 def console_tail(paths: RunPaths, lines: int = 3) -> str:
     try:
-        text = (paths.root / CONSOLE_LOG).read_text(encoding="utf-8", errors="replace")
+        text = (paths.console).read_text(encoding="utf-8", errors="replace")
     except OSError:
         return ""
     kept = [l for l in text.splitlines() if l.strip()]
@@ -196,7 +188,7 @@ def check_nproc(nproc: int, device: str) -> None:
     if nproc < 1:
         raise UsageError(f"invalid --nproc {nproc}: must be 1 or more")
     if device in ("auto", "cuda") or device.startswith("cuda"):
-        import torch
+        import torch  # lazy: only to count the cards, never on the --help path
 
         if torch.cuda.is_available():
             count = torch.cuda.device_count()

@@ -9,7 +9,10 @@ from typing import Any
 from gptwiz.common import fmt
 from gptwiz.common.safe_read import UnreadableFile
 from gptwiz.runs.checkpoints import resume_point
-from gptwiz.runs.folder import RunPaths, effective_state, latest_eval, load_json, read_status, run_folders
+from gptwiz.runs.jsonfile import load_json
+from gptwiz.runs.metrics import latest_eval
+from gptwiz.runs.paths import RunPaths, run_folders
+from gptwiz.runs.status import effective_state, read_status
 
 
 @dataclass(frozen=True)

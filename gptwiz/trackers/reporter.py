@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from gptwiz.trackers import tensorboard, wandb
 from gptwiz.training.options import RunConfig, TrainResult
-from gptwiz.training.trainer import Reporter
+from gptwiz.training.reporting import Reporter
 
 TB_FOLDER = "tb"  # runs/NAME/tb/: the default home of a run's event files
 
@@ -32,13 +33,9 @@ class Trackers:
     def check(self) -> None:
         """Refuse, before anything starts, a tracker whose package is missing (UsageError: one line, exit 2)."""
         if self.tensorboard:
-            from gptwiz.trackers.tensorboard import check_available
-
-            check_available()
+            tensorboard.check_available()
         if self.wandb:
-            from gptwiz.trackers.wandb import check_available as check_wandb
-
-            check_wandb()
+            wandb.check_available()
 
     def tensorboard_dir(self, run_dir: Path) -> Path | None:
         if not self.tensorboard:
@@ -69,17 +66,13 @@ class TrackingReporter(Reporter):
         run_dir = self.runs_dir / cfg.name
         tb_dir = self.trackers.tensorboard_dir(run_dir)
         if tb_dir is not None:
-            from gptwiz.trackers.tensorboard import TensorBoardSink
-
-            self._open("TensorBoard", lambda: TensorBoardSink(tb_dir, cfg.to_json(), purge_step=start_iter + 1
-                                                                if start_iter else None))
+            purge_step = start_iter + 1 if start_iter else None
+            self._open("TensorBoard", lambda: tensorboard.TensorBoardSink(tb_dir, cfg.to_json(), purge_step=purge_step))
             if self.sinks:
                 self.inner.log(f"logging to TensorBoard in {tb_dir} (tensorboard --logdir {tb_dir})")
         if self.trackers.wandb:
-            from gptwiz.trackers.wandb import WandbSink
-
             project = self.trackers.wandb
-            self._open("W&B", lambda: WandbSink(project, cfg.name, cfg.to_json(), run_dir))
+            self._open("W&B", lambda: wandb.WandbSink(project, cfg.name, cfg.to_json(), run_dir))
 
     def _open(self, what: str, make: Any) -> None:
         try:

@@ -22,7 +22,8 @@ import torch
 from gptwiz.data.chat_template import Exchange, prompt_ids
 from gptwiz.data.tokenizer import EOT_TOKEN, GPT2_VOCAB_SIZE, get_encoding
 from gptwiz.model.gpt import GPT
-from gptwiz.runs.folder import read_json, resolve_run
+from gptwiz.runs.jsonfile import read_json
+from gptwiz.runs.paths import resolve_run
 from gptwiz.training.device import Runtime
 from gptwiz.training.run_model import RunModel, inference_runtime, load_run_model
 from gptwiz.training.sample import GenerationOptions, check_generation_options

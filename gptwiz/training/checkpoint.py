@@ -17,9 +17,10 @@ from gptwiz.common.atomic import atomic_write
 from gptwiz.common.errors import UsageError
 from gptwiz.common.safe_read import UnreadableFile, open_regular
 from gptwiz.model.config import ModelConfig
+from gptwiz.model.gpt import GPT
 from gptwiz.planning.presets import BOUNDS, shown
 from gptwiz.runs.checkpoints import own_val_loss
-from gptwiz.runs.folder import RunPaths
+from gptwiz.runs.paths import RunPaths
 
 
 def save_checkpoint(path: Path, *, model_state: dict[str, Any], optimizer_state: dict[str, Any] | None,
@@ -142,8 +143,6 @@ def check_model_state(path: Path, state: dict[str, Any]) -> ModelConfig:
     """The model a loaded checkpoint's config describes, once its tensors are checked to be exactly that model's:
     every name and shape, compared with a model built on the meta device (no memory), so that a checkpoint whose
     config claims a model far bigger than its tensors is refused before the model is built."""
-    from gptwiz.model.gpt import GPT
-
     def refuse(why: str) -> UsageError:
         return UsageError(f"checkpoint {path} does not hold the model its config describes ({why}); "
                           "it was not loaded")

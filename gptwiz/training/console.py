@@ -7,7 +7,7 @@ from typing import Any
 
 from gptwiz.common import fmt
 from gptwiz.training.options import RunConfig, TrainResult
-from gptwiz.training.trainer import Reporter
+from gptwiz.training.reporting import Reporter
 
 
 class PlainReporter(Reporter):
@@ -44,14 +44,14 @@ class RichReporter(Reporter):
     """A progress bar with loss, learning rate, tokens/s and ETA, redrawn in place."""
 
     def __init__(self) -> None:
-        from rich.console import Console
+        from rich.console import Console  # lazy: rich only for the live display, never for --quiet
 
         self.console = Console()
         self.progress: Any = None
         self.val = fmt.UNKNOWN
 
     def start(self, cfg: RunConfig, start_iter: int) -> None:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn  # as above
 
         self.progress = Progress(
             TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import resource
+import sys
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any
@@ -13,6 +14,7 @@ import torch
 from gptwiz.common.errors import UsageError
 from gptwiz.planning.hardware import FAST_BF16_FLAGS, cpu_flags
 from gptwiz.planning.policy import auto_dtype, check_dtype, resolve_compile
+from gptwiz.training.throughput import machine_throughput
 
 # Dense bf16 tensor-core peaks (FLOP/s) of common cards, for MFU.
 _GPU_BF16_PEAK = {
@@ -87,14 +89,23 @@ def peak_flops(runtime: Runtime) -> float:
             if key in name:
                 return value if runtime.dtype != "float32" else value / 2  # TF32 runs at half the bf16 rate
         return 100e12
-    from gptwiz.training.throughput import machine_throughput  # (its measurement runs once per machine)
-
     return machine_throughput("cpu", runtime.dtype).peak()
 
 
 def cpu_peak_rss_bytes() -> int:
-    """This process's peak resident memory (Linux reports ru_maxrss in KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    """This process's own peak resident memory. On Linux that is VmHWM, the high-water mark of the memory this
+    program mapped: ru_maxrss also keeps the peak of the process that started it (a fork and exec carries it
+    over), so a trainer launched by a big parent (a test runner, the terminal app) would report the parent's
+    peak. Elsewhere ru_maxrss, in KiB (bytes on macOS)."""
+    try:
+        with open("/proc/self/status", "rb") as status:
+            for line in status:
+                if line.startswith(b"VmHWM:"):
+                    return int(line.split()[1]) * 1024  # "VmHWM:  123456 kB"
+    except (OSError, ValueError, IndexError):
+        pass
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak if sys.platform == "darwin" else peak * 1024
 
 
 class MemoryMeter:
@@ -126,7 +137,7 @@ class MemoryMeter:
 def _nvml_process_used(device: str) -> int:
     """Card memory held by this process according to the driver; falls back to a typical context size."""
     try:
-        import pynvml
+        import pynvml  # optional dependency (NVIDIA's bindings); absent, the typical size stands
 
         pynvml.nvmlInit()
         index = torch.device(device).index or 0

@@ -24,12 +24,15 @@ import torch
 from gptwiz.common.errors import UsageError, WriteFailed
 from gptwiz.common.files import open_append, write_failure
 from gptwiz.common.safe_read import UnreadableFile, open_regular
+from gptwiz.data.dataset import TokenDataset
+from gptwiz.data.manifest import is_sft, read_manifest
 from gptwiz.data.sizes import bits_per_byte
 from gptwiz.data.tokenizer import EOT_TOKEN, GPT2_VOCAB_SIZE, get_encoding
 from gptwiz.model.gpt import GPT
 from gptwiz.model.loss import sliced_linear_cross_entropy
 from gptwiz.runs.checkpoints import CHECKPOINT_CHOICES
-from gptwiz.runs.folder import RunPaths, now_iso, resolve_run
+from gptwiz.runs.paths import RunPaths, resolve_run
+from gptwiz.runs.status import now_iso
 from gptwiz.training.device import Runtime
 from gptwiz.training.run_model import inference_runtime, load_run_model
 
@@ -202,9 +205,6 @@ def text_bytes(tokens: np.ndarray, enc: Any) -> int:
 
 def dataset_streams(dataset_dir: Path, enc: Any) -> list[TokenStream]:
     """Every validation shard of a prepared dataset, named by its source."""
-    from gptwiz.data.dataset import TokenDataset
-    from gptwiz.data.manifest import is_sft, read_manifest
-
     if is_sft(read_manifest(dataset_dir)):
         # Its token streams are prompts and answers together: their loss is not the model's on either.
         raise UsageError(f"--dataset_dir {dataset_dir} is an instruction dataset (gptwiz prepare --sft), which "

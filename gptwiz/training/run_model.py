@@ -13,7 +13,7 @@ from gptwiz.common.errors import UsageError
 from gptwiz.model.config import ModelConfig
 from gptwiz.model.gpt import GPT
 from gptwiz.runs.checkpoints import CheckpointInfo, choose_checkpoint
-from gptwiz.runs.folder import RunPaths
+from gptwiz.runs.paths import RunPaths
 from gptwiz.training.checkpoint import check_model_state, checkpoint_val_loss, load_run_checkpoint
 from gptwiz.training.device import Runtime, resolve_device, resolve_dtype
 

@@ -6,10 +6,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import torch
+
 from gptwiz.common.errors import UsageError
+from gptwiz.data.tokenizer import get_encoding
 from gptwiz.planning.presets import shown
 from gptwiz.runs.checkpoints import CHECKPOINT_CHOICES
-from gptwiz.runs.folder import resolve_run
+from gptwiz.runs.paths import resolve_run
+from gptwiz.training.run_model import inference_runtime, load_run_model
 
 
 @dataclass(frozen=True)
@@ -92,11 +96,6 @@ def sample_results(opts: SampleOptions, warn: Callable[[str], None] | None = Non
     """As `sample`, with each continuation's new tokens, time and checkpoint."""
     check_sample_options(opts)
     paths = resolve_run(opts.model_name, opts.runs_dir)
-    import torch
-
-    from gptwiz.data.tokenizer import get_encoding
-    from gptwiz.training.run_model import inference_runtime, load_run_model
-
     runtime = inference_runtime(opts.device)
     device = runtime.device
     loaded = load_run_model(paths, opts.checkpoint, device, warn=warn, note=note)

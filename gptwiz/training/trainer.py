@@ -1,171 +1,93 @@
 """The training loop and everything it writes into the run folder.
 
-`Trainer.run` trains one resolved `RunConfig` (options.py); the run folder (runs/folder.py) is the
-only thing viewers see.
+`train` trains one `ResolvedRun` (gptwiz.training.resolve); the run folder is the only thing viewers see. The
+loop is short: its collaborators own their parts and their schedules: the folder's lock and log
+(run_lifecycle), status.json and its heartbeat (status_writer), the checkpoints (checkpointer), the model and
+its optimizer (build), the batches (batches) and the evaluation's loss (loss_estimate).
 """
 
 from __future__ import annotations
 
-import errno
 import logging
 import math
 import os
-import signal
 import time
 import traceback
 from collections.abc import Callable
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
+import torch
 
-from gptwiz.common.atomic import atomic_write_json, remove_temp_files
+from gptwiz.common.atomic import atomic_write_json
 from gptwiz.common.errors import UsageError
-from gptwiz.common.files import AppendFile, open_append, write_failure
-from gptwiz.common.schedule import lr_at
-from gptwiz.planning.policy import FIRST_EVAL_ITERS
-from gptwiz.runs.folder import (
-    FolderBefore,
-    MetricsWriter,
-    RunLock,
-    RunPaths,
-    missing_folders,
-    now_iso,
-    read_json,
-    remove_empty_folders,
-    trim_metrics,
-    write_status,
-)
-from gptwiz.training.options import RunConfig, TrainOptions, TrainResult, resolve_run_config, world_size
-
-if TYPE_CHECKING:  # device.py imports torch, which the trainer imports only once it trains
-    from gptwiz.training.device import MemoryMeter, Runtime
+from gptwiz.common.schedule import eval_batches_at, evaluation_due, lr_at
+from gptwiz.runs.jsonfile import read_json
+from gptwiz.runs.metrics import MetricsWriter, trim_metrics
+from gptwiz.runs.status import now_iso
+from gptwiz.training.batches import Batches
+from gptwiz.training.build import Built, Resumed, build, finish_model
+from gptwiz.training.checkpoint import find_checkpoint
+from gptwiz.training.checkpointer import Checkpointer
+from gptwiz.training.device import MemoryMeter, peak_flops
+from gptwiz.training.distributed import agree, grad_sync, injected_failure, mean_across_ranks, report_rank_error
+from gptwiz.training.loss_estimate import estimate_loss
+from gptwiz.training.options import ResolvedRun, RunConfig, TrainResult
+from gptwiz.training.ranks import DistContext
+from gptwiz.training.reporting import Reporter
+from gptwiz.training.run_lifecycle import FolderUnwritable, RunFolderLease, describe_failure
+from gptwiz.training.status_writer import StatusWriter
+from gptwiz.training.stop_request import StopRequest
 
 # AdamW's weight decay beyond which a divergence is put down to it rather than to the learning rate.
 USUAL_MAX_WEIGHT_DECAY = 1.0
-
-# Seeds for the fixed evaluation batches, apart from any training iteration's.
-_VAL_STREAM, _TRAIN_EVAL_STREAM = 1_000_000_007, 1_000_000_009
-
-
-# status.json's heartbeat: at most once a second, during training steps and evaluations alike.
-HEARTBEAT_S = 1.0
-
-
-# --- the trainer ---------------------------------------------------------------------------------
-
-class Reporter:
-    """What the console sees of a run; the run folder gets everything regardless."""
-
-    def start(self, cfg: RunConfig, start_iter: int) -> None: ...
-    def step(self, record: dict[str, Any]) -> None: ...
-    def eval(self, record: dict[str, Any]) -> None: ...
-    def log(self, message: str) -> None: ...
-    def end(self, result: TrainResult) -> None: ...
-
-
-class _StopRequest:
-    """SIGINT/SIGTERM only set a flag: the loop finishes its step (or drops the evaluation under way, at its next
-    batch) and checkpoints before leaving."""
-
-    def __init__(self) -> None:
-        self.requested = False
-        self._previous: dict[int, Any] = {}
-
-    def install(self) -> None:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            try:
-                self._previous[sig] = signal.signal(sig, self._handle)
-            except ValueError:  # not the main thread: the caller handles stopping
-                pass
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        self.requested = True
-
-    def restore(self) -> None:
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
 
 
 class Trainer:
     """One training run, in this process; under torchrun, this process's rank of it.
 
     Every rank trains; only rank 0 writes the run folder (config, status, metrics, log, checkpoints).
-    `run` sets up the run folder and its lock, `_build` the model, `_start` the loop's bookkeeping; `_train`
-    is the loop itself, one iteration a pass of named phases.
+    `run` holds the run folder while `_train` runs: `_build` makes the model, `_start` the loop's bookkeeping,
+    and the loop itself is one iteration a pass of named phases.
     """
 
-    def __init__(self, cfg: RunConfig, paths: RunPaths, reporter: Reporter | None = None, resume: bool = False,
-                 should_stop: Callable[[], bool] | None = None, dist: Any = None):
-        from gptwiz.training.distributed import DistContext
-
+    def __init__(self, run: ResolvedRun, reporter: Reporter | None = None,
+                 should_stop: Callable[[], bool] | None = None, dist: DistContext | None = None):
         # What to train, where it goes, and who hears of it.
-        self.cfg = cfg
-        self.paths = paths
+        self.cfg, self.paths, self.duties = run.cfg, run.paths, run.duties
         self.reporter = reporter or Reporter()
-        self.resume = resume  # run() clears it for a run killed before its first checkpoint
+        self.resume = run.resume  # run() clears it for a run killed before its first checkpoint
         self.should_stop = should_stop or (lambda: False)
-        self.stop = _StopRequest()  # SIGINT/SIGTERM, listened to while run() runs
+        self.stop = StopRequest()  # SIGINT/SIGTERM, listened to while run() runs
         self.dist = dist or DistContext()
         self.main = self.dist.is_main
-        self.log = logging.getLogger(f"gptwiz.training.trainer.{cfg.name}.{self.dist.rank}")
+        self.log = logging.getLogger(f"gptwiz.training.trainer.{self.cfg.name}.{self.dist.rank}")
         self.metrics: MetricsWriter | None = None  # rank 0's metrics.jsonl, open while training
-        self._status_fields: dict[str, Any] = {"name": cfg.name, "pid": os.getpid(), "started_at": now_iso(),
-                                               "error": None, "probe": cfg.probe, "world_size": self.dist.world_size}
+        self.status = StatusWriter(self.paths, self.main, self._progress, name=self.cfg.name, pid=os.getpid(),
+                                   started_at=now_iso(), error=None, probe=self.cfg.probe,
+                                   world_size=self.dist.world_size)
+        self.checkpointer = Checkpointer(self.cfg, self.paths, self.dist, self.status, self._say)
 
         # Progress: what a checkpoint keeps and status.json reports.
         self.iter_num = 0
         self.best_val = float("inf")
         self.last_loss: float | None = None
-
-        # Made by _build: where and how to compute, the data, the model (raw_model as built; model wrapped
-        # for DDP/FSDP and maybe compiled, what the steps run) and its optimizer.
-        self.runtime: Runtime | None = None
-        self.dataset: Any = None
-        self.raw_model: Any = None
-        self.model: Any = None
-        self.optimizer: Any = None
-
-        # Made by _start, for the loop.
-        self.scaler: Any = None                 # torch.amp.GradScaler, active under float16 only
-        self.meter: MemoryMeter | None = None
-        self.flops_peak = 0.0                   # FLOP/s of one device, for MFU
-        self.flops_per_iter = 0.0
-        self.source_counts = np.zeros(0, dtype=np.int64)  # sequences drawn from each data source
-        self.t_start = 0.0                      # time.perf_counter() when the loop started
-        self.last_ckpt_time = 0.0               # time.monotonic() of the last checkpoint (or of the start)
-        self.last_status_time = 0.0             # time.monotonic() of the last status.json heartbeat
         self.evaluated_at = -1                  # the iteration last evaluated; -1: none yet
         self.evaluated_val: float | None = None  # the validation loss measured then
-        self.fail_at: int | None = None         # the test-only injected failure's iteration (gptwiz.common.faults)
 
-    # -- data --
+        # Made by _build and _start, for the loop (nothing reads them before).
+        self.built: Built                        # runtime, dataset, model, optimizer
+        self.batches: Batches
+        self.scaler: Any = None                  # torch.amp.GradScaler, active under float16 only
+        self.meter: MemoryMeter
+        self.flops_peak = 0.0                    # FLOP/s of one device, for MFU
+        self.flops_per_iter = 0.0
+        self.source_counts = np.zeros(0, dtype=np.int64)  # sequences drawn from each data source
+        self.t_start = 0.0                       # time.perf_counter() when the loop started
+        self.fail_at: int | None = None          # the test-only injected failure's iteration (gptwiz.common.faults)
 
-    def _batch(self, split: str, stream: tuple[int, ...]) -> tuple[Any, Any, Any]:
-        """The batch of a (seed, stream) pair: the data order is a pure function of the iteration, so a
-        resumed run, or N ranks splitting the same micro-steps, see exactly the batches of one process."""
-        import torch
-
-        rng = np.random.default_rng([self.cfg.seed, *stream])
-        x, y, src = self.dataset.batch(split, self.cfg.train.batch_size, self.cfg.model.block_size, rng)
-        x, y = torch.from_numpy(x), torch.from_numpy(y)
-        if self.runtime.device_type == "cuda":
-            # Pinned host memory lets the copy overlap with the GPU still working on the previous step.
-            x = x.pin_memory().to(self.runtime.device, non_blocking=True)
-            y = y.pin_memory().to(self.runtime.device, non_blocking=True)
-        return x, y, src
-
-    # -- the run folder (rank 0 only) --
-
-    def _status(self, state: str, **extra: Any) -> None:
-        if not self.main:
-            return
-        self._status_fields.update(extra)
-        if state != "running":  # what the trainer is busy with says nothing once it has ended
-            self._status_fields.update(phase=None, eval_done=None, eval_total=None)
-        self._status_fields.update(state=state, iter=self.iter_num, max_iters=self.cfg.train.max_iters,
-                                   last_loss=self.last_loss)
-        write_status(self.paths, self._status_fields)
+    def _progress(self) -> dict[str, Any]:
+        return {"iter": self.iter_num, "max_iters": self.cfg.train.max_iters, "last_loss": self.last_loss}
 
     def _say(self, message: str) -> None:
         if self.main:
@@ -173,158 +95,107 @@ class Trainer:
             self.reporter.log(message)
 
     def _write(self, record: dict[str, Any]) -> None:
-        if self.main:
+        if self.metrics is not None:
             self.metrics.write(record)
 
-    def _phase(self, phase: str, now: bool = False, **extra: Any) -> None:
-        """What the run is busy with ("training", "evaluating", "checkpointing"), in status.json at once when `now`
-        (the start of an evaluation after the first), else at most once a second like every heartbeat: the start's
-        status is not rewritten before the run's first checkpoint exists."""
-        self._status_fields.update(phase=phase, **{"eval_done": None, "eval_total": None, **extra})
-        if now or time.monotonic() - self.last_status_time > HEARTBEAT_S:
-            self._status("running")
-            self.last_status_time = time.monotonic()
+    def _result(self, state: str, best: float | None, error: str | None) -> TrainResult:
+        return TrainResult(state, self.iter_num, self.cfg.train.max_iters, self.last_loss, best, error,
+                           self.paths.root)
 
-    def _checkpoint(self, best: bool) -> None:
-        from gptwiz.training.checkpoint import save_checkpoint
-        from gptwiz.training.distributed import full_state
+    # -- the run folder's lifetime --
 
-        t0 = time.perf_counter()
-        self._phase("checkpointing")
-        # Under FSDP gathering the whole state is a collective: every rank takes part, rank 0 writes.
-        model_state, optim_state = full_state(self.model if self.dist.fsdp else self.raw_model, self.optimizer,
-                                              self.dist.fsdp)
+    def run(self) -> TrainResult:
+        try:
+            with RunFolderLease(self.paths, self.main, self.duties.restores_folder, self.log) as lease, \
+                    self.stop.listening():
+                result = self._run_in(lease)
+        except FolderUnwritable as exc:  # a full or read-only disk: the run never began, and leaves no folder
+            result = self._result("failed", None, describe_failure(exc.cause, resumable=self.resume))
         if self.main:
-            # The weights' own validation loss goes with them: it says which checkpoint holds the best
-            # (_reconcile_best). ckpt_last.pt is written first, so that a kill while ckpt_best.pt is written
-            # leaves the best weights in ckpt_last.pt, where a resume finds them.
-            val = self.evaluated_val if self.evaluated_at == self.iter_num else None
-            kwargs = dict(iter_num=self.iter_num, best_val_loss=self.best_val, config=self.cfg.to_json(), val_loss=val)
-            save_checkpoint(self.paths.ckpt_last, model_state=model_state, optimizer_state=optim_state, **kwargs)
-            if best:
-                save_checkpoint(self.paths.ckpt_best, model_state=model_state, optimizer_state=None, **kwargs)
-        self.last_ckpt_time = time.monotonic()
-        # How long one took: viewers count the checkpoints still to come in their ETA.
-        self._phase("training", ckpt_s=round(time.perf_counter() - t0, 3))
+            self.reporter.end(result)
+        return result
+
+    def _run_in(self, lease: RunFolderLease) -> TrainResult:
+        if self.resume:
+            # Killed before its first checkpoint: start over, with the run's own settings.
+            self.resume = find_checkpoint(self.paths) is not None
+        try:
+            lease.open_log()
+            if self.main:
+                # Also on resume: a --max_iters given then is the run's length from now on, so that the next
+                # --resume (after a kill, say) runs to the same final iteration, and viewers draw its schedule.
+                atomic_write_json(self.paths.config, self.cfg.to_json())
+            state = self._train()
+            best = self.best_val if math.isfinite(self.best_val) else None
+            self.status.set(state, best_val_loss=best)
+            return self._result(state, best, self.status.error)
+        except UsageError as exc:
+            self._fail(str(exc), lease)
+            raise
+        except BaseException as exc:
+            self.log.info("training failed:\n%s", traceback.format_exc())
+            refused = lease.failed_before_first_step(self._records_written())
+            message = describe_failure(exc, resumable=self.resume or not refused)
+            self._fail(message, lease)
+            if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+                raise
+            return self._result("failed", None, message)
+        finally:
+            if self.metrics is not None:
+                self.metrics.close()
+
+    def _records_written(self) -> int:
+        return self.metrics.written if self.metrics is not None else 0
+
+    def _fail(self, message: str, lease: RunFolderLease) -> None:
+        """Record the failure; a run that failed before its first step instead leaves its folder as it found it,
+        so that the same command, once corrected, starts it afresh."""
+        self.status.fields["error"] = message
+        report_rank_error(self.dist, message)
+        if lease.failed_before_first_step(self._records_written()):
+            lease.put_back()
+            return
+        try:
+            self.status.set("failed")
+        except OSError:
+            pass
 
     # -- setting up --
 
-    def _build(self) -> None:
+    def _build(self) -> Built:
         """The runtime, the dataset, the (wrapped, maybe compiled) model and its optimizer, with resumed or
         initial state."""
-        import torch
+        built = self.built = build(self.cfg, self.paths, self.dist, self.resume, self._say)
+        if built.resumed is not None:
+            self._continue_from(built.resumed)
+        finish_model(built, self.cfg, self.dist, self.iter_num, self._say)
+        return built
 
-        from gptwiz.data.dataset import open_dataset
-        from gptwiz.model.gpt import GPT
-        from gptwiz.model.loss import training_loss
-        from gptwiz.training.checkpoint import load_run_checkpoint
-        from gptwiz.training.device import Runtime, configure_backends
-        from gptwiz.training.distributed import load_full_state, wrap_model
+    def _continue_from(self, resumed: Resumed) -> None:
+        state = resumed.state
+        self.iter_num = int(state["iter"])
+        self.best_val = float(state.get("best_val_loss", float("inf")))
+        own_val = state.get("val_loss")
+        self.evaluated_val = own_val if isinstance(own_val, float) else None
+        if self.main:
+            trim_metrics(self.paths.metrics, self.iter_num)
+            self.best_val = self.checkpointer.reconcile_best(resumed.path, state, self.best_val)
+        self.status.fields["started_at"] = (read_json(self.paths.status) or {}).get("started_at", now_iso())
+        self._say(f"resumed {self.cfg.name} from {resumed.path.name} at iteration {self.iter_num}")
 
-        cfg, paths = self.cfg, self.paths
-        device = cfg.device
-        if self.dist.enabled and device.startswith("cuda"):
-            device = f"cuda:{self.dist.local_rank}"
-        runtime = self.runtime = Runtime(device, cfg.dtype, cfg.compile)
-        configure_backends(runtime)
-        self.dataset = open_dataset(cfg.data["dataset_dir"])
-        if self.dataset.checksum != cfg.data["manifest_checksum"]:
-            self._say(f"warning: the dataset {self.dataset.dir} changed since this run started "
-                      "(manifest checksum differs)")
-        self.dataset.check_block(cfg.model.block_size)
-
-        torch.manual_seed(cfg.seed)  # the same initial weights on every rank
-        # The loss, chosen once for the run's training and evaluation alike, by the rule the memory
-        # estimate follows (gptwiz.model.loss_plan): sliced for eager training on a CPU, else the textbook one.
-        model = GPT(cfg.model, loss_fn=training_loss(runtime.device_type, runtime.compile)).to(runtime.device)
-        self.raw_model = model
-        state = None
-        if self.resume:
-            ckpt_path, state = load_run_checkpoint(paths, prefer="last", map_location="cpu", warn=self._say)
-            if state.get("optimizer") is None:
-                self._say(f"{ckpt_path.name} holds no optimizer state: the optimizer starts afresh")
-            self.iter_num = int(state["iter"])
-            self.best_val = float(state.get("best_val_loss", float("inf")))
-            own_val = state.get("val_loss")
-            self.evaluated_val = own_val if isinstance(own_val, float) else None
-        elif cfg.init_from:
-            src_path, src = load_run_checkpoint(RunPaths(Path(cfg.init_from)), prefer="best", map_location="cpu")
-            weights = src["model"]
-            # A source trained with a longer context has more positions than this run needs.
-            weights["transformer.wpe.weight"] = weights["transformer.wpe.weight"][: cfg.model.block_size]
-            model.load_state_dict(weights)
-            self._say(f"initialised weights from {src_path} (iteration {src['iter']}); fresh optimizer and schedule")
-        model = wrap_model(model, self.dist, runtime.device)
-        # Fused AdamW where torch has the kernel (CUDA and CPU), but not under FSDP: the fused kernel does not
-        # take its sharded tensors everywhere.
-        fused = runtime.device_type in ("cuda", "cpu") and not self.dist.fsdp
-        self.optimizer = (model if self.dist.fsdp else self.raw_model).configure_optimizer(
-            cfg.train.weight_decay, cfg.train.learning_rate, cfg.train.betas, fused=fused)
-        if state is not None:
-            load_full_state(model if self.dist.fsdp else self.raw_model, self.optimizer, state["model"],
-                            state.get("optimizer"), self.dist.fsdp)
-            torch.set_rng_state(state["torch_rng"].cpu())
-            if self.main:
-                trim_metrics(paths.metrics, self.iter_num)
-                self._reconcile_best(ckpt_path, state)
-            self._status_fields["started_at"] = (read_json(paths.status) or {}).get("started_at", now_iso())
-            self._say(f"resumed {cfg.name} from {ckpt_path.name} at iteration {self.iter_num}")
-        torch.manual_seed(cfg.seed + 1000 * self.dist.rank + self.iter_num)  # different dropout masks per rank
-        if runtime.compile:
-            self._say("compiling the model with torch.compile (the first iterations are slow)")
-            model = torch.compile(model)
-        self.model = model
-
-    def _reconcile_best(self, resumed_from: Path, state: dict[str, Any]) -> None:
-        """On resume: ckpt_best.pt must hold the weights of the best validation loss the run records. A kill
-        while it was being written leaves an older one (or none); the weights of that best are then those just
-        resumed (ckpt_last.pt is written first), and ckpt_best.pt is rewritten from them. Where they are lost,
-        the best recorded becomes what ckpt_best.pt does hold, so that a later evaluation replaces it."""
-        from gptwiz.training.checkpoint import read_checkpoint_summary, save_checkpoint
-
-        best_path = self.paths.ckpt_best
-        if resumed_from == best_path or not math.isfinite(self.best_val):
-            return  # resumed from the best itself, or nothing evaluated yet
-        held = read_checkpoint_summary(best_path)
-        held_best = held["val_loss"] if held is not None and held["val_loss"] is not None else float("inf")
-        if held_best <= self.best_val:
-            if held_best < self.best_val:
-                self._say(f"{best_path.name} holds a val loss of {held_best:.4f}, below the {self.best_val:.4f} "
-                          f"{resumed_from.name} records: that is the best from now on")
-                self.best_val = held_best
-            return
-        had = (f"held iteration {held['iter']}" + (f" (val loss {held_best:.4f})" if math.isfinite(held_best) else "")
-               if held is not None else "was missing or unreadable")
-        own = state.get("val_loss")
-        if isinstance(own, float) and own == self.best_val:
-            save_checkpoint(best_path, model_state=state["model"], optimizer_state=None, iter_num=self.iter_num,
-                            best_val_loss=self.best_val, config=self.cfg.to_json(), val_loss=own)
-            self._say(f"{best_path.name} {had} instead of the weights of the best val loss {self.best_val:.4f}: "
-                      f"rewritten from {resumed_from.name} (iteration {self.iter_num}), which holds them")
-            return
-        self._say(f"warning: {best_path.name} {had}, and no checkpoint holds the weights of the best val loss "
-                  f"{self.best_val:.4f}; the best is now "
-                  + (f"{held_best:.4f}, that of {best_path.name}" if math.isfinite(held_best)
-                     else "the next evaluation's"))
-        self.best_val = held_best
-
-    def _start(self) -> None:
+    def _start(self, built: Built) -> None:
         """Open metrics.jsonl, set up what the loop measures with, and announce the run."""
-        import torch
-
-        from gptwiz.training.device import MemoryMeter, peak_flops
-        from gptwiz.training.distributed import injected_failure
-
-        cfg = self.cfg
+        cfg, runtime = self.cfg, built.runtime
         if self.main and not self.resume:
             # A fresh run starts its own metrics.jsonl: a probe's records may be there (its results stay in probe.json).
             self.paths.metrics.unlink(missing_ok=True)
         self.metrics = MetricsWriter(self.paths.metrics) if self.main else None
-        self.scaler = torch.amp.GradScaler(enabled=(self.runtime.dtype == "float16"))
-        self.meter = MemoryMeter(self.runtime)
-        self.flops_peak = peak_flops(self.runtime)
-        self.flops_per_iter = self.raw_model.flops_per_token() * cfg.tokens_per_iter
-        self._phase("training")
+        self.batches = Batches(cfg, built.dataset, runtime)
+        self.scaler = torch.amp.GradScaler(enabled=(runtime.dtype == "float16"))
+        self.meter = MemoryMeter(runtime)
+        self.flops_peak = peak_flops(runtime)
+        self.flops_per_iter = built.raw_model.flops_per_token() * cfg.tokens_per_iter
+        self.status.phase("training")
         if self.main:
             self.reporter.start(cfg, self.iter_num)
         self._say(f"training {cfg.name}: preset {cfg.preset}, {cfg.params / 1e6:.1f}M parameters, {cfg.device} "
@@ -335,8 +206,8 @@ class Trainer:
         if sft:
             self._say(_sft_notice(sft, cfg))
         self.t_start = time.perf_counter()
-        self.last_ckpt_time = time.monotonic()
-        self.source_counts = np.zeros(len(self.dataset.sources), dtype=np.int64)
+        self.checkpointer.restart_clock()
+        self.source_counts = np.zeros(len(built.dataset.sources), dtype=np.int64)
         # A checkpoint without its own validation loss (a stop during the evaluation of its iteration) has that
         # evaluation still to do.
         self.evaluated_at = self.iter_num if self.resume and self.evaluated_val is not None else -1
@@ -346,19 +217,14 @@ class Trainer:
 
     def _train(self) -> str:
         """Train to max_iters, or until asked to stop, or until the loss diverges; the run's final state."""
-        self._build()
-        self._start()
-        cfg = self.cfg
-        state = "finished"
-        while self.iter_num < cfg.train.max_iters:
+        self._start(self._build())
+        while self.iter_num < self.cfg.train.max_iters:
             if self._evaluation_due() and not self._evaluate():
-                state = "stopped"  # asked to stop during the evaluation, on every rank
-                break
+                return self._finish("stopped")  # asked to stop during the evaluation, on every rank
             stop, checkpoint_due = self._agree_on_stop_and_checkpoint()
             if stop:
-                state = "stopped"
-                break
-            if checkpoint_due and not cfg.probe:
+                return self._finish("stopped")
+            if checkpoint_due and self.duties.checkpoints:
                 self._checkpoint(best=False)
             self._fail_if_injected()
             lr = self._set_learning_rate()
@@ -371,13 +237,13 @@ class Trainer:
             self.iter_num += 1
             self.last_loss = loss
             self._record_step(loss, lr, dt)
-            self._heartbeat()
-        if state == "finished" and not cfg.probe and self.evaluated_at != self.iter_num and not self._evaluate():
-            state = "stopped"  # the final weights' evaluation (and checkpoint), interrupted: --resume does it
-        return self._finish(state)
+            self.status.heartbeat()
+        if self.duties.evaluates and self.evaluated_at != self.iter_num and not self._evaluate():
+            return self._finish("stopped")  # the final weights' evaluation (and checkpoint), interrupted: --resume does it
+        return self._finish("finished")
 
     def _evaluation_due(self) -> bool:
-        return (not self.cfg.probe and self.iter_num % self.cfg.train.eval_interval == 0
+        return (self.duties.evaluates and evaluation_due(self.iter_num, self.cfg.train.eval_interval)
                 and self.evaluated_at != self.iter_num)
 
     def _evaluate(self) -> bool:
@@ -385,7 +251,8 @@ class Trainer:
         nothing recorded, when a stop was agreed before the evaluation finished."""
         t0 = time.perf_counter()
         per_split = self._eval_batches()
-        losses = self._estimate_loss(per_split)
+        losses = estimate_loss(self.built.model, self.batches, self.dist, self.status, per_split,
+                               announce_now=self.paths.ckpt_last.exists(), stop_requested=self._stop_requested)
         if losses is None:
             return False
         eval_s = time.perf_counter() - t0
@@ -404,49 +271,13 @@ class Trainer:
         return True
 
     def _eval_batches(self) -> int:
-        """Batches of each split this evaluation measures: eval_iters, but only a few at iteration 0 of a run from
-        random weights. From --init_from_model weights the loss at iteration 0 is the one to beat: measured whole."""
-        if self.iter_num == 0 and not self.cfg.init_from:
-            return min(self.cfg.train.eval_iters, FIRST_EVAL_ITERS)
-        return self.cfg.train.eval_iters
+        """Batches of each split this evaluation measures (gptwiz.common.schedule.eval_batches_at)."""
+        return eval_batches_at(self.iter_num, self.cfg.train.eval_iters, from_scratch=not self.cfg.init_from)
 
-    def _estimate_loss(self, per_split: int) -> dict[str, float] | None:
-        """Mean loss over `per_split` fixed batches of each split, the ranks sharing them out; None when a stop
-        was agreed between two batches (the partial evaluation is dropped). status.json keeps its heartbeat,
-        with the batches done."""
-        import torch
-
-        from gptwiz.training.distributed import agree, mean_across_ranks
-
-        world, rank = self.dist.world_size, self.dist.rank
-        # Every rank goes through the same rounds (one batch each, or none at the end) and so asks the same
-        # number of times whether to stop: a rank that left the evaluation alone would hang the others.
-        rounds = -(-per_split // world)
-        total_batches = 2 * per_split
-        self._phase("evaluating", now=self.paths.ckpt_last.exists(), eval_done=0, eval_total=total_batches)
-        out = {}
-        self.model.eval()
-        try:
-            with torch.no_grad():
-                for index, (split, stream) in enumerate((("train", _TRAIN_EVAL_STREAM), ("val", _VAL_STREAM))):
-                    total = torch.zeros(2, device=self.runtime.device)
-                    for r in range(rounds):
-                        if agree([self._stop_requested()], self.dist)[0]:
-                            return None
-                        k = r * world + rank
-                        if k < per_split:
-                            x, y, _ = self._batch(split, (stream, k))
-                            with self.runtime.autocast():
-                                loss = self.model(x, y)
-                            total += torch.stack([loss.float(), torch.ones((), device=loss.device)])
-                        if time.monotonic() - self.last_status_time > HEARTBEAT_S:
-                            done = index * per_split + min(per_split, (r + 1) * world)
-                            self._phase("evaluating", eval_done=done, eval_total=total_batches)
-                    total = mean_across_ranks(total, self.dist)
-                    out[split] = float(total[0] / total[1])
-        finally:
-            self.model.train()
-        return out
+    def _checkpoint(self, best: bool) -> None:
+        val = self.evaluated_val if self.evaluated_at == self.iter_num else None
+        self.checkpointer.save(self.built.state_owner(self.dist.fsdp), self.built.optimizer, iter_num=self.iter_num,
+                               best_val=self.best_val, val_loss=val, best=best)
 
     def _stop_requested(self) -> bool:
         """This rank's own wish to stop (a signal, or the caller's should_stop); ranks agree on it before acting."""
@@ -455,10 +286,7 @@ class Trainer:
     def _agree_on_stop_and_checkpoint(self) -> tuple[bool, bool]:
         """(stop now, checkpoint now), the same on every rank: one that stops or checkpoints alone leaves the
         others waiting forever in the next collective."""
-        from gptwiz.training.distributed import agree
-
-        stop, checkpoint_due = agree([self._stop_requested(),
-                                      time.monotonic() - self.last_ckpt_time > self.cfg.ckpt_interval_s], self.dist)
+        stop, checkpoint_due = agree([self._stop_requested(), self.checkpointer.due()], self.dist)
         return stop, checkpoint_due
 
     def _fail_if_injected(self) -> None:
@@ -469,34 +297,31 @@ class Trainer:
         cfg = self.cfg
         lr = lr_at(self.iter_num, learning_rate=cfg.train.learning_rate, min_lr=cfg.train.min_lr,
                    warmup_iters=cfg.warmup_iters, decay_iters=cfg.train.max_iters)
-        for group in self.optimizer.param_groups:
+        for group in self.built.optimizer.param_groups:
             group["lr"] = lr
         return lr
 
     def _train_step(self) -> float:
         """One optimizer step over grad_accum micro-batches; their mean loss, averaged over the ranks."""
-        import torch
-
-        from gptwiz.training.distributed import grad_sync, mean_across_ranks
-
+        model, optimizer, runtime = self.built.model, self.built.optimizer, self.built.runtime
         accum = self.cfg.train.grad_accum
-        loss_sum = torch.zeros((), device=self.runtime.device)
+        loss_sum = torch.zeros((), device=runtime.device)
         for micro in range(accum):
             # Micro-step m of rank r is global micro-step r * accum + m: N ranks with accumulation A
             # see the batches of one process with accumulation N * A.
-            x, y, src = self._batch("train", (self.iter_num, self.dist.rank * accum + micro))
+            x, y, src = self.batches.get("train", (self.iter_num, self.dist.rank * accum + micro))
             self.source_counts += np.bincount(src, minlength=len(self.source_counts))
-            with grad_sync(self.model, self.dist, sync=(micro == accum - 1)):
-                with self.runtime.autocast():
-                    loss = self.model(x, y) / accum
+            with grad_sync(model, self.dist, sync=(micro == accum - 1)):
+                with runtime.autocast():
+                    loss = model(x, y) / accum
                 self.scaler.scale(loss).backward()
             loss_sum += loss.detach().float()
         if self.cfg.train.grad_clip > 0:
-            self.scaler.unscale_(self.optimizer)
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.train.grad_clip)
-        self.scaler.step(self.optimizer)
+            self.scaler.unscale_(optimizer)
+            torch.nn.utils.clip_grad_norm_(model.parameters(), self.cfg.train.grad_clip)
+        self.scaler.step(optimizer)
         self.scaler.update()
-        self.optimizer.zero_grad(set_to_none=True)
+        optimizer.zero_grad(set_to_none=True)
         return float(mean_across_ranks(loss_sum, self.dist))
 
     def _diverged(self, loss: float) -> None:
@@ -509,146 +334,31 @@ class Trainer:
         else:
             advice = f"try a lower --learning_rate than {train.learning_rate:g}"
         msg = f"loss became {loss} at iteration {self.iter_num + 1}; kept the last good checkpoint ({advice})"
-        self._status_fields["error"] = msg
+        self.status.fields["error"] = msg
         self._say(msg)
 
     def _record_step(self, loss: float, lr: float, dt: float) -> None:
         cfg = self.cfg
-        record = {"type": "probe" if cfg.probe else "train", "iter": self.iter_num, "loss": loss, "lr": lr,
+        record = {"type": self.duties.record_kind, "iter": self.iter_num, "loss": loss, "lr": lr,
                   "tokens_per_sec": cfg.tokens_per_iter / dt,
                   "mfu": self.flops_per_iter / dt / (self.flops_peak * self.dist.world_size),
                   "dt_s": dt, "elapsed_s": time.perf_counter() - self.t_start,
                   "peak_mem_bytes": self.meter.peak_bytes(), "time": time.time(),
                   "world_size": self.dist.world_size,
-                  "source_counts": {s.name: int(c) for s, c in zip(self.dataset.sources, self.source_counts)}}
+                  "source_counts": {s.name: int(c) for s, c in zip(self.built.dataset.sources, self.source_counts)}}
         self._write(record)
         if self.main:
             self.reporter.step(record)
 
-    def _heartbeat(self) -> None:
-        """status.json at most once a second: viewers see the iteration advance without a write per step."""
-        if time.monotonic() - self.last_status_time > HEARTBEAT_S:
-            self._phase("training")
-
     def _finish(self, state: str) -> str:
-        if state == "stopped" and not self.cfg.probe:
+        if state == "stopped" and self.duties.checkpoints:
             self._checkpoint(best=False)
             self._say(f"stopped at iteration {self.iter_num}; checkpoint written (continue with --resume)")
         if state == "finished":
             self._say(f"finished at iteration {self.iter_num}"
                       + (f", best val loss {self.best_val:.4f}" if math.isfinite(self.best_val) else ""))
-        self._status_fields["peak_mem_bytes"] = self.meter.peak_bytes()
+        self.status.fields["peak_mem_bytes"] = self.meter.peak_bytes()
         return state
-
-    def run(self) -> TrainResult:
-        cfg, paths = self.cfg, self.paths
-        lock = RunLock(paths)
-        handler: _LogFileHandler | None = None
-        before: FolderBefore | None = None
-        if self.main:
-            made = missing_folders(paths.root)
-            try:
-                paths.root.mkdir(parents=True, exist_ok=True)
-                lock.acquire()
-            except OSError as exc:  # a full or read-only disk: the run never began, and leaves no folder
-                remove_empty_folders(made)
-                result = TrainResult("failed", self.iter_num, cfg.train.max_iters, None, None,
-                                     _describe(exc, resumable=self.resume), paths.root)
-                self.reporter.end(result)
-                return result
-            except BaseException:
-                remove_empty_folders(made)
-                raise
-            # What the folder held, to put back if the run fails before its first step. Not for a probe: its
-            # parent reads what a failed attempt left.
-            before = None if cfg.probe else FolderBefore.take(paths, made)
-            remove_temp_files(paths.root)  # what a trainer killed mid-write left; the lock says none is writing
-        self.stop.install()
-        if self.resume:
-            from gptwiz.training.checkpoint import find_checkpoint
-
-            # Killed before its first checkpoint: start over, with the run's own settings.
-            self.resume = find_checkpoint(paths) is not None
-        put_back = False
-        try:
-            if self.main:
-                self.log.setLevel(logging.INFO)
-                self.log.propagate = False
-                handler = _LogFileHandler(open_append(paths.log))
-                self.log.addHandler(handler)
-                # Also on resume: a --max_iters given then is the run's length from now on, so that the next
-                # --resume (after a kill, say) runs to the same final iteration, and viewers draw its schedule.
-                atomic_write_json(paths.config, cfg.to_json())
-            state = self._train()
-            best = self.best_val if math.isfinite(self.best_val) else None
-            self._status(state, best_val_loss=best)
-            result = TrainResult(state, self.iter_num, cfg.train.max_iters, self.last_loss, best,
-                                 self._status_fields.get("error"), paths.root)
-        except UsageError as exc:
-            put_back = self._fail(str(exc), before)
-            raise
-        except BaseException as exc:
-            self.log.info("training failed:\n%s", traceback.format_exc())
-            refused = self._before_first_step(before)
-            message = _describe(exc, resumable=self.resume or not refused)
-            put_back = self._fail(message, before)
-            if isinstance(exc, (KeyboardInterrupt, SystemExit)):
-                raise
-            result = TrainResult("failed", self.iter_num, cfg.train.max_iters, self.last_loss, None, message, paths.root)
-        finally:
-            self.stop.restore()
-            if self.metrics is not None:
-                self.metrics.close()
-            if handler is not None:
-                self.log.removeHandler(handler)
-                handler.close()
-            lock.release()
-            if put_back and before is not None:
-                remove_empty_folders(before.made)
-        if self.main:
-            self.reporter.end(result)
-        return result
-
-    def _before_first_step(self, before: FolderBefore | None) -> bool:
-        """Whether the run failed before anything a later command needs: no record, no checkpoint of its own."""
-        return (before is not None and (self.metrics is None or self.metrics.written == 0)
-                and not before.wrote_checkpoint())
-
-    def _fail(self, message: str, before: FolderBefore | None = None) -> bool:
-        """Record the failure; a run that failed before its first step instead leaves its folder as it found it
-        (True then), so that the same command, once corrected, starts it afresh."""
-        self._status_fields["error"] = message
-        from gptwiz.training.distributed import report_rank_error
-
-        report_rank_error(self.dist, message)
-        if before is not None and self._before_first_step(before):
-            before.restore()
-            return True
-        try:
-            self._status("failed")
-        except OSError:
-            pass
-        return False
-
-
-class _LogFileHandler(logging.Handler):
-    """train.log, appended through open_append (never through a link). A line the disk has no room for is
-    dropped: the failure reaches the user as the run's own one-line error, not as logging's report of it."""
-
-    def __init__(self, file: AppendFile):
-        super().__init__()
-        self.file = file
-        self.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%Y-%m-%d %H:%M:%S"))
-
-    def emit(self, record: logging.LogRecord) -> None:
-        try:
-            self.file.write((self.format(record) + "\n").encode("utf-8", "backslashreplace"))
-        except Exception:  # a full disk, a closed file: never "--- Logging error ---" and a traceback
-            pass
-
-    def close(self) -> None:
-        self.file.close()
-        super().close()
 
 
 def _sft_notice(sft: dict[str, Any], cfg: RunConfig) -> str:
@@ -663,37 +373,8 @@ def _sft_notice(sft: dict[str, Any], cfg: RunConfig) -> str:
     return text
 
 
-def _describe(exc: BaseException, resumable: bool = True) -> str:
-    failure = write_failure(exc)
-    if failure is not None:
-        if isinstance(exc, OSError) and exc.errno == errno.EROFS:
-            return failure
-        return f"{failure}; free some space and {'--resume' if resumable else 'start the run again'}"
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    return f"{exc.__class__.__name__}: {text}" if text else exc.__class__.__name__
-
-
-def train(opts: TrainOptions, reporter: Reporter | None = None,
-          should_stop: Callable[[], bool] | None = None) -> TrainResult:
-    if world_size() <= 1:
-        cfg, paths = resolve_run_config(opts)
-        return Trainer(cfg, paths, reporter, resume=opts.resume, should_stop=should_stop).run()
-    # Under torchrun: rank 0 settles the configuration (and builds the token cache) before the others
-    # read it, so they never race on the cache or see the run folder half made.
-    import torch.distributed as dist
-
-    from gptwiz.training.device import resolve_device
-    from gptwiz.training.distributed import init_distributed, shutdown
-
-    device_type = "cuda" if resolve_device(opts.device).startswith("cuda") else "cpu"
-    ctx = init_distributed(device_type, opts.fsdp)
-    try:
-        if ctx.is_main:
-            cfg, paths = resolve_run_config(opts)
-        dist.barrier()
-        if not ctx.is_main:
-            cfg, paths = resolve_run_config(opts, check_exists=False)
-        dist.barrier()
-        return Trainer(cfg, paths, reporter, resume=opts.resume, should_stop=should_stop, dist=ctx).run()
-    finally:
-        shutdown(ctx)
+def train(run: ResolvedRun, reporter: Reporter | None = None, should_stop: Callable[[], bool] | None = None,
+          dist: DistContext | None = None) -> TrainResult:
+    """Train a resolved run in this process: under torchrun, this process's rank of it (`dist`, from
+    gptwiz.training.distributed.process_group)."""
+    return Trainer(run, reporter, should_stop=should_stop, dist=dist).run()

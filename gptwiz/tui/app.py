@@ -2,7 +2,8 @@
 
 Startup imports Textual and the first screen only; the other screens load when first shown, and torch, NVML
 and the estimators are imported by the workers that need them, so the first screen is up in well under a second.
-Which step follows which is gptwiz.wizard.flow's to say; this module only maps each step to its screen.
+Which step follows which is gptwiz.wizard.flow's to say; this module only maps each step to its screen. Screens
+never call the app: they post what they ask for (gptwiz.tui.messages), and the handlers here act on it.
 
 Keys every screen has (the app's bindings): q leaves, asking first when a screen says leaving would cancel
 something (AppScreen.leave_warning); ? shows the screen's help; ^p the command palette of its actions. In a text
@@ -20,8 +21,9 @@ from textual.binding import Binding
 from textual.command import Provider
 from textual.screen import Screen
 
-from gptwiz.runs.folder import RunPaths
+from gptwiz.runs.paths import RunPaths
 from gptwiz.tui.context import AppContext
+from gptwiz.tui.messages import GoBack, LeaveApp, MoveOn, OpenDashboard, RunStarted, StartTraining
 from gptwiz.tui.outcome import farewell_line
 from gptwiz.tui.screens.base import AppScreen, WizardStep
 from gptwiz.tui.screens.confirm import ConfirmScreen
@@ -30,7 +32,7 @@ from gptwiz.wizard.state import WizardState
 
 
 def screen_actions() -> type[Provider]:
-    from gptwiz.tui.commands import ScreenActions  # loaded when the palette first opens, not on the first screen
+    from gptwiz.tui.commands import ScreenActions  # lazy: loaded when the palette first opens
 
     return ScreenActions
 
@@ -39,31 +41,31 @@ def step_screen(step: str) -> Screen[None]:
     """A new screen for one of gptwiz.wizard.flow's steps. Each module is imported when its step is first
     shown: the probe's loss chart (plotext) and the estimators stay off the first screen's path."""
     if step == "welcome":
-        from gptwiz.tui.screens.welcome import WelcomeScreen
+        from gptwiz.tui.screens.welcome import WelcomeScreen  # lazy: each step's screen loads when first shown
 
         return WelcomeScreen()
     if step == "use_case":
-        from gptwiz.tui.screens.use_case import UseCaseScreen
+        from gptwiz.tui.screens.use_case import UseCaseScreen  # lazy: as the welcome screen's
 
         return UseCaseScreen()
     if step == "hardware":
-        from gptwiz.tui.screens.hardware import HardwareScreen
+        from gptwiz.tui.screens.hardware import HardwareScreen  # lazy: as the welcome screen's
 
         return HardwareScreen()
     if step == "dataset":
-        from gptwiz.tui.screens.dataset import DatasetScreen
+        from gptwiz.tui.screens.dataset import DatasetScreen  # lazy: the prepare pipeline loads with it
 
         return DatasetScreen()
     if step == "recommendation":
-        from gptwiz.tui.screens.recommendation import RecommendationScreen
+        from gptwiz.tui.screens.recommendation import RecommendationScreen  # lazy: the estimators load with it
 
         return RecommendationScreen()
     if step == "probe":
-        from gptwiz.tui.screens.probe import ProbeScreen
+        from gptwiz.tui.screens.probe import ProbeScreen  # lazy: its loss chart (plotext) loads with it
 
         return ProbeScreen()
     if step == "launch":
-        from gptwiz.tui.screens.launch import LaunchScreen
+        from gptwiz.tui.screens.launch import LaunchScreen  # lazy: as the welcome screen's
 
         return LaunchScreen()
     raise ValueError(f"no screen for step {step!r}")
@@ -94,7 +96,7 @@ class GptwizApp(App[str | None]):
 
     def on_mount(self) -> None:
         if self.watch_paths is not None:
-            from gptwiz.tui.screens.dashboard import DashboardScreen  # its charts load only when watching
+            from gptwiz.tui.screens.dashboard import DashboardScreen  # lazy: its charts load only when watching
 
             self.push_screen(DashboardScreen(self.watch_paths, self.context))
         else:
@@ -152,7 +154,7 @@ class GptwizApp(App[str | None]):
 
     def action_help(self) -> None:
         """Toggle the help of the screen shown (a help already open is closed by its own ? binding)."""
-        from gptwiz.tui.screens.help import HelpScreen  # loaded on the first ?
+        from gptwiz.tui.screens.help import HelpScreen  # lazy: loaded on the first ?
 
         screen = self.screen
         title = screen.help_title() if isinstance(screen, AppScreen) else "gptwiz"
@@ -172,18 +174,25 @@ class GptwizApp(App[str | None]):
 
     # -- the wizard's steps, as gptwiz.wizard.flow leads --
 
-    def advance(self, screen: WizardStep, move: str = "next") -> None:
-        """From `screen`'s step to where `move` leads; a warning instead when the answers do not allow it yet."""
+    def _steps(self) -> list[str]:
+        """The wizard steps on the stack, the one shown last."""
+        return [s.STEP for s in self.screen_stack if isinstance(s, WizardStep)]
+
+    def on_move_on(self, message: MoveOn) -> None:
+        """From the message's step to where its move leads; a warning instead when the answers do not allow it."""
+        steps = self._steps()
+        if not steps or steps[-1] != message.step:
+            return  # sent twice (enter pressed again before the move was made): it has moved on already
         try:
-            target = next_step(screen.STEP, self.wizard, move)
+            target = next_step(message.step, self.wizard, message.move)
         except FlowError as exc:
             self.notify(str(exc), severity="warning")
             return
         self.push_screen(step_screen(target))
 
-    def back(self) -> None:
+    def on_go_back(self, message: GoBack) -> None:
         """Back to the step shown before the current one, as it was left; nothing on the first."""
-        self._pop_to(back_step([s.STEP for s in self.screen_stack if isinstance(s, WizardStep)]))
+        self._pop_to(back_step(self._steps()))
 
     def _pop_to(self, step: str | None) -> None:
         """Pop the screens above the topmost one showing `step` (none if no screen does)."""
@@ -196,30 +205,31 @@ class GptwizApp(App[str | None]):
 
     # -- training and the dashboard --
 
-    def start_training(self, train_args: list[str], name: str) -> None:
+    def on_start_training(self, message: StartTraining) -> None:
         """Start `gptwiz train ARGS` detached and follow it to its dashboard (screens/starting.py)."""
-        from gptwiz.tui.screens.starting import StartingScreen  # the launcher loads only when a run starts
+        if message.screen is not self.screen:
+            return  # asked again before the first start was shown: that one goes on
+        from gptwiz.tui.screens.starting import StartingScreen  # lazy: the launcher loads only when a run starts
 
-        self.push_screen(StartingScreen(train_args, name))
+        self.push_screen(StartingScreen(message.train_args, message.name, self.context))
 
-    def open_dashboard(self, paths: RunPaths) -> None:
-        from gptwiz.tui.screens.dashboard import DashboardScreen  # its charts load only when watching
+    def on_open_dashboard(self, message: OpenDashboard) -> None:
+        if message.screen is self.screen:  # not when asked again before the first dashboard was shown
+            self._open_dashboard(message.paths)
+
+    def _open_dashboard(self, paths: RunPaths) -> None:
+        from gptwiz.tui.screens.dashboard import DashboardScreen  # lazy: its charts load only when watching
 
         self.push_screen(DashboardScreen(paths, self.context, can_go_back=True))
 
-    def use_case_name(self, key: str | None) -> str:
-        from gptwiz.wizard.services import use_cases
-
-        try:
-            return {k: name for k, name, _ in use_cases()}.get(key or "", key or "?")
-        except ImportError:
-            return key or "?"
-
-    def show_run(self, paths: RunPaths) -> None:
+    def on_run_started(self, message: RunStarted) -> None:
         """After a launch: back to the welcome screen (the wizard is done) with the run's dashboard on top."""
         self._pop_to("welcome")
         self.wizard = WizardState(runs_dir=self.context.runs_dir, data_dir=self.context.data_dir)
-        self.open_dashboard(paths)
+        self._open_dashboard(message.paths)
+
+    def on_leave_app(self, message: LeaveApp) -> None:
+        self.action_leave()
 
 
 def _farewell(run_name: str | None, runs_dir: Path) -> None:

@@ -1,5 +1,6 @@
 """What the app's screens need from the outside world, in one place so tests can replace any of it
-(a fake hardware report, a frozen clock, a fake device sampler) and snapshots come out the same every time."""
+(a fake hardware report, a frozen clock, a fake device sampler) and snapshots come out the same every time; and
+what the screens share through the app (Shared): these services and the wizard's answers."""
 
 from __future__ import annotations
 
@@ -7,35 +8,35 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, cast
 
-from gptwiz.runs.folder import RunPaths
+from gptwiz.planning.hardware import detect_hardware
+from gptwiz.runs.paths import RunPaths
 from gptwiz.tui.devicestats import DeviceSampler
+from gptwiz.wizard.state import WizardState
 
 
 def default_sample_text(paths: RunPaths, checkpoint: str = "auto") -> list[str]:
     """A few lines from the run's checkpoint `checkpoint` (best, last or auto: gptwiz.runs.checkpoints), on the CPU
     so a full card is left alone."""
-    from gptwiz.training.sample import SampleOptions, sample
+    from gptwiz.training.sample import SampleOptions, sample  # lazy: the sampler loads on the dashboard's first g
 
     return sample(SampleOptions(model_name=str(paths.root), runs_dir=str(paths.root.parent), max_new_tokens=80,
                                 num_samples=2, device="cpu", checkpoint=checkpoint))
 
 
 def default_run_probe(opts: Any, on_progress: Callable[[Any], None], should_cancel: Callable[[], bool]) -> Any:
-    from gptwiz.training.probe import run_probe
+    from gptwiz.training.probe import run_probe  # lazy: the probe (numpy, then torch) loads when a probe starts
 
     return run_probe(opts, on_progress=on_progress, should_cancel=should_cancel)
 
 
 def default_detect_hardware() -> Any:
-    from gptwiz.planning.hardware import detect_hardware
-
     return detect_hardware()
 
 
 def default_measure_throughput(device_type: str, dtype: str) -> Any:
-    from gptwiz.wizard.services import measure_throughput
+    from gptwiz.wizard.services import measure_throughput  # lazy: the planner loads with the recommendation
 
     return measure_throughput(device_type, dtype)
 
@@ -57,3 +58,17 @@ class AppContext:
     device_interval_s: float = 1.0                # NVML / psutil readings
     chart_interval_s: float = 1.0                 # chart redraws: plotext is the costly part
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Shared(Protocol):
+    """What every screen may read from the app it is shown in: the services above and the wizard's answers so far
+    (one WizardState, replaced by a fresh one when a launch ends the wizard). Screens read it, and ask the app for
+    anything else through gptwiz.tui.messages; nothing here is for calling."""
+
+    context: AppContext
+    wizard: WizardState
+
+
+def shared(app: object) -> Shared:
+    """The app a screen is shown in, as what the screens share (gptwiz.tui.app.GptwizApp has both)."""
+    return cast(Shared, app)

@@ -6,6 +6,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import psutil
+
+from gptwiz.planning.hardware import read_gpu_stats
 from gptwiz.tui.widgets.device_panel import DeviceReading, GpuCard, ProcessUsage
 
 
@@ -17,8 +20,6 @@ def card_from_stats(stats: Any) -> GpuCard:
 
 
 def default_gpu_stats() -> list[Any]:
-    from gptwiz.planning.hardware import read_gpu_stats
-
     return list(read_gpu_stats())  # [] without NVML or a driver: the CPU view
 
 
@@ -34,15 +35,13 @@ class DeviceSampler:
         cards = tuple(card_from_stats(s) for s in self.gpu_stats())
         if cards:
             return DeviceReading(gpus=cards)
-        # `running` comes from the run's lock (gptwiz.runs.folder.lock_owner), and pid is its holder's.
+        # `running` comes from the run's lock (gptwiz.runs.lock.lock_owner), and pid is its holder's.
         usage = self._process_usage(pid) if running and pid > 0 else None
         if usage is None:  # not running, or it ended since the lock was read
             return DeviceReading(note="the trainer is not running: no live CPU/RAM reading")
         return DeviceReading(process=usage)
 
     def _process_usage(self, pid: int) -> ProcessUsage | None:
-        import psutil
-
         try:
             if self._proc is None or self._pid != pid:
                 self._proc, self._pid = psutil.Process(pid), pid

@@ -6,9 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from gptwiz.common.safe_read import UnreadableFile
-from gptwiz.runs.folder import RunPaths, effective_state, read_status
-from gptwiz.runs.launch import CONSOLE_LOG
-from gptwiz.runs.monitor import LogTail
+from gptwiz.runs.paths import RunPaths
+from gptwiz.runs.status import effective_state, read_status
+from gptwiz.runs.tail import LogTail
 
 # The trainer logs a failure's traceback into train.log under this line (gptwiz.training.trainer).
 TRACEBACK_MARK = "training failed:"
@@ -29,7 +29,7 @@ def error_file(paths: RunPaths) -> Path | None:
     tail.read_new()
     if any(TRACEBACK_MARK in line for line in tail.lines):
         return paths.log
-    console = paths.root / CONSOLE_LOG
+    console = paths.console
     if _size(console):
         return console
     return paths.log if _size(paths.log) else None

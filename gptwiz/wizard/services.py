@@ -1,7 +1,8 @@
 """The wizard's calls into the modules that decide and measure (recommend, memory, hardware, prepare).
 
 Thin by design: each function calls the module that owns the logic and turns its answer into the
-plain values the screens draw. Every import is inside the function so the app starts without them.
+plain values the screens draw. The planning modules are pure Python and light; torch is imported only by the
+function that measures with it.
 """
 
 from __future__ import annotations
@@ -11,14 +12,18 @@ from typing import Any
 
 from gptwiz.common import fmt
 from gptwiz.common.errors import UsageError
+from gptwiz.planning.guide_tables import USE_CASES
+from gptwiz.planning.hardware import HardwareReport
 from gptwiz.planning.knobs import Knobs
+from gptwiz.planning.policy import knobs_memory, training_dtype
+from gptwiz.planning.presets import load_preset
+from gptwiz.planning.recommend import recommend
+from gptwiz.planning.timing import knobs_plan, predict_probe_time, predict_run_time
 from gptwiz.wizard.state import WizardState
 
 
 def use_cases() -> list[tuple[str, str, str]]:
     """(key, human name, one-line explanation) in the guide's order."""
-    from gptwiz.planning.recommend import USE_CASES
-
     return [(key, value[0], value[1]) for key, value in USE_CASES.items()]
 
 
@@ -45,7 +50,7 @@ class RecView:
 
 
 def view(rec: Any) -> RecView:
-    """A gptwiz.planning.recommend.Recommendation as the screen shows it."""
+    """A gptwiz.planning.recommendation.Recommendation as the screen shows it."""
     return RecView(
         knobs=rec.knobs, estimate_bytes=rec.estimate_bytes, fits=rec.fits,
         reasons=list(rec.reasons), warnings=list(rec.warnings),
@@ -59,9 +64,6 @@ def view(rec: Any) -> RecView:
 
 def device_and_dtype(state: WizardState) -> tuple[str, str]:
     """The device kind the wizard plans for and the dtype `gptwiz train --dtype auto` will pick there."""
-    from gptwiz.planning.hardware import HardwareReport
-    from gptwiz.planning.policy import training_dtype
-
     device_type = "cuda" if state.on_gpu else "cpu"
     if isinstance(state.hardware, HardwareReport):
         return device_type, training_dtype(state.hardware, device_type)
@@ -71,9 +73,9 @@ def device_and_dtype(state: WizardState) -> tuple[str, str]:
 def measure_throughput(device_type: str, dtype: str) -> Any:
     """This machine's matmul speed (gptwiz.training.throughput: seconds the first time, then cached), or None where
     the device is not here (planning for a card this machine lacks). Imports torch: call it from a worker."""
-    import torch
+    import torch  # lazy: torch only once a worker measures, not when the app starts
 
-    from gptwiz.training.throughput import machine_throughput
+    from gptwiz.training.throughput import machine_throughput  # lazy: imports torch
 
     if device_type == "cuda" and not torch.cuda.is_available():
         return None
@@ -83,8 +85,6 @@ def measure_throughput(device_type: str, dtype: str) -> Any:
 def recommend_for(state: WizardState, throughput: Any = None, preset: str | None = None) -> Any:
     """The recommendation for the wizard's answers; with `preset`, for that preset instead of the guide's pick
     (its settings, warnings and alternatives)."""
-    from gptwiz.planning.recommend import recommend
-
     if state.use_case is None:
         raise UsageError("no use case chosen yet")
     d = state.dataset
@@ -101,8 +101,6 @@ def recommend_for(state: WizardState, throughput: Any = None, preset: str | None
 
 def knobs_for_preset(preset: str, current: Knobs | None = None) -> Knobs:
     """Switching to an alternative: that preset's own settings, keeping the run length chosen so far."""
-    from gptwiz.planning.presets import load_preset
-
     p = load_preset(preset)
     return Knobs(p.name, p.model.block_size, p.train.batch_size, p.train.grad_accum, p.train.learning_rate,
                  current.max_iters if current is not None else p.train.max_iters, p.model.dropout)
@@ -111,8 +109,6 @@ def knobs_for_preset(preset: str, current: Knobs | None = None) -> Knobs:
 def estimate_bytes(knobs: Knobs, state: WizardState) -> int | None:
     """The run's peak memory for these knobs on the planned device (gptwiz.planning.policy.knobs_memory: the
     one figure recommend, `estimate` and plain mode show too)."""
-    from gptwiz.planning.policy import knobs_memory
-
     rec = state.recommendation
     # The same device and dtype the recommendation estimated with, so the bar starts where it did.
     device_type, dtype = (rec.device_type, rec.dtype) if isinstance(rec, RecView) else device_and_dtype(state)
@@ -130,8 +126,6 @@ class Times:
 def times_for(knobs: Knobs, state: WizardState, throughput: Any) -> Times | None:
     """gptwiz.planning.timing's prediction for these knobs; None without a throughput (not measured yet, or
     no such device here)."""
-    from gptwiz.planning.timing import knobs_plan, predict_probe_time, predict_run_time
-
     if throughput is None:
         return None
     rec = state.recommendation

@@ -1,14 +1,14 @@
-"""The wizard's answers so far, and the pure functions that turn them into command lines and options.
+"""The wizard's answers so far, and the pure functions that turn them into train arguments and options.
 
 No Textual here: the screens read and write a `WizardState`; what it implies (the `gptwiz train`
-command line, the probe's options, the dataset a path names) is computed here and tested directly.
+arguments, the probe's options, the dataset a path names) is computed here and tested directly. The shell
+line a user copies is gptwiz.wizard.commands'.
 """
 
 from __future__ import annotations
 
 import os
 import re
-import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,7 +25,8 @@ GLOB_CHARS = re.compile(r"[*?\[]")
 @dataclass(frozen=True)
 class DatasetChoice:
     """What the dataset screen settled on."""
-    kind: str                    # "input_file" (one text file), "dataset_dir" (prepared), "sources" (to prepare), "demo"
+    # "input_file" (one text file), "dataset_dir" (prepared), "sources" (to prepare), "demo"
+    kind: str
     path: str                    # as given: the file, the prepared folder, or the folder/glob to prepare
     files: int
     bytes: int
@@ -41,10 +42,12 @@ class DatasetChoice:
         return self.kind in ("sources", "demo") and self.prepared_dir is None
 
     def describe(self) -> str:
-        tokens = f"{self.est_tokens:,} tokens" if self.tokens is not None else f"~{self.est_tokens:,} tokens (estimated)"
+        tokens = (f"{self.est_tokens:,} tokens" if self.tokens is not None
+                  else f"~{self.est_tokens:,} tokens (estimated)")
         what = {"input_file": "text file", "dataset_dir": "prepared dataset", "sources": "documents to prepare",
                 "demo": "built-in demo corpus"}[self.kind]
-        return f"{what}: {self.files:,} file{'s' if self.files != 1 else ''}, {fmt.bytes_(self.bytes, unit='MB')}, {tokens}"
+        files = f"{self.files:,} file{'s' if self.files != 1 else ''}"
+        return f"{what}: {files}, {fmt.bytes_(self.bytes, unit='MB')}, {tokens}"
 
 
 def source_glob(path: str) -> str:
@@ -62,7 +65,7 @@ def inspect_dataset(text: str) -> DatasetChoice:
         raise UsageError("type a text file, a folder of documents, a glob such as docs/*.txt, or a prepared dataset")
     expanded = Path(os.path.expanduser(path))
     if expanded.is_dir() and (expanded / "manifest.json").exists():
-        from gptwiz.data.info import dataset_info
+        from gptwiz.data.info import dataset_info  # lazy: numpy, only once a prepared dataset is named
 
         info = dataset_info(expanded)
         totals = info["totals"]
@@ -72,7 +75,7 @@ def inspect_dataset(text: str) -> DatasetChoice:
         return DatasetChoice("input_file", path, 1, expanded.stat().st_size)
     if not expanded.exists() and not GLOB_CHARS.search(path):
         raise UsageError(f"{path}: no such file or folder")
-    from gptwiz.data.prepare import SourceSpec, plan_source
+    from gptwiz.data.prepare import SourceSpec, plan_source  # lazy: numpy, only once documents are named
 
     plan = plan_source(SourceSpec(name="data", glob=source_glob(path), weight=1.0))
     return DatasetChoice("sources", path, len(plan.files), plan.bytes)
@@ -82,7 +85,7 @@ def prepared_dir_for(path: str, data_dir: Path) -> Path:
     """Where the wizard prepares a folder or glob: data/<the folder's name>-prepared."""
     fixed = path.strip().rstrip("/")
     if GLOB_CHARS.search(fixed):
-        from gptwiz.data.prepare import glob_root
+        from gptwiz.data.prepare import glob_root  # lazy: numpy, only for a glob
 
         fixed = glob_root(fixed)
     stem = re.sub(r"[^A-Za-z0-9._-]+", "-", Path(os.path.expanduser(fixed)).name).strip("-.")
@@ -147,7 +150,7 @@ class WizardState:
             return int(self.vram_gb * 2**30)
         return int(getattr(self.hardware, "ram_total_bytes", 0) or 0)
 
-    # -- the command line --
+    # -- the train arguments --
 
     def data_args(self) -> list[str]:
         d = self.dataset
@@ -183,17 +186,8 @@ class WizardState:
             args += ["--data_dir", str(self.data_dir)]
         return args
 
-    def command_line(self, name: str | None = None) -> str:
-        """The `gptwiz train` line that does what the wizard will launch (a placeholder for unprepared data)."""
-        try:
-            data = self.data_args()
-        except UsageError:
-            data = ["--dataset_dir", str(prepared_dir_for(self.dataset.path, self.data_dir))] if self.dataset else \
-                ["--input_file", "YOUR_TEXT.txt"]
-        return "gptwiz " + shlex.join(self.train_args(name, data))
-
     def probe_options(self, iters: int = 100) -> Any:
-        from gptwiz.training.probe import ProbeOptions
+        from gptwiz.training.probe import ProbeOptions  # lazy: the probe package loads only when a probe starts
 
         k = self.knobs
         assert k is not None

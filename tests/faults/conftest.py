@@ -4,6 +4,9 @@ that ran the whole suite rewrites the table of tests/faults/README.md from those
 Under pytest-xdist every worker writes its rows into a folder of the run (named by xdist's testrunuid) and
 the last worker to finish writes the README, so `python -m pytest -n 2` regenerates it as a plain run does.
 A run of part of the suite (-k, -m, a node id, a single file) leaves the README alone.
+
+It also holds the suite's shared fixtures: the token cache (`data_dir`) and one trained micro run
+(`trained_template`), each made once a session however many xdist workers ask; a test works on a copy.
 """
 
 from __future__ import annotations
@@ -16,6 +19,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import SHAKESPEARE, build_once, run_cli, session_folder
+
+from faults.support import TEMPLATE_RUN, fault_env, micro_preset, train_args
 
 FAULTS_DIR = Path(__file__).resolve().parent
 README = FAULTS_DIR / "README.md"
@@ -52,14 +58,29 @@ def report(request: pytest.FixtureRequest) -> Report:
 
 @pytest.fixture(scope="session")
 def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A --data_dir holding the token cache of tinyshakespeare, tokenized once for the session."""
-    from conftest import SHAKESPEARE
-
+    """A --data_dir holding the token cache of tinyshakespeare, tokenized once for the session (and its workers).
+    Tests only read it: one that damages a cache works on a copy."""
     from gptwiz.data.cache import cache_text_file
 
-    folder = tmp_path_factory.mktemp("data")
-    cache_text_file(SHAKESPEARE, folder)
-    return folder
+    return build_once(session_folder(tmp_path_factory) / "faults-data",
+                      lambda folder: cache_text_file(SHAKESPEARE, folder))
+
+
+@pytest.fixture(scope="session")
+def trained_template(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Path:
+    """micro.json (2 iterations, an evaluation after each) and runs/base/, a finished run of it: trained once for
+    the session (and its workers) and never changed. A test works on its own copy (`trained_copy`)."""
+    def train(root: Path) -> None:
+        preset = micro_preset(root, max_iters=2, eval_interval=1)
+        run_cli(train_args(preset, TEMPLATE_RUN, data_dir=data_dir), cwd=root, env=fault_env(), check=True)
+
+    return build_once(session_folder(tmp_path_factory) / "faults-trained", train)
+
+
+@pytest.fixture
+def trained_copy(trained_template: Path, tmp_path: Path) -> Path:
+    """This test's own copy of the trained template, at tmp_path/w: micro.json and runs/base/."""
+    return Path(shutil.copytree(trained_template, tmp_path / "w"))
 
 
 def _in_suite(path: Any) -> bool:

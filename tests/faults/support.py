@@ -16,12 +16,16 @@ from typing import Any
 from conftest import SHAKESPEARE, cli_env
 
 from gptwiz.common.atomic import is_temp_file
-from gptwiz.runs.folder import read_json, read_metrics
+from gptwiz.runs.jsonfile import read_json
+from gptwiz.runs.metrics import read_metrics
 
 # One layer of 32 wide: about 1.6M parameters (nearly all the GPT-2 embedding), a step in a few ms, and a
 # checkpoint of 20 MB, so that kill/resume cycles cost process start-up, not training.
 MICRO = {"n_layer": 1, "n_head": 2, "n_embd": 32, "block_size": 32, "batch_size": 4, "learning_rate": 1e-3,
          "max_iters": 100, "warmup_iters": 5, "eval_interval": 10, "eval_iters": 4, "dropout": 0.0}
+
+# The run of the session's trained template (tests/faults/conftest.py: trained_template, trained_copy).
+TEMPLATE_RUN = "base"
 
 
 def micro_preset(folder: Path, **overrides: Any) -> Path:

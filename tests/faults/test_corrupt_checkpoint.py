@@ -13,9 +13,9 @@ import pytest
 import torch
 from conftest import assert_one_line_error, run_cli
 
-from faults.support import every_line_is_json, fault_env, micro_preset, records, status, train_args, train_iters
+from faults.support import every_line_is_json, fault_env, records, status, train_iters
 from gptwiz.common.errors import UsageError
-from gptwiz.runs.folder import RunPaths
+from gptwiz.runs.paths import RunPaths
 from gptwiz.training.checkpoint import load_checkpoint, load_run_checkpoint
 
 
@@ -57,17 +57,16 @@ DAMAGES: dict[str, Callable[[Path], None]] = {
 
 
 @pytest.fixture(scope="module")
-def template(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Path:
-    """A run with history: ckpt_best.pt from iteration 10, ckpt_last.pt from iteration 20, metrics 1..20."""
-    root = tmp_path_factory.mktemp("ckpt-template")
-    preset = micro_preset(root, max_iters=10, eval_interval=5)
-    run = root / "runs" / "c"
-    run_cli(train_args(preset, "c", data_dir=data_dir), cwd=root, env=fault_env(), check=True)
-    best10 = (run / "ckpt_best.pt").read_bytes()
-    run_cli(["train", "--model_name", "c", "--resume", "--max_iters", "20", "--quiet"], cwd=root, env=fault_env(),
+def template(tmp_path_factory: pytest.TempPathFactory, trained_template: Path) -> Path:
+    """A run with history: ckpt_best.pt from iteration 2, ckpt_last.pt from iteration 4, metrics 1..4 (the
+    session's trained template resumed for 2 more iterations)."""
+    root = Path(shutil.copytree(trained_template, tmp_path_factory.mktemp("ckpt-template") / "w"))
+    run = root / "runs" / "base"
+    best2 = (run / "ckpt_best.pt").read_bytes()
+    run_cli(["train", "--model_name", "base", "--resume", "--max_iters", "4", "--quiet"], cwd=root, env=fault_env(),
             check=True)
-    (run / "ckpt_best.pt").write_bytes(best10)  # as if iteration 10 had the lowest validation loss
-    assert load_checkpoint(run / "ckpt_best.pt")["iter"] == 10 and load_checkpoint(run / "ckpt_last.pt")["iter"] == 20
+    (run / "ckpt_best.pt").write_bytes(best2)  # as if iteration 2 had the lowest validation loss
+    assert load_checkpoint(run / "ckpt_best.pt")["iter"] == 2 and load_checkpoint(run / "ckpt_last.pt")["iter"] == 4
     return root
 
 
@@ -78,11 +77,11 @@ def copy(template: Path, tmp_path: Path) -> Path:
 
 
 def test_every_damage_is_named_and_the_other_checkpoint_loaded(copy: Path, report) -> None:
-    paths = RunPaths(copy / "runs" / "c")
+    paths = RunPaths(copy / "runs" / "base")
     pristine = {p: p.read_bytes() for p in (paths.ckpt_last, paths.ckpt_best)}
     for label, damage in DAMAGES.items():
-        for bad, good, prefer, good_iter in ((paths.ckpt_last, paths.ckpt_best, "last", 10),
-                                             (paths.ckpt_best, paths.ckpt_last, "best", 20)):
+        for bad, good, prefer, good_iter in ((paths.ckpt_last, paths.ckpt_best, "last", 2),
+                                             (paths.ckpt_best, paths.ckpt_last, "best", 4)):
             damage(bad)
             with pytest.raises(UsageError) as refused:
                 load_checkpoint(bad)
@@ -100,23 +99,23 @@ def test_every_damage_is_named_and_the_other_checkpoint_loaded(copy: Path, repor
 
 @pytest.mark.parametrize("label", ["truncated to half its size", "16 bytes flipped inside a tensor"])
 def test_resume_falls_back_to_the_best_checkpoint_and_trims_to_its_iteration(copy: Path, label: str, report) -> None:
-    run = copy / "runs" / "c"
+    run = copy / "runs" / "base"
     DAMAGES[label](run / "ckpt_last.pt")
-    proc = run_cli(["train", "--model_name", "c", "--resume", "--quiet"], cwd=copy, env=fault_env())
+    proc = run_cli(["train", "--model_name", "base", "--resume", "--quiet"], cwd=copy, env=fault_env())
     assert proc.returncode == 0, proc.stderr
     assert "ckpt_last.pt" in proc.stdout and "damaged" in proc.stdout  # says which file was bad
-    assert "resumed c from ckpt_best.pt at iteration 10" in proc.stdout
-    assert train_iters(run) == list(range(1, 21))  # records 11..20 of the lost checkpoint were replaced
-    assert [r["iter"] for r in records(run, "eval")] == [0, 5, 10, 15, 20]
-    assert status(run)["state"] == "finished" and load_checkpoint(run / "ckpt_last.pt")["iter"] == 20
+    assert "resumed base from ckpt_best.pt at iteration 2" in proc.stdout
+    assert train_iters(run) == [1, 2, 3, 4]  # records 3..4 of the lost checkpoint were replaced
+    assert [r["iter"] for r in records(run, "eval")] == [0, 1, 2, 3, 4]
+    assert status(run)["state"] == "finished" and load_checkpoint(run / "ckpt_last.pt")["iter"] == 4
     assert every_line_is_json(run / "metrics.jsonl")
     report(f"--resume with ckpt_last.pt {label}", 1,
-           "named the bad file, resumed from ckpt_best.pt (iteration 10), metrics trimmed to 10, finished at 20")
+           "named the bad file, resumed from ckpt_best.pt (iteration 2), metrics trimmed to 2, finished at 4")
 
 
 def test_sample_passes_over_a_damaged_best_checkpoint(copy: Path, report) -> None:
-    _flip_inside(copy / "runs" / "c" / "ckpt_best.pt")
-    proc = run_cli(["sample", "--model_name", "c", "--max_new_tokens", "5", "--seed", "1", "--device", "cpu"],
+    _flip_inside(copy / "runs" / "base" / "ckpt_best.pt")
+    proc = run_cli(["sample", "--model_name", "base", "--max_new_tokens", "5", "--seed", "1", "--device", "cpu"],
                    cwd=copy, env=fault_env())
     assert proc.returncode == 0, proc.stderr
     warning = [line for line in proc.stderr.splitlines() if line.strip()]
@@ -126,11 +125,11 @@ def test_sample_passes_over_a_damaged_best_checkpoint(copy: Path, report) -> Non
 
 
 def test_both_checkpoints_bad_is_one_line_everywhere(copy: Path, report) -> None:
-    run = copy / "runs" / "c"
+    run = copy / "runs" / "base"
     _truncate_half(run / "ckpt_last.pt")
     _garbage(run / "ckpt_best.pt")
-    resume = run_cli(["train", "--model_name", "c", "--resume", "--quiet"], cwd=copy, env=fault_env())
-    sample = run_cli(["sample", "--model_name", "c", "--max_new_tokens", "5"], cwd=copy, env=fault_env())
+    resume = run_cli(["train", "--model_name", "base", "--resume", "--quiet"], cwd=copy, env=fault_env())
+    sample = run_cli(["sample", "--model_name", "base", "--max_new_tokens", "5"], cwd=copy, env=fault_env())
     for proc in (resume, sample):
         assert_one_line_error(proc, "ckpt_last.pt", "ckpt_best.pt")
     assert not any(p.name.endswith(".tmp") for p in run.iterdir())
@@ -139,12 +138,12 @@ def test_both_checkpoints_bad_is_one_line_everywhere(copy: Path, report) -> None
 
 def test_a_checkpoint_whose_config_does_not_fit_its_weights(copy: Path, report) -> None:
     """Whole and well-formed, but its config describes another model: refused in one line, not a traceback."""
-    run = copy / "runs" / "c"
+    run = copy / "runs" / "base"
     state = torch.load(run / "ckpt_best.pt", weights_only=True)
     state["config_json"] = state["config_json"].replace('"n_embd": 32', '"n_embd": 64')
     for name in ("ckpt_best.pt", "ckpt_last.pt"):
         torch.save(state, run / name)
-    proc = run_cli(["sample", "--model_name", "c", "--max_new_tokens", "5", "--checkpoint", "best"], cwd=copy,
+    proc = run_cli(["sample", "--model_name", "base", "--max_new_tokens", "5", "--checkpoint", "best"], cwd=copy,
                    env=fault_env())
     assert_one_line_error(proc, "ckpt_best.pt", "does not hold the model")
     report("checkpoint whose config does not describe its weights (`sample`)", 1, "exit 2, one line naming the file")

@@ -41,7 +41,8 @@ def test_enospc_fails_the_run_in_one_line_and_resume_finishes_it(tmp_path: Path,
         assert st["state"] == "failed" and "no space left on the disk" in st["error"] and target in st["error"]
     else:
         # status.json itself cannot be rewritten: it keeps its last state and the dead pid shows it failed.
-        from gptwiz.runs.folder import RunPaths, effective_state
+        from gptwiz.runs.paths import RunPaths
+        from gptwiz.runs.status import effective_state
 
         assert effective_state(st, RunPaths(run)) == "failed"
     before = load_checkpoint(run / "ckpt_last.pt")["iter"]  # the previous checkpoint, whole

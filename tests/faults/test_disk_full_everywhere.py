@@ -32,7 +32,8 @@ from faults.support import (
     train_iters,
     wait_for,
 )
-from gptwiz.runs.folder import RunPaths, effective_state
+from gptwiz.runs.paths import RunPaths
+from gptwiz.runs.status import effective_state
 from gptwiz.training.checkpoint import load_checkpoint
 
 _MESSAGE = re.compile(r"no space left on the disk while writing (\S+) \((\S+ \S+) free of \S+ \S+(, no inodes left)?\)")

@@ -11,7 +11,7 @@ import psutil
 import pytest
 
 from faults.support import micro_preset, start, status, train_args
-from gptwiz.runs.folder import MetricsReader
+from gptwiz.runs.metrics import MetricsReader
 
 ITERS = 2000
 

@@ -23,7 +23,7 @@ from test_tui_cli import _pty_run
 from tui_support import async_test, flat, quiet_context, screen_text, wait_for
 
 from faults.support import fault_env, micro_preset, train_args
-from gptwiz.runs.folder import RunPaths
+from gptwiz.runs.paths import RunPaths
 from gptwiz.tui.app import GptwizApp
 
 RECORDED = REPO / "tests" / "tui_data" / "recorded_run"
@@ -102,19 +102,10 @@ def test_runs_and_stop_with_a_fifo_in_a_run_folder(tmp_path: Path, report) -> No
            "\"unreadable: ... is a named pipe\"; stop exit 2 in one line; the FIFOs left as they were")
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Path:
-    root = tmp_path_factory.mktemp("fifo-template")
-    preset = micro_preset(root, max_iters=2, eval_interval=1)
-    run_cli(train_args(preset, "base", data_dir=data_dir), cwd=root, env=fault_env(), check=True)
-    return root
-
-
-def test_resume_and_init_from_with_a_fifo_are_refused(trained: Path, tmp_path: Path, data_dir: Path,
+def test_resume_and_init_from_with_a_fifo_are_refused(trained_copy: Path, tmp_path: Path, data_dir: Path,
                                                       monkeypatch: pytest.MonkeyPatch,
                                                       capsys: pytest.CaptureFixture[str], report) -> None:
-    cwd = tmp_path / "w"
-    shutil.copytree(trained, cwd)
+    cwd = trained_copy
     run = cwd / "runs" / "base"
     pristine = tmp_path / "pristine"
     shutil.copytree(run, pristine)
@@ -149,10 +140,9 @@ def test_resume_and_init_from_with_a_fifo_are_refused(trained: Path, tmp_path: P
            "no runs/child")
 
 
-def test_sample_with_a_fifo_checkpoint(trained: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+def test_sample_with_a_fifo_checkpoint(trained_copy: Path, monkeypatch: pytest.MonkeyPatch,
                                        capsys: pytest.CaptureFixture[str], report) -> None:
-    cwd = tmp_path / "w"
-    shutil.copytree(trained, cwd)
+    cwd = trained_copy
     run = cwd / "runs" / "base"
     monkeypatch.chdir(cwd)
     _fifo(run / "ckpt_best.pt")

@@ -33,7 +33,7 @@ from faults.support import (
     wait_for,
 )
 from gptwiz.common.errors import UsageError
-from gptwiz.runs.folder import RunPaths
+from gptwiz.runs.paths import RunPaths
 from gptwiz.training.checkpoint import load_checkpoint, load_run_checkpoint
 
 KILLS = 20

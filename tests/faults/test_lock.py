@@ -28,14 +28,17 @@ from faults.support import (
     wait_for,
 )
 from gptwiz.common.errors import UsageError
-from gptwiz.runs.folder import RunLock, RunPaths, effective_state, lock_owner
 from gptwiz.runs.launch import request_stop
+from gptwiz.runs.lock import RunLock, lock_owner
+from gptwiz.runs.paths import RunPaths
+from gptwiz.runs.status import effective_state
 
 _CONTENDER = textwrap.dedent("""
     import os, sys, time
     from pathlib import Path
     from gptwiz.common.errors import UsageError
-    from gptwiz.runs.folder import RunLock, RunPaths
+    from gptwiz.runs.lock import RunLock
+    from gptwiz.runs.paths import RunPaths
     go = Path(sys.argv[2])
     while not go.exists():
         time.sleep(0.001)
@@ -72,32 +75,21 @@ def test_many_processes_racing_for_one_lock_one_wins(tmp_path: Path, report) -> 
            f"exactly one of {contenders} took it in each of {rounds} rounds; the others refused")
 
 
-@pytest.fixture(scope="module")
-def resumable(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Path:
-    root = tmp_path_factory.mktemp("lock-template")
-    preset = micro_preset(root, max_iters=4, eval_interval=2)
-    run_cli(train_args(preset, "l", data_dir=data_dir), cwd=root, env=fault_env(), check=True)
-    return root
-
-
 def _dead_pid() -> int:
     proc = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     return int(proc.stdout)
 
 
 @pytest.mark.parametrize("owner", ["dead trainer's pid", "pid reused by a live process", "garbage"])
-def test_a_stale_lock_is_taken_over(resumable: Path, tmp_path: Path, owner: str, report) -> None:
-    import shutil
-
-    shutil.copytree(resumable, tmp_path / "w")
-    run = tmp_path / "w" / "runs" / "l"
+def test_a_stale_lock_is_taken_over(trained_copy: Path, owner: str, report) -> None:
+    run = trained_copy / "runs" / "base"
     content = {"dead trainer's pid": str(_dead_pid()), "pid reused by a live process": str(os.getpid()),
                "garbage": "not a pid\n"}[owner]
     (run / "lock").write_text(content)
-    proc = run_cli(["train", "--model_name", "l", "--resume", "--max_iters", "6", "--quiet"], cwd=tmp_path / "w",
+    proc = run_cli(["train", "--model_name", "base", "--resume", "--max_iters", "4", "--quiet"], cwd=trained_copy,
                    env=fault_env())
     assert proc.returncode == 0, proc.stderr
-    assert status(run)["state"] == "finished" and train_iters(run) == list(range(1, 7))
+    assert status(run)["state"] == "finished" and train_iters(run) == list(range(1, 5))
     assert not (run / "lock").exists()
     report(f"stale lock file ({owner}) on `--resume`", 1, "taken over; the run resumed and finished; lock removed")
 

@@ -24,7 +24,7 @@ from test_tui_cli import _pty_run
 from tui_support import async_test, flat, quiet_context, screen_text, wait_for
 
 from faults.support import fault_env, micro_preset, train_args
-from gptwiz.runs.folder import RunPaths
+from gptwiz.runs.paths import RunPaths
 from gptwiz.tui.app import GptwizApp
 
 RECORDED = REPO / "tests" / "tui_data" / "recorded_run"
@@ -228,14 +228,6 @@ async def test_dashboard_of_a_run_with_a_config_of_wrong_types(tmp_path: Path, r
 
 # --- --resume and --init_from_model with a hand-edited config.json -----------------------------------------
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Path:
-    root = tmp_path_factory.mktemp("malformed-template")
-    preset = micro_preset(root, max_iters=2, eval_interval=1)
-    run_cli(train_args(preset, "base", data_dir=data_dir), cwd=root, env=fault_env(), check=True)
-    return root
-
-
 def _set(path: str, value: Any):
     def edit(config: dict[str, Any]) -> None:
         *parents, last = path.split(".")
@@ -288,14 +280,13 @@ def _snapshot(folder: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
 
 
-def test_resume_of_a_hand_edited_config_is_refused_and_changes_nothing(trained: Path, tmp_path: Path,
+def test_resume_of_a_hand_edited_config_is_refused_and_changes_nothing(trained_copy: Path,
                                                                         monkeypatch: pytest.MonkeyPatch,
                                                                         capsys: pytest.CaptureFixture[str],
                                                                         report) -> None:
     from gptwiz.cli import main
 
-    cwd = tmp_path / "w"
-    shutil.copytree(trained, cwd)
+    cwd = trained_copy
     run = cwd / "runs" / "base"
     pristine = run.parent / "pristine"
     shutil.copytree(run, pristine)
@@ -327,13 +318,12 @@ def test_resume_of_a_hand_edited_config_is_refused_and_changes_nothing(trained: 
            "folder byte for byte as before (status.json still finished); the same with --detach")
 
 
-def test_init_from_a_source_with_a_bad_config_is_refused(trained: Path, tmp_path: Path, data_dir: Path,
+def test_init_from_a_source_with_a_bad_config_is_refused(trained_copy: Path, data_dir: Path,
                                                          monkeypatch: pytest.MonkeyPatch,
                                                          capsys: pytest.CaptureFixture[str], report) -> None:
     from gptwiz.cli import main
 
-    cwd = tmp_path / "w"
-    shutil.copytree(trained, cwd)
+    cwd = trained_copy
     source = cwd / "runs" / "base"
     pristine = _snapshot(source)
     monkeypatch.chdir(cwd)
@@ -369,7 +359,7 @@ MANIFEST_EDITS: dict[str, tuple[Any, str]] = {
     "a source's glob a number": (lambda m: m["sources"][0].update(glob=5), "glob"),
     "tokenizer a number": (lambda m: m.update(tokenizer=2), "tokenizer"),
     "sources a string": (lambda m: m.update(sources="all"), "sources"),
-    "a source a number": (lambda m: m.update(sources=[7]), "source 0"),
+    "a source a number": (lambda m: m.update(sources=[7]), "sources[0]"),
 }
 
 
@@ -404,7 +394,7 @@ def test_dataset_info_and_train_refuse_manifests_of_the_wrong_types(data_dir: Pa
 
 def test_metrics_lines_no_reader_can_hold(tmp_path: Path, report) -> None:
     """metrics.jsonl lines nested 100,000 deep, or of 3 MB without a newline, among good records."""
-    from gptwiz.runs.folder import read_metrics
+    from gptwiz.runs.metrics import read_metrics
     from gptwiz.runs.monitor import RunMonitor
 
     paths = _copy(tmp_path / "runs", "m")

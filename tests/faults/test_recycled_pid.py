@@ -21,7 +21,8 @@ from conftest import REPO, assert_one_line_error, run_cli
 from tui_support import async_test, screen_text, wait_for
 
 from faults.support import fault_env
-from gptwiz.runs.folder import RunPaths, lock_owner
+from gptwiz.runs.lock import lock_owner
+from gptwiz.runs.paths import RunPaths
 from gptwiz.tui.app import GptwizApp
 from gptwiz.tui.context import AppContext
 from gptwiz.tui.devicestats import DeviceSampler
@@ -106,7 +107,7 @@ def test_stop_signals_the_lock_holder_only(tmp_path: Path, bystander: subprocess
     marker = tmp_path / "holder-got-sigterm"
     script = ("import signal, sys, time\n"
               "from pathlib import Path\n"
-              "from gptwiz.runs.folder import RunLock, RunPaths\n"
+              "from gptwiz.runs.lock import RunLock\nfrom gptwiz.runs.paths import RunPaths\n"
               "lock = RunLock(RunPaths(Path(sys.argv[1])))\n"
               "lock.acquire()\n"
               "def stop(*a):\n"

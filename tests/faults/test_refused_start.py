@@ -12,23 +12,14 @@ import pytest
 import torch
 from conftest import assert_one_line_error, run_cli
 
-from faults.support import fault_env, micro_preset, one_line, process_alive, status, train_args, wait_for
+from faults.support import fault_env, one_line, process_alive, status, train_args, wait_for
 from gptwiz.training.checkpoint import save_checkpoint
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Path:
-    """micro.json and runs/src/, a finished run of 2 iterations to initialise from."""
-    root = tmp_path_factory.mktemp("refused-template")
-    preset = micro_preset(root, max_iters=2, eval_interval=2)
-    run_cli(train_args(preset, "src", data_dir=data_dir), cwd=root, env=fault_env(), check=True)
-    return root
-
-
 @pytest.fixture
-def work(trained: Path, tmp_path: Path) -> Path:
-    shutil.copytree(trained, tmp_path / "w")
-    return tmp_path / "w"
+def work(trained_copy: Path) -> Path:
+    """micro.json and runs/base/, a finished run of 2 iterations to initialise from (this test's copy)."""
+    return trained_copy
 
 
 def _damage(run: Path) -> None:
@@ -42,11 +33,11 @@ def _damage(run: Path) -> None:
 def _bad_sources(work: Path) -> dict[str, str]:
     """Sources an --init_from_model is refused from once training has begun setting up: label -> run name."""
     damaged = work / "runs" / "damaged"
-    shutil.copytree(work / "runs" / "src", damaged)
+    shutil.copytree(work / "runs" / "base", damaged)
     _damage(damaged)
     # The config says the preset's architecture; the weights are of another shape.
     shaped = work / "runs" / "misshapen"
-    shutil.copytree(work / "runs" / "src", shaped)
+    shutil.copytree(work / "runs" / "base", shaped)
     for name in ("ckpt_last.pt", "ckpt_best.pt"):
         save_checkpoint(shaped / name, model_state={"transformer.wpe.weight": torch.zeros(32, 8)}, optimizer_state=None,
                         iter_num=2, best_val_loss=9.0, config={})
@@ -75,7 +66,7 @@ def test_a_refused_init_from_model_leaves_no_run_folder(work: Path, data_dir: Pa
         assert not (work / "runs" / "child").exists(), label
         assert sorted(p.name for p in (work / "runs").iterdir()) == runs_before
     # The same command line with a good source: it starts (no "already exists: add --resume").
-    retry = run_cli([*train_args(work / "micro.json", "child", data_dir=data_dir), "--init_from_model", "src"],
+    retry = run_cli([*train_args(work / "micro.json", "child", data_dir=data_dir), "--init_from_model", "base"],
                     cwd=work, env=fault_env())
     assert retry.returncode == 0, retry.stderr
     assert status(work / "runs" / "child")["state"] == "finished"
@@ -99,7 +90,7 @@ def test_a_refusal_in_a_probes_folder_leaves_its_files_as_they_were(work: Path, 
                    cwd=work, env=fault_env())
     _assert_refused(proc)
     assert _files(folder) == before
-    retry = run_cli([*train_args(work / "micro.json", "probed", data_dir=data_dir), "--init_from_model", "src"],
+    retry = run_cli([*train_args(work / "micro.json", "probed", data_dir=data_dir), "--init_from_model", "base"],
                     cwd=work, env=fault_env())
     assert retry.returncode == 0, retry.stderr
     assert (folder / "probe.json").read_bytes() == before["probe.json"]
@@ -109,10 +100,10 @@ def test_a_refusal_in_a_probes_folder_leaves_its_files_as_they_were(work: Path, 
 
 
 def test_a_refused_resume_changes_nothing(work: Path, report) -> None:
-    run = work / "runs" / "src"
+    run = work / "runs" / "base"
     _damage(run)
     before = _files(run)
-    proc = run_cli(["train", "--model_name", "src", "--resume", "--max_iters", "4", "--quiet"], cwd=work,
+    proc = run_cli(["train", "--model_name", "base", "--resume", "--max_iters", "4", "--quiet"], cwd=work,
                    env=fault_env())
     assert_one_line_error(proc, "ckpt_")
     assert _files(run) == before
@@ -132,7 +123,7 @@ def test_a_refused_detached_start_leaves_only_its_console_log(work: Path, data_d
     assert sorted(p.name for p in folder.iterdir()) == ["console.log"]
     console = (folder / "console.log").read_text()
     assert "Traceback" not in console and "gptwiz train: error:" in console and "damaged" in console, console
-    retry = run_cli([*train_args(work / "micro.json", "bg", data_dir=data_dir), "--init_from_model", "src"],
+    retry = run_cli([*train_args(work / "micro.json", "bg", data_dir=data_dir), "--init_from_model", "base"],
                     cwd=work, env=fault_env())
     assert retry.returncode == 0, retry.stderr
     report("--init_from_model refused in a detached trainer (`train --detach`)", 1,

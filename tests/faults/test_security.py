@@ -32,14 +32,6 @@ class _Payload:
         return (Path.touch, (self.marker,))
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Path:
-    root = tmp_path_factory.mktemp("sec-template")
-    preset = micro_preset(root, max_iters=2, eval_interval=1)
-    run_cli(train_args(preset, "good", data_dir=data_dir), cwd=root, env=fault_env(), check=True)
-    return root
-
-
 def _evil_checkpoints(marker: Path) -> dict[str, bytes]:
     """Checkpoints that would create `marker` when unpickled by a plain (unsafe) torch.load or pickle.load."""
     out = {}
@@ -52,19 +44,18 @@ def _evil_checkpoints(marker: Path) -> dict[str, bytes]:
     return out
 
 
-def test_a_code_running_checkpoint_is_refused_and_nothing_runs(trained: Path, tmp_path: Path, report) -> None:
-    shutil.copytree(trained, tmp_path / "w")
-    cwd = tmp_path / "w"
-    run = cwd / "runs" / "good"
+def test_a_code_running_checkpoint_is_refused_and_nothing_runs(trained_copy: Path, tmp_path: Path, report) -> None:
+    cwd = trained_copy
+    run = cwd / "runs" / "base"
     marker = tmp_path / "PWNED"
     evil = _evil_checkpoints(marker)
     # The payload is real: an unsafe load does run it.
     torch.load(_write(tmp_path / "probe.pt", evil["torch.save with payload beside the weights"]), weights_only=False)
     assert marker.exists()
     marker.unlink()
-    commands = {"sample": ["sample", "--model_name", "good", "--max_new_tokens", "3"],
-                "train --resume": ["train", "--model_name", "good", "--resume", "--quiet"],
-                "train --init_from_model": [*train_args(cwd / "micro.json", "child"), "--init_from_model", "good"]}
+    commands = {"sample": ["sample", "--model_name", "base", "--max_new_tokens", "3"],
+                "train --resume": ["train", "--model_name", "base", "--resume", "--quiet"],
+                "train --init_from_model": [*train_args(cwd / "micro.json", "child"), "--init_from_model", "base"]}
     for label, data in evil.items():
         for name in ("ckpt_last.pt", "ckpt_best.pt"):
             _write(run / name, data)
@@ -120,41 +111,42 @@ def test_run_names_cannot_name_a_path(tmp_path: Path, monkeypatch: pytest.Monkey
            "exit 2, one line naming --model_name; nothing created")
 
 
-def test_a_run_folder_symlinked_elsewhere_is_refused(trained: Path, tmp_path: Path, report) -> None:
-    cwd = tmp_path / "w"
-    shutil.copytree(trained, cwd)
+def test_a_run_folder_symlinked_elsewhere_is_refused(trained_copy: Path, tmp_path: Path, data_dir: Path,
+                                                     report) -> None:
+    cwd = trained_copy
     outside = tmp_path / "elsewhere"
     outside.mkdir()
     (cwd / "runs" / "link").symlink_to(outside)  # runs/link -> a folder outside runs/
-    shutil.move(cwd / "runs" / "good", tmp_path / "good-real")
-    (cwd / "runs" / "good").symlink_to(tmp_path / "good-real")  # an existing run, reached through a link
-    before = sorted(p.name for p in (tmp_path / "good-real").iterdir())
+    shutil.move(cwd / "runs" / "base", tmp_path / "base-real")
+    (cwd / "runs" / "base").symlink_to(tmp_path / "base-real")  # an existing run, reached through a link
+    before = sorted(p.name for p in (tmp_path / "base-real").iterdir())
     fresh = run_cli(train_args(cwd / "micro.json", "link"), cwd=cwd, env=fault_env())
-    resume = run_cli(["train", "--model_name", "good", "--resume", "--quiet"], cwd=cwd, env=fault_env())
+    resume = run_cli(["train", "--model_name", "base", "--resume", "--quiet"], cwd=cwd, env=fault_env())
     for proc in (fresh, resume):
         assert_one_line_error(proc, "symlink")
     assert not any(outside.iterdir())
-    assert sorted(p.name for p in (tmp_path / "good-real").iterdir()) == before
+    assert sorted(p.name for p in (tmp_path / "base-real").iterdir()) == before
     # runs/ itself on another disk (a symlink) is the user's choice and works.
     (tmp_path / "other-disk").mkdir()
     (tmp_path / "other-disk" / "runs").mkdir()
     linked = tmp_path / "w2"
     linked.mkdir()
     (linked / "runs").symlink_to(tmp_path / "other-disk" / "runs")
-    ok = run_cli(train_args(cwd / "micro.json", "fine", "--max_iters", "1"), cwd=linked, env=fault_env())
+    ok = run_cli(train_args(cwd / "micro.json", "fine", "--max_iters", "1", data_dir=data_dir), cwd=linked,
+                 env=fault_env())
     assert ok.returncode == 0, ok.stderr
     assert (tmp_path / "other-disk" / "runs" / "fine" / "ckpt_last.pt").exists()
     report("run folder runs/NAME a symlink out of runs/ (fresh run and --resume)", 2,
            "exit 2, one line; nothing written at the link's target (runs/ itself as a symlink still works)")
 
 
-def test_a_lock_file_symlinked_elsewhere_is_never_written_through(trained: Path, tmp_path: Path, report) -> None:
-    cwd = tmp_path / "w"
-    shutil.copytree(trained, cwd)
+def test_a_lock_file_symlinked_elsewhere_is_never_written_through(trained_copy: Path, tmp_path: Path,
+                                                                   report) -> None:
+    cwd = trained_copy
     victim = tmp_path / "precious.txt"
     victim.write_text("the user's file\n")
-    (cwd / "runs" / "good" / "lock").symlink_to(victim)
-    proc = run_cli(["train", "--model_name", "good", "--resume", "--quiet"], cwd=cwd, env=fault_env())
+    (cwd / "runs" / "base" / "lock").symlink_to(victim)
+    proc = run_cli(["train", "--model_name", "base", "--resume", "--quiet"], cwd=cwd, env=fault_env())
     assert_one_line_error(proc, "lock")
     assert victim.read_text() == "the user's file\n"
     report("the run's lock file a symlink to another file (`train --resume`)", 1,

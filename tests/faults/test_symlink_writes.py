@@ -5,7 +5,6 @@ the link, not what it names. In every trial the file a link points at, outside t
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -16,19 +15,11 @@ from faults.support import fault_env, micro_preset, start, status, train_args, t
 VICTIM_TEXT = b"a file of the user's, outside runs/\n"
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Path:
-    """A folder with micro.json and runs/good/, a run of 2 iterations (a --resume --max_iters 4 continues it)."""
-    root = tmp_path_factory.mktemp("symlink-template")
-    preset = micro_preset(root, max_iters=2, eval_interval=2)  # (the fresh runs below train 2 iterations too)
-    run_cli(train_args(preset, "good", data_dir=data_dir), cwd=root, env=fault_env(), check=True)
-    return root
-
-
 @pytest.fixture
-def work(trained: Path, tmp_path: Path) -> Path:
-    shutil.copytree(trained, tmp_path / "w")
-    return tmp_path / "w"
+def work(trained_copy: Path) -> Path:
+    """micro.json and runs/base/, a run of 2 iterations (a --resume --max_iters 4 continues it; the fresh runs
+    below train 2 iterations too): this test's copy."""
+    return trained_copy
 
 
 def _victim(tmp_path: Path, name: str = "victim.txt") -> Path:
@@ -69,10 +60,10 @@ def test_an_appended_file_planted_as_a_link_is_refused_on_a_fresh_run(work: Path
 
 def test_train_log_planted_as_a_link_is_refused_on_resume(work: Path, tmp_path: Path, report) -> None:
     victim = _victim(tmp_path)
-    run = work / "runs" / "good"
+    run = work / "runs" / "base"
     _plant(run / "train.log", victim)
     before = _snapshot(run)
-    proc = run_cli(["train", "--model_name", "good", "--resume", "--quiet"], cwd=work, env=fault_env())
+    proc = run_cli(["train", "--model_name", "base", "--resume", "--quiet"], cwd=work, env=fault_env())
     assert_one_line_error(proc, "train.log", "symlink")
     assert _untouched(victim)
     assert _snapshot(run) == before  # a refused resume changes nothing: status, config, metrics, checkpoints
@@ -99,13 +90,13 @@ def test_whole_files_planted_as_links_are_replaced_not_followed(work: Path, tmp_
     # status.json and metrics.jsonl were replaced by links: both train to the end.
     victims = {name: _victim(tmp_path, f"victim-{name}") for name in ("fresh-status", "fresh-metrics",
                                                                        "good-status", "good-metrics")}
-    fresh, good = work / "runs" / "fresh", work / "runs" / "good"
+    fresh, good = work / "runs" / "fresh", work / "runs" / "base"
     _plant(fresh / "status.json", victims["fresh-status"])
     _plant(fresh / "metrics.jsonl", victims["fresh-metrics"])
     _plant(good / "status.json", victims["good-status"])
     _plant(good / "metrics.jsonl", victims["good-metrics"])
     first = run_cli(train_args(work / "micro.json", "fresh", data_dir=data_dir), cwd=work, env=fault_env())
-    second = run_cli(["train", "--model_name", "good", "--resume", "--max_iters", "4", "--quiet"], cwd=work,
+    second = run_cli(["train", "--model_name", "base", "--resume", "--max_iters", "4", "--quiet"], cwd=work,
                      env=fault_env())
     for proc in (first, second):
         assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr

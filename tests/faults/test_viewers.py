@@ -16,7 +16,7 @@ import pytest
 from conftest import REPO, run_cli
 from tui_support import async_test, flat, screen_text, wait_for
 
-from gptwiz.runs.folder import RunPaths
+from gptwiz.runs.paths import RunPaths
 from gptwiz.tui.app import GptwizApp
 from gptwiz.tui.context import AppContext
 from gptwiz.tui.devicestats import DeviceSampler

@@ -25,7 +25,13 @@ class RichPrepareProgress(PrepareProgress):
 
     def start(self, files: int, nbytes: int) -> None:
         # rich loads only once a bar is shown: the package is imported by paths that must start fast (the wizard).
-        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+        from rich.progress import (  # lazy: rich only when progress is shown
+            BarColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
 
         self.progress = Progress(
             TextColumn("[bold]preparing"), BarColumn(),

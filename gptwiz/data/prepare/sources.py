@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import glob as globlib
 import hashlib
 import json
 import math
@@ -14,11 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gptwiz.common.errors import UsageError
+from gptwiz.data.globbing import has_magic, safe_glob
 
 JSONL_SUFFIXES = (".jsonl",)
 
 _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
-_MAGIC = re.compile(r"[*?[]")
 
 
 # --- source specs ----------------------------------------------------------------------------------
@@ -105,7 +104,7 @@ def glob_root(pattern: str) -> str:
     parts = Path(pattern).parts
     fixed: list[str] = []
     for part in parts:
-        if _MAGIC.search(part):
+        if has_magic(part):
             break
         fixed.append(part)
     else:
@@ -120,7 +119,7 @@ def plan_source(spec: SourceSpec, out_dir: Path | None = None) -> SourcePlan:
     inside_out = os.path.join(os.path.realpath(out_dir), "") if out_dir is not None else None
     files: list[PlannedFile] = []
     inside = 0
-    for path in sorted(globlib.glob(pattern, recursive=True)):
+    for path in sorted(safe_glob(pattern)):
         if os.path.isdir(path):
             continue
         if inside_out and os.path.realpath(path).startswith(inside_out):

@@ -43,7 +43,7 @@ def _encode(enc: Any, text: str) -> np.ndarray:
 def clone_encoding(enc: Any) -> Any:
     """A second tiktoken Encoding over the same tables (about 50 ms; no file is read again)."""
     # Here, as in gptwiz.data.tokenizer, tiktoken loads only once text is tokenized, not when the package is imported.
-    import tiktoken
+    import tiktoken  # lazy: tiktoken's import is slow; only a worker that tokenizes pays it
 
     try:
         return tiktoken.Encoding(enc.name, pat_str=enc._pat_str, mergeable_ranks=enc._mergeable_ranks,

@@ -4,7 +4,7 @@ wizard step adds: a title line saying where the user is, a footer of keys, and e
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, ClassVar, cast
+from typing import ClassVar
 
 from rich.text import Text
 from textual.binding import ActiveBinding, Binding
@@ -12,12 +12,10 @@ from textual.dom import DOMNode
 from textual.screen import Screen
 from textual.widgets import Static
 
-from gptwiz.tui.context import AppContext
+from gptwiz.tui.context import AppContext, shared
+from gptwiz.tui.messages import GoBack, MoveOn
 from gptwiz.wizard.flow import STEPS, TITLES, step_number
 from gptwiz.wizard.state import WizardState
-
-if TYPE_CHECKING:
-    from gptwiz.tui.app import GptwizApp
 
 
 def enter_binding(action: str, description: str) -> Binding:
@@ -32,7 +30,7 @@ FOOTER_FIRST = ("enter", "escape", "q", "ctrl+q", "question_mark", "f1")
 
 
 class AppScreen(Screen[None]):
-    """A screen of the app: the app's q, ctrl+c and ? (gptwiz.tui.app) ask it through these."""
+    """A screen of the app: the app's q, ctrl+c and ? (gptwiz.tui.app) ask it through these hooks."""
 
     HELP: ClassVar[str] = ""  # a short paragraph shown by ? above the screen's keys
 
@@ -72,29 +70,27 @@ class StepTitle(Static):
 
 
 class WizardStep(AppScreen):
-    """One step of gptwiz.wizard.flow: it draws and collects; the app decides where a move leads."""
+    """One step of gptwiz.wizard.flow: it draws and collects; the app decides where a move leads (the step asks
+    with gptwiz.tui.messages)."""
 
     STEP: ClassVar[str]  # its name in gptwiz.wizard.flow.STEPS
     BINDINGS = [Binding("escape", "back", "back")]
 
     @property
-    def gptwiz(self) -> GptwizApp:
-        return cast("GptwizApp", self.app)
-
-    @property
     def state(self) -> WizardState:
-        return self.gptwiz.wizard
+        """The wizard's answers so far, shared by the steps."""
+        return shared(self.app).wizard
 
     @property
     def context(self) -> AppContext:
-        return self.gptwiz.context
+        return shared(self.app).context
 
     def help_title(self) -> str:
         return f"gptwiz · step {step_number(self.STEP)}/{len(STEPS)}: {TITLES[self.STEP]}"
 
     def advance(self, move: str = "next") -> None:
         """On to the step `move` leads to (gptwiz.wizard.flow.MOVES)."""
-        self.gptwiz.advance(self, move)
+        self.post_message(MoveOn(self.STEP, move))
 
     def after_typing(self, callback: Callable[[], object]) -> None:
         """Run `callback` once the keys already sent to the focused widget have been handled. A priority binding
@@ -118,4 +114,4 @@ class WizardStep(AppScreen):
         hop(path)
 
     def action_back(self) -> None:
-        self.gptwiz.back()
+        self.post_message(GoBack())

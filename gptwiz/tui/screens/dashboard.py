@@ -20,9 +20,12 @@ from textual.worker import get_current_worker
 
 from gptwiz.common.errors import UsageError
 from gptwiz.runs.checkpoints import choose_checkpoint
-from gptwiz.runs.folder import RunPaths
-from gptwiz.runs.monitor import RunMonitor, RunSnapshot
+from gptwiz.runs.launch import request_stop
+from gptwiz.runs.monitor import RunMonitor
+from gptwiz.runs.paths import RunPaths
+from gptwiz.runs.snapshot import RunSnapshot
 from gptwiz.tui.context import AppContext
+from gptwiz.tui.messages import LeaveApp
 from gptwiz.tui.outcome import error_file
 from gptwiz.tui.screens.base import AppScreen
 from gptwiz.tui.screens.confirm import ConfirmScreen
@@ -172,7 +175,7 @@ class DashboardScreen(AppScreen):
         return True
 
     def action_leave_running(self) -> None:
-        self.app.action_leave()  # type: ignore[attr-defined]
+        self.post_message(LeaveApp())
 
     def action_back(self) -> None:
         if self.can_go_back:
@@ -199,8 +202,6 @@ class DashboardScreen(AppScreen):
         def answered(yes: bool | None) -> None:
             if not yes:
                 return
-            from gptwiz.runs.launch import request_stop
-
             try:
                 pid = request_stop(self.paths)
             except UsageError as exc:

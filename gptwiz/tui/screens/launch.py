@@ -13,9 +13,11 @@ from textual.containers import Vertical
 from textual.widgets import Footer, Input, Static
 
 from gptwiz.common.errors import UsageError
-from gptwiz.runs.folder import validate_run_name
+from gptwiz.runs.paths import validate_run_name
+from gptwiz.tui.messages import StartTraining
 from gptwiz.tui.screens.base import StepTitle, WizardStep, enter_binding
 from gptwiz.wizard.advice import probe_summary, probed_other_settings
+from gptwiz.wizard.commands import wizard_command_line
 
 
 class LaunchScreen(WizardStep):
@@ -60,7 +62,7 @@ class LaunchScreen(WizardStep):
         box.focus()
 
     def _update_command(self, name: str) -> None:
-        self.query_one("#launch-command", Static).update(Text(self.state.command_line(name or "NAME"),
+        self.query_one("#launch-command", Static).update(Text(wizard_command_line(self.state, name or "NAME"),
                                                               style="bold cyan"))
 
     def _check_name(self, name: str) -> str | None:
@@ -94,4 +96,4 @@ class LaunchScreen(WizardStep):
             self.query_one("#name-error", Static).update(str(exc))
             return
         self.state.run_name = name
-        self.gptwiz.start_training(args, name)
+        self.post_message(StartTraining(self, args, name))

@@ -17,9 +17,8 @@ from textual.css.query import NoMatches
 from textual.widgets import Footer, Log, Static
 from textual.worker import get_current_worker
 
-from gptwiz.runs.folder import RunPaths
-from gptwiz.runs.launch import CONSOLE_LOG
-from gptwiz.runs.monitor import LogFollower
+from gptwiz.runs.paths import RunPaths
+from gptwiz.runs.tail import TailReader
 from gptwiz.tui.context import AppContext
 from gptwiz.tui.screens.base import AppScreen
 
@@ -58,7 +57,7 @@ class LogViewScreen(AppScreen):
         return self.paths.name
 
     def path(self) -> Path:
-        return self.paths.log if self.which == "train.log" else self.paths.root / CONSOLE_LOG
+        return self.paths.log if self.which == "train.log" else self.paths.console
 
     def compose(self) -> ComposeResult:
         yield Static("", id="log-view-title")
@@ -86,9 +85,9 @@ class LogViewScreen(AppScreen):
     @work(thread=True, exclusive=True, group="log-view")
     def _follow(self, path: Path) -> None:
         worker = get_current_worker()
-        follower = LogFollower(path, FIRST_READ_BYTES, max_read_bytes=READ_CHUNK)
+        follower = TailReader(path, first_read_bytes=FIRST_READ_BYTES, max_read_bytes=READ_CHUNK)
         while not worker.is_cancelled:
-            lines, restarted = follower.read_new()
+            lines, restarted = follower.read_text()
             try:
                 self.app.call_from_thread(self._add, path, lines, restarted, follower.offset is None)
             except RuntimeError:  # the app is closing

@@ -26,6 +26,7 @@ from gptwiz.common import fmt
 from gptwiz.common.errors import UsageError
 from gptwiz.planning.knobs import Advice
 from gptwiz.tui.screens.base import StepTitle, WizardStep
+from gptwiz.tui.screens.confirm import ConfirmScreen
 from gptwiz.tui.widgets.charts import LossChart
 from gptwiz.wizard.advice import apply_advice, probe_advice
 
@@ -272,7 +273,6 @@ class ProbeScreen(WizardStep):
         if warning is None:
             self.finish_before_leaving(then)
             return
-        from gptwiz.tui.screens.confirm import ConfirmScreen
 
         def answered(yes: bool | None) -> None:
             if yes:

@@ -18,6 +18,7 @@ from gptwiz.planning.knobs import Knobs
 from gptwiz.tui.screens.base import StepTitle, WizardStep, enter_binding
 from gptwiz.tui.widgets.command import CommandLine
 from gptwiz.tui.widgets.memory_bar import MemoryBar
+from gptwiz.wizard.commands import wizard_command_line
 from gptwiz.wizard.knob_fields import KNOB_FIELDS, knobs_from_texts
 from gptwiz.wizard.services import (
     RecView,
@@ -26,12 +27,21 @@ from gptwiz.wizard.services import (
     knobs_for_preset,
     recommend_for,
     times_for,
+    use_cases,
     view,
 )
 
 # Knobs field -> its input's id (the stylesheet and the tests know them).
 INPUT_IDS = {"block_size": "knob-block", "batch_size": "knob-batch", "learning_rate": "knob-lr",
              "max_iters": "knob-iters"}
+
+
+def use_case_name(key: str | None) -> str:
+    """The use case's name as the guide says it; its key where the list cannot be read."""
+    try:
+        return {k: name for k, name, _ in use_cases()}.get(key or "", key or "?")
+    except ImportError:
+        return key or "?"
 
 
 class RecommendationScreen(WizardStep):
@@ -77,7 +87,7 @@ class RecommendationScreen(WizardStep):
         s = self.state
         data = s.dataset.describe() if s.dataset else "no dataset"
         device = f"{s.vram_gb:g} GB GPU" + (f" x{s.gpu_count}" if s.gpu_count > 1 else "") if s.on_gpu else "CPU only"
-        case = self.gptwiz.use_case_name(s.use_case)
+        case = use_case_name(s.use_case)
         self.query_one("#situation", Static).update(f"for {case} · {device} · {data}")
         self.query_one("#alt-title").display = False
         self._recommend()
@@ -185,7 +195,7 @@ class RecommendationScreen(WizardStep):
         device_name = "GPU" if s.on_gpu else "RAM"
         self.query_one(MemoryBar).show(estimate, s.device_memory_bytes(), device_name)
         self.query_one("#rec-times", Static).update(self._times_text(knobs))
-        self.query_one("#command-line", CommandLine).set_command(s.command_line())
+        self.query_one("#command-line", CommandLine).set_command(wizard_command_line(s))
 
     def _times_text(self, knobs: Knobs) -> Text:
         """'Time, predicted' over 'probe 1m29s · run 19m24s' (as the memory bar's title over the bar), or why

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any
 
 from rich.text import Text
 from textual import work
@@ -14,11 +14,10 @@ from textual.screen import ModalScreen
 from textual.widgets import LoadingIndicator, Static
 from textual.worker import get_current_worker
 
-from gptwiz.runs.folder import RunPaths
 from gptwiz.runs.launch import StartOutcome, console_tail, launch_detached, wait_for_start
-
-if TYPE_CHECKING:
-    from gptwiz.tui.app import GptwizApp
+from gptwiz.runs.paths import RunPaths
+from gptwiz.tui.context import AppContext
+from gptwiz.tui.messages import RunStarted
 
 START_TIMEOUT_S = 600.0  # a first run tokenizes its --input_file before it writes its status
 
@@ -26,9 +25,9 @@ START_TIMEOUT_S = 600.0  # a first run tokenizes its --input_file before it writ
 class StartingScreen(ModalScreen[None]):
     BINDINGS = [Binding("escape", "leave", "close"), Binding("q", "app.leave", "quit gptwiz")]
 
-    def __init__(self, train_args: list[str], name: str) -> None:
+    def __init__(self, train_args: list[str], name: str, context: AppContext) -> None:
         super().__init__(id="starting")
-        self.train_args, self.run_name = train_args, name
+        self.train_args, self.run_name, self.context = train_args, name, context
         self.paths: RunPaths | None = None
         self.outcome: StartOutcome | None = None
 
@@ -50,8 +49,7 @@ class StartingScreen(ModalScreen[None]):
     @work(thread=True, exclusive=True, group="starting")
     def _launch(self) -> None:
         worker = get_current_worker()
-        app: Any = self.app
-        context = app.context
+        context = self.context
         try:
             run = launch_detached(self.train_args, runs_dir=context.runs_dir, name=self.run_name, cwd=context.cwd)
         except Exception as exc:  # could not even start the process
@@ -83,7 +81,7 @@ class StartingScreen(ModalScreen[None]):
 
     def _started(self) -> None:
         assert self.paths is not None
-        cast("GptwizApp", self.app).show_run(self.paths)
+        self.post_message(RunStarted(self.paths))
 
     def _failed(self, message: str) -> None:
         self.query_one("#starting-spinner").display = False

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.util
+
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
@@ -11,8 +13,9 @@ from textual.widgets import DataTable, Footer, Static
 from textual.worker import get_current_worker
 
 from gptwiz.common.errors import UsageError
-from gptwiz.runs.folder import RunPaths
 from gptwiz.runs.listing import RunSummary, folder_text, list_runs
+from gptwiz.runs.paths import RunPaths
+from gptwiz.tui.messages import OpenDashboard, StartTraining
 from gptwiz.tui.screens.base import StepTitle, WizardStep, enter_binding
 from gptwiz.tui.screens.confirm import ConfirmScreen
 from gptwiz.tui.widgets.panels import STATE_STYLE
@@ -129,7 +132,7 @@ class WelcomeScreen(WizardStep):
         if row is None:
             self.notify("no run to watch yet: press n to start one", severity="warning")
             return
-        self.gptwiz.open_dashboard(RunPaths(self.context.runs_dir / row.name))
+        self.post_message(OpenDashboard(self, RunPaths(self.context.runs_dir / row.name)))
 
     def action_mark(self) -> None:
         """Mark the selected run for comparison, or unmark it."""
@@ -158,9 +161,7 @@ class WelcomeScreen(WizardStep):
     @work(thread=True, exclusive=True, group="welcome-compare")
     def _compare(self, names: list[str]) -> None:
         """The comparison as one HTML page in the runs folder (matplotlib: loaded here, on first use)."""
-        import importlib.util
-
-        from gptwiz.report.build import MATPLOTLIB_MISSING, command, load, write
+        from gptwiz.report.build import MATPLOTLIB_MISSING, command, load, write  # lazy: the report loads on first c
 
         out = self.context.runs_dir / "compare.html"
         try:
@@ -197,7 +198,4 @@ class WelcomeScreen(WizardStep):
 
     def _resume(self, row: RunSummary) -> None:
         args = ["train", "--model_name", row.name, "--resume", "--runs_dir", str(self.context.runs_dir)]
-        try:
-            self.gptwiz.start_training(args, row.name)
-        except UsageError as exc:
-            self.notify(str(exc), severity="error")
+        self.post_message(StartTraining(self, args, row.name))

@@ -7,7 +7,7 @@ import math
 from textual.app import RenderResult
 from textual_plotext import PlotextPlot
 
-from gptwiz.runs.monitor import downsample
+from gptwiz.runs.snapshot import downsample
 
 
 def _finite(xs: list[float], ys: list[float]) -> tuple[list[float], list[float]]:

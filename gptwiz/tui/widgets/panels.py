@@ -10,7 +10,7 @@ from textual.containers import Vertical
 from textual.widgets import Sparkline, Static
 
 from gptwiz.common import fmt
-from gptwiz.runs.monitor import RunSnapshot
+from gptwiz.runs.snapshot import RunSnapshot
 from gptwiz.tui.widgets.text import bar
 
 STATE_STYLE = {"running": "bold green", "finished": "bold cyan", "stopped": "bold yellow",

@@ -1,0 +1,120 @@
+"""From the final attempt's records to a judged ProbeResult: the loss curve, the speed and the full run's
+projected time, the memory peak against the estimate, and gptwiz.planning.verdict's judgement on them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from gptwiz.planning.memory import estimate_memory
+from gptwiz.planning.timing import from_probe_rate, preset_plan
+from gptwiz.planning.verdict import CurveStats, ProbeFacts, Timing, curve_stats, judge, timing, warmup_iterations
+from gptwiz.training.options import RunConfig
+from gptwiz.training.probe.attempt import AttemptRun
+from gptwiz.training.probe.memory import device_total
+from gptwiz.training.probe.options import Attempt, ProbeOptions
+from gptwiz.training.probe.plan import ProbePlan, smaller_preset
+from gptwiz.training.probe.result import ProbeResult, judged_result
+
+
+@dataclass
+class _Curve:
+    losses: list[float]
+    warmup: int | None = None
+    stats: CurveStats | None = None
+    timing: Timing | None = None
+
+
+@dataclass
+class _Memory:
+    peak: int | None
+    total: int | None
+    cuda: dict[str, int] | None
+    estimate: int | None
+
+
+def measured_result(opts: ProbeOptions, plan: ProbePlan, run: AttemptRun, attempts: list[Attempt],
+                    base: dict[str, Any]) -> ProbeResult:
+    """The result of the probe whose final attempt is `run`; `base`: the probe's settled settings."""
+    a = run.attempt
+    cfg = RunConfig.from_json(run.config) if run.config else None
+    device = cfg.device if cfg else plan.device
+    curve = _curve(run, cfg)
+    tm, stats = curve.timing, curve.stats
+    projected = _projected_full_run_s(plan, a, cfg, device, tm)
+    memory = _memory(run, cfg, device)
+    facts = ProbeFacts(
+        learning_rate=plan.preset.train.learning_rate, batch_size=a.batch_size, grad_accum=a.grad_accum,
+        block_size=plan.preset.model.block_size, stats=stats, peak_memory_bytes=memory.peak,
+        device_memory_total_bytes=memory.total, projected_full_run_s=projected,
+        sec_per_iter=tm.sec_per_iter if tm else None,
+        diverged=a.outcome == "diverged", oom_at_batch_1=a.outcome == "oom",
+        smaller_preset=smaller_preset(plan.preset.name),
+        error=a.detail if a.outcome == "failed" else None,
+        preset_learning_rate=plan.preset_learning_rate, lr_warmup=cfg.warmup_iters if cfg else 0,
+        cancelled=a.outcome == "cancelled", iters_requested=opts.iters,
+    )
+    return judged_result(
+        judge(facts), a.batch_size, a.grad_accum, attempts, base,
+        iters=len(curve.losses), losses=curve.losses,
+        loss_first=stats.loss_first if stats else None, loss_last=stats.loss_last if stats else None,
+        loss_slope=stats.slope if stats else None, relative_drop=stats.relative_drop if stats else None,
+        loss_noise=stats.noise if stats else None, warmup_iters=curve.warmup,
+        tokens_per_sec=(cfg.tokens_per_iter / tm.sec_per_iter) if tm and cfg else None,
+        sec_per_iter=tm.sec_per_iter if tm else None, warmup_s=tm.warmup_s if tm else None,
+        startup_s=run.startup_s, projected_full_run_s=projected, peak_memory_bytes=memory.peak,
+        device_memory_total_bytes=memory.total, estimate_bytes=memory.estimate, device=device,
+        dtype=cfg.dtype if cfg else None, compile=cfg.compile if cfg else None, cuda=memory.cuda,
+        memory_kind="cuda" if device.startswith("cuda") else "cpu_rss",
+        error=a.detail if a.outcome in ("failed", "oom") else None,
+    )
+
+
+def _curve(run: AttemptRun, cfg: RunConfig | None) -> _Curve:
+    """The loss curve's statistics and the step times, past the warm-up."""
+    curve = _Curve(losses=[float(r["loss"]) for r in run.records])
+    if curve.losses:
+        curve.warmup = warmup_iterations(len(curve.losses), cfg.warmup_iters if cfg else 0)
+        curve.stats = curve_stats(curve.losses, curve.warmup)
+        curve.timing = timing([float(r["dt_s"]) for r in run.records], curve.warmup)
+    return curve
+
+
+def _projected_full_run_s(plan: ProbePlan, a: Attempt, cfg: RunConfig | None, device: str,
+                          tm: Timing | None) -> float | None:
+    """The full run at the probe's measured rate (gptwiz.planning.timing: its evaluations, checkpoints and
+    start)."""
+    if tm is None or tm.sec_per_iter <= 0:
+        return None
+    preset = plan.preset
+    run_plan = preset_plan(preset, device_type="cuda" if device.startswith("cuda") else "cpu",
+                           dtype=cfg.dtype if cfg else "float32", batch_size=a.batch_size, grad_accum=a.grad_accum,
+                           max_iters=plan.full_iters, compiled=cfg.compile if cfg else None)
+    tokens_per_iter = a.batch_size * a.grad_accum * preset.model.block_size
+    return from_probe_rate(run_plan, tokens_per_iter / tm.sec_per_iter).seconds
+
+
+def _memory(run: AttemptRun, cfg: RunConfig | None, device: str) -> _Memory:
+    """The peak the trainer and this process saw, the device's total, the card's own figures, the estimate."""
+    peaks = [int(r.get("peak_mem_bytes") or 0) for r in run.records]
+    peak = max(peaks + [int(run.status.get("peak_mem_bytes") or 0)]) or None
+    if peak and not device.startswith("cuda"):
+        peak = max(peak, int(run.detail.get("peak_rss") or 0))
+    cuda_detail = None
+    if device.startswith("cuda"):
+        cuda_detail = {k: int(v) for k, v in (("max_memory_allocated", run.detail.get("max_memory_allocated")),
+                                              ("max_memory_reserved", run.detail.get("max_memory_reserved")),
+                                              ("nvml_used_peak", run.nvml_peak)) if v is not None}
+    estimate = None
+    if cfg is not None:
+        estimate = _estimate(cfg.model, run.attempt, cfg.model.block_size, cfg.dtype, device, cfg.compile)
+    return _Memory(peak=peak, total=device_total(device, run.detail), cuda=cuda_detail, estimate=estimate)
+
+
+def _estimate(model: Any, a: Attempt, block_size: int, dtype: str, device: str, compiled: bool) -> int | None:
+    """`gptwiz estimate`'s figure for the same settings: the whole process's peak, as the probe measures it.
+    A probe writes no checkpoint, so the checkpoint's moment is left out of the estimate as it is of the run."""
+    est = estimate_memory(model, batch_size=a.batch_size, block_size=block_size, dtype=dtype,
+                          device_type="cuda" if device.startswith("cuda") else "cpu", grad_accum=a.grad_accum,
+                          compiled=compiled, checkpoints=False)
+    return int(est.total)

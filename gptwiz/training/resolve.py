@@ -1,0 +1,255 @@
+"""TrainOptions resolved, once, into the `ResolvedRun` a trainer trains: every option validated and every setting
+settled before anything is written (only the token cache of --input_file is built).
+
+Light at import (no torch, no numpy): the CLI imports it before it knows whether anything will train. The steps:
+the run folder (`_run_folder`), then a resumed run's saved config (`_resumed_config`) or a new run's preset, source
+run and data (`_new_config`), and last the device, precision and compile choice.
+"""
+
+from __future__ import annotations
+
+import errno
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from gptwiz.common.errors import UsageError
+from gptwiz.common.files import check_folder
+from gptwiz.common.schedule import effective_warmup
+from gptwiz.model.config import count_params
+from gptwiz.planning.phases import SFT_LEARNING_RATE
+from gptwiz.planning.presets import Preset, TrainConfig, load_preset
+from gptwiz.runs.jsonfile import read_json
+from gptwiz.runs.paths import RunPaths, check_run_files, resolve_run, run_paths
+from gptwiz.training.options import (
+    ResolvedRun,
+    RunConfig,
+    RunDuties,
+    TrainOptions,
+    capped_eval_iters,
+    check_options,
+)
+from gptwiz.training.ranks import env_world_size
+from gptwiz.training.saved_config import read_saved_config
+
+
+def resolve_options(opts: TrainOptions, check_exists: bool = True) -> ResolvedRun:
+    """Validate every option and settle every setting; writes nothing but the token cache. `check_exists`: refuse
+    a new run whose folder holds another run (False for the ranks after the first, which see rank 0's start)."""
+    paths = _run_folder(opts)
+    if opts.resume:
+        cfg = _resumed_config(opts, paths)
+    else:
+        cfg = _new_config(opts, paths, check_exists)
+    return ResolvedRun(cfg, paths, opts.resume, RunDuties.of(opts))
+
+
+def _run_folder(opts: TrainOptions) -> RunPaths:
+    """The run's folder, once the options are in range and nothing in the way of its files."""
+    check_options(opts)
+    check_folder(opts.runs_dir, "--runs_dir", write=True)
+    paths = run_paths(opts.runs_dir, opts.model_name)
+    if paths.root.exists() and not paths.root.is_dir():
+        raise UsageError(f"invalid --model_name {opts.model_name}: {paths.root} is a file, not a run folder; "
+                         "remove it or choose another --model_name")
+    check_run_files(paths)  # a FIFO or a folder where the trainer reads or writes a file: refused now, not mid-run
+    return paths
+
+
+def _resumed_config(opts: TrainOptions, paths: RunPaths) -> RunConfig:
+    """A resumed run's saved config, with what this command may change: max_iters, device, dtype, compile and
+    the number of processes. Everything the trainer will use is checked here, before it writes a byte: a refused
+    resume changes nothing."""
+    from gptwiz.training.checkpoint import find_checkpoint  # lazy: torch, once a resume is checked
+
+    saved = read_saved_config(paths.config)
+    if saved is None:
+        raise UsageError(f"--resume: run '{opts.model_name}' has no config.json in {paths.root} (nothing to resume)")
+    cfg = RunConfig.from_json(saved, str(paths.config))
+    # A run killed before its first checkpoint resumes from iteration 0 (Trainer.run); a probe's folder does not.
+    if find_checkpoint(paths) is None and cfg.probe:
+        raise UsageError(f"--resume: run '{opts.model_name}' has no checkpoint in {paths.root} (nothing to resume)")
+    check_resumed_data(cfg)
+    if opts.max_iters is not None:
+        cfg = replace(cfg, train=replace(cfg.train, max_iters=opts.max_iters),
+                      warmup_iters=min(cfg.warmup_iters, opts.max_iters // 10) if opts.max_iters < cfg.train.max_iters
+                      else cfg.warmup_iters)
+    return _resumed_runtime(opts, cfg)
+
+
+def _resumed_runtime(opts: TrainOptions, cfg: RunConfig) -> RunConfig:
+    """Unless told otherwise, a resumed run keeps the precision and compile choice it started with, so that it
+    continues exactly as it would have (a run started on a GPU may still continue on a CPU)."""
+    import torch  # lazy: torch only once a run is resolved, never on the CLI's --help path
+
+    from gptwiz.training.device import resolve_device, resolve_runtime  # lazy: imports torch
+
+    device = opts.device if opts.device != "auto" or not cfg.device.startswith("cuda") or torch.cuda.is_available() \
+        else "cpu"
+    dtype = opts.dtype if opts.dtype != "auto" else cfg.dtype
+    if dtype == "float16" and not resolve_device(device).startswith("cuda"):
+        dtype = "auto"
+    runtime = resolve_runtime(device, dtype, cfg.compile if opts.compile is None else opts.compile, cfg.train.max_iters)
+    # A run may resume on another number of processes: the global batch follows the new count.
+    ws = env_world_size()
+    return replace(cfg, device=runtime.device, dtype=runtime.dtype, compile=runtime.compile, world_size=ws,
+                   fsdp=opts.fsdp, tokens_per_iter=cfg.tokens_per_iter // cfg.world_size * ws)
+
+
+def _new_config(opts: TrainOptions, paths: RunPaths, check_exists: bool) -> RunConfig:
+    """A new run's config: the preset with the options' overrides, its source run's and data's checks passed."""
+    from gptwiz.training.device import resolve_runtime  # lazy: imports torch
+
+    if not opts.config_file:
+        raise UsageError("--config_file is required: a preset name (tiny, small, 150M, ...) or a path to a preset JSON file")
+    # console.log is the stdout of a detached trainer (gptwiz/runs/launch.py), opened just before this check runs.
+    if check_exists and (paths.root.exists() and any(p != paths.console for p in paths.root.iterdir())
+            and not holds_only_a_probe(paths)):
+        raise UsageError(f"run '{opts.model_name}' already exists in {paths.root}: add --resume to continue it, "
+                         "or choose another --model_name")
+    preset, train = _preset_train(opts)
+    init_from = _source_run(opts, preset)
+    data = resolve_data(opts)
+    if "sft" in data:
+        train = sft_learning_rate(opts, train)
+        data["sft"]["learning_rate"] = "given" if opts.learning_rate is not None else "default"
+    check_data_fits_block(opts, data, preset.model.block_size)
+    runtime = resolve_runtime(opts.device, opts.dtype, opts.compile, train.max_iters)
+    return RunConfig(
+        name=paths.name, preset=preset.name, preset_path=str(Path(preset.path).resolve()),
+        model=preset.model, train=train, warmup_iters=effective_warmup(train.warmup_iters, train.max_iters),
+        data=data, device=runtime.device, dtype=runtime.dtype, compile=runtime.compile, seed=opts.seed,
+        init_from=init_from, params=count_params(preset.model),
+        tokens_per_iter=train.batch_size * train.grad_accum * preset.model.block_size * env_world_size(),
+        ckpt_interval_s=opts.ckpt_interval_s, probe=opts.record_kind == "probe", world_size=env_world_size(),
+        fsdp=opts.fsdp,
+    )
+
+
+def _preset_train(opts: TrainOptions) -> tuple[Preset, TrainConfig]:
+    """The preset with the options' overrides, and its training settings as this run uses them."""
+    preset = load_preset(opts.config_file).with_overrides(
+        max_iters=opts.max_iters, learning_rate=opts.learning_rate, batch_size=opts.batch_size,
+        block_size=opts.block_size, grad_accum=opts.grad_accum, eval_interval=opts.eval_interval,
+        eval_iters=opts.eval_iters, dropout=opts.dropout,
+    )
+    train = preset.train
+    if opts.learning_rate is not None and train.min_lr > train.learning_rate:
+        train = replace(train, min_lr=train.learning_rate / 10)
+    if opts.eval_iters is None:
+        train = replace(train, eval_iters=capped_eval_iters(train))
+    return preset, train
+
+
+def _source_run(opts: TrainOptions, preset: Preset) -> str | None:
+    """The folder of the --init_from_model run, once its checkpoint exists and its architecture is the preset's."""
+    from gptwiz.training.checkpoint import find_checkpoint  # lazy: torch, once a source run is checked
+
+    if not opts.init_from_model:
+        return None
+    source = resolve_run(opts.init_from_model, opts.runs_dir)
+    check_run_files(source)  # its checkpoint and config are read: never a FIFO
+    if find_checkpoint(source) is None:
+        raise UsageError(f"--init_from_model {opts.init_from_model}: run '{source.name}' has no checkpoint yet")
+    # Its architecture, from its config.json checked as a resume checks it (a source without one is not
+    # compared: loading its weights then says whether they fit).
+    advice = "fix or restore it, or choose another --init_from_model"
+    prefix = f"--init_from_model {opts.init_from_model}: "
+    source_saved = read_saved_config(source.config, advice, prefix)
+    if source_saved is not None:
+        src_model = RunConfig.from_json(source_saved, f"{prefix}{source.config}", advice).model
+        for key in ("n_layer", "n_head", "n_embd", "vocab_size", "bias"):
+            if getattr(src_model, key) != getattr(preset.model, key):
+                raise UsageError(f"--init_from_model {opts.init_from_model}: its {key} is {getattr(src_model, key)}, "
+                                 f"the preset {preset.name}'s is {getattr(preset.model, key)}; use a preset of the same architecture")
+        if src_model.block_size < preset.model.block_size:
+            raise UsageError(f"--init_from_model {opts.init_from_model}: it was trained with block_size "
+                             f"{src_model.block_size}, shorter than {preset.model.block_size}")
+    return str(source.root.resolve())
+
+
+def resolve_data(opts: TrainOptions) -> dict[str, Any]:
+    """The dataset folder to train from: a prepared one, or the token cache of --input_file."""
+    from gptwiz.data.cache import cache_text_file  # lazy: numpy, off the CLI's --help path
+    from gptwiz.data.manifest import is_sft, manifest_checksum, read_manifest  # lazy: numpy, as above
+
+    if bool(opts.input_file) == bool(opts.dataset_dir):
+        raise UsageError("give exactly one of --input_file FILE (a text file) or --dataset_dir DIR (from `gptwiz prepare`)")
+    if opts.input_file:
+        # Checked for writing only once the cache turns out to need building: a ready one reads from anywhere.
+        check_folder(opts.data_dir, "--data_dir", write=False)
+        try:
+            dataset_dir = cache_text_file(opts.input_file, opts.data_dir)
+        except OSError as exc:
+            if exc.errno not in (errno.EROFS, errno.EACCES, errno.EPERM):
+                raise
+            raise UsageError(f"invalid --data_dir {opts.data_dir}: the token cache of --input_file cannot be written "
+                             f"there ({exc.strerror}); give a writable --data_dir") from None
+        kind = "input_file"
+    else:
+        dataset_dir = Path(opts.dataset_dir or "")
+        kind = "dataset_dir"
+    manifest = read_manifest(dataset_dir)
+    data = {
+        "kind": kind,
+        "input_file": str(Path(opts.input_file).resolve()) if opts.input_file else None,
+        "dataset_dir": str(Path(dataset_dir).resolve()),
+        "manifest": str((Path(dataset_dir) / "manifest.json").resolve()),
+        "manifest_checksum": manifest_checksum(Path(dataset_dir)),
+        "sources": [{"name": s["name"], "weight": s["weight"]} for s in manifest["sources"]],
+        "train_tokens": manifest["totals"].get("train_tokens"),
+        "val_tokens": manifest["totals"].get("val_tokens"),
+    }
+    if is_sft(manifest):
+        sft = manifest["sft"]
+        data["sft"] = {"template": sft["template"], "train_examples": sft["train_examples"],
+                       "val_examples": sft["val_examples"]}
+    return data
+
+
+def check_data_fits_block(opts: TrainOptions, data: dict[str, Any], block_size: int) -> None:
+    """Refuse, before anything is written, data that cannot fill one training and one validation block."""
+    from gptwiz.data.dataset import open_dataset  # lazy: numpy, off the CLI's --help path
+
+    try:
+        open_dataset(data["dataset_dir"]).check_block(block_size)
+    except UsageError:
+        if not opts.input_file:
+            raise
+        total = (data.get("train_tokens") or 0) + (data.get("val_tokens") or 0)
+        raise UsageError(
+            f"--input_file {opts.input_file} holds {total} tokens, too few for one block of {block_size + 1} tokens "
+            f"in both its train (90%) and val (10%) parts: use a longer file (at least {10 * (block_size + 1)} "
+            "tokens) or a smaller --block_size") from None
+
+
+def holds_only_a_probe(paths: RunPaths) -> bool:
+    """True for a folder holding nothing but a probe's files (no checkpoint, a config marked probe or none):
+    a run of the same name may start in it, as the probe was its rehearsal."""
+    names = {p.name for p in paths.root.iterdir()}
+    if not names <= {p.name for p in paths.probe_files()}:
+        return False
+    if paths.config.name not in names:
+        return True
+    return bool((read_json(paths.config) or {}).get("probe"))
+
+
+def sft_learning_rate(opts: TrainOptions, train: TrainConfig) -> TrainConfig:
+    """The training settings of a run on an instruction dataset: SFT_LEARNING_RATE (the guide's, as recommend
+    offers it) unless --learning_rate was given, min_lr following it as it follows a given one. A base model's
+    rate (3e-4 for tiny) would soon undo what the base learned."""
+    if opts.learning_rate is not None:
+        return train
+    train = replace(train, learning_rate=SFT_LEARNING_RATE)
+    return replace(train, min_lr=SFT_LEARNING_RATE / 10) if train.min_lr > SFT_LEARNING_RATE else train
+
+
+def check_resumed_data(cfg: RunConfig) -> None:
+    """The dataset a resumed run trains on must still be there and fill a block, as when it started."""
+    from gptwiz.data.dataset import open_dataset  # lazy: numpy, off the CLI's --help path
+
+    try:
+        open_dataset(cfg.data["dataset_dir"]).check_block(cfg.model.block_size)
+    except UsageError as exc:
+        raise UsageError(f"--resume: run '{cfg.name}' trains on {cfg.data['dataset_dir']}, which cannot be used "
+                         f"now: {exc}") from None
