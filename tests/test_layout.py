@@ -325,3 +325,11 @@ def test_the_size_checks_see_long_code() -> None:
     function = next(n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef))
     assert (function.end_lineno or 0) - function.lineno + 1 > FUNCTION_MAX_LINES
     assert [n.lineno for n in _imports_inside_functions(tree)] == [2]
+
+
+def test_training_draws_nothing(graph: ImportGraph) -> None:
+    # The trainer and the probe report through data (Reporter calls, records, results); how a terminal shows them
+    # is the front-ends' (cli/, plain/, tui/), so a run started by the app, a pipe or torchrun draws nothing itself.
+    drawing = sorted(f"{m} imports {', '.join(sorted(ext & {'rich', *TEXTUAL}))}" for m, ext in graph.external.items()
+                     if unit(m) == "training" and ext & {"rich", *TEXTUAL})
+    assert not drawing, "training/ imports a terminal library:\n" + "\n".join(drawing)

@@ -9,12 +9,12 @@ from pathlib import Path
 from typing import Any
 
 from gptwiz.cli.args import flag, number, one_line, positive_int
+from gptwiz.cli.train_console import PlainReporter, RichReporter
 from gptwiz.common.errors import UsageError
 from gptwiz.runs.jsonfile import read_json
 from gptwiz.runs.launch import check_nproc, launch_detached, launch_torchrun, strip_detach
 from gptwiz.runs.status import effective_state
 from gptwiz.trackers.reporter import Trackers, TrackingReporter
-from gptwiz.training.console import PlainReporter, RichReporter
 from gptwiz.training.options import TrainOptions, TrainResult
 from gptwiz.training.ranks import env_world_size
 from gptwiz.training.reporting import Reporter

@@ -28,8 +28,9 @@ The peak is the largest of the moments estimate_memory lists; their terms overla
 against torch's saved-tensor hooks and profiler memory timeline); the two allocator constants were
 fitted to real training runs on this project's CPU machine (torch 2.13, glibc malloc): 22 runs of
 tiny, small and 150M at batch 1-32, block 16-256, bf16 and fp32, gradient accumulation 1-3, all
-within ±5% (README, section "Recommend, estimate and hardware"), before the eager CPU loss was sliced;
-with it, tiny runs come out 10-12.5% over (not refitted yet), small ones 2.5-3%.
+within ±5% (docs/benchmarks.md, "Memory estimate"), before the eager CPU loss was sliced; with it,
+tiny runs came out 10-12.5% over (not refitted yet), small ones 2.5-3%. A trainer's own peak (VmHWM) varies
+from run to run by several percent on a CPU: the allocator's heap, not the tensors, differs.
 """
 
 from __future__ import annotations

@@ -109,11 +109,11 @@ def _new_config(opts: TrainOptions, paths: RunPaths, check_exists: bool) -> RunC
                          "or choose another --model_name")
     preset, train = _preset_train(opts)
     init_from = _source_run(opts, preset)
-    data = resolve_data(opts)
+    data, dataset = open_data(opts)
     if "sft" in data:
         train = sft_learning_rate(opts, train)
         data["sft"]["learning_rate"] = "given" if opts.learning_rate is not None else "default"
-    check_data_fits_block(opts, data, preset.model.block_size)
+    check_data_fits_block(opts, data, dataset, preset.model.block_size)
     runtime = resolve_runtime(opts.device, opts.dtype, opts.compile, train.max_iters)
     return RunConfig(
         name=paths.name, preset=preset.name, preset_path=str(Path(preset.path).resolve()),
@@ -170,8 +170,14 @@ def _source_run(opts: TrainOptions, preset: Preset) -> str | None:
 
 def resolve_data(opts: TrainOptions) -> dict[str, Any]:
     """The dataset folder to train from: a prepared one, or the token cache of --input_file."""
+    return open_data(opts)[0]
+
+
+def open_data(opts: TrainOptions) -> tuple[dict[str, Any], Any]:
+    """resolve_data's record, and the dataset opened for it (its manifest read once, for the block check too)."""
     from gptwiz.data.cache import cache_text_file  # lazy: numpy, off the CLI's --help path
-    from gptwiz.data.manifest import is_sft, manifest_checksum, read_manifest  # lazy: numpy, as above
+    from gptwiz.data.dataset import open_dataset  # lazy: numpy, as above
+    from gptwiz.data.manifest import is_sft  # lazy: numpy, as above
 
     if bool(opts.input_file) == bool(opts.dataset_dir):
         raise UsageError("give exactly one of --input_file FILE (a text file) or --dataset_dir DIR (from `gptwiz prepare`)")
@@ -189,13 +195,14 @@ def resolve_data(opts: TrainOptions) -> dict[str, Any]:
     else:
         dataset_dir = Path(opts.dataset_dir or "")
         kind = "dataset_dir"
-    manifest = read_manifest(dataset_dir)
+    dataset = open_dataset(dataset_dir)
+    manifest = dataset.manifest
     data = {
         "kind": kind,
         "input_file": str(Path(opts.input_file).resolve()) if opts.input_file else None,
         "dataset_dir": str(Path(dataset_dir).resolve()),
         "manifest": str((Path(dataset_dir) / "manifest.json").resolve()),
-        "manifest_checksum": manifest_checksum(Path(dataset_dir)),
+        "manifest_checksum": dataset.checksum,
         "sources": [{"name": s["name"], "weight": s["weight"]} for s in manifest["sources"]],
         "train_tokens": manifest["totals"].get("train_tokens"),
         "val_tokens": manifest["totals"].get("val_tokens"),
@@ -204,15 +211,13 @@ def resolve_data(opts: TrainOptions) -> dict[str, Any]:
         sft = manifest["sft"]
         data["sft"] = {"template": sft["template"], "train_examples": sft["train_examples"],
                        "val_examples": sft["val_examples"]}
-    return data
+    return data, dataset
 
 
-def check_data_fits_block(opts: TrainOptions, data: dict[str, Any], block_size: int) -> None:
+def check_data_fits_block(opts: TrainOptions, data: dict[str, Any], dataset: Any, block_size: int) -> None:
     """Refuse, before anything is written, data that cannot fill one training and one validation block."""
-    from gptwiz.data.dataset import open_dataset  # lazy: numpy, off the CLI's --help path
-
     try:
-        open_dataset(data["dataset_dir"]).check_block(block_size)
+        dataset.check_block(block_size)
     except UsageError:
         if not opts.input_file:
             raise

@@ -1,4 +1,5 @@
-"""How a training run looks in the terminal that started it: a rich live display, or plain lines with --quiet."""
+"""How `gptwiz train` shows a run in the terminal that started it: a rich live display, or plain lines with
+--quiet (the trainer only calls a Reporter; the terminal is the front-end's)."""
 
 from __future__ import annotations
 
