@@ -77,30 +77,21 @@ def _walk(folder: str, shown: str, rest: list[str], seen: set[tuple[int, int, in
 
 def _match(folder: str, shown: str, rest: list[str], seen: set[tuple[int, int, int]], found: list[str]) -> None:
     part, later = rest[0], rest[1:]
-    if part == "**":
-        if later:
-            _walk(folder, shown, later, seen, found)  # ** as no folder at all
-        for entry in _entries(folder):
-            if _hidden(entry.name, part):
-                continue
-            path = os.path.join(shown, entry.name) if shown else entry.name
-            if not later:
-                found.append(path)
-            if _is_dir(entry):
-                _walk(entry.path, path, rest, seen, found)
-        return
-    if not has_magic(part):
+    wild = part == "**"
+    if not wild and not has_magic(part):
         path, real = os.path.join(shown, part) if shown else part, os.path.join(folder, part)
         if not later and os.path.lexists(real):
             found.append(path)
         elif later and os.path.isdir(real):
             _walk(real, path, later, seen, found)
         return
+    if wild and later:
+        _walk(folder, shown, later, seen, found)  # ** as no folder at all
     for entry in _entries(folder):
-        if not fnmatchcase(entry.name, part) or _hidden(entry.name, part):
+        if _hidden(entry.name, part) or not (wild or fnmatchcase(entry.name, part)):
             continue
         path = os.path.join(shown, entry.name) if shown else entry.name
         if not later:
             found.append(path)
-        elif _is_dir(entry):
-            _walk(entry.path, path, later, seen, found)
+        if (wild or later) and _is_dir(entry):
+            _walk(entry.path, path, rest if wild else later, seen, found)  # ** goes on matching below
