@@ -91,7 +91,6 @@ class EvalSchedule:
     a checkpoint every ckpt_interval_s of training and evaluating in between."""
     eval_interval: int
     eval_iters: int
-    grad_accum: int = 1
     from_scratch: bool = True
     ckpt_interval_s: float = CKPT_INTERVAL_S
 

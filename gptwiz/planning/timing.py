@@ -191,7 +191,7 @@ class RunPlan:
 
     @property
     def schedule(self) -> EvalSchedule:
-        return EvalSchedule(self.eval_interval, self.eval_iters, self.grad_accum, self.from_scratch,
+        return EvalSchedule(self.eval_interval, self.eval_iters, self.from_scratch,
                             self.ckpt_interval_s)
 
     @property
