@@ -17,8 +17,9 @@ from typing import Any
 
 from gptwiz import __version__
 from gptwiz.cli import chat, dataset_info, eval, export, plan, prepare, probe, report, runs, sample, train, wizard
-from gptwiz.cli.args import Parser, one_line
+from gptwiz.cli.args import Parser
 from gptwiz.common.errors import UsageError
+from gptwiz.common.inert import inert
 
 # The verbs in the order `gptwiz --help` lists them; each adds its own parser and sets its handler.
 VERBS: list[Callable[[Any], None]] = [
@@ -64,7 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         command = f"gptwiz {args.command}"
         return int(args.func(args) or 0)
     except UsageError as exc:
-        print(one_line(f"{command}: error: {exc}"), file=sys.stderr)
+        print(inert(f"{command}: error: {exc}"), file=sys.stderr)
         return getattr(exc, "exit_status", 2)  # 1 for WriteFailed
     except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (interrupt_on_sigterm)
         print(f"{command}: interrupted", file=sys.stderr)

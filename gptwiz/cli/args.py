@@ -8,19 +8,13 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-# What str.splitlines() breaks a line at: a value typed with one of them must not split an error message.
-_LINE_BREAKS = str.maketrans({c: repr(c)[1:-1] for c in "\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029"})
-
-
-def one_line(text: object) -> str:
-    """`text` on one line: line breaks inside values (a pasted path, a quoted argument) shown as escapes."""
-    return str(text).translate(_LINE_BREAKS)
+from gptwiz.common.inert import inert
 
 
 class Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
         # One line, not argparse's usage block: the valid choices are in the message or in --help.
-        print(one_line(f"{self.prog}: error: {message} (see {self.prog} --help)"), file=sys.stderr)
+        print(inert(f"{self.prog}: error: {message} (see {self.prog} --help)"), file=sys.stderr)
         raise SystemExit(2)
 
 

@@ -9,7 +9,8 @@ import signal
 import sys
 from typing import Any
 
-from gptwiz.cli.args import flag, number, one_line, positive_int
+from gptwiz.cli.args import flag, number, positive_int
+from gptwiz.common.inert import inert
 from gptwiz.runs.checkpoints import CHECKPOINT_CHOICES
 
 PROMPT = ">>> "
@@ -61,7 +62,7 @@ def _lines(session: Any, as_json: bool) -> int:
             return 0
         message = raw.decode("utf-8", errors="replace").removesuffix("\n").removesuffix("\r")
         answer = session.answer(message)
-        print(json.dumps(answer.to_json()) if as_json else one_line(answer.response), flush=True)
+        print(json.dumps(answer.to_json()) if as_json else inert(answer.response), flush=True)
 
 
 def _interactive(session: Any) -> int:

@@ -8,9 +8,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from gptwiz.cli.args import flag, number, one_line, positive_int
+from gptwiz.cli.args import flag, number, positive_int
 from gptwiz.cli.train_console import PlainReporter, RichReporter
 from gptwiz.common.errors import UsageError
+from gptwiz.common.inert import inert
 from gptwiz.runs.jsonfile import read_json
 from gptwiz.runs.launch import check_nproc, launch_detached, launch_torchrun, strip_detach
 from gptwiz.runs.status import effective_state
@@ -69,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
         return launch_processes(opts, args.argv)
     result = train_here(opts, console_reporter(args.quiet or not sys.stdout.isatty(), trackers, opts.runs_dir))
     if result.state in ("failed", "diverged"):
-        print(one_line(f"gptwiz train: {result.state}: {result.error}"), file=sys.stderr)
+        print(inert(f"gptwiz train: {result.state}: {result.error}"), file=sys.stderr)
     return result.exit_code
 
 
