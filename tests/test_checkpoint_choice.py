@@ -115,7 +115,7 @@ def test_a_foreign_pickle_in_a_checkpoint_runs_nothing(tmp_path: Path) -> None:
             return os.system, (f"touch {marker}",)
 
     path = tmp_path / "ckpt_last.pt"
-    torch.save({"iter": 5, "val_loss": None, "payload": Evil()}, path, _use_new_zipfile_serialization=True)
+    torch.save({"model": {}, "iter": 5, "val_loss": None, "payload": Evil()}, path, _use_new_zipfile_serialization=True)
     assert read_checkpoint_info(path) == CheckpointInfo(path, 5, None)
     assert not marker.exists()
 
@@ -203,7 +203,7 @@ def test_runs_without_runs_and_without_torch(tmp_path: Path) -> None:
     # listing reads each checkpoint's metadata without importing torch
     run = tmp_path / "runs" / "r"
     run.mkdir(parents=True)
-    torch.save({"iter": 7, "val_loss": None}, run / "ckpt_last.pt")
+    torch.save({"model": {}, "iter": 7, "val_loss": None}, run / "ckpt_last.pt")
     (run / "status.json").write_text(json.dumps({"state": "stopped", "iter": 9, "max_iters": 10}))
     code = ("import sys\nfrom gptwiz.cli import main\nmain(['runs', '--json'])\n"
             "print('TORCH', any(m == 'torch' or m.startswith('torch.') for m in sys.modules), file=sys.stderr)\n")

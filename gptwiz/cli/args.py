@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from gptwiz.common.inert import inert
+from gptwiz.common.inert import inert, quote
 
 
 class Parser(argparse.ArgumentParser):
@@ -28,7 +28,7 @@ def flag(parser: argparse.ArgumentParser, name: str, *extra: str, **kwargs: Any)
 
 def _typed(text: str) -> str:
     """What the user typed, for an error message: hundreds of digits are shortened, not echoed whole."""
-    return repr(text) if len(text) <= 40 else f"'{text[:12]}...{text[-4:]}' ({len(text)} characters)"
+    return quote(text) if len(text) <= 40 else f"{quote(text[:12] + '...' + text[-4:])} ({len(text)} characters)"
 
 
 def _whole(text: str, wanted: str) -> int:

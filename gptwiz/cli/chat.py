@@ -10,7 +10,7 @@ import sys
 from typing import Any
 
 from gptwiz.cli.args import flag, number, positive_int
-from gptwiz.common.inert import inert
+from gptwiz.common.inert import generated, inert
 from gptwiz.runs.checkpoints import CHECKPOINT_CHOICES
 
 PROMPT = ">>> "
@@ -33,6 +33,9 @@ def add(sub: Any) -> None:
          help="best or last; auto (the default): the rule `gptwiz sample` follows")
     flag(p, "json", action="store_true",
          help="one JSON object a line (prompt, response, tokens, tokens_per_sec), reading one message a line")
+    flag(p, "raw", action="store_true",
+         help="answers exactly as generated, control characters and line breaks included (on a terminal they are "
+              "dropped, and one answer a line shows them escaped)")
     p.set_defaults(func=run)
 
 
@@ -49,23 +52,32 @@ def run(args: argparse.Namespace) -> int:
         say(f"instruction-tuned run: each message goes into chat template {session.template}, after the "
             "conversation so far; an answer ends at end-of-text")
     if args.json or not (sys.stdin.isatty() and sys.stdout.isatty()):
-        return _lines(session, args.json)
-    return _interactive(session)
+        return _lines(session, args.json, args.raw)
+    return _interactive(session, args.raw)
 
 
-def _lines(session: Any, as_json: bool) -> int:
+def _write_bytes(data: bytes) -> None:
+    sys.stdout.flush()  # the bytes go past the text layer: what it holds goes first
+    sys.stdout.buffer.write(data)
+    sys.stdout.buffer.flush()
+
+
+def _lines(session: Any, as_json: bool, raw: bool = False) -> int:
     """One message a line until the end of the input; each answer on one line (its line breaks as \\n), flushed
-    at once so that a script can wait for it."""
+    at once so that a script can wait for it; with `raw`, each answer as generated, then a line break."""
     while True:
-        raw = sys.stdin.buffer.readline()
-        if not raw:
+        line = sys.stdin.buffer.readline()
+        if not line:
             return 0
-        message = raw.decode("utf-8", errors="replace").removesuffix("\n").removesuffix("\r")
+        message = line.decode("utf-8", errors="replace").removesuffix("\n").removesuffix("\r")
         answer = session.answer(message)
+        if raw and not as_json:
+            _write_bytes(answer.data + b"\n")
+            continue
         print(json.dumps(answer.to_json()) if as_json else inert(answer.response), flush=True)
 
 
-def _interactive(session: Any) -> int:
+def _interactive(session: Any, raw: bool = False) -> int:
     import readline  # noqa: F401  (input() then edits lines and keeps their history; only on a terminal)
 
     def terminate(signum: int, frame: Any) -> None:
@@ -87,12 +99,16 @@ def _interactive(session: Any) -> int:
                 continue
 
             def show(text: str) -> None:
-                sys.stdout.write(text)
+                sys.stdout.write(generated(text))  # each piece on its own: the filter is one of characters
                 sys.stdout.flush()
 
-            answer = session.answer(message, on_text=show, interruptible=True)
+            if raw:
+                answer = session.answer(message, on_bytes=_write_bytes, interruptible=True)
+            else:
+                answer = session.answer(message, on_text=show, interruptible=True)
             stopped = ", stopped" if answer.interrupted else ""
-            print(f"\n\x1b[2m[{answer.tokens} tokens, {answer.tokens_per_sec:.1f} tokens/s{stopped}]\x1b[0m")
+            dim, plain = ("\x1b[2m", "\x1b[0m") if sys.stdout.isatty() else ("", "")
+            print(f"\n{dim}[{answer.tokens} tokens, {answer.tokens_per_sec:.1f} tokens/s{stopped}]{plain}")
     except Terminated:
         raise KeyboardInterrupt from None  # the CLI's one line and exit status 130
     finally:

@@ -11,6 +11,8 @@ from typing import Any
 
 from gptwiz.cli.args import flag
 from gptwiz.common import fmt
+from gptwiz.common.inert import inert
+from gptwiz.data.text_check import refuse_binary
 from gptwiz.runs.checkpoints import CHECKPOINT_CHOICES
 from gptwiz.runs.paths import resolve_run
 
@@ -59,9 +61,11 @@ def run(args: argparse.Namespace) -> int:
     from gptwiz.training.evaluate import EvalOptions, evaluate, record_eval  # lazy: torch only once the verb runs
 
     opts = EvalOptions(**{k: v for k, v in vars(args).items() if k in EvalOptions.__dataclass_fields__})
+    if opts.input_file is not None:
+        refuse_binary(opts.input_file, "--input_file")  # the text check train and prepare apply, before the model loads
 
     def say(message: str) -> None:
-        print(f"gptwiz eval: {message}", file=sys.stderr)
+        print(inert(f"gptwiz eval: {message}"), file=sys.stderr)  # it may name the run's files
 
     with _progress_bar() as progress:
         result = evaluate(opts, progress=progress, warn=say, note=say)
@@ -75,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _show(result: Any) -> None:
-    what = next(iter(result.data.values()))
+    what = inert(next(iter(result.data.values())))  # a file's or a dataset's path
     bpb = "n/a" if result.bits_per_byte is None else f"{result.bits_per_byte:.4f}"
     print(f"{result.checkpoint} (iteration {result.iter}) on {what}")
     print(f"  loss           {result.loss:.4f}")
@@ -85,5 +89,5 @@ def _show(result: Any) -> None:
     print(f"  speed          {result.tokens_per_sec:,.0f} tokens/s ({fmt.duration(result.seconds)}, {result.device})")
     for source in result.sources if len(result.sources) > 1 else []:
         source_bpb = "n/a" if source["bits_per_byte"] is None else f"{source['bits_per_byte']:.4f}"
-        print(f"  {source['name']}: loss {source['loss']:.4f}, bits per byte {source_bpb}, "
+        print(f"  {inert(source['name'])}: loss {source['loss']:.4f}, bits per byte {source_bpb}, "
               f"{source['tokens']:,} tokens")

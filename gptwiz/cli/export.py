@@ -9,6 +9,7 @@ from typing import Any
 
 from gptwiz.cli.args import flag
 from gptwiz.common import fmt
+from gptwiz.common.inert import inert
 from gptwiz.runs.checkpoints import CHECKPOINT_CHOICES
 
 
@@ -29,10 +30,10 @@ def run(args: argparse.Namespace) -> int:
     opts = ExportOptions(**{k: v for k, v in vars(args).items() if k in ExportOptions.__dataclass_fields__})
 
     def say(message: str) -> None:
-        print(f"gptwiz export: {message}", file=sys.stderr)
+        print(inert(f"gptwiz export: {message}"), file=sys.stderr)  # it may name the run's files
 
     command = shlex.join(["gptwiz", *getattr(args, "argv", ["export", opts.model_name, "--out", opts.out])])
     result = export_run(opts, command=command, warn=say, note=say)
-    print(f"exported {result.checkpoint} (iteration {result.iteration}, {fmt.count(result.params)} parameters) "
-          f"to {result.out}: {', '.join(result.files)}")
+    print(inert(f"exported {result.checkpoint} (iteration {result.iteration}, {fmt.count(result.params)} parameters) "
+                f"to {result.out}: {', '.join(result.files)}"))
     return 0

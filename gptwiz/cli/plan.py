@@ -9,6 +9,7 @@ from typing import Any
 from gptwiz.cli.args import bounded_int, flag, positive_int
 from gptwiz.common import fmt
 from gptwiz.common.errors import UsageError
+from gptwiz.common.inert import inert, quote
 from gptwiz.data.sizes import measure_dataset, parse_size
 from gptwiz.model.config import count_params
 from gptwiz.planning.guide_tables import USE_CASES
@@ -154,7 +155,7 @@ def parse_hours(text: str | None) -> float | None:
     except ValueError:
         value = float("nan")
     if not 0 < value <= MAX_HOURS:  # NaN too
-        raise UsageError(f"invalid --hours {text!r}: must be a number of hours above 0, at most {MAX_HOURS} "
+        raise UsageError(f"invalid --hours {quote(text)}: must be a number of hours above 0, at most {MAX_HOURS} "
                          "(such as 0.5, 2 or 12)")
     return value
 
@@ -181,11 +182,13 @@ def run_estimate(config_file: str, batch_size: int | None, block_size: int | Non
                           "probe_time": probe_time.to_json() if probe_time else None}, indent=2))
         return 0
     from rich.console import Console  # lazy: rich stays off the --help path
+    from rich.markup import escape  # lazy: as above
 
     from gptwiz.planning.render import estimate_table, time_lines  # lazy: imports rich, kept off the --help path
 
     console = Console()
-    console.print(estimate_table(est, preset.name, guide_vram_gb=preset.guide_vram_gb))
+    # The title is read as markup; a preset file's name is outside text: escaped, and inert.
+    console.print(estimate_table(est, escape(inert(preset.name)), guide_vram_gb=preset.guide_vram_gb))
     console.print(time_lines(run_time, probe_time, plan.max_iters, device_type), highlight=False)
     return 0
 
@@ -194,7 +197,7 @@ def run_recommend(use_case: str, vram_gb: str | None, dataset_size: str | None, 
                   gpus: int | None, model_name: str, as_json: bool, hours: str | None = None) -> int:
     if use_case not in USE_CASES:
         valid = ", ".join(f"{k} ({v[0]})" for k, v in USE_CASES.items())
-        raise UsageError(f"unknown use case {use_case!r} (valid: {valid})")
+        raise UsageError(f"unknown use case {quote(use_case)} (valid: {valid})")
     vram = parse_vram(vram_gb)
     size_bytes = parse_size(dataset_size) if dataset_size is not None else None
     measured = measure_dataset(dataset) if dataset is not None else None

@@ -7,6 +7,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from gptwiz.cli.args import bounded_int, flag, number
+from gptwiz.common.inert import inert
 from gptwiz.planning.presets import BOUNDS
 
 if TYPE_CHECKING:
@@ -43,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
                               val_fraction=SFT_VAL_FRACTION if args.val_fraction is None else args.val_fraction,
                               block_size=args.block_size)
         for line in sft_summary_lines(prepare_sft(opts)):
-            print(line)
+            print(inert(line))  # it names sources, files and folders
         return 0
     val_fraction = DEFAULT_VAL_FRACTION if args.val_fraction is None else args.val_fraction
     opts = PrepareOptions(sources=args.source, out_dir=args.out_dir, val_fraction=val_fraction,
@@ -59,7 +60,7 @@ def run_cli(opts: PrepareOptions, quiet: bool = False) -> int:
     progress = RichPrepareProgress() if sys.stdout.isatty() and not quiet else None
     result = prepare(opts, progress)
     for line in summary_lines(result):
-        print(line)
+        print(inert(line))  # it names sources, files and folders
     return 0
 
 

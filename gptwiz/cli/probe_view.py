@@ -8,9 +8,11 @@ import signal
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 
 from gptwiz.common import fmt
+from gptwiz.common.inert import inert
 from gptwiz.training.probe import ProbeOptions, ProbeProgress, ProbeResult, run_probe
 from gptwiz.wizard.probe_panel import render
 
@@ -47,7 +49,8 @@ def _run_cli(opts: ProbeOptions, as_json: bool) -> int:
     progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                         TextColumn("loss [cyan]{task.fields[loss]}[/] {task.fields[tps]} tok/s mem {task.fields[mem]}"),
                         TimeRemainingColumn(), console=console, transient=True)
-    task = progress.add_task(f"probe {opts.config_file}", total=opts.iters, loss=fmt.UNKNOWN, tps=fmt.UNKNOWN,
+    # The description is read as markup by its column: the preset's path is escaped, and inert.
+    task = progress.add_task(escape(inert(f"probe {opts.config_file}")), total=opts.iters, loss=fmt.UNKNOWN, tps=fmt.UNKNOWN,
                              mem=fmt.UNKNOWN)
     with progress:
         result = run_probe(opts, lambda p: _show(progress, task, p))
@@ -58,7 +61,7 @@ def _run_cli(opts: ProbeOptions, as_json: bool) -> int:
 def _show(progress: Progress, task: TaskID, p: ProbeProgress) -> None:
     """One update of the bar: an iteration's figures, or a retry's message (and the bar starts over)."""
     if p.message:
-        progress.console.print(p.message, highlight=False)
+        progress.console.print(inert(p.message), markup=False, highlight=False)  # the probe process's words
         progress.reset(task, total=p.iters, loss=fmt.UNKNOWN, tps=fmt.UNKNOWN, mem=fmt.UNKNOWN)
         return
     progress.update(task, completed=p.iter, loss=f"{p.loss:.4f}" if p.loss is not None else fmt.UNKNOWN,

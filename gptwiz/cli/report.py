@@ -11,7 +11,8 @@ from typing import Any
 
 from gptwiz.cli.args import flag, number
 from gptwiz.common.errors import UsageError, WriteFailed
-from gptwiz.common.files import check_folder, write_failure
+from gptwiz.common.files import check_folder, check_own_folder, write_failure
+from gptwiz.common.inert import inert, quote
 from gptwiz.report.build import check_output, load, write
 from gptwiz.report.terminal import render
 from gptwiz.runs.jsonfile import read_json
@@ -47,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     if out is not None:
         check_output(out)
     report = load(args.names, args.runs_dir)
-    names = " ".join(r.name for r in report.runs)
+    names = " ".join(inert(r.name) for r in report.runs)
     if out is None:
 
         size = shutil.get_terminal_size((100, 30))
@@ -61,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
         write(report, out, args.smooth, args.log_y)
     except OSError as exc:
         raise _write_error(exc, out) from None
-    print(f"wrote {out} ({' | '.join(report.comparison.labels) if len(report.runs) > 1 else names})")
+    print(f"wrote {inert(out)} ({' | '.join(report.comparison.labels) if len(report.runs) > 1 else names})")
     return 0
 
 
@@ -70,20 +71,23 @@ def write_tensorboard(args: argparse.Namespace) -> int:
     runs = [resolve_run(spec, args.runs_dir) for spec in args.names]
     for paths in runs:
         if effective_state(read_json(paths.status), paths) == "running":
-            raise UsageError(f"run '{paths.name}' is still running: write its event files once it has ended "
+            raise UsageError(f"run {quote(paths.name)} is still running: write its event files once it has ended "
                              "(`gptwiz train --tensorboard` logs them while it trains)")
+        # Event files are deleted and written there: a link planted as either folder is refused, never followed.
+        check_own_folder(paths.root, "the run folder")
+        check_own_folder(paths.root / TB_FOLDER, f"run {quote(paths.name)}: the event folder")
     for paths in runs:
         log_dir = paths.root / TB_FOLDER
         try:
             written = replay(read_metrics(paths.metrics), read_json(paths.config), log_dir)
         except OSError as exc:
             raise _write_error(exc, log_dir) from None
-        print(f"{paths.name}: {written:,} records as TensorBoard events in {log_dir} "
-              f"(view them: tensorboard --logdir {log_dir})")
+        print(f"{inert(paths.name)}: {written:,} records as TensorBoard events in {inert(log_dir)} "
+              f"(view them: tensorboard --logdir {inert(log_dir)})")
     return 0
 
 
 def _write_error(exc: OSError, path: Path) -> UsageError:
     """A full disk as WriteFailed (exit 1); any other refusal (permissions, a read-only folder) as bad input."""
     failure = write_failure(exc)
-    return WriteFailed(failure) if failure else UsageError(f"cannot write {path}: {exc.strerror or exc}")
+    return WriteFailed(failure) if failure else UsageError(f"cannot write {quote(path)}: {inert(exc.strerror or exc)}")

@@ -11,6 +11,7 @@ from gptwiz.cli.args import flag, number
 from gptwiz.common import fmt
 from gptwiz.common.errors import UsageError
 from gptwiz.common.files import check_folder
+from gptwiz.common.inert import inert
 from gptwiz.report.build import command
 from gptwiz.runs.jsonfile import read_json
 from gptwiz.runs.launch import request_stop, wait_for_state_change
@@ -66,38 +67,46 @@ def run_runs(args: argparse.Namespace) -> int:
         print(json.dumps([r.to_json() for r in rows], indent=2))
         return 0
     if not rows:
-        print(f"No runs yet in {folder_text(args.runs_dir)}")
+        print(inert(f"No runs yet in {folder_text(args.runs_dir)}"))
         return 0
     from rich.console import Console  # lazy: rich only when a table is printed
     from rich.table import Table  # lazy: rich only when a table is printed
+    from rich.text import Text  # lazy: as above
 
-    table = Table(title=f"runs in {args.runs_dir}")
+    # Names and status.json's fields come from outside: inert, and as Text so that rich reads no markup in them.
+    table = Table(title=Text(inert(f"runs in {args.runs_dir}")))
     for col in ("name", "state", "progress", "last loss", "ckpt", "updated"):
         table.add_column(col, justify="right" if col in ("progress", "last loss", "ckpt") else "left")
     for r in rows:
-        table.add_row(r.name, r.state_text, r.progress_text, r.loss_text, r.checkpoint_text, r.updated_text)
+        cells = (r.name, r.state_text, r.progress_text, r.loss_text, r.checkpoint_text, r.updated_text)
+        table.add_row(*(Text(inert(c)) for c in cells))
     console = Console()
     console.print(table)
     for r in rows:  # below the table, where a long line need not fit a column
         if r.unreadable:
-            console.print(f"{r.name}: unreadable: {r.unreadable}", markup=False, highlight=False, soft_wrap=True)
+            say(console, f"{r.name}: unreadable: {r.unreadable}")
         elif r.redo and r.state != "running":
-            console.print(f"{r.name}: a resume continues {r.resume_text}", markup=False, highlight=False)
+            say(console, f"{r.name}: a resume continues {r.resume_text}", soft_wrap=False)
         if r.held_out and not r.unreadable:
-            console.print(f"{r.name}: {held_out_text(r.held_out)}", markup=False, highlight=False, soft_wrap=True)
+            say(console, f"{r.name}: {held_out_text(r.held_out)}")
     readable = [r.name for r in rows if not r.unreadable]
     if len(readable) >= 2:
 
         # The comparison offered: the newest runs as listed (the user keeps those to compare).
-        console.print(f"compare runs: {command(readable[:4], args.runs_dir)}", markup=False, highlight=False,
-                      soft_wrap=True)
+        say(console, f"compare runs: {command(readable[:4], args.runs_dir)}")
     return 0
+
+
+def say(console: Any, line: str, *, soft_wrap: bool = True) -> None:
+    """A line of outside text (names, files' fields) through rich: inert, with no markup read in it; a sentence
+    (soft_wrap False) is wrapped to the terminal's width, a line holding a command or a path is not broken."""
+    console.print(inert(line), markup=False, highlight=False, soft_wrap=soft_wrap)
 
 
 def run_stop(args: argparse.Namespace) -> int:
     paths = resolve_run(args.name, args.runs_dir)
     pid = request_stop(paths)
-    print(f"asked run {paths.name} (pid {pid}) to stop: it finishes its step (or drops its evaluation) "
+    print(f"asked run {inert(paths.name)} (pid {pid}) to stop: it finishes its step (or drops its evaluation) "
           "and writes a checkpoint")
     if args.wait <= 0:
         return 0
@@ -105,8 +114,9 @@ def run_stop(args: argparse.Namespace) -> int:
     status = read_json(paths.status) or {}
     if state == "running":
         doing = activity(status) or "finishing its step"
-        print(f"run {paths.name} is still {doing} after {args.wait:g}s; `gptwiz runs` shows when it has stopped")
+        print(inert(f"run {paths.name} is still {doing} after {args.wait:g}s; `gptwiz runs` shows when it has stopped"))
     else:
-        print(f"run {paths.name} is {state} at iteration {status.get('iter', fmt.UNKNOWN)}"
-              + (f"; continue it with `gptwiz train --model_name {paths.name} --resume`" if state == "stopped" else ""))
+        print(inert(f"run {paths.name} is {state} at iteration {status.get('iter', fmt.UNKNOWN)}"
+                    + (f"; continue it with `gptwiz train --model_name {paths.name} --resume`"
+                       if state == "stopped" else "")))
     return 0

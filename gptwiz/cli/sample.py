@@ -8,6 +8,7 @@ import sys
 from typing import Any
 
 from gptwiz.cli.args import flag, number, positive_int
+from gptwiz.common.inert import generated
 from gptwiz.runs.checkpoints import CHECKPOINT_CHOICES
 
 
@@ -24,6 +25,9 @@ def add(sub: Any) -> None:
     flag(p, "runs_dir", default="runs")
     flag(p, "json", action="store_true",
          help="one JSON object a line for each sample: text, new_tokens, tokens_per_sec, checkpoint, iter")
+    flag(p, "raw", action="store_true",
+         help="the text exactly as generated, control characters included, even on a terminal (where they are "
+              "dropped otherwise)")
     flag(p, "checkpoint", choices=CHECKPOINT_CHOICES, default="auto",
          help="best or last; auto (the default): the best, unless an evaluation came after it or it holds the "
               "run's iteration 0 while the last is further on")
@@ -37,11 +41,29 @@ def run(args: argparse.Namespace) -> int:
     def say(message: str) -> None:
         print(f"gptwiz sample: {message}", file=sys.stderr)
 
+    on_terminal = sys.stdout.isatty()
     for i, result in enumerate(sample_results(opts, warn=say, note=say)):
         if args.json:
-            print(json.dumps(result.to_json(), ensure_ascii=False), flush=True)
+            print(json_line(result.to_json()), flush=True)
             continue
         if i:
             print("\n" + "-" * 40)
-        print(result.text)
+        if args.raw:
+            sys.stdout.flush()  # the bytes go past the text layer: what it holds goes first
+            sys.stdout.buffer.write(result.data + b"\n")
+            sys.stdout.buffer.flush()
+        else:
+            # A model's output may hold escape sequences: a terminal gets it without its control characters; a
+            # pipe gets it as generated, as it always has.
+            print(generated(result.text) if on_terminal else result.text)
     return 0
+
+
+def json_line(record: dict[str, Any]) -> str:
+    """One JSON object on one line, non-ASCII text as itself but every control character escaped: JSON escapes
+    C0 only, and a C1 character (U+009B) or a reordering mark left as it is would act on a terminal shown the line.
+    The characters escaped are those `generated` drops; a JSON reader gets the same value."""
+    line = json.dumps(record, ensure_ascii=False)
+    if generated(line) == line:
+        return line
+    return "".join(c if generated(c) else f"\\u{ord(c):04x}" for c in line)

@@ -11,7 +11,7 @@ from typing import Any
 from gptwiz.cli.args import flag, number, positive_int
 from gptwiz.cli.train_console import PlainReporter, RichReporter
 from gptwiz.common.errors import UsageError
-from gptwiz.common.inert import inert
+from gptwiz.common.inert import inert, quote
 from gptwiz.runs.jsonfile import read_json
 from gptwiz.runs.launch import check_nproc, launch_detached, launch_torchrun, strip_detach
 from gptwiz.runs.status import effective_state
@@ -109,12 +109,13 @@ def detach_train(opts: TrainOptions, argv: Sequence[str]) -> int:
     resolved = resolve_options(opts)
     paths = resolved.paths
     if opts.resume and effective_state(read_json(paths.status), paths) == "running":
-        raise UsageError(f"run '{paths.name}' is already running; watch it with `gptwiz watch {paths.name}`")
+        raise UsageError(f"run {quote(paths.name)} is already running; watch it with `gptwiz watch {paths.name}`")
     launched = launch_detached(strip_detach(argv), runs_dir=opts.runs_dir, name=resolved.cfg.name)
     runs_flag = "" if opts.runs_dir == "runs" else f" --runs_dir {opts.runs_dir}"
-    print(f"started run {launched.name} in the background (pid {launched.pid}); console output: {launched.console_log}")
-    print(f"  watch it: gptwiz watch {launched.name}{runs_flag}")
-    print(f"  stop it:  gptwiz stop {launched.name}{runs_flag}")
+    print(inert(f"started run {launched.name} in the background (pid {launched.pid}); "
+                f"console output: {launched.console_log}"))
+    print(inert(f"  watch it: gptwiz watch {launched.name}{runs_flag}"))
+    print(inert(f"  stop it:  gptwiz stop {launched.name}{runs_flag}"))
     return 0
 
 

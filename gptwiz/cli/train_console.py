@@ -7,6 +7,7 @@ import sys
 from typing import Any
 
 from gptwiz.common import fmt
+from gptwiz.common.inert import inert
 from gptwiz.training.options import RunConfig, TrainResult
 from gptwiz.training.reporting import Reporter
 
@@ -19,7 +20,7 @@ class PlainReporter(Reporter):
         self.stream = stream or sys.stdout
 
     def _print(self, text: str) -> None:
-        print(text, file=self.stream, flush=True)
+        print(inert(text), file=self.stream, flush=True)  # a message may name a preset, a file, an error
 
     def start(self, cfg: RunConfig, start_iter: int) -> None:
         self.max_iters = cfg.train.max_iters
@@ -60,7 +61,10 @@ class RichReporter(Reporter):
                        "{task.fields[tps]} tok/s"),
             TimeRemainingColumn(), console=self.console, transient=False,
         )
-        self.task = self.progress.add_task(cfg.name, total=cfg.train.max_iters, completed=start_iter,
+        from rich.markup import escape  # as above
+
+        # The description is read as markup by the column above: the name is escaped, and inert.
+        self.task = self.progress.add_task(escape(inert(cfg.name)), total=cfg.train.max_iters, completed=start_iter,
                                            loss=fmt.UNKNOWN, val=fmt.UNKNOWN, lr=fmt.UNKNOWN, tps=fmt.UNKNOWN)
         self.progress.start()
 
@@ -74,7 +78,8 @@ class RichReporter(Reporter):
             self.progress.update(self.task, val=f"{record['val_loss']:.4f}")
 
     def log(self, message: str) -> None:
-        (self.progress.console if self.progress is not None else self.console).print(message, highlight=False)
+        console = self.progress.console if self.progress is not None else self.console
+        console.print(inert(message), markup=False, highlight=False)  # outside text in it: no markup, inert
 
     def end(self, result: TrainResult) -> None:
         if self.progress is not None:

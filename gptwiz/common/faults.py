@@ -9,6 +9,9 @@ GPTWIZ_FAULT_ATOMIC="ACTION:PATTERN" (`atomic_fault`, acted on by gptwiz.common.
     which already exists (so a run's first checkpoint is always written), once the new content is in the
     temporary file and before it replaces the old one. ACTION is sleep=SECONDS (widen the window a kill or a
     signal can hit), kill (SIGKILL the process there), or enospc (fail as a full disk does).
+GPTWIZ_FAULT_EXPORT="sleep=SECONDS" (`export_hold`, acted on by gptwiz.export.target)
+    An export sleeps once its files are written into its temporary folder, before that folder is renamed into
+    place (holding the lock of its --out folder all the while), so that a second export or a kill lands there.
 GPTWIZ_FAULT_FAIL_RANK="R:I" (`rank_failure`, acted on by gptwiz.training.trainer through
     gptwiz.training.distributed.injected_failure)
     Rank R of a run raises a RuntimeError when it is about to train iteration I, as a crashing rank would.
@@ -24,6 +27,7 @@ import os
 from dataclasses import dataclass
 
 ATOMIC_ENV = "GPTWIZ_FAULT_ATOMIC"
+EXPORT_ENV = "GPTWIZ_FAULT_EXPORT"
 FAIL_RANK_ENV = "GPTWIZ_FAULT_FAIL_RANK"
 FAKE_OOM_ENV = "GPTWIZ_PROBE_FAKE_OOM_ABOVE_BATCH"
 
@@ -50,6 +54,12 @@ def atomic_fault() -> AtomicFault | None:
         return None
     action, _, pattern = spec.partition(":")
     return AtomicFault(action, pattern)
+
+
+def export_hold() -> float:
+    """The seconds GPTWIZ_FAULT_EXPORT=sleep=SECONDS holds an export before its rename; 0 when unset."""
+    action = os.environ.get(EXPORT_ENV, "")
+    return float(action.split("=", 1)[1]) if action.startswith("sleep=") else 0.0
 
 
 def rank_failure() -> RankFailure | None:

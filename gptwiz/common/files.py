@@ -11,6 +11,7 @@ from pathlib import Path
 
 from gptwiz.common import fmt
 from gptwiz.common.errors import UsageError
+from gptwiz.common.inert import quote
 
 # A name longer than this is refused by every common Linux filesystem (ext4, xfs, btrfs, tmpfs).
 _NAME_MAX = 255
@@ -107,6 +108,21 @@ def file_kind(mode: int) -> str:
     return "not a regular file"
 
 
+def check_own_folder(path: Path, what: str) -> None:
+    """Refuse, in one line, a folder gptwiz names itself (a run's tb/, its wandb/) that is a symlink or not a
+    folder: gptwiz writes and deletes there, and a planted link would send that to wherever it points. Nothing
+    there yet is fine (it is made as a real folder)."""
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        return
+    if stat.S_ISLNK(info.st_mode):
+        raise UsageError(f"{what} {quote(path)} is a symlink (to {quote(os.readlink(path))}); gptwiz writes there "
+                         "only into a real folder of its own: remove the link (what it points at is left alone)")
+    if not stat.S_ISDIR(info.st_mode):
+        raise UsageError(f"{what} {quote(path)} is {file_kind(info.st_mode)}, not a folder; remove it")
+
+
 # --- a write that failed for want of room -------------------------------------------------------------
 
 def free_space(path: Path | str) -> str:
@@ -152,7 +168,7 @@ def check_folder(path: Path | str, flag: str, *, write: bool) -> Path:
     path = Path(path)
     text = str(path)
     if "\x00" in text:
-        raise UsageError(f"invalid {flag} {text!r}: a path cannot hold a NUL character")
+        raise UsageError(f"invalid {flag} {quote(text)}: a path cannot hold a NUL character")
     for part in path.parts:
         if len(os.fsencode(part)) > _NAME_MAX:
             raise UsageError(f"invalid {flag} {_short(text)}: its part {_short(part)} is {len(os.fsencode(part))} "

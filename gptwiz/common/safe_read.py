@@ -5,6 +5,10 @@ or stream forever, so nothing but a regular file is opened (the open itself is n
 place between the check and the open), and no more than a bound is read. JSON that cannot be parsed, a
 document nested too deep for the parser, or bytes that are not UTF-8 are reported the same way: an
 `UnreadableFile` saying why, for the caller to show or turn into a one-line error.
+
+Every JSON text gptwiz reads, from a file or not (a JSONL line, a checkpoint's stored config), is parsed by
+`loads` here, with one depth limit: a document nested deeper than MAX_JSON_DEPTH is refused before the parser
+sees it (a bracket count, predictable, where the parser itself would fail with a RecursionError).
 """
 
 from __future__ import annotations
@@ -12,14 +16,20 @@ from __future__ import annotations
 import errno
 import json
 import os
+import re
 import stat
 from pathlib import Path
 from typing import Any
 
 from gptwiz.common.files import file_kind
+from gptwiz.common.records import RecordError
 
 SMALL_FILE_LIMIT = 1 << 20   # status.json and config.json are a few kilobytes
 MANIFEST_LIMIT = 64 << 20    # a manifest lists every shard: a large dataset's runs to megabytes
+# gptwiz's own documents nest 4 deep at most (config.json's data.sources[i]; a chat example's messages[i]).
+MAX_JSON_DEPTH = 32
+_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')  # a JSON string: the brackets inside one do not nest
+_BRACKET = re.compile(r"[\[\]{}]")
 
 
 class UnreadableFile(OSError):
@@ -97,16 +107,46 @@ def read_regular(path: Path | str, limit: int = SMALL_FILE_LIMIT, follow_symlink
         os.close(fd)
 
 
-def parse_json(data: bytes, path: Path | str) -> Any:
-    """A JSON document; UnreadableFile when it is not UTF-8, not JSON, or nested too deep to parse."""
+def nested_too_deep(text: str, limit: int = MAX_JSON_DEPTH) -> bool:
+    """Whether the objects and lists of a JSON text nest more than `limit` deep (brackets inside strings aside)."""
+    if text.count("[") + text.count("{") <= limit:  # the common case, at C speed: it cannot be deeper
+        return False
+    depth = 0
+    for bracket in _BRACKET.finditer(_STRING.sub("", text)):
+        depth += 1 if bracket.group() in "[{" else -1
+        if depth > limit:
+            return True
+    return False
+
+
+TOO_DEEP = (f"is nested more than {MAX_JSON_DEPTH} levels deep (objects and lists inside each other; "
+            f"valid: at most {MAX_JSON_DEPTH})")
+
+
+def loads(text: str | bytes, source: str) -> Any:
+    """A JSON document parsed, nested at most MAX_JSON_DEPTH deep; a RecordError naming `source` (its `problem`
+    says why without it) when it is not UTF-8, not JSON, or nested deeper."""
+    if isinstance(text, (bytes, bytearray)):
+        try:
+            text = bytes(text).decode("utf-8")
+        except UnicodeDecodeError:
+            raise RecordError(source, "", "is not UTF-8 text") from None
+    if nested_too_deep(text):
+        raise RecordError(source, "", TOO_DEEP)
     try:
-        return json.loads(data.decode("utf-8"))
-    except UnicodeDecodeError:
-        raise UnreadableFile(path, "is not UTF-8 text") from None
-    except RecursionError:
-        raise UnreadableFile(path, "is not valid JSON (nested too deep)") from None
+        return json.loads(text)
+    except RecursionError:  # not reached below the limit; kept so that no parse ever ends in a traceback
+        raise RecordError(source, "", TOO_DEEP) from None
     except ValueError as exc:  # JSONDecodeError, and integers of more digits than Python converts
-        raise UnreadableFile(path, f"is not valid JSON ({str(exc).splitlines()[0][:120]})") from None
+        raise RecordError(source, "", f"is not valid JSON ({str(exc).splitlines()[0][:120]})") from None
+
+
+def parse_json(data: bytes, path: Path | str) -> Any:
+    """A JSON document; UnreadableFile when it is not UTF-8, not JSON, or nested too deep (see loads)."""
+    try:
+        return loads(data, str(path))
+    except RecordError as exc:
+        raise UnreadableFile(path, exc.problem) from None
 
 
 def read_json_file(path: Path | str, limit: int = SMALL_FILE_LIMIT, follow_symlinks: bool = True) -> Any:
@@ -132,4 +172,5 @@ def read_json_object(path: Path | str, limit: int = SMALL_FILE_LIMIT, follow_sym
 
 
 __all__ = ["UnreadableFile", "open_regular", "read_regular", "read_json_file", "read_json_object", "parse_json",
-           "json_type", "not_regular", "SMALL_FILE_LIMIT", "MANIFEST_LIMIT"]
+           "loads", "nested_too_deep", "MAX_JSON_DEPTH", "TOO_DEEP", "json_type", "not_regular", "SMALL_FILE_LIMIT",
+           "MANIFEST_LIMIT"]

@@ -5,11 +5,14 @@ from __future__ import annotations
 import hashlib
 import os
 from pathlib import Path
+from typing import Any
 
 from gptwiz.common.errors import UsageError
 from gptwiz.common.files import check_folder
+from gptwiz.common.inert import quote
 from gptwiz.data.prepare import tokenize_text_file
 from gptwiz.data.prepare.out_dir import Destination, complete_manifest, recover_interrupted
+from gptwiz.data.text_check import refuse_binary
 
 
 def file_sha256(path: Path) -> str:
@@ -42,9 +45,7 @@ def cache_text_file(input_file: Path | str, data_dir: Path | str, val_fraction: 
     recover_interrupted(cache)  # a cache a killed gptwiz was putting in place
     if cache_ready(cache, digest):
         return cache
-    with open(path, "rb") as f:
-        if b"\x00" in f.read(8192):
-            raise UsageError(f"--input_file {path} is not a text file (it holds NUL bytes)")
+    refuse_binary(path, "--input_file")
     check_folder(data_dir, "--data_dir", write=True)
     if os.path.islink(cache):
         # The cache's folders are named by gptwiz: a link there was put by someone else, and is replaced (the
@@ -70,3 +71,29 @@ def cache_ready(cache: Path, digest: str) -> bool:
 def _slug(text: str) -> str:
     slug = "".join(c if c.isalnum() or c in "-_." else "_" for c in text)[:40].strip("._")
     return slug or "data"
+
+
+def input_file_change(data: dict[str, Any], manifest: dict[str, Any]) -> str | None:
+    """What changed in a run's --input_file since its token cache was made (its size, or its content at the same
+    size), as a warning for a resume; None when it is unchanged, or the run was not trained on one. The cache's
+    manifest holds the file's size and sha256 as they were (the run's config pins the manifest by its checksum)."""
+    sources = manifest.get("sources") or [{}]
+    path, was_size, was_hash = data.get("input_file"), sources[0].get("bytes"), sources[0].get("sha256")
+    if data.get("kind") != "input_file" or not isinstance(path, str) or not isinstance(was_hash, str):
+        return None
+    try:
+        size = os.stat(path).st_size
+        if size == was_size and file_sha256(Path(path)) == was_hash:
+            return None
+    except OSError as exc:
+        return f"warning: --input_file {quote(path)} cannot be read now ({exc.strerror}) to compare with the text " \
+               "this run started on"
+    what = f"same size, {size:,} bytes, other content" if size == was_size else \
+        f"its size went from {_count(was_size)} to {size:,} bytes"
+    return (f"warning: --input_file {quote(path)} changed since this run started ({what}); the run goes on with "
+            f"the tokens cached from it then, in {quote(data.get('dataset_dir'))}; to train on the new text, start "
+            "a new run (--init_from_model keeps these weights)")
+
+
+def _count(size: Any) -> str:
+    return f"{size:,}" if isinstance(size, int) and not isinstance(size, bool) else "an unknown number of"

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from gptwiz.common.errors import UsageError
+from gptwiz.common.inert import quote
 from gptwiz.data.manifest import MANIFEST, TOKEN_DTYPE, is_sft, manifest_checksum, read_manifest
 from gptwiz.data.tokenizer import EOT_TOKEN
 
@@ -26,7 +27,7 @@ def open_shard(folder: Path, filename: str, dtype: Any) -> np.ndarray:
     # Also a shard that is a symlink out of the folder: a dataset reads only its own files.
     if (Path(filename).is_absolute() or ".." in Path(filename).parts
             or folder.resolve() not in path.resolve().parents):
-        raise UsageError(f"{folder / MANIFEST} names a shard outside the dataset: {filename!r}")
+        raise UsageError(f"{folder / MANIFEST} names a shard outside the dataset: {quote(filename)}")
     if not path.is_file():
         raise UsageError(f"{folder} is incomplete: shard {filename} listed in the manifest is missing; prepare it again")
     size = path.stat().st_size

@@ -15,6 +15,7 @@ import numpy as np
 
 from gptwiz.common.atomic import atomic_write_json
 from gptwiz.common.errors import UsageError
+from gptwiz.common.inert import quote
 from gptwiz.common.records import ANY_NUMBER, Bound, Check, RecordError, check_record, rule, shown
 from gptwiz.common.safe_read import MANIFEST_LIMIT, UnreadableFile, parse_json, read_regular
 from gptwiz.data.chat_template import TEMPLATE_NAME
@@ -66,7 +67,7 @@ def read_manifest(dataset_dir: Path | str) -> dict[str, Any]:
     except OSError as exc:
         raise UsageError(f"{path} cannot be read ({exc.strerror}); prepare the dataset again") from None
     if not isinstance(manifest, dict) or manifest.get("format_version") != FORMAT_VERSION:
-        raise UsageError(f"{path} has format_version {manifest.get('format_version') if isinstance(manifest, dict) else None!r}; "
+        raise UsageError(f"{path} has format_version {quote(manifest.get('format_version') if isinstance(manifest, dict) else None)}; "
                          f"this gptwiz reads version {FORMAT_VERSION}: prepare the dataset again")
     if not manifest.get("sources"):
         raise UsageError(f"{path} lists no sources; prepare the dataset again")

@@ -7,7 +7,6 @@ card") is binary: NVML reports a 24 GB card as 24576 MiB, so VRAM figures use Gi
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from dataclasses import asdict, dataclass
@@ -15,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from gptwiz.common.errors import UsageError
+from gptwiz.common.inert import quote
+from gptwiz.common.safe_read import MANIFEST_LIMIT, read_json_file
 from gptwiz.data.globbing import safe_glob
 
 _UNITS = {
@@ -37,7 +38,7 @@ def parse_size(text: str, what: str = "--dataset-size") -> int:
     m = _SIZE.match(str(text))
     unit = m.group(2).lower() if m else ""
     if not m or unit not in _UNITS:
-        raise UsageError(f"invalid {what} {text!r}: expected a size such as 5MB, 500MB or 2GB "
+        raise UsageError(f"invalid {what} {quote(text)}: expected a size such as 5MB, 500MB or 2GB "
                          "(units B, KB, MB, GB, TB, or KiB, MiB, GiB, TiB)")
     return int(float(m.group(1)) * _UNITS[unit])
 
@@ -69,7 +70,7 @@ def _estimated(path: str, kind: str, files: list[Path]) -> DatasetSize:
 
 def _prepared(path: str, manifest_path: Path) -> DatasetSize:
     try:
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        manifest = read_json_file(manifest_path, MANIFEST_LIMIT)  # never a FIFO; nested within the limit
         totals = manifest["totals"]
         tokens = int(totals.get("train_tokens", 0)) + int(totals.get("val_tokens", 0))
         return DatasetSize(path=path, kind="prepared", files=int(totals.get("files", 0)),

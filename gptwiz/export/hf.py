@@ -1,5 +1,6 @@
 """A run's checkpoint as a Hugging Face GPT-2 model folder: config.json, model.safetensors, generation_config.json,
-the GPT-2 tokenizer files and a model card, written into a temporary sibling and renamed into place.
+the GPT-2 tokenizer files and a model card, written into a temporary sibling and renamed into place, one export
+at a time per folder (gptwiz.export.target).
 
 gptwiz's model keeps GPT-2's tensor names, stored as nn.Linear (out, in): the Hugging Face model's Conv1D holds
 the four projection matrices as (in, out), so those are transposed; the biases a preset leaves out are zeros
@@ -10,8 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,25 +18,28 @@ from typing import Any
 
 import torch
 
-from gptwiz.common.atomic import fsync_dir
-from gptwiz.common.errors import UsageError, WriteFailed
-from gptwiz.common.files import check_folder, write_failure
+from gptwiz.common.errors import UsageError
+from gptwiz.common.files import check_folder
+from gptwiz.common.inert import quote
 from gptwiz.data.tokenizer import EOT_TOKEN, GPT2_VOCAB_SIZE
 from gptwiz.export.model_card import CardFacts, model_card
 from gptwiz.export.safetensors_file import write_safetensors
-from gptwiz.export.tokenizer_files import tokenizer_files
+from gptwiz.export.target import ExportTarget, check_name
+from gptwiz.export.tokenizer_files import TOKENIZER_FILES, tokenizer_files
 from gptwiz.model.config import ModelConfig
 from gptwiz.planning.presets import shown
 from gptwiz.runs.checkpoints import CHECKPOINT_CHOICES
 from gptwiz.runs.jsonfile import read_json
 from gptwiz.runs.metrics import read_metrics
 from gptwiz.runs.paths import RunPaths, resolve_run
-from gptwiz.runs.restore import missing_folders, remove_empty_folders
 from gptwiz.training.run_model import load_run_model
+from gptwiz.training.saved_config import read_run_facts
 
 # Conv1D layers: their weight is (in, out) in the Hugging Face model.
 _CONV1D = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
 WEIGHTS_FILE = "model.safetensors"
+# Every file of an exported folder.
+MODEL_FILES = (WEIGHTS_FILE, "config.json", "generation_config.json", "README.md", *TOKENIZER_FILES)
 
 
 @dataclass(frozen=True)
@@ -120,71 +122,32 @@ def gpt2_tensors(config: ModelConfig, model_state: dict[str, torch.Tensor]) -> d
 
 
 def check_export_options(opts: ExportOptions) -> Path:
-    """The folder to write, refused in one line before anything is read: one that is there and not empty (unless
-    --overwrite, and then only a model folder, never a folder of something else), a file, a link."""
+    """The folder to write, refused in one line before anything is read: a name the filesystem cannot hold, one
+    that is there and not empty (unless --overwrite, and then only a model folder, never a folder of something
+    else), a file, a link. Checked again once the folder's lock is held (another export may have written it)."""
     if opts.checkpoint not in CHECKPOINT_CHOICES:
         raise UsageError(f"invalid --checkpoint {shown(opts.checkpoint)}: must be best or last (or auto, the default)")
     if not opts.out or not opts.out.strip():
         raise UsageError("invalid --out '': give the folder to write the model into")
     out = Path(opts.out)
     check_folder(out.parent if str(out.parent) else Path("."), "--out", write=True)
+    check_name(out, opts.out)
+    given = quote(opts.out)
     if out.is_symlink():
-        raise UsageError(f"invalid --out {opts.out}: it is a symlink; give the folder itself")
+        raise UsageError(f"invalid --out {given}: it is a symlink; give the folder itself")
     if os.path.lexists(out):
         if not out.is_dir():
-            raise UsageError(f"invalid --out {opts.out}: it is a file, not a folder; give a new or empty folder")
+            raise UsageError(f"invalid --out {given}: it is a file, not a folder; give a new or empty folder")
         if any(out.iterdir()):
             if not opts.overwrite:
-                raise UsageError(f"--out {opts.out} exists and is not empty; give a new or empty folder, "
+                raise UsageError(f"--out {given} exists and is not empty; give a new or empty folder, "
                                  "or --overwrite to replace the model folder in it")
             if (read_json(out / "config.json") or {}).get("model_type") != "gpt2":
-                raise UsageError(f"--out {opts.out} is not a model folder (it has no config.json of a GPT-2 model); "
+                raise UsageError(f"--out {given} is not a model folder (it has no config.json of a GPT-2 model); "
                                  "--overwrite replaces only an earlier export: remove it yourself or give another")
     if out.resolve() == Path.cwd().resolve():
-        raise UsageError(f"invalid --out {opts.out}: it is the current folder; give a folder of its own")
+        raise UsageError(f"invalid --out {given}: it is the current folder; give a folder of its own")
     return out
-
-
-def write_model_folder(out: Path, fill: Callable[[Path], None]) -> None:
-    """`fill(folder)` writes the files into a new hidden sibling of `out`, which then takes out's place whole: a
-    failure or an interrupt at any moment leaves what was there before (or nothing), never half a model."""
-    parent = out.parent if str(out.parent) else Path(".")
-    made = missing_folders(parent)
-    parent.mkdir(parents=True, exist_ok=True)
-    try:
-        tmp = Path(tempfile.mkdtemp(dir=parent, prefix=f".{out.name}.", suffix=".tmp"))
-    except BaseException:
-        remove_empty_folders(made)
-        raise
-    old: Path | None = None
-    try:
-        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes it private; the export reads like any folder
-        fill(tmp)
-        for entry in tmp.iterdir():
-            with open(entry, "rb") as f:
-                os.fsync(f.fileno())
-        fsync_dir(tmp)
-        if out.is_dir() and any(out.iterdir()):  # an earlier export, with --overwrite (checked before)
-            old = Path(tempfile.mkdtemp(dir=parent, prefix=f".{out.name}.", suffix=".old"))
-            os.rename(out, old / "model")
-        os.rename(tmp, out)  # (over an empty folder too: rename replaces an empty directory)
-        fsync_dir(parent)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        if old is not None:
-            if not os.path.lexists(out):
-                os.rename(old / "model", out)
-            shutil.rmtree(old, ignore_errors=True)
-        remove_empty_folders(made)
-        raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def _eval_at(paths: RunPaths, iteration: int) -> dict[str, Any]:
@@ -218,12 +181,20 @@ def export_run(opts: ExportOptions, command: str = "", warn: Callable[[str], Non
     damaged checkpoint passed over, `note` which checkpoint is exported; `command` goes into the model card."""
     out = check_export_options(opts)
     paths = resolve_run(opts.model_name, opts.runs_dir)
+    target = ExportTarget(out, MODEL_FILES)
+    with target.claimed():
+        check_export_options(opts)  # again, under the lock: an export that just ended may have written it
+        return _export(opts, paths, target, command, warn, note)
+
+
+def _export(opts: ExportOptions, paths: RunPaths, target: ExportTarget, command: str,
+            warn: Callable[[str], None] | None, note: Callable[[str], None] | None) -> ExportResult:
+    run_config = read_run_facts(paths.config)  # each key the model card reads, checked first: refused in one line
     loaded = load_run_model(paths, opts.checkpoint, "cpu", warn=warn, note=note)
     path, iteration, config = loaded.path, loaded.iteration, loaded.config
     tensors = gpt2_tensors(loaded.config, loaded.model.state_dict())
     del loaded
     params = sum(t.numel() for t in tensors.values())
-    run_config = read_json(paths.config) or {}
     ev = _eval_at(paths, iteration)
     nbytes, ntokens = _data_size(run_config)
     card = model_card(CardFacts(
@@ -243,15 +214,8 @@ def export_run(opts: ExportOptions, command: str = "", warn: Callable[[str], Non
             with open(folder / name, "xb") as f:
                 f.write(data)
 
-    try:
-        write_model_folder(out, fill)
-    except OSError as exc:
-        line = write_failure(exc)
-        if line is not None:
-            raise WriteFailed(f"{line}; nothing was exported") from None
-        raise WriteFailed(f"cannot write {exc.filename or out} ({exc.strerror or exc.__class__.__name__}); "
-                          "nothing was exported") from None
-    return ExportResult(out, path.name, iteration, params, sorted([WEIGHTS_FILE, *texts]))
+    target.write(fill, replace=opts.overwrite)
+    return ExportResult(target.out, path.name, iteration, params, sorted([WEIGHTS_FILE, *texts]))
 
 
 def _json(data: object) -> bytes:

@@ -8,6 +8,7 @@ from typing import Any
 
 from gptwiz.common import fmt
 from gptwiz.common.commands import fold_command
+from gptwiz.common.inert import inert
 from gptwiz.data.chat_template import ASSISTANT_HEADER, TEMPLATE_NAME, USER_HEADER
 from gptwiz.data.sizes import bits_per_byte
 
@@ -92,6 +93,12 @@ part of the prompt tokenized on its own. In Python: `prompt = {prompt!r}`, then
 
 
 def model_card(facts: CardFacts) -> str:
+    """The card's Markdown. It holds outside text (the run's name, preset, files, sources) and a terminal may
+    `cat` it: every character but newline and tab that a terminal could act on is shown as its escape."""
+    return inert(_card(facts), multiline=True)
+
+
+def _card(facts: CardFacts) -> str:
     cfg = facts.run_config
     model, train = cfg.get("model") or {}, cfg.get("train") or {}
     data = cfg.get("data") or {}

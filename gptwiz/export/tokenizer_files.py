@@ -22,6 +22,8 @@ _SOURCES = {
     "merges.txt": ("vocab.bpe", "1ce1664773c50f3e0cc8842619a93edc4624525b728b188a9e0be33b7726adc5"),
 }
 EOT_TEXT = "<|endoftext|>"
+# The names tokenizer_files gives, known before it runs (what an export's folder may hold).
+TOKENIZER_FILES = (*_SOURCES, "tokenizer_config.json", "special_tokens_map.json")
 
 
 def tiktoken_cache_dir() -> Path:

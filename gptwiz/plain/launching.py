@@ -7,8 +7,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from gptwiz.common.errors import UsageError
+from gptwiz.common.inert import quote
 from gptwiz.plain.prompts import BACK
-from gptwiz.plain.talk import NO, YES, Talk
+from gptwiz.plain.talk import NO, YES, Talk, outside
 from gptwiz.runs.launch import launch_detached, wait_for_start
 from gptwiz.runs.paths import validate_run_name
 from gptwiz.wizard.advice import probe_summary
@@ -26,14 +27,14 @@ def runs_flag(runs_dir: Path) -> str:
 def launch_in_background(talk: Talk, runs_dir: Path, args: list[str], name: str) -> int:
     """Start `gptwiz ARGS` detached, wait until it writes its status, and say how to watch and stop it."""
     run = launch_detached(args, runs_dir=runs_dir, name=name)
-    with talk.console.status(f"starting run {name} (pid {run.pid}) ..."):
+    with talk.console.status(f"starting run {outside(name)} (pid {run.pid}) ..."):
         outcome = wait_for_start(run, timeout=600)
     if not outcome.started:
-        talk.say(f"[red]the training did not start: {outcome.message}[/]")
+        talk.say(f"[red]the training did not start: {outside(outcome.message)}[/]")  # the trainer's own words
         return 1
-    talk.say(f"[green]run {name} is training in the background (pid {run.pid}).[/]")
-    talk.say(f"  watch it: gptwiz watch {name}{runs_flag(runs_dir)}")
-    talk.say(f"  stop it:  gptwiz stop {name}{runs_flag(runs_dir)}")
+    talk.say(f"[green]run {outside(name)} is training in the background (pid {run.pid}).[/]")
+    talk.say(outside(f"  watch it: gptwiz watch {name}{runs_flag(runs_dir)}"))
+    talk.say(outside(f"  stop it:  gptwiz stop {name}{runs_flag(runs_dir)}"))
     return 0
 
 
@@ -45,7 +46,7 @@ def name_and_start(talk: Talk, state: WizardState, launch: Launch) -> int | None
             validate_run_name(name)
         except UsageError as exc:
             return str(exc)
-        return f"a run named {name} exists already" if (state.runs_dir / name).exists() else None
+        return f"a run named {quote(name)} exists already" if (state.runs_dir / name).exists() else None
 
     talk.say_item("  ", probe_summary(state.probe_result, state))
     while True:

@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import IO, Any, Protocol
 
+from gptwiz.common.inert import inert, quote
+
 BACK = "<back>"         # the answer a prompter gives for "go back", to a select or a text question
 BACK_TEXT = "<"         # what the user types at a text question to go back
 BACK_TITLE = "back to the previous question"
@@ -71,7 +73,7 @@ class LinePrompter:
         self._out = out
 
     def _say(self, line: str) -> None:
-        print(line, file=self._out, flush=True)
+        print(inert(line), file=self._out, flush=True)  # choices and problems name files, runs and answers
 
     def _line(self, prompt: str) -> str:
         try:
@@ -92,7 +94,7 @@ class LinePrompter:
                 return BACK
             if answer.isdigit() and 1 <= int(answer) <= len(choices):
                 return values[int(answer) - 1]
-            self._say(f"  {answer!r} is not one of the numbers 1 to {len(choices)}")
+            self._say(f"  {quote(answer)} is not one of the numbers 1 to {len(choices)}")
 
     def text(self, message: str, default: str = "", validate: Callable[[str], str | None] | None = None) -> str:
         shown = f" [{default}]" if default else ""

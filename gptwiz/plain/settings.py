@@ -6,11 +6,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from rich.markup import escape
-
 from gptwiz.common import fmt
 from gptwiz.plain.prompts import BACK
-from gptwiz.plain.talk import NO, YES, Talk
+from gptwiz.plain.talk import NO, YES, Talk, outside
 from gptwiz.planning.knobs import Knobs
 from gptwiz.wizard.commands import wizard_command_line
 from gptwiz.wizard.knob_fields import KNOB_FIELDS, knobs_from_texts
@@ -62,7 +60,7 @@ class SettingsStep:
 
     def _show_pick(self, rec: RecView) -> None:
         talk = self.talk
-        talk.say(f"\n[bold green]Recommended: {rec.knobs.preset}[/]")
+        talk.say(f"\n[bold green]Recommended: {outside(rec.knobs.preset)}[/]")
         for i, reason in enumerate(rec.reasons, 1):
             talk.say_item(f"  {i}. ", reason)
         if rec.phases:
@@ -123,6 +121,6 @@ class SettingsStep:
             try:
                 self._speed = (self.measure_throughput(*device_and_dtype(self.state)),)
             except Exception as exc:  # a prediction is a convenience: never a reason to stop the wizard
-                self.talk.say(f"  [yellow]could not measure the speed ({escape(str(exc))}): no time predictions[/]")
+                self.talk.say(f"  [yellow]could not measure the speed ({outside(exc)}): no time predictions[/]")
                 self._speed = (None,)
         return self._speed[0]

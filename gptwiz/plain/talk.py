@@ -10,9 +10,16 @@ from typing import Any
 from rich.markup import escape
 
 from gptwiz.common.commands import fold_command
+from gptwiz.common.inert import inert
 from gptwiz.plain.prompts import BACK, BACK_TITLE, Prompter
 
 YES, NO = "yes", "no"
+
+
+def outside(text: object) -> str:
+    """Outside text (a name, a path, an error, another process's message) as part of a `say` line, which rich
+    reads as markup: inert, and escaped."""
+    return escape(inert(text))
 
 
 class Talk:
@@ -24,7 +31,7 @@ class Talk:
 
     def say_item(self, marker: str, text: str, style: str | None = None) -> None:
         """One reason or warning, wrapped to the terminal with its continuation lines under its text."""
-        lines = textwrap.wrap(text, width=max(20, self.console.width - 1), initial_indent=marker,
+        lines = textwrap.wrap(inert(text), width=max(20, self.console.width - 1), initial_indent=marker,
                               subsequent_indent=" " * len(marker))
         for line in lines:
             self.say(f"[{style}]{escape(line)}[/]" if style else escape(line))
@@ -32,11 +39,11 @@ class Talk:
     def say_command(self, command: str) -> None:
         """A command line folded at its options (never mid-word), each line but the last ending in a backslash."""
         for line in fold_command(command, max(20, self.console.width - 3)):
-            self.say(f"  [cyan]{escape(line)}[/]")
+            self.say(f"  [cyan]{outside(line)}[/]")  # it names files and folders
 
     def fit(self, title: str) -> str:
         """A choice's title cut to one line of the terminal: a menu line that wraps breaks the menu's drawing."""
-        return textwrap.shorten(title, width=max(20, self.console.width - 6), placeholder=" ...")
+        return textwrap.shorten(inert(title), width=max(20, self.console.width - 6), placeholder=" ...")
 
     def select(self, message: str, choices: Sequence[tuple[str, str]], default: str | None = None,
                back: bool = True) -> str:

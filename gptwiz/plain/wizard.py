@@ -14,14 +14,13 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.markup import escape
 
 from gptwiz.common.errors import UsageError
 from gptwiz.plain.launching import Launch, launch_in_background, name_and_start, runs_flag
 from gptwiz.plain.probing import ProbeStep, RunProbe, default_probe
 from gptwiz.plain.prompts import BACK, Cancelled, LinePrompter, Prompter, QuestionaryPrompter, plain_output
 from gptwiz.plain.settings import SettingsStep
-from gptwiz.plain.talk import Talk
+from gptwiz.plain.talk import Talk, outside
 from gptwiz.planning.hardware import detect_hardware as detect_this_machine
 from gptwiz.runs.listing import list_runs
 from gptwiz.wizard.flow import back_step, next_step
@@ -80,9 +79,9 @@ class PlainWizard:
             "then train it in the background.")
         rows = list_runs(self.state.runs_dir)
         for r in rows[:10]:
-            say(f"  {r.name:24} {r.state_text:9} {r.progress_text:>18}  loss {r.loss_text}")
+            say(outside(f"  {r.name_text:24} {r.state_text:9} {r.progress_text:>18}  loss {r.loss_text}"))
             if r.unreadable:
-                say(f"    [red]unreadable: {escape(r.unreadable)}[/]")
+                say(f"    [red]unreadable: {outside(r.unreadable)}[/]")
         if rows:
             say(f"  (watch one with: gptwiz watch NAME{runs_flag(self.state.runs_dir)})")
         return "next"
@@ -99,10 +98,10 @@ class PlainWizard:
         try:
             self.state.hardware = self.detect_hardware()
         except Exception as exc:
-            self.talk.say(f"[yellow]hardware detection failed ({exc})[/]")
+            self.talk.say(f"[yellow]hardware detection failed ({outside(exc)})[/]")
             self.state.hardware = None
         for line in hardware_lines(self.state.hardware) if self.state.hardware is not None else []:
-            self.talk.say(f"  {line}")
+            self.talk.say(f"  {outside(line)}")
         detected = self.state.detected_vram_gb
 
         def check(text: str) -> str | None:
@@ -137,13 +136,13 @@ class PlainWizard:
                 try:
                     choice = inspect_dataset(path)
                 except (UsageError, OSError) as exc:
-                    self.talk.say(f"[yellow]{exc}[/]")
+                    self.talk.say(f"[yellow]{outside(exc)}[/]")
                     continue
-                self.talk.say(f"  {choice.describe()}")
+                self.talk.say(f"  {outside(choice.describe())}")
             try:
                 self.state.dataset = self._prepared(choice)
             except UsageError as exc:
-                self.talk.say(f"[yellow]{exc}[/]")
+                self.talk.say(f"[yellow]{outside(exc)}[/]")
                 continue
             return "next"
 
@@ -154,9 +153,10 @@ class PlainWizard:
         from gptwiz.wizard.preparing import prepare_choice  # lazy: as demo_choice in choose_dataset
 
         if choice.kind != "demo":
-            self.talk.say(f"  preparing {choice.path} into {prepared_dir_for(choice.path, self.state.data_dir)} ...")
+            into = prepared_dir_for(choice.path, self.state.data_dir)
+            self.talk.say(f"  preparing {outside(choice.path)} into {outside(into)} ...")
         return prepare_choice(choice, self.state.data_dir, RichPrepareProgress(),
-                              on_stage=lambda m: self.talk.say(f"  {m} ..."))
+                              on_stage=lambda m: self.talk.say(f"  {outside(m)} ..."))
 
     def start(self) -> str:
         """Name the run and start it: 'done' (self.exit_code says how it went), or 'back'."""

@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from gptwiz.common.errors import UsageError
+from gptwiz.common.inert import quote
 
 Value = str | int | float
 
@@ -68,14 +69,14 @@ class Knobs:
             try:
                 updates[name] = cast(value)
             except (TypeError, ValueError):
-                raise UsageError(f"--{option} {value!r} is not a valid value") from None
+                raise UsageError(f"--{option} {quote(value)} is not a valid value") from None
         return replace(self, **updates)
 
     def with_advice(self, advice: Advice) -> Knobs:
         """Apply one piece of probe advice; UsageError when it changes nothing the wizard sets."""
         changes = [(option, value) for option, value in advice.changes if option in KNOB_OPTIONS]
         if not changes:
-            raise UsageError(f"nothing the wizard can apply in {str(advice)!r}: change it on the command line")
+            raise UsageError(f"nothing the wizard can apply in {quote(str(advice))}: change it on the command line")
         return self.with_changes(changes)
 
 

@@ -39,6 +39,7 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from gptwiz.common.errors import UsageError
+from gptwiz.common.inert import quote
 from gptwiz.model.config import ModelConfig, count_params
 from gptwiz.model.loss_plan import GLIBC_MMAP_MAX, slice_rows, uses_sliced_loss
 
@@ -201,9 +202,9 @@ class _Group:
 
 def _check(batch_size: int, block_size: int | None, dtype: str, device_type: str, grad_accum: int) -> None:
     if dtype not in DTYPES:
-        raise UsageError(f"invalid dtype {dtype!r} for the estimate (valid: {', '.join(DTYPES)}; resolve 'auto' first)")
+        raise UsageError(f"invalid dtype {quote(dtype)} for the estimate (valid: {', '.join(DTYPES)}; resolve 'auto' first)")
     if device_type not in DEVICE_TYPES:
-        raise UsageError(f"invalid device type {device_type!r} (valid: {', '.join(DEVICE_TYPES)})")
+        raise UsageError(f"invalid device type {quote(device_type)} (valid: {', '.join(DEVICE_TYPES)})")
     if dtype == "float16" and device_type == "cpu":
         raise UsageError("dtype float16 trains on CUDA only (on CPU use bfloat16 or float32)")
     for name, value in (("batch_size", batch_size), ("grad_accum", grad_accum), ("block_size", block_size)):

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from gptwiz.common.errors import UsageError
+from gptwiz.common.inert import quote
 from gptwiz.data.sizes import DatasetSize
 from gptwiz.model.config import ModelConfig
 from gptwiz.planning.hardware import HardwareReport
@@ -33,7 +34,7 @@ def auto_dtype(device_type: str, *, cuda_bf16: bool = False, cpu_bf16: bool = Fa
 def check_dtype(dtype: str) -> str:
     """A dtype given by name (not 'auto'), or the UsageError that lists the valid ones."""
     if dtype not in DTYPES:
-        raise UsageError(f"invalid --dtype {dtype!r} (valid: auto, {', '.join(DTYPES)})")
+        raise UsageError(f"invalid --dtype {quote(dtype)} (valid: auto, {', '.join(DTYPES)})")
     return dtype
 
 
@@ -46,7 +47,7 @@ def training_dtype(report: HardwareReport, device_type: str) -> str:
 
 def resolve_device_dtype(report: HardwareReport, device: str, dtype: str) -> tuple[str, str]:
     if device not in ("auto", "cpu", "cuda"):
-        raise UsageError(f"invalid --device {device!r} "
+        raise UsageError(f"invalid --device {quote(device)} "
                          "(valid: auto, cpu, cuda; cuda also plans for a GPU this machine lacks)")
     device_type = ("cuda" if report.gpus else "cpu") if device == "auto" else device
     if dtype == "auto":
@@ -68,12 +69,12 @@ def parse_vram(text: str | None) -> float | None:
     try:
         value = float(number)
     except ValueError:
-        raise UsageError(f"invalid --vram-gb {text!r}: "
+        raise UsageError(f"invalid --vram-gb {quote(text)}: "
                          "expected a number of GB such as 6, 24 or 40 (0: no GPU)") from None
     if not 0 <= value <= MAX_VRAM_GB:  # NaN, and a number so long it reads as infinity, too
         shown = text if len(text) <= 40 else f"{text[:12]}...{text[-4:]} ({len(text)} characters)"
         why = "more than any card has; " if value > MAX_VRAM_GB else ""
-        raise UsageError(f"invalid --vram-gb {shown!r}: {why}must be a number of GB from 0 to {MAX_VRAM_GB} "
+        raise UsageError(f"invalid --vram-gb {quote(shown)}: {why}must be a number of GB from 0 to {MAX_VRAM_GB} "
                          "(0: no GPU)")
     return value
 

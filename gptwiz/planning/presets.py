@@ -13,7 +13,9 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from gptwiz.common.errors import UsageError
+from gptwiz.common.inert import quote
 from gptwiz.common.records import Bound, RecordError, field_rules, read_flat, rule, shown
+from gptwiz.common.safe_read import TOO_DEEP, nested_too_deep
 from gptwiz.model.config import ModelConfig
 
 
@@ -115,7 +117,7 @@ def check_bound(name: str, value: Any, flag: bool = True) -> None:
     """Refuse `value` for the preset key or flag `name` outside BOUNDS[name] (None: not given)."""
     bound = BOUNDS[name]
     if value is not None and not bound.holds(value):
-        where = f"--{name}" if flag else f"'{name}'"
+        where = f"--{name}" if flag else quote(name)
         raise UsageError(f"invalid {where} {shown(value)}: must be {bound.describe()}")
 
 
@@ -160,7 +162,7 @@ def resolve_preset_path(config_file: str, presets_dir: Path = PRESETS_DIR) -> Pa
     if candidate.is_file():
         return candidate
     valid = ", ".join(preset_names(presets_dir))
-    raise UsageError(f"unknown preset or config file '{config_file}' (valid presets: {valid}, or a path to a JSON file)")
+    raise UsageError(f"unknown preset or config file {quote(config_file)} (valid presets: {valid}, or a path to a JSON file)")
 
 
 def load_preset(config_file: str, presets_dir: Path = PRESETS_DIR) -> Preset:
@@ -169,6 +171,8 @@ def load_preset(config_file: str, presets_dir: Path = PRESETS_DIR) -> Preset:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise UsageError(f"preset {path}: cannot be read ({exc.__class__.__name__}: {exc})") from None
+    if nested_too_deep(text):  # the depth limit of every JSON gptwiz reads (gptwiz.common.safe_read)
+        raise UsageError(f"preset {quote(path)}: {TOO_DEEP}")
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:

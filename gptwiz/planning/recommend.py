@@ -14,6 +14,7 @@ from pathlib import Path
 
 from gptwiz.common import fmt
 from gptwiz.common.errors import UsageError
+from gptwiz.common.inert import quote
 from gptwiz.data.sizes import BYTES_PER_TOKEN
 from gptwiz.planning.alternatives import alternatives
 from gptwiz.planning.batch_fit import HEADROOM, Fit, fit_batch
@@ -99,7 +100,7 @@ def your_choice_replaces_the_pick(ask: Ask, pick: str) -> Step[str]:
     if choice is None:
         return Step(pick)
     if choice not in ask.presets:
-        raise UsageError(f"unknown preset {choice!r} (valid: {', '.join(ORDER)})")
+        raise UsageError(f"unknown preset {quote(choice)} (valid: {', '.join(ORDER)})")
     if choice == pick:
         return Step(pick)
     return Step(choice, (f"your choice: {choice} instead of {pick}",))
@@ -253,7 +254,7 @@ def _and(items: list[str]) -> str:
 def _check_inputs(use_case: str, vram_gb: float, dataset_bytes: int | None, gpu_count: int,
                   ram_gb: float | None) -> None:
     if use_case not in USE_CASES:
-        raise UsageError(f"unknown use case {use_case!r} (valid: {', '.join(USE_CASES)})")
+        raise UsageError(f"unknown use case {quote(use_case)} (valid: {', '.join(USE_CASES)})")
     for name, value in (("VRAM", vram_gb), ("RAM", ram_gb)):
         if value is None and name == "RAM":
             continue

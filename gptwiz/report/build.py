@@ -11,6 +11,7 @@ from typing import IO
 
 from gptwiz.common.atomic import atomic_write
 from gptwiz.common.errors import UsageError
+from gptwiz.common.inert import quote
 from gptwiz.report.differences import Comparison, compare
 from gptwiz.report.series import RunSeries, load_run
 from gptwiz.runs.paths import resolve_run
@@ -41,11 +42,11 @@ def load(specs: Sequence[str], runs_dir: Path | str) -> Report:
 def check_output(out: Path) -> None:
     """Refuse, before any work, a file gptwiz cannot write as asked (one line, exit 2)."""
     if out.suffix.lower() not in FORMATS:
-        raise UsageError(f"invalid --out {str(out)!r}: the file's name must end in {', '.join(FORMATS)}")
+        raise UsageError(f"invalid --out {quote(str(out))}: the file's name must end in {', '.join(FORMATS)}")
     if out.is_dir():
-        raise UsageError(f"invalid --out {str(out)!r}: it is a folder; name a file in it, such as {out / 'report.png'}")
+        raise UsageError(f"invalid --out {quote(str(out))}: it is a folder; name a file in it, such as {out / 'report.png'}")
     if not out.parent.is_dir():
-        raise UsageError(f"invalid --out {str(out)!r}: the folder {out.parent} does not exist")
+        raise UsageError(f"invalid --out {quote(str(out))}: the folder {out.parent} does not exist")
     if importlib.util.find_spec("matplotlib") is None:
         raise UsageError(f"--out {MATPLOTLIB_MISSING}")
 

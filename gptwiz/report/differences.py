@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from gptwiz.common import fmt
+from gptwiz.common.inert import inert
 
 
 def _get(config: dict[str, Any], *keys: str) -> Any:
@@ -46,7 +47,7 @@ def _plain(x: Any) -> str:
         return "on" if x else "off"
     if isinstance(x, (int, float)):
         return fmt.number(x)
-    return str(x)
+    return inert(x)  # a preset's or a file's name, from config.json
 
 
 @dataclass(frozen=True)
@@ -102,9 +103,10 @@ def compare(names: Sequence[str], configs: Sequence[dict[str, Any]]) -> Comparis
             differing.append((setting.label, texts))
         elif values and values[0] is not None:
             shared.append(f"{setting.label} {texts[0]}")
+    shown = [inert(name) for name in names]  # folder names: a label is drawn, printed and written into a page
     if len(names) < 2 or not differing:
-        return Comparison(list(names), shared)
+        return Comparison(shown, shared)
     labels = [", ".join(f"{label} {texts[i]}" for label, texts in differing) for i in range(len(names))]
     if len(set(labels)) < len(labels):  # alike in the settings shown: the names tell them apart
-        labels = [f"{name}: {label}" for name, label in zip(names, labels)]
+        labels = [f"{name}: {label}" for name, label in zip(shown, labels)]
     return Comparison(labels, shared)

@@ -180,7 +180,10 @@ def draw(runs: Sequence[RunSeries], comparison: Comparison, style: Style) -> Any
 
     several = len(runs) > 1
     fig = Figure(figsize=(14, 6.6 + 0.3 * len(runs) if several else 8), layout="constrained", dpi=100)
-    (_several if several else _single)(fig, runs if several else runs[0], comparison, style)  # type: ignore[arg-type]
+    # The labels hold outside text (names, made inert by the report's table and comparison): a '$' in a folder's
+    # name is a character, not the start of mathtext that could fail to parse.
+    with matplotlib.rc_context({"text.parse_math": False}):
+        (_several if several else _single)(fig, runs if several else runs[0], comparison, style)  # type: ignore[arg-type]
     return fig
 
 

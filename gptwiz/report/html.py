@@ -7,6 +7,7 @@ import base64
 from collections.abc import Sequence
 from html import escape
 
+from gptwiz.common.inert import inert
 from gptwiz.report.differences import Comparison
 from gptwiz.report.series import RunSeries
 from gptwiz.report.summary import header, table
@@ -24,7 +25,7 @@ th { background: #f3f3f3; } td.text { text-align: left; }
 def page(runs: Sequence[RunSeries], comparison: Comparison, png: bytes) -> str:
     """The whole document, as text."""
     if len(runs) == 1:
-        title = f"gptwiz report: {runs[0].name}"
+        title = f"gptwiz report: {inert(runs[0].name)}"
         meta = header(runs[0], comparison.shared)
     else:
         title = f"gptwiz report: {len(runs)} runs compared"

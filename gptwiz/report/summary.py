@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from statistics import median
 
 from gptwiz.common import fmt
+from gptwiz.common.inert import inert
 from gptwiz.report.series import RunSeries
 
 COLUMNS = ("run", "label", "state", "iters", "tokens", "train loss", "val loss", "best val", "tok/s", "peak mem")
@@ -27,7 +28,7 @@ def row(run: RunSeries, label: str) -> Row:
     of = f"/{run.max_iters:,}" if run.max_iters else ""
     tokens = it * run.tokens_per_iter if run.tokens_per_iter else None
     tps = median(run.tokens_per_sec.ys) if len(run.tokens_per_sec) else None
-    return Row((run.name, label, run.state, f"{it:,}{of}", fmt.count(tokens), _loss(run.train_loss.last),
+    return Row((inert(run.name), label, inert(run.state), f"{it:,}{of}", fmt.count(tokens), _loss(run.train_loss.last),
                 _loss(run.val_loss.last), _loss(run.best_val_loss), fmt.count(tps),
                 fmt.bytes_(run.peak_mem_bytes.last, binary=True)))
 
@@ -41,7 +42,7 @@ class Table:
 def table(runs: Sequence[RunSeries], labels: Sequence[str]) -> Table:
     """One row a run; without the label column where the labels are only the runs' names."""
     rows = [row(run, label) for run, label in zip(runs, labels)]
-    if [r.name for r in runs] != list(labels):
+    if [inert(r.name) for r in runs] != list(labels):
         return Table(COLUMNS, rows)
     return Table(COLUMNS[:1] + COLUMNS[2:], [Row(r.cells[:1] + r.cells[2:]) for r in rows])
 
@@ -51,7 +52,7 @@ def header(run: RunSeries, shared: Sequence[str] = ()) -> list[str]:
     c = run.config
     model, train = c.get("model") or {}, c.get("train") or {}
     params = c.get("params")
-    what = [f"preset {c.get('preset') or fmt.UNKNOWN}"]
+    what = [f"preset {inert(c.get('preset') or fmt.UNKNOWN)}"]
     if isinstance(params, int) and params > 0:
         what.append(f"{params / 1e6:.1f}M parameters")
     if isinstance(model, dict) and isinstance(train, dict):
@@ -60,7 +61,7 @@ def header(run: RunSeries, shared: Sequence[str] = ()) -> list[str]:
         lr = train.get("learning_rate")
         if isinstance(lr, (int, float)):
             what.append(f"lr {fmt.learning_rate(lr)}")
-    device = " ".join(str(c[k]) for k in ("device", "dtype") if isinstance(c.get(k), str))
+    device = " ".join(inert(c[k]) for k in ("device", "dtype") if isinstance(c.get(k), str))
     if device:
         what.append(device)
     data = next((s for s in shared if s.startswith("data ")), None)
@@ -69,4 +70,4 @@ def header(run: RunSeries, shared: Sequence[str] = ()) -> list[str]:
              f"best val loss {_loss(run.best_val_loss)}"]
     if data:
         where.insert(0, data)
-    return [f"{run.name}: " + ", ".join(what), ", ".join(where)]
+    return [f"{inert(run.name)}: " + ", ".join(what), ", ".join(where)]

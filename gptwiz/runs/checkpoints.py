@@ -5,12 +5,15 @@ A checkpoint is torch.save's zip: a small pickle (data.pkl) of the dict of numbe
 point at separate records. Only that pickle is read, by an unpickler that builds nothing but plain dicts, lists,
 numbers and strings (every class it names becomes an inert stand-in), so that listing many runs costs a few kB
 read per checkpoint and no torch import.
+
+Whether what a checkpoint holds is a gptwiz checkpoint at all is one rule, `checkpoint_problem`: this listing and
+the loader behind export, eval, sample, chat and --resume (gptwiz.training.checkpoint) both follow it, so that
+a checkpoint `gptwiz runs` calls unreadable is one no command loads.
 """
 
 from __future__ import annotations
 
 import io
-import json
 import math
 import os
 import pickle
@@ -20,7 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from gptwiz.common.errors import UsageError
-from gptwiz.common.safe_read import open_regular
+from gptwiz.common.inert import quote
+from gptwiz.common.records import RecordError, shown
+from gptwiz.common.safe_read import loads, open_regular
 from gptwiz.runs.jsonfile import read_json
 from gptwiz.runs.paths import RunPaths, checkpoint_name
 
@@ -98,6 +103,44 @@ def _read_state(path: Path) -> dict[str, Any] | None:
     return state if isinstance(state, dict) else None
 
 
+def stored_json(state: dict[str, Any], key: str) -> dict[str, Any]:
+    """The JSON object a checkpoint stores as text under `key`_json ("config", "extra"; {} where absent, as in
+    the oldest checkpoints); a ValueError saying what is wrong with it."""
+    text = state.get(f"{key}_json", "{}")
+    if not isinstance(text, str):
+        raise ValueError(f"its {key} is not JSON text")
+    try:
+        value = loads(text, f"its {key}")
+    except RecordError as exc:
+        raise ValueError(f"its {key} {exc.problem}") from None
+    if not isinstance(value, dict):
+        raise ValueError(f"its {key} is not a JSON object")
+    return value
+
+
+def checkpoint_problem(state: Any) -> str | None:
+    """Why what a checkpoint file holds is not a gptwiz checkpoint ("its iteration -5 is not ..."), None when it
+    is one: a dict with the model's weights, an iteration of 0 or more, losses that are numbers where given,
+    and a stored config and extra that are JSON objects nested within the limit of every JSON gptwiz reads."""
+    if not isinstance(state, dict):
+        return "it holds no dict of a run's state"
+    if not isinstance(state.get("model"), dict):
+        return "it holds no model weights"
+    it = state.get("iter")
+    if isinstance(it, bool) or not isinstance(it, int) or it < 0:
+        return f"its iteration {shown(it)} is not a whole number of 0 or more"
+    for key in ("best_val_loss", "val_loss"):
+        loss = state.get(key)
+        if loss is not None and (isinstance(loss, bool) or not isinstance(loss, (int, float))):
+            return f"its {key} {shown(loss)} is not a number"
+    for key in ("config", "extra"):
+        try:
+            stored_json(state, key)
+        except ValueError as exc:
+            return str(exc)
+    return None
+
+
 @dataclass(frozen=True)
 class CheckpointInfo:
     """One checkpoint file as its metadata describes it; `iter` None: it is there but cannot be read."""
@@ -116,10 +159,9 @@ def read_checkpoint_info(path: Path) -> CheckpointInfo | None:
     if not os.path.lexists(path):
         return None
     state = _read_state(path)
-    it = state.get("iter") if state is not None else None
-    if state is None or isinstance(it, bool) or not isinstance(it, int) or it < 0:
+    if state is None or checkpoint_problem(state) is not None:
         return CheckpointInfo(path, None)
-    return CheckpointInfo(path, it, own_val_loss(path.name, state))
+    return CheckpointInfo(path, state["iter"], own_val_loss(path.name, state))
 
 
 def last_evaluation(paths: RunPaths) -> int | None:
@@ -154,8 +196,8 @@ def _eval_iter(line: bytes) -> int | None:
     if b'"eval"' not in line:
         return None
     try:
-        rec = json.loads(line)
-    except ValueError:  # a torn or damaged line
+        rec = loads(line, "metrics.jsonl")
+    except RecordError:  # a torn or damaged line
         return None
     it = rec.get("iter") if isinstance(rec, dict) and rec.get("type") == "eval" else None
     return it if isinstance(it, int) and not isinstance(it, bool) and it >= 0 else None
@@ -212,7 +254,7 @@ def choose(last: CheckpointInfo | None, best: CheckpointInfo | None, last_eval: 
     (that evaluation was the best's own) and is not iteration 0 while the last is further on; else the last, with
     why the best was passed over. None when the run has neither file."""
     if which not in CHECKPOINT_CHOICES:
-        raise UsageError(f"invalid --checkpoint {which!r}: must be best or last (or auto, the default)")
+        raise UsageError(f"invalid --checkpoint {quote(which)}: must be best or last (or auto, the default)")
     if which != "auto":
         chosen = best if which == "best" else last
         return CheckpointChoice(chosen, which, init_from=init_from) if chosen is not None else None
@@ -240,12 +282,12 @@ def choose_checkpoint(paths: RunPaths, which: str = "auto") -> CheckpointChoice:
     if picked is not None:
         return picked
     if last is None and best is None:
-        raise UsageError(f"run '{paths.name}' has no checkpoint in {paths.root} yet (the first one is written at its "
+        raise UsageError(f"run {quote(paths.name)} has no checkpoint in {paths.root} yet (the first one is written at its "
                          "first evaluation)")
     other = "last" if which == "best" else "best"
-    raise UsageError(f"run '{paths.name}' has no {checkpoint_name(which)}; it has {checkpoint_name(other)}: "
+    raise UsageError(f"run {quote(paths.name)} has no {checkpoint_name(which)}; it has {checkpoint_name(other)}: "
                      f"use --checkpoint {other}, or leave --checkpoint out")
 
 
-__all__ = ["CHECKPOINT_CHOICES", "CheckpointChoice", "CheckpointInfo", "choose", "choose_checkpoint",
-           "last_evaluation", "own_val_loss", "read_checkpoint_info", "resume_point"]
+__all__ = ["CHECKPOINT_CHOICES", "CheckpointChoice", "CheckpointInfo", "checkpoint_problem", "choose",
+           "choose_checkpoint", "last_evaluation", "stored_json", "own_val_loss", "read_checkpoint_info", "resume_point"]

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from gptwiz.common.errors import UsageError
 from gptwiz.common.files import open_append, write_failure
+from gptwiz.common.inert import quote
 from gptwiz.common.safe_read import UnreadableFile
 from gptwiz.runs.jsonfile import read_json
 from gptwiz.runs.lock import lock_owner
@@ -69,7 +70,7 @@ def launch_detached(train_args: Sequence[str], *, runs_dir: Path | str, name: st
         out = open_append(paths.console)
     except OSError as exc:  # a full or read-only disk: nothing started, no folder left
         remove_empty_folders(made)
-        raise UsageError(f"cannot start run '{name}': {write_failure(exc) or exc}") from None
+        raise UsageError(f"cannot start run {quote(name)}: {write_failure(exc) or exc}") from None
     with out:
         proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=out.fileno(),
                                 stderr=subprocess.STDOUT, start_new_session=True, close_fds=True)
@@ -135,21 +136,21 @@ def request_stop(paths: RunPaths) -> int:
     try:
         status = read_status(paths)
     except UnreadableFile as exc:  # a running trainer rewrites it within a second; nothing is signalled on it
-        raise UsageError(f"run '{paths.name}': its {exc.path.name} {exc.reason}; nothing was signalled") from None
+        raise UsageError(f"run {quote(paths.name)}: its {exc.path.name} {exc.reason}; nothing was signalled") from None
     if status is None:
-        raise UsageError(f"run '{paths.name}' has no status.json in {paths.root}: it has not started, nothing to stop")
+        raise UsageError(f"run {quote(paths.name)} has no status.json in {paths.root}: it has not started, nothing to stop")
     state = effective_state(status, paths)
     if state != "running":
-        raise UsageError(f"run '{paths.name}' is not running (state: {state}); nothing to stop")
+        raise UsageError(f"run {quote(paths.name)} is not running (state: {state}); nothing to stop")
     pid = lock_owner(paths)
     if pid is None:
-        raise UsageError(f"run '{paths.name}': its trainer has just ended; nothing to stop")
+        raise UsageError(f"run {quote(paths.name)}: its trainer has just ended; nothing to stop")
     try:
         os.kill(pid, signal.SIGTERM)
     except ProcessLookupError:
-        raise UsageError(f"run '{paths.name}': its trainer (pid {pid}) has just ended; nothing to stop") from None
+        raise UsageError(f"run {quote(paths.name)}: its trainer (pid {pid}) has just ended; nothing to stop") from None
     except PermissionError:
-        raise UsageError(f"run '{paths.name}': not allowed to signal its trainer (pid {pid}, another user's?)") from None
+        raise UsageError(f"run {quote(paths.name)}: not allowed to signal its trainer (pid {pid}, another user's?)") from None
     return pid
 
 

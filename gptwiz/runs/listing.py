@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from gptwiz.common import fmt
+from gptwiz.common.inert import inert
 from gptwiz.common.safe_read import UnreadableFile
 from gptwiz.runs.checkpoints import resume_point
 from gptwiz.runs.jsonfile import load_json
@@ -32,6 +33,11 @@ class RunSummary:
     mtime: float = field(default=0.0, compare=False)  # the newest of its files: the list's order, not its content
     unreadable: str | None = None
     held_out: dict[str, Any] | None = None  # the latest `gptwiz eval` record (eval.jsonl)
+
+    @property
+    def name_text(self) -> str:
+        """The folder's name as a list shows it: inert (`name` is the folder's, for paths and commands)."""
+        return inert(self.name)
 
     @property
     def state_text(self) -> str:
@@ -67,7 +73,7 @@ class RunSummary:
     @property
     def updated_text(self) -> str:
         """`2026-11-24 04:39`: status.json's time to the minute, for a column."""
-        return self.updated_at.replace("T", " ")[:16]
+        return inert(self.updated_at.replace("T", " ")[:16])  # status.json's text, whatever it holds
 
     @property
     def resume_text(self) -> str:

@@ -11,6 +11,7 @@ import struct
 from gptwiz.common import procs
 from gptwiz.common.errors import UsageError
 from gptwiz.common.files import file_kind, is_write_failure
+from gptwiz.common.inert import quote
 from gptwiz.common.safe_read import open_regular
 from gptwiz.runs.paths import RunPaths
 
@@ -18,7 +19,7 @@ from gptwiz.runs.paths import RunPaths
 _FLOCK = "hhqqi"
 
 
-def _lock_exclusive(fd: int) -> bool:
+def lock_exclusive(fd: int) -> bool:
     """An exclusive lock on the whole file through `fd`, or False if another open file holds one."""
     if hasattr(fcntl, "F_OFD_SETLK"):
         try:
@@ -101,10 +102,10 @@ class RunLock:
             if not stat.S_ISREG(mode):
                 os.close(fd)
                 raise UsageError(f"the lock {self.path} is {file_kind(mode)}, not a regular file; remove it")
-            if not _lock_exclusive(fd):
+            if not lock_exclusive(fd):
                 os.close(fd)
                 owner = lock_owner(self.paths)
-                raise UsageError(f"run '{self.path.parent.name}' is already being trained by process "
+                raise UsageError(f"run {quote(self.path.parent.name)} is already being trained by process "
                                  f"{owner or '(unknown)'}; watch it with `gptwiz watch` or pick another --model_name")
             try:
                 same_file = os.fstat(fd).st_ino == os.stat(self.path).st_ino

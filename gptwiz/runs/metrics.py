@@ -9,7 +9,8 @@ from typing import IO, Any
 
 from gptwiz.common.atomic import atomic_write
 from gptwiz.common.files import open_append
-from gptwiz.common.safe_read import UnreadableFile
+from gptwiz.common.records import RecordError
+from gptwiz.common.safe_read import UnreadableFile, loads
 from gptwiz.runs.paths import RunPaths
 from gptwiz.runs.tail import TailReader
 
@@ -51,8 +52,8 @@ def _record(line: bytes) -> dict[str, Any] | None:
     if len(line) > _MAX_LINE:
         return None
     try:
-        rec = json.loads(line)
-    except (ValueError, RecursionError):
+        rec = loads(line, "metrics.jsonl")
+    except RecordError:  # not JSON, or nested deeper than the limit of every JSON gptwiz reads
         return None
     return rec if isinstance(rec, dict) else None
 

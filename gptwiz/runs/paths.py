@@ -21,6 +21,7 @@ from pathlib import Path
 
 from gptwiz.common.errors import UsageError
 from gptwiz.common.files import check_folder, file_kind
+from gptwiz.common.inert import quote
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 CHECKPOINT_KINDS = ("last", "best")
@@ -37,7 +38,7 @@ def validate_run_name(name: str) -> str:
     """Run names become folder names, so they may not climb out of runs/ or name a path."""
     if not _NAME_RE.match(name or "") or ".." in name:
         raise UsageError(
-            f"invalid --model_name {name!r}: use letters, digits, '.', '_' and '-' only "
+            f"invalid --model_name {quote(name)}: use letters, digits, '.', '_' and '-' only "
             "(no path separators, no '..', at most 100 characters)"
         )
     return name
@@ -124,7 +125,7 @@ def resolve_run(spec: str, runs_dir: Path | str) -> RunPaths:
     candidate = Path(runs_dir) / path.name
     if path.name and ".." not in path.name and _is_dir(candidate):
         return RunPaths(candidate)
-    raise UsageError(f"no run '{spec}' (looked for the folder {spec} and {candidate}); "
+    raise UsageError(f"no run {quote(spec)} (looked for the folder {spec} and {candidate}); "
                      f"existing runs: {', '.join(r.name for r in run_folders(runs_dir)) or 'none'}")
 
 
@@ -146,7 +147,7 @@ def check_run_files(paths: RunPaths) -> None:
         except OSError:  # not there (or a dangling link): nothing in the way
             continue
         if not stat.S_ISREG(mode):
-            raise UsageError(f"run '{paths.name}': {path} is {file_kind(mode)}, not a regular file; remove it "
+            raise UsageError(f"run {quote(paths.name)}: {path} is {file_kind(mode)}, not a regular file; remove it "
                              "(gptwiz reads and writes only regular files in a run folder)")
 
 

@@ -8,10 +8,15 @@ still holds everything (`gptwiz report --tensorboard NAME` writes the event file
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from gptwiz.common.errors import UsageError
+from gptwiz.common.files import check_own_folder, open_append
+from gptwiz.common.inert import inert
+from gptwiz.runs.paths import RunPaths
 from gptwiz.trackers import tensorboard, wandb
 from gptwiz.training.options import RunConfig, TrainResult
 from gptwiz.training.reporting import Reporter
@@ -52,6 +57,7 @@ class TrackingReporter(Reporter):
         self.runs_dir = Path(runs_dir)
         self.sinks: list[Any] = []
         self._pending: tuple[RunConfig, int] | None = None
+        self._log: Path | None = None  # the run's train.log, once the trackers open
 
     def start(self, cfg: RunConfig, start_iter: int) -> None:
         self.inner.start(cfg, start_iter)
@@ -64,21 +70,36 @@ class TrackingReporter(Reporter):
         cfg, start_iter = self._pending
         self._pending = None
         run_dir = self.runs_dir / cfg.name
+        self._log = RunPaths(run_dir).log
         tb_dir = self.trackers.tensorboard_dir(run_dir)
         if tb_dir is not None:
             purge_step = start_iter + 1 if start_iter else None
-            self._open("TensorBoard", lambda: tensorboard.TensorBoardSink(tb_dir, cfg.to_json(), purge_step=purge_step))
+            own = tb_dir == run_dir / TB_FOLDER  # the run's own tb/: a link there was planted, not chosen
+
+            def open_tensorboard() -> tensorboard.TensorBoardSink:
+                if own:
+                    check_own_folder(tb_dir, "the event folder")
+                return tensorboard.TensorBoardSink(tb_dir, cfg.to_json(), purge_step=purge_step)
+
+            self._open("TensorBoard", open_tensorboard)
             if self.sinks:
                 self.inner.log(f"logging to TensorBoard in {tb_dir} (tensorboard --logdir {tb_dir})")
         if self.trackers.wandb:
             project = self.trackers.wandb
             self._open("W&B", lambda: wandb.WandbSink(project, cfg.name, cfg.to_json(), run_dir))
 
+    def _warn(self, message: str) -> None:
+        """A tracker's failure on the console and in train.log: under --quiet the console may be a pipe nobody
+        keeps, and the run's log is where a user looks later for why its event files stop."""
+        self.inner.log(message)
+        if self._log is not None:
+            append_log_line(self._log, message)
+
     def _open(self, what: str, make: Any) -> None:
         try:
             self.sinks.append(make())
         except Exception as exc:  # the run trains all the same; metrics.jsonl keeps the records
-            self.inner.log(f"warning: not logging to {what}: {_one_line(exc)}")
+            self._warn(f"warning: not logging to {what}: {_one_line(exc)}")
 
     def _each(self, call: str, *args: Any) -> None:
         for sink in list(self.sinks):
@@ -86,7 +107,7 @@ class TrackingReporter(Reporter):
                 getattr(sink, call)(*args)
             except Exception as exc:
                 self.sinks.remove(sink)
-                self.inner.log(f"warning: stopped logging to {type(sink).__name__}: {_one_line(exc)}")
+                self._warn(f"warning: stopped logging to {type(sink).__name__}: {_one_line(exc)}")
 
     def step(self, record: dict[str, Any]) -> None:
         self._open_all()
@@ -107,6 +128,21 @@ class TrackingReporter(Reporter):
         self.sinks.clear()
         self._pending = None
         self.inner.end(result)
+
+
+def append_log_line(log: Path, message: str) -> None:
+    """`message` appended to a run's train.log as the trainer's own lines are (a timestamp first, never through a
+    link); a log that cannot be written is left as it is: the console has the line."""
+    try:
+        f = open_append(log)
+    except (OSError, UsageError):
+        return
+    try:
+        f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {inert(message)}\n")
+    except OSError:
+        pass
+    finally:
+        f.close()
 
 
 def _one_line(exc: BaseException) -> str:

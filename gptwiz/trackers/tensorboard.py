@@ -3,13 +3,18 @@ extra: `pip install 'gptwiz[tensorboard]'`)."""
 
 from __future__ import annotations
 
+import errno
 import importlib.util
 import json
+import os
+import stat
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from gptwiz.common.errors import UsageError
+from gptwiz.common.files import check_own_folder
+from gptwiz.common.inert import quote
 from gptwiz.trackers.scalars import scalars, step_of, wall_time
 
 EVENT_PREFIX = "events.out.tfevents."
@@ -56,19 +61,34 @@ class TensorBoardSink:
         self._writer.close()
 
 
-def event_files(log_dir: Path) -> list[Path]:
+def remove_event_files(log_dir: Path) -> None:
+    """Delete the event files in `log_dir`, a real folder: a symlink there (or one swapped in meanwhile) is
+    refused in one line, never followed, so no file outside it is deleted; an event file that is a link is
+    removed itself."""
+    check_own_folder(log_dir, "the event folder")
     try:
-        return sorted(p for p in log_dir.iterdir() if p.name.startswith(EVENT_PREFIX) and p.is_file())
-    except OSError:
-        return []
+        fd = os.open(log_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.ENOTDIR):  # replaced by a link or a file since the check
+            raise UsageError(f"the event folder {quote(log_dir)} is not a real folder; remove it") from None
+        raise
+    try:
+        for name in os.listdir(fd):
+            if name.startswith(EVENT_PREFIX):
+                mode = os.stat(name, dir_fd=fd, follow_symlinks=False).st_mode
+                if stat.S_ISREG(mode) or stat.S_ISLNK(mode):
+                    os.unlink(name, dir_fd=fd)
+    finally:
+        os.close(fd)
 
 
 def replay(records: Iterable[dict[str, Any]], config: dict[str, Any] | None, log_dir: Path) -> int:
     """A run's records written as event files after the fact, replacing the event files already in `log_dir`
     (they can only hold the same records, or fewer); the number of records written."""
     check_available()
-    for old in event_files(log_dir):
-        old.unlink()
+    remove_event_files(log_dir)
     sink = TensorBoardSink(log_dir, config)
     written = 0
     try:

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from gptwiz.common.errors import UsageError
+from gptwiz.common.files import check_own_folder
 from gptwiz.trackers.scalars import scalars, step_of
 
 MISSING = ("needs the wandb package, which is not installed: pip install wandb "
@@ -28,6 +29,9 @@ class WandbSink:
         import wandb  # optional, and slow to import: only when logging to it
 
         if folder is not None:
+            # wandb keeps its files in folder/wandb/ and replaces a link of its own there (latest-run): a link
+            # planted as that folder would send both elsewhere.
+            check_own_folder(folder / "wandb", "the W&B folder")
             folder.mkdir(parents=True, exist_ok=True)
         self._wandb = wandb
         self._run = wandb.init(project=project, name=name, config=config,

@@ -10,6 +10,7 @@ from typing import Any
 
 import torch
 
+from gptwiz.data.cache import input_file_change
 from gptwiz.data.dataset import open_dataset
 from gptwiz.model.gpt import GPT
 from gptwiz.model.loss import training_loss
@@ -52,6 +53,9 @@ def build(cfg: RunConfig, paths: RunPaths, dist: DistContext, resume: bool, say:
     dataset = open_dataset(cfg.data["dataset_dir"])
     if dataset.checksum != cfg.data["manifest_checksum"]:
         say(f"warning: the dataset {dataset.dir} changed since this run started (manifest checksum differs)")
+    changed = input_file_change(cfg.data, dataset.manifest) if resume and dist.is_main else None
+    if changed:  # the --input_file's text, as the dataset's manifest for a --dataset_dir: warned of, not refused
+        say(changed)
     dataset.check_block(cfg.model.block_size)
 
     torch.manual_seed(cfg.seed)  # the same initial weights on every rank

@@ -41,6 +41,7 @@ class Answer:
     tokens: int          # new tokens generated (an end-of-text that ended the answer counts, it was generated)
     seconds: float
     interrupted: bool = False  # stopped by the caller before its end
+    data: bytes = b""          # the answer's bytes exactly as its tokens make them (`response` replaces non-UTF-8)
 
     @property
     def tokens_per_sec(self) -> float:
@@ -122,12 +123,13 @@ class ChatSession:
         return tuned_prompt(self.enc, message, self.history, block, room=min(self.opts.max_new_tokens, block // 2))
 
     def answer(self, message: str, on_text: Callable[[str], None] | None = None,
-               interruptible: bool = False) -> Answer:
+               interruptible: bool = False, on_bytes: Callable[[bytes], None] | None = None) -> Answer:
         """The model's answer to `message`; `on_text` hears each piece of its text as soon as it is known (a
-        token that ends inside a character waits for the rest of it). With `interruptible`, Ctrl-C ends the answer
-        where it is (the answer says so) instead of propagating."""
+        token that ends inside a character waits for the rest of it), `on_bytes` each token's bytes as they are.
+        With `interruptible`, Ctrl-C ends the answer where it is (the answer says so) instead of propagating."""
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         pieces: list[str] = []
+        data = bytearray()
         count, interrupted = 0, False
 
         def emit(text: str) -> None:
@@ -143,7 +145,11 @@ class ChatSession:
                 count += 1
                 if token == EOT_TOKEN:  # the end of a document: the model has said all it would
                     break
-                emit(decoder.decode(self.enc.decode_single_token_bytes(token)))
+                piece = self.enc.decode_single_token_bytes(token)
+                data += piece
+                if on_bytes is not None:
+                    on_bytes(piece)
+                emit(decoder.decode(piece))
         except KeyboardInterrupt:
             if not interruptible:
                 raise
@@ -153,4 +159,4 @@ class ChatSession:
         response = "".join(pieces)
         if self.template is not None:
             self.history.append(Exchange(message, response))
-        return Answer(message, response, count, seconds, interrupted)
+        return Answer(message, response, count, seconds, interrupted, bytes(data))

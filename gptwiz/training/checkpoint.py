@@ -15,11 +15,12 @@ import torch
 
 from gptwiz.common.atomic import atomic_write
 from gptwiz.common.errors import UsageError
+from gptwiz.common.inert import quote
 from gptwiz.common.safe_read import UnreadableFile, open_regular
 from gptwiz.model.config import ModelConfig
 from gptwiz.model.gpt import GPT
 from gptwiz.planning.presets import BOUNDS, shown
-from gptwiz.runs.checkpoints import own_val_loss
+from gptwiz.runs.checkpoints import checkpoint_problem, own_val_loss, stored_json
 from gptwiz.runs.paths import RunPaths
 
 
@@ -62,7 +63,7 @@ def read_checkpoint_summary(path: Path) -> dict[str, Any] | None:
         state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except Exception:  # a UsageError from the check, or whatever an unreadable file makes torch.load raise
         return None
-    if not isinstance(state, dict) or not isinstance(state.get("iter"), int):
+    if checkpoint_problem(state) is not None:  # the one rule (gptwiz.runs.checkpoints)
         return None
     return {"iter": state["iter"], "best_val_loss": _finite(state.get("best_val_loss")),
             "val_loss": checkpoint_val_loss(path, state)}
@@ -96,16 +97,12 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
     except Exception as exc:  # a truncated zip, a foreign pickle refused by the weights-only unpickler, ...
         raise UsageError(f"checkpoint {path} is unreadable or unsafe ({exc.__class__.__name__}); "
                          "it was not loaded") from None
-    if not isinstance(state, dict) or not isinstance(state.get("model"), dict) or not isinstance(state.get("iter"), int):
-        raise UsageError(f"checkpoint {path} is not a gptwiz checkpoint")
+    problem = checkpoint_problem(state)  # the one rule `gptwiz runs` lists checkpoints by
+    if problem is not None:
+        raise UsageError(f"checkpoint {quote(path)} is not a gptwiz checkpoint ({problem}); it was not loaded")
     for key in ("config", "extra"):
-        try:
-            value = json.loads(state.pop(f"{key}_json", "{}"))
-        except (TypeError, ValueError):
-            value = None
-        if not isinstance(value, dict):
-            raise UsageError(f"checkpoint {path} is not a gptwiz checkpoint (its {key} is not a JSON object)")
-        state[key] = value
+        state[key] = stored_json(state, key)
+        state.pop(f"{key}_json", None)
     return state
 
 
@@ -136,7 +133,7 @@ def load_run_checkpoint(paths: RunPaths, prefer: str = "last", map_location: str
         return p, state
     if problems:
         raise UsageError("; ".join(problems))
-    raise UsageError(f"run '{paths.name}' has no checkpoint in {paths.root} (nothing to resume or load yet)")
+    raise UsageError(f"run {quote(paths.name)} has no checkpoint in {paths.root} (nothing to resume or load yet)")
 
 
 def check_model_state(path: Path, state: dict[str, Any]) -> ModelConfig:

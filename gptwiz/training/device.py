@@ -12,6 +12,7 @@ from typing import Any
 import torch
 
 from gptwiz.common.errors import UsageError
+from gptwiz.common.inert import quote
 from gptwiz.planning.hardware import FAST_BF16_FLAGS, cpu_flags
 from gptwiz.planning.policy import auto_dtype, check_dtype, resolve_compile
 from gptwiz.training.throughput import machine_throughput
@@ -51,7 +52,7 @@ def resolve_device(device: str) -> str:
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise UsageError(f"--device {device}: no CUDA GPU is available here (valid: auto, cpu)")
     if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
-        raise UsageError(f"invalid --device {device!r} (valid: auto, cpu, cuda, cuda:N)")
+        raise UsageError(f"invalid --device {quote(device)} (valid: auto, cpu, cuda, cuda:N)")
     return device
 
 

@@ -23,6 +23,7 @@ import torch
 
 from gptwiz.common.errors import UsageError, WriteFailed
 from gptwiz.common.files import open_append, write_failure
+from gptwiz.common.inert import quote
 from gptwiz.common.safe_read import UnreadableFile, open_regular
 from gptwiz.data.dataset import TokenDataset
 from gptwiz.data.manifest import is_sft, read_manifest
@@ -160,7 +161,7 @@ def check_eval_options(opts: EvalOptions) -> None:
         raise UsageError(f"give one of --input_file (a UTF-8 text file) or --dataset_dir (a prepared dataset, whose "
                          f"validation split is evaluated), not {given}")
     if opts.checkpoint not in CHECKPOINT_CHOICES:
-        raise UsageError(f"invalid --checkpoint {opts.checkpoint!r}: must be best or last (or auto, the default)")
+        raise UsageError(f"invalid --checkpoint {quote(opts.checkpoint)}: must be best or last (or auto, the default)")
 
 
 def read_text_file(path: Path) -> str:

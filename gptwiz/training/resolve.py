@@ -9,12 +9,14 @@ run and data (`_new_config`), and last the device, precision and compile choice.
 from __future__ import annotations
 
 import errno
+import os
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from gptwiz.common.errors import UsageError
 from gptwiz.common.files import check_folder
+from gptwiz.common.inert import quote
 from gptwiz.common.schedule import effective_warmup
 from gptwiz.model.config import count_params
 from gptwiz.planning.phases import SFT_LEARNING_RATE
@@ -64,11 +66,11 @@ def _resumed_config(opts: TrainOptions, paths: RunPaths) -> RunConfig:
 
     saved = read_saved_config(paths.config)
     if saved is None:
-        raise UsageError(f"--resume: run '{opts.model_name}' has no config.json in {paths.root} (nothing to resume)")
+        raise UsageError(f"--resume: run {quote(opts.model_name)} has no config.json in {paths.root} (nothing to resume)")
     cfg = RunConfig.from_json(saved, str(paths.config))
     # A run killed before its first checkpoint resumes from iteration 0 (Trainer.run); a probe's folder does not.
     if find_checkpoint(paths) is None and cfg.probe:
-        raise UsageError(f"--resume: run '{opts.model_name}' has no checkpoint in {paths.root} (nothing to resume)")
+        raise UsageError(f"--resume: run {quote(opts.model_name)} has no checkpoint in {paths.root} (nothing to resume)")
     check_resumed_data(cfg)
     if opts.max_iters is not None:
         cfg = replace(cfg, train=replace(cfg.train, max_iters=opts.max_iters),
@@ -105,7 +107,7 @@ def _new_config(opts: TrainOptions, paths: RunPaths, check_exists: bool) -> RunC
     # console.log is the stdout of a detached trainer (gptwiz/runs/launch.py), opened just before this check runs.
     if check_exists and (paths.root.exists() and any(p != paths.console for p in paths.root.iterdir())
             and not holds_only_a_probe(paths)):
-        raise UsageError(f"run '{opts.model_name}' already exists in {paths.root}: add --resume to continue it, "
+        raise UsageError(f"run {quote(opts.model_name)} already exists in {paths.root}: add --resume to continue it, "
                          "or choose another --model_name")
     preset, train = _preset_train(opts)
     init_from = _source_run(opts, preset)
@@ -150,7 +152,7 @@ def _source_run(opts: TrainOptions, preset: Preset) -> str | None:
     source = resolve_run(opts.init_from_model, opts.runs_dir)
     check_run_files(source)  # its checkpoint and config are read: never a FIFO
     if find_checkpoint(source) is None:
-        raise UsageError(f"--init_from_model {opts.init_from_model}: run '{source.name}' has no checkpoint yet")
+        raise UsageError(f"--init_from_model {opts.init_from_model}: run {quote(source.name)} has no checkpoint yet")
     # Its architecture, from its config.json checked as a resume checks it (a source without one is not
     # compared: loading its weights then says whether they fit).
     advice = "fix or restore it, or choose another --init_from_model"
@@ -253,8 +255,13 @@ def check_resumed_data(cfg: RunConfig) -> None:
     """The dataset a resumed run trains on must still be there and fill a block, as when it started."""
     from gptwiz.data.dataset import open_dataset  # lazy: numpy, off the CLI's --help path
 
+    input_file = cfg.data.get("input_file") if cfg.data.get("kind") == "input_file" else None
+    if isinstance(input_file, str) and not os.path.lexists(input_file):
+        raise UsageError(f"--resume: run {quote(cfg.name)} was trained on --input_file {quote(input_file)}, which "
+                         "does not exist now: put it back where it was, or start a new run on another file "
+                         f"(--init_from_model {quote(cfg.name)} keeps its weights)")
     try:
         open_dataset(cfg.data["dataset_dir"]).check_block(cfg.model.block_size)
     except UsageError as exc:
-        raise UsageError(f"--resume: run '{cfg.name}' trains on {cfg.data['dataset_dir']}, which cannot be used "
+        raise UsageError(f"--resume: run {quote(cfg.name)} trains on {cfg.data['dataset_dir']}, which cannot be used "
                          f"now: {exc}") from None

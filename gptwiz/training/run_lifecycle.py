@@ -14,6 +14,7 @@ from types import TracebackType
 
 from gptwiz.common.atomic import remove_temp_files
 from gptwiz.common.files import AppendFile, open_append, write_failure
+from gptwiz.common.inert import inert
 from gptwiz.runs.lock import RunLock
 from gptwiz.runs.paths import RunPaths
 from gptwiz.runs.restore import FolderBefore, missing_folders, remove_empty_folders
@@ -91,6 +92,15 @@ class RunFolderLease:
             remove_empty_folders(self.before.made)
 
 
+class _InertFormatter(logging.Formatter):
+    """Every line of train.log inert, whatever the caller passed: a message holds outside text (a preset's or a
+    file's name, another process's error) and a terminal may `cat` the log. Newlines and tabs stay: a failure's
+    traceback is logged whole."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return inert(super().format(record), multiline=True)
+
+
 class _LogFileHandler(logging.Handler):
     """train.log, appended through open_append (never through a link). A line the disk has no room for is
     dropped: the failure reaches the user as the run's own one-line error, not as logging's report of it."""
@@ -98,7 +108,7 @@ class _LogFileHandler(logging.Handler):
     def __init__(self, file: AppendFile):
         super().__init__()
         self.file = file
-        self.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%Y-%m-%d %H:%M:%S"))
+        self.setFormatter(_InertFormatter("%(asctime)s %(message)s", "%Y-%m-%d %H:%M:%S"))
 
     def emit(self, record: logging.LogRecord) -> None:
         try:

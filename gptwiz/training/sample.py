@@ -43,6 +43,7 @@ class SampleResult:
     seconds: float
     checkpoint: str
     iter: int
+    data: bytes = b""  # the text's bytes exactly as the tokens make them (`text` replaces what is not UTF-8)
 
     @property
     def tokens_per_sec(self) -> float:
@@ -113,6 +114,7 @@ def sample_results(opts: SampleOptions, warn: Callable[[str], None] | None = Non
                                generator=generator)
         tokens = y[0].tolist()  # (waits for the device)
         seconds = time.perf_counter() - start
-        outputs.append(SampleResult(enc.decode([t for t in tokens if t < enc.n_vocab]), len(tokens) - len(ids),
-                                    seconds, loaded.checkpoint, loaded.iteration))
+        data = enc.decode_bytes([t for t in tokens if t < enc.n_vocab])
+        outputs.append(SampleResult(data.decode("utf-8", errors="replace"), len(tokens) - len(ids), seconds,
+                                    loaded.checkpoint, loaded.iteration, data))
     return outputs

@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from gptwiz.common.errors import UsageError
-from gptwiz.common.records import Bound, Check, Rule, Shape, read_record
+from gptwiz.common.inert import quote
+from gptwiz.common.records import Bound, Check, Rule, Shape, check_record, read_record
 from gptwiz.common.safe_read import UnreadableFile, read_json_object
 from gptwiz.model.config import ModelConfig
 from gptwiz.planning.presets import BOUNDS, TrainConfig, check_together
@@ -82,3 +83,73 @@ def load_saved_config(cls: type[Config], data: Any, source: str, advice: str = R
     run = read_record(cls, data, source, suffix=suffix, open_keys=(cls,), rules=RUN_RULES)
     check_together(run.model, run.train, source, ("model.", "train."), suffix)
     return run
+
+
+# --- config.json as an export reads it: every key optional (a config of any version), each of its type --------
+
+@dataclass(frozen=True)
+class _SourceFacts:
+    name: Any = None
+    weight: float | None = None
+
+
+@dataclass(frozen=True)
+class _DataFacts:
+    kind: str | None = None
+    input_file: str | None = None
+    dataset_dir: str | None = None
+    manifest: str | None = None
+    sources: list[_SourceFacts] | None = None
+    sft: dict[str, Any] | None = None
+    train_tokens: int | None = None
+    val_tokens: int | None = None
+
+
+@dataclass(frozen=True)
+class _ModelFacts:
+    n_layer: int | None = None
+    n_head: int | None = None
+    n_embd: int | None = None
+    block_size: int | None = None
+    dropout: float | None = None
+
+
+@dataclass(frozen=True)
+class _TrainFacts:
+    batch_size: int | None = None
+    grad_accum: int | None = None
+    learning_rate: float | None = None
+    max_iters: int | None = None
+    eval_interval: int | None = None
+    eval_iters: int | None = None
+
+
+@dataclass(frozen=True)
+class _RunFacts:
+    name: str | None = None
+    preset: str | None = None
+    preset_path: str | None = None
+    model: _ModelFacts | None = None
+    train: _TrainFacts | None = None
+    data: _DataFacts | None = None
+    device: str | None = None
+    dtype: str | None = None
+    seed: int | None = None
+    init_from: str | None = None
+    world_size: int | None = None
+    fsdp: bool | None = None
+    gptwiz_version: str | None = None
+
+
+_FACTS = (_SourceFacts, _DataFacts, _ModelFacts, _TrainFacts, _RunFacts)
+
+
+def read_run_facts(path: Path, advice: str = "fix or restore it, or remove it to export without it") -> dict[str, Any]:
+    """config.json's object as an export's model card reads it ({} when there is none), each key it reads checked
+    to be of its type first (other keys are kept unchecked): a UsageError naming the file and the key, then
+    `advice`, when one is not, or when the file cannot be read or is nested too deep."""
+    data = read_saved_config(path, advice, prefix="run config ")
+    if data is None:
+        return {}
+    check_record(_RunFacts, data, f"run config {quote(path)}", suffix=f"; {advice}", open_keys=_FACTS)
+    return data

@@ -7,7 +7,6 @@ holds something else is ignored and rewritten.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections.abc import Callable
@@ -19,6 +18,7 @@ import torch
 from torch.nn import functional as F
 
 from gptwiz.common.atomic import atomic_write_json
+from gptwiz.common.safe_read import read_json_file
 from gptwiz.planning.hardware import AMX_FLAG, cpu_flags
 from gptwiz.planning.timing import Throughput
 
@@ -48,8 +48,8 @@ def machine_key(device: str, dtype: str) -> str:
 
 def _read_cache(path: Path) -> dict[str, Any]:
     try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
+        data = read_json_file(path)  # within the depth limit of every JSON gptwiz reads
+    except OSError:  # missing, or not JSON (UnreadableFile)
         return {}
     return data if isinstance(data, dict) else {}
 

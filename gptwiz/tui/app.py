@@ -21,6 +21,7 @@ from textual.binding import Binding
 from textual.command import Provider
 from textual.screen import Screen
 
+from gptwiz.common.inert import inert
 from gptwiz.runs.paths import RunPaths
 from gptwiz.tui.context import AppContext
 from gptwiz.tui.messages import GoBack, LeaveApp, MoveOn, OpenDashboard, RunStarted, StartTraining
@@ -186,7 +187,7 @@ class GptwizApp(App[str | None]):
         try:
             target = next_step(message.step, self.wizard, message.move)
         except FlowError as exc:
-            self.notify(str(exc), severity="warning")
+            self.notify(inert(exc, multiline=True), severity="warning", markup=False)
             return
         self.push_screen(step_screen(target))
 

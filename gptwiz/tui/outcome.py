@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from gptwiz.common.inert import inert
 from gptwiz.common.safe_read import UnreadableFile
 from gptwiz.runs.paths import RunPaths
 from gptwiz.runs.status import effective_state, read_status
@@ -36,14 +37,16 @@ def error_file(paths: RunPaths) -> Path | None:
 
 
 def farewell_line(name: str, runs_dir: Path) -> str:
-    """The line printed on leaving the app after watching run `name`: its state as the folder says now."""
-    flag = "" if str(runs_dir) == "runs" else f" --runs_dir {runs_dir}"
+    """The line printed on leaving the app after watching run `name`: its state as the folder says now. The
+    folder's name, its status error and paths are outside text, printed on the terminal: inert."""
     paths = RunPaths(runs_dir / name)
+    flag = "" if str(runs_dir) == "runs" else f" --runs_dir {inert(runs_dir)}"
+    name = inert(name)
     watch = f"gptwiz watch {name}{flag}"
     try:
         status = read_status(paths) or {}
     except UnreadableFile as exc:
-        return f"left gptwiz; run {name}'s status cannot be read ({exc.reason}). Look at it: {watch}"
+        return f"left gptwiz; run {name}'s status cannot be read ({inert(exc.reason)}). Look at it: {watch}"
     state = effective_state(status, paths) if status else "unknown"
     it, total = status.get("iter"), status.get("max_iters")
     where = f" at iteration {it:,} of {total:,}" if isinstance(it, int) and isinstance(total, int) and total else ""
@@ -55,10 +58,10 @@ def farewell_line(name: str, runs_dir: Path) -> str:
         return (f"left gptwiz; run {name} is stopped{where}. Continue it: "
                 f"gptwiz train --model_name {name} --resume{flag}")
     if state in ("failed", "diverged"):
-        error = status.get("error") if isinstance(status.get("error"), str) else ""
+        error = inert(status["error"]) if isinstance(status.get("error"), str) else ""
         found = error_file(paths)
-        details = f"; the details are in {found}" if found else ""
+        details = f"; the details are in {inert(found)}" if found else ""
         return f"left gptwiz; run {name} {state}{where}" + (f": {error}" if error else "") + details
     if not paths.root.is_dir():
-        return f"left gptwiz; run {name}'s folder {paths.root} is gone"
+        return f"left gptwiz; run {name}'s folder {inert(paths.root)} is gone"
     return f"left gptwiz; run {name} has not written its status yet (it may still be starting). Watch it: {watch}"

@@ -11,6 +11,7 @@ from typing import Any
 
 from gptwiz.common import fmt
 from gptwiz.common.errors import UsageError
+from gptwiz.common.inert import quote
 from gptwiz.planning.knobs import Knobs
 
 Number = int | float
@@ -33,7 +34,7 @@ class KnobField:
         try:
             value = self.kind(text)
         except ValueError:
-            raise UsageError(f"{self.label}: {text!r} is not a number") from None
+            raise UsageError(f"{self.label}: {quote(text)} is not a number") from None
         if not self.low <= value <= self.high:
             raise UsageError(f"{self.label}: {text} is outside {fmt.number(self.low)}..{fmt.number(self.high)}")
         return value

@@ -7,8 +7,10 @@ from pathlib import Path
 
 from rich.panel import Panel
 from rich.table import Table
+from rich.text import Text
 
 from gptwiz.common import fmt
+from gptwiz.common.inert import inert
 from gptwiz.runs.paths import RunPaths
 from gptwiz.training.probe.result import ProbeResult
 
@@ -23,12 +25,14 @@ def render(result: ProbeResult) -> Panel:
     table.add_column()
     _measured_rows(table, result)
     _settings_rows(table, result)
+    # Reasons may quote the probe process's error, and names and paths come from outside: inert, and as Text,
+    # which rich reads no markup in.
     for i, reason in enumerate(result.reasons):
-        table.add_row("why" if i == 0 else "", reason)
+        table.add_row("why" if i == 0 else "", Text(inert(reason)))
     for item in result.advice:
-        table.add_row("[bold]advice[/]", str(item))
+        table.add_row("[bold]advice[/]", Text(inert(item)))
     if result.run_dir:
-        table.add_row("saved", str(RunPaths(Path(result.run_dir)).probe))
+        table.add_row("saved", Text(inert(RunPaths(Path(result.run_dir)).probe)))
     return Panel(table, title=f"probe: [bold {colour}]{result.verdict.upper()}[/]", border_style=colour, expand=False)
 
 
@@ -53,9 +57,10 @@ def _measured_rows(table: Table, r: ProbeResult) -> None:
 
 def _settings_rows(table: Table, r: ProbeResult) -> None:
     """The settings probed, and each attempt's outcome when there was more than one."""
-    table.add_row("settings", f"{r.preset}: --batch_size {r.batch_size} --grad_accum {r.grad_accum} "
+    table.add_row("settings", Text(inert(f"{r.preset}: --batch_size {r.batch_size} --grad_accum {r.grad_accum} "
                               f"(effective {r.batch_size * r.grad_accum}), block {r.block_size}, "
                               f"--learning_rate {fmt.learning_rate(r.learning_rate)}"
-                              + (f", {r.device} {r.dtype}{' compiled' if r.compile else ''}" if r.device else ""))
+                              + (f", {r.device} {r.dtype}{' compiled' if r.compile else ''}" if r.device else ""))))
     if len(r.attempts) > 1:
-        table.add_row("attempts", "; ".join(f"batch {a.batch_size} x {a.grad_accum}: {a.outcome}" for a in r.attempts))
+        attempts = "; ".join(f"batch {a.batch_size} x {a.grad_accum}: {a.outcome}" for a in r.attempts)
+        table.add_row("attempts", Text(inert(attempts)))

@@ -14,6 +14,7 @@ import numpy as np
 
 from gptwiz.common.errors import UsageError, WriteFailed
 from gptwiz.common.files import write_failure
+from gptwiz.common.inert import quote
 from gptwiz.data.manifest import new_manifest, write_manifest
 from gptwiz.data.prepare.interrupts import signals_deferred, sigterm_interrupts
 from gptwiz.data.prepare.options import PrepareOptions, PrepareResult, validate_options
@@ -161,7 +162,7 @@ def _source_entry(plan: SourcePlan, st: SourceStats, writer: SourceWriter) -> di
         if st.bad_lines:
             why.append(f"{st.bad_lines} .jsonl lines without a string 'text' field, e.g. {st.first_bad_line}")
         detail = f" ({'; '.join(why)})" if why else " (they are empty)"
-        raise UsageError(f"source {plan.spec.name}: the {len(plan.files)} files matched by {plan.spec.glob!r} "
+        raise UsageError(f"source {plan.spec.name}: the {len(plan.files)} files matched by {quote(plan.spec.glob)} "
                          f"hold no text to train on{detail}")
     return {
         "name": plan.spec.name, "weight": plan.spec.weight, "glob": plan.spec.glob, "root": plan.root,

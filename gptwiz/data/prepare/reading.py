@@ -4,17 +4,18 @@ skipped, and each document cut where tokenizing the parts apart gives exactly th
 from __future__ import annotations
 
 import codecs
-import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from gptwiz.common.errors import UsageError
+from gptwiz.common.records import RecordError
+from gptwiz.common.safe_read import loads
 from gptwiz.data.prepare.sources import PlannedFile
+from gptwiz.data.text_check import BINARY_PROBE, looks_binary
 from gptwiz.data.tokenizer import safe_split
 
 FORCED_CUT_CHARS = 16 << 20     # text with no safe cut in this many characters is cut anyway
-BINARY_PROBE = 8192             # a NUL byte in this many leading bytes: not a text file
 SKIPPED_LISTED = 100            # skipped file names kept in the manifest, per source
 
 
@@ -75,8 +76,8 @@ def _jsonl_documents(f: Any, pf: PlannedFile, source: str, stats: SourceStats) -
         if not line.strip():
             continue
         try:
-            record = json.loads(line)
-        except ValueError:
+            record = loads(line, f"{pf.path}:{index + 1}")
+        except RecordError:  # not JSON, or nested deeper than a document's line is: counted as a bad line
             record = None
         text = record.get("text") if isinstance(record, dict) else None
         if not isinstance(text, str):
@@ -97,7 +98,7 @@ def _readline(f: Any, pf: PlannedFile, source: str) -> bytes:
 def skipped_as_binary(head: bytes, pf: PlannedFile, stats: SourceStats) -> bool:
     """Whether a file is not text (a NUL byte in its first BINARY_PROBE bytes), counted as skipped if so and as
     read if not."""
-    if b"\0" in head[:BINARY_PROBE]:
+    if looks_binary(head):
         stats.skipped_files += 1
         stats.skipped_bytes += pf.size
         if len(stats.skipped) < SKIPPED_LISTED:

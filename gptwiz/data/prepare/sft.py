@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from gptwiz.common.errors import UsageError
+from gptwiz.common.inert import quote
 from gptwiz.data.chat_template import TEMPLATE_NAME, encode_conversation
 from gptwiz.data.manifest import TOKEN_DTYPE, new_manifest
 from gptwiz.data.prepare.options import PrepareOptions, PrepareResult, validate_options
@@ -181,7 +182,7 @@ def _tokenize_source(plan: SourcePlan, folder: Path, enc: Any, opts: PrepareOpti
 
 
 def _too_few(plan: SourcePlan, stats: SftStats, usable: int) -> str:
-    name, files = plan.spec.name, plan.files[0].path if len(plan.files) == 1 else f"the {len(plan.files)} files of {plan.spec.glob!r}"
+    name, files = plan.spec.name, plan.files[0].path if len(plan.files) == 1 else f"the {len(plan.files)} files of {quote(plan.spec.glob)}"
     if stats.lines == 0 and not stats.skipped_files:
         return f"source {name}: {files} holds no lines: give a JSONL file with one example a line"
     if stats.skipped_files and not stats.files:

@@ -7,9 +7,11 @@ an optional system message first, then user and assistant in turn, ending with t
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
+from gptwiz.common.inert import quote
+from gptwiz.common.records import RecordError
+from gptwiz.common.safe_read import TOO_DEEP, loads
 from gptwiz.data.chat_template import Conversation, Exchange
 
 ROLES = ("system", "user", "assistant")
@@ -57,7 +59,7 @@ def _messages(messages: Any) -> Conversation:
         role = _text(message, "role", where)
         content = _text(message, "content", where)
         if role not in ROLES:
-            raise BadRecord(f"message {i + 1} has role {role[:20]!r}; valid: {', '.join(ROLES)}")
+            raise BadRecord(f"message {i + 1} has role {quote(role[:20])}; valid: {', '.join(ROLES)}")
         if role == "system":
             if i:
                 raise BadRecord(f"message {i + 1} is a system message: only the first may be")
@@ -79,9 +81,9 @@ def _messages(messages: Any) -> Conversation:
 def parse_record(line: str) -> Conversation:
     """The conversation of one JSON line; BadRecord saying what is wrong with it."""
     try:
-        record = json.loads(line)
-    except ValueError:
-        raise BadRecord("not JSON") from None
+        record = loads(line, "the line")
+    except RecordError as exc:  # not JSON, or nested deeper than any example is
+        raise BadRecord(exc.problem.removeprefix("is ") if exc.problem == TOO_DEEP else "not JSON") from None
     if not isinstance(record, dict):
         raise BadRecord(f"{json_type(record)}, not an object")
     if "messages" in record:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gptwiz.common.errors import UsageError
+from gptwiz.common.inert import quote
 from gptwiz.data.globbing import has_magic, safe_glob
 
 JSONL_SUFFIXES = (".jsonl",)
@@ -37,11 +38,11 @@ def parse_source(spec: str) -> SourceSpec:
         glob_text, _, weight_text = rest.rpartition(":")
     example = "write NAME:GLOB[:WEIGHT], e.g. docs:data/company_docs/*.txt or wiki:data/wiki/**/*.md:3"
     if not sep or not glob_text.strip():
-        raise UsageError(f"--source {spec!r} has no glob: {example}")
+        raise UsageError(f"--source {quote(spec)} has no glob: {example}")
     if not name:
-        raise UsageError(f"--source {spec!r} has no name before the first ':': {example}")
+        raise UsageError(f"--source {quote(spec)} has no name before the first ':': {example}")
     if not _NAME_RE.fullmatch(name):
-        raise UsageError(f"--source {spec!r}: the name {name!r} may hold only letters, digits, '-', '_' and '.', "
+        raise UsageError(f"--source {quote(spec)}: the name {quote(name)} may hold only letters, digits, '-', '_' and '.', "
                          "start with a letter or digit, and be at most 64 characters (it names the shard files)")
     weight = 1.0
     if weight_text is not None:
@@ -50,7 +51,7 @@ def parse_source(spec: str) -> SourceSpec:
         except ValueError:
             weight = float("nan")
         if not math.isfinite(weight) or weight <= 0:
-            raise UsageError(f"--source {spec!r}: the weight {weight_text!r} is not a positive number "
+            raise UsageError(f"--source {quote(spec)}: the weight {quote(weight_text)} is not a positive number "
                              "(e.g. 1 or 2.5; a glob that holds ':' needs an explicit weight, NAME:GLOB:1)")
     return SourceSpec(name=name, glob=glob_text, weight=weight)
 
@@ -63,8 +64,8 @@ def parse_sources(specs: Iterable[str]) -> list[SourceSpec]:
     for s in sources:
         key = s.name.casefold()  # the names become file names, and some file systems ignore case
         if key in seen:
-            same = repr(s.name) if s.name == seen[key].name else f"{seen[key].name!r} and {s.name!r} (names differing only in case)"
-            raise UsageError(f"two sources are named {same} ({seen[key].glob!r} and {s.glob!r}); "
+            same = quote(s.name) if s.name == seen[key].name else f"{quote(seen[key].name)} and {quote(s.name)} (names differing only in case)"
+            raise UsageError(f"two sources are named {same} ({quote(seen[key].glob)} and {quote(s.glob)}); "
                              "give each --source its own name")
         seen[key] = s
     return sources
@@ -138,10 +139,10 @@ def plan_source(spec: SourceSpec, out_dir: Path | None = None) -> SourcePlan:
         files.append(PlannedFile(path=path, rel=rel, size=st.st_size, mtime_ns=st.st_mtime_ns,
                                  is_jsonl=path.lower().endswith(JSONL_SUFFIXES)))
     if not files and inside:
-        raise UsageError(f"source {spec.name}: the glob {spec.glob!r} matches only files inside --out_dir {out_dir}, "
+        raise UsageError(f"source {spec.name}: the glob {quote(spec.glob)} matches only files inside --out_dir {out_dir}, "
                          "where the dataset is written; choose an --out_dir outside the documents")
     if not files:
         where = "" if os.path.isabs(pattern) else f" (relative to {os.getcwd()})"
-        raise UsageError(f"source {spec.name}: the glob {spec.glob!r} matches no files{where}; "
+        raise UsageError(f"source {spec.name}: the glob {quote(spec.glob)} matches no files{where}; "
                          "check the path, and quote globs that use ** so the shell leaves them alone")
     return SourcePlan(spec=spec, root=str(Path(root).resolve()), files=files)

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gptwiz.common.errors import UsageError
+from gptwiz.common.inert import quote
 from gptwiz.data.dataset import TokenDataset
 from gptwiz.planning.presets import BOUNDS, PRESET_ORDER, Preset, check_bound, load_preset, shown
 from gptwiz.runs.lock import lock_owner
@@ -66,11 +67,11 @@ def _named_run(opts: ProbeOptions) -> RunPaths | None:
         return None
     paths = run_paths(opts.runs_dir, opts.model_name)
     if paths.root.exists() and any(paths.root.iterdir()) and not holds_only_a_probe(paths):
-        raise UsageError(f"run '{opts.model_name}' already exists in {paths.root} and is not a probe; "
+        raise UsageError(f"run {quote(opts.model_name)} already exists in {paths.root} and is not a probe; "
                          "choose another --model_name for the probe")
     owner = lock_owner(paths)
     if owner:
-        raise UsageError(f"run '{opts.model_name}' is being probed or trained by process {owner} right now; "
+        raise UsageError(f"run {quote(opts.model_name)} is being probed or trained by process {owner} right now; "
                          "wait for it or choose another --model_name")
     return paths
 

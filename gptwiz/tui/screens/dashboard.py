@@ -19,6 +19,7 @@ from textual.widgets import Footer
 from textual.worker import get_current_worker
 
 from gptwiz.common.errors import UsageError
+from gptwiz.common.inert import inert
 from gptwiz.runs.checkpoints import choose_checkpoint
 from gptwiz.runs.launch import request_stop
 from gptwiz.runs.monitor import RunMonitor
@@ -32,6 +33,7 @@ from gptwiz.tui.screens.confirm import ConfirmScreen
 from gptwiz.tui.screens.message import MessageScreen
 from gptwiz.tui.widgets.charts import LossChart, LrChart
 from gptwiz.tui.widgets.device_panel import DevicePanel, DeviceReading
+from gptwiz.tui.widgets.outside import model_text, outside
 from gptwiz.tui.widgets.panels import LogTailView, ProgressPanel, StateBanner, ThroughputPanel
 
 HELP = """\
@@ -161,7 +163,7 @@ class DashboardScreen(AppScreen):
     # -- keys --
 
     def help_title(self) -> str:
-        return f"gptwiz dashboard of run {self.paths.name}"
+        return f"gptwiz dashboard of run {inert(self.paths.name)}"
 
     def leaving_run(self) -> str | None:
         return self.paths.name
@@ -196,7 +198,8 @@ class DashboardScreen(AppScreen):
         snap = self.snapshot
         if snap is None or snap.state != "running":
             state = snap.state if snap else "unknown"
-            self.notify(f"run {self.paths.name} is not running ({state}); nothing to stop", severity="warning")
+            self.notify(f"run {inert(self.paths.name)} is not running ({state}); nothing to stop", severity="warning",
+                        markup=False)
             return
 
         def answered(yes: bool | None) -> None:
@@ -205,13 +208,14 @@ class DashboardScreen(AppScreen):
             try:
                 pid = request_stop(self.paths)
             except UsageError as exc:
-                self.notify(str(exc), severity="error")
+                self.notify(inert(exc, multiline=True), severity="error", markup=False)
                 return
-            self.notify(f"asked run {self.paths.name} (pid {pid}) to stop; it writes a checkpoint first")
+            self.notify(f"asked run {inert(self.paths.name)} (pid {pid}) to stop; it writes a checkpoint first",
+                        markup=False)
 
         self.app.push_screen(ConfirmScreen(
-            f"Stop run {self.paths.name} at iteration {snap.iter}?\n\nIt finishes its step, writes a checkpoint and "
-            f"ends as \"stopped\"; `gptwiz train --model_name {self.paths.name} --resume` continues it.",
+            f"Stop run {inert(self.paths.name)} at iteration {snap.iter}?\n\nIt finishes its step, writes a checkpoint "
+            f"and ends as \"stopped\"; `gptwiz train --model_name {inert(self.paths.name)} --resume` continues it.",
             yes="Stop it", no="Keep training"), answered)
 
     def action_sample(self) -> None:
@@ -231,15 +235,16 @@ class DashboardScreen(AppScreen):
     def _sample(self, screen: MessageScreen, checkpoint: str) -> None:
         try:
             texts = self.context.sample_text(self.paths, checkpoint)
-            body: str | Text = ("\n" + "─" * 30 + "\n").join(t.strip("\n") for t in texts)
+            # A model's output may hold escape sequences: drawn without its control characters, as on a terminal.
+            body = model_text(("\n" + "─" * 30 + "\n").join(t.strip("\n") for t in texts))
         except Exception as exc:  # an unreadable checkpoint, no torch: say so in the dialog
-            body = Text(f"could not sample: {exc}", style="red")
+            body = outside(f"could not sample: {exc}", style="red", multiline=True)
         try:
             self.app.call_from_thread(self._show_sample, screen, body)
         except RuntimeError:
             pass
 
-    def _show_sample(self, screen: MessageScreen, body: str | Text) -> None:
+    def _show_sample(self, screen: MessageScreen, body: Text) -> None:
         self._sampling = False
         if screen.is_attached:
             screen.set_body(body)

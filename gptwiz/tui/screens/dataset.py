@@ -20,7 +20,9 @@ from textual.widgets.option_list import Option
 from textual.worker import Worker, get_current_worker
 
 from gptwiz.common.errors import UsageError
+from gptwiz.common.inert import inert
 from gptwiz.tui.screens.base import StepTitle, WizardStep, enter_binding
+from gptwiz.tui.widgets.outside import outside
 from gptwiz.wizard.preparing import PrepareCancelled, PrepareStatus, PrepareTracker, demo_choice, prepare_choice
 from gptwiz.wizard.state import DatasetChoice, find_prepared, inspect_dataset
 
@@ -104,7 +106,7 @@ class DatasetScreen(WizardStep):
         for folder in find_prepared(self.context.data_dir):
             if folder.name.startswith("demo-stdlib"):
                 continue
-            options.append(Option(Text.assemble(("prepared: ", "dim"), (str(folder), "bold")), id=str(folder)))
+            options.append(Option(Text.assemble(("prepared: ", "dim"), (inert(folder), "bold")), id=str(folder)))
         choices = self.query_one("#choices", OptionList)
         choices.add_options(options)
         path_input = self.query_one("#path", Input)
@@ -128,12 +130,13 @@ class DatasetScreen(WizardStep):
         if worker.cancelled_event.wait(TYPING_PAUSE_S):
             return
         try:
-            choice: DatasetChoice | None = inspect_dataset(text)
-            message = Text(choice.describe(), style="green")
+            found = inspect_dataset(text)
+            choice: DatasetChoice | None = found
+            message = outside(found.describe(), style="green", multiline=True)  # it names the files found
         except UsageError as exc:
-            choice, message = None, Text(str(exc), style="yellow")
+            choice, message = None, outside(exc, style="yellow", multiline=True)
         except OSError as exc:
-            choice, message = None, Text(f"{text}: {exc.strerror or exc}", style="yellow")
+            choice, message = None, outside(f"{text}: {exc.strerror or exc}", style="yellow", multiline=True)
         if not worker.is_cancelled:
             self.app.call_from_thread(self._show_inspection, text, choice, message)
 
@@ -156,7 +159,7 @@ class DatasetScreen(WizardStep):
             path.value = value
             path.cursor_position = len(value)
         elif len(names) > 1:
-            shown = "  ".join(names[:12]) + ("  ..." if len(names) > 12 else "")
+            shown = "  ".join(inert(n) for n in names[:12]) + ("  ..." if len(names) > 12 else "")
             self.query_one("#stats", Static).update(Text(f"{len(names)} names start so: {shown}", style="dim"))
         elif not names:
             self.query_one("#choices", OptionList).focus()  # nothing to complete: on to the list, as tab does
@@ -182,7 +185,7 @@ class DatasetScreen(WizardStep):
         try:
             choice = self.choice if self.choice is not None and self.choice.path == text else inspect_dataset(text)
         except (UsageError, OSError) as exc:
-            self.query_one("#stats", Static).update(Text(str(exc), style="yellow"))
+            self.query_one("#stats", Static).update(outside(exc, style="yellow", multiline=True))
             return
         self._go(choice)
 
@@ -193,7 +196,7 @@ class DatasetScreen(WizardStep):
         try:
             self._go(inspect_dataset(str(event.option.id)))
         except (UsageError, OSError) as exc:
-            self.query_one("#stats", Static).update(Text(str(exc), style="yellow"))
+            self.query_one("#stats", Static).update(outside(exc, style="yellow", multiline=True))
 
     def action_demo(self) -> None:
         self._go(demo_choice(self.context.data_dir))
@@ -211,7 +214,7 @@ class DatasetScreen(WizardStep):
 
     def _start_prepare(self, choice: DatasetChoice) -> None:
         self.query_one("#prep-bar").display = True
-        self._prep_text = f"preparing {choice.path}"
+        self._prep_text = f"preparing {inert(choice.path)}"
         self.query_one("#prep-message", Static).update(Text(f"{self._prep_text} (escape cancels) ...", style="bold"))
         self.preparing = self._prepare(choice)
 
@@ -235,15 +238,17 @@ class DatasetScreen(WizardStep):
             self.query_one("#prep-bar", ProgressBar).update(total=status.total_bytes, progress=status.done_bytes)
         if status.text != self._prep_text:
             self._prep_text = status.text
-            self.query_one("#prep-message", Static).update(Text(f"{status.text} (escape cancels) ...", style="bold"))
+            self.query_one("#prep-message", Static).update(
+                Text(f"{inert(status.text, multiline=True)} (escape cancels) ...", style="bold"))
 
     def _prep_done(self, choice: DatasetChoice | None, error: str) -> None:
         self.preparing = None
         self.query_one("#prep-bar").display = False
         if choice is None:
-            self.query_one("#prep-message", Static).update(Text(error, style="yellow"))
+            self.query_one("#prep-message", Static).update(outside(error, style="yellow", multiline=True))
             return
-        self.query_one("#prep-message", Static).update(Text(f"prepared: {choice.describe()}", style="green"))
+        self.query_one("#prep-message", Static).update(outside(f"prepared: {choice.describe()}", style="green",
+                                                               multiline=True))
         self._go(choice)
 
     def action_back(self) -> None:

@@ -10,7 +10,9 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import Footer, Input, LoadingIndicator, Static
 from textual.worker import get_current_worker
 
+from gptwiz.common.inert import quote
 from gptwiz.tui.screens.base import StepTitle, WizardStep, enter_binding
+from gptwiz.tui.widgets.outside import outside
 from gptwiz.wizard.services import hardware_lines
 from gptwiz.wizard.state import parse_vram
 
@@ -67,8 +69,9 @@ class HardwareScreen(WizardStep):
         self.state.hardware = report
         self.query_one("#detecting").display = False
         lines = hardware_lines(report) if report is not None else []
-        self.query_one("#hw-report", Static).update(Text("\n".join(lines) or error or "nothing detected",
-                                                         style="bold" if lines else "red"))
+        # The device and CPU names come from the driver and /proc: outside text.
+        self.query_one("#hw-report", Static).update(outside("\n".join(lines) or error or "nothing detected",
+                                                            style="bold" if lines else "red", multiline=True))
         note = ("No NVIDIA GPU found: gptwiz will train on the CPU, which is for learning and testing "
                 "(tiny and small presets)." if report is not None and not self.state.gpus else "")
         self.query_one("#hw-note", Static).update(note)
@@ -87,8 +90,8 @@ class HardwareScreen(WizardStep):
         try:
             self.state.vram_override_gb = parse_vram(text)
         except ValueError:
-            self.query_one("#vram-error", Static).update(
-                f"{text!r} is not a memory size: type a number of GiB such as 6, 24 or 80 (or leave it empty)")
+            self.query_one("#vram-error", Static).update(Text(
+                f"{quote(text)} is not a memory size: type a number of GiB such as 6, 24 or 80 (or leave it empty)"))
             return
         if not self.detected and self.state.vram_override_gb is None:
             self.notify("still detecting the hardware; type a VRAM figure to skip it", severity="warning")

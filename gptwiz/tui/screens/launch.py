@@ -13,9 +13,11 @@ from textual.containers import Vertical
 from textual.widgets import Footer, Input, Static
 
 from gptwiz.common.errors import UsageError
+from gptwiz.common.inert import inert
 from gptwiz.runs.paths import validate_run_name
 from gptwiz.tui.messages import StartTraining
 from gptwiz.tui.screens.base import StepTitle, WizardStep, enter_binding
+from gptwiz.tui.widgets.outside import outside
 from gptwiz.wizard.advice import probe_summary, probed_other_settings
 from gptwiz.wizard.commands import wizard_command_line
 
@@ -49,21 +51,21 @@ class LaunchScreen(WizardStep):
         box.value = s.run_name or s.default_run_name()
         summary = Text()
         if k is not None:
-            summary.append(f"{k.preset}", style="bold green")
+            summary.append(inert(k.preset), style="bold green")
             summary.append(f" · context {k.block_size} · batch {k.batch_size}"
                            + (f" x{k.grad_accum} accum" if k.grad_accum > 1 else "")
                            + f" · lr {k.learning_rate:g} · {k.max_iters:,} iterations\n")
         if s.dataset is not None:
-            summary.append(f"data: {s.dataset.describe()}\n")
+            summary.append(f"data: {inert(s.dataset.describe(), multiline=True)}\n")  # it names the files
         stale = bool(probed_other_settings(s.probe_result, s))
-        summary.append(probe_summary(s.probe_result, s), style="yellow" if stale else "dim")
+        summary.append(inert(probe_summary(s.probe_result, s), multiline=True), style="yellow" if stale else "dim")
         self.query_one("#launch-summary", Static).update(summary)
         self._update_command(box.value)
         box.focus()
 
     def _update_command(self, name: str) -> None:
-        self.query_one("#launch-command", Static).update(Text(wizard_command_line(self.state, name or "NAME"),
-                                                              style="bold cyan"))
+        self.query_one("#launch-command", Static).update(outside(wizard_command_line(self.state, name or "NAME"),
+                                                                 style="bold cyan"))
 
     def _check_name(self, name: str) -> str | None:
         try:
@@ -71,11 +73,12 @@ class LaunchScreen(WizardStep):
         except UsageError as exc:
             return str(exc).replace("--model_name", "run name")
         if (self.context.runs_dir / name).exists():
-            return f"a run named {name} already exists in {self.context.runs_dir}; choose another name"
+            return f"a run named {name} already exists in {inert(self.context.runs_dir)}; choose another name"
         return None
 
     def on_input_changed(self, event: Input.Changed) -> None:
-        self.query_one("#name-error", Static).update(self._check_name(event.value) or "" if event.value else "")
+        problem = self._check_name(event.value) if event.value else None
+        self.query_one("#name-error", Static).update(outside(problem or ""))
         self._update_command(event.value)
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
@@ -88,12 +91,12 @@ class LaunchScreen(WizardStep):
         name = self.query_one("#run-name", Input).value.strip()
         problem = self._check_name(name)
         if problem:
-            self.query_one("#name-error", Static).update(problem)
+            self.query_one("#name-error", Static).update(outside(problem))
             return
         try:
             args = self.state.train_args(name)
         except UsageError as exc:
-            self.query_one("#name-error", Static).update(str(exc))
+            self.query_one("#name-error", Static).update(outside(exc, multiline=True))
             return
         self.state.run_name = name
         self.post_message(StartTraining(self, args, name))

@@ -17,6 +17,7 @@ from textual.css.query import NoMatches
 from textual.widgets import Footer, Log, Static
 from textual.worker import get_current_worker
 
+from gptwiz.common.inert import inert
 from gptwiz.runs.paths import RunPaths
 from gptwiz.runs.tail import TailReader
 from gptwiz.tui.context import AppContext
@@ -51,7 +52,7 @@ class LogViewScreen(AppScreen):
         self._missing: bool | None = None
 
     def help_title(self) -> str:
-        return f"gptwiz: run {self.paths.name}'s logs"
+        return f"gptwiz: run {inert(self.paths.name)}'s logs"
 
     def leaving_run(self) -> str | None:
         return self.paths.name
@@ -76,10 +77,10 @@ class LogViewScreen(AppScreen):
         self._follow(self.path())
 
     def _title(self, missing: bool = False) -> None:
-        text = Text.assemble(("run ", "dim"), (self.paths.name, "bold"), "  ", (self.which, "bold cyan"))
+        text = Text.assemble(("run ", "dim"), (inert(self.paths.name), "bold"), "  ", (self.which, "bold cyan"))
         if missing:
             text.append(" (not there yet)", style="yellow")
-        text.append(f"  {self.path()}", style="dim")
+        text.append(f"  {inert(self.path())}", style="dim")
         self.query_one("#log-view-title", Static).update(text)
 
     @work(thread=True, exclusive=True, group="log-view")
@@ -110,7 +111,8 @@ class LogViewScreen(AppScreen):
             self._missing = missing
             self._title(missing)
         if lines:
-            log.write_lines(lines)  # scrolls to the end only if the view was at the end
+            # A log holds outside text (paths, errors, another process's output); tabs stay, Log expands them.
+            log.write_lines([inert(line, multiline=True) for line in lines])  # scrolls only if it was at the end
             self.lines_read += len(lines)
 
     def action_switch(self) -> None:

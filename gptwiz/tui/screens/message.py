@@ -15,6 +15,9 @@ DIALOG_ROWS = 7
 
 
 class MessageScreen(ModalScreen[None]):
+    """`title` and a `body` given as a str are drawn as they read (no markup); a caller puts outside text into
+    them through inert (gptwiz.tui.widgets.outside)."""
+
     BINDINGS = [Binding("escape", "close", "close"), Binding("q", "close", "close", show=False),
                 Binding("enter", "close", "close", show=False)]
 
@@ -26,7 +29,7 @@ class MessageScreen(ModalScreen[None]):
         with Vertical(classes="dialog wide"):
             yield Static(Text(self.title_text, style="bold"), classes="dialog-title")
             with VerticalScroll(classes="dialog-scroll"):
-                yield Static(self.body, id="message-body")
+                yield Static(_plain(self.body), id="message-body")
             yield Static(Text("↑/↓ pgup/pgdn scroll · escape / enter: close", style="dim"))
 
     def on_mount(self) -> None:
@@ -38,7 +41,11 @@ class MessageScreen(ModalScreen[None]):
 
     def set_body(self, body: str | Text) -> None:
         self.body = body
-        self.query_one("#message-body", Static).update(body)
+        self.query_one("#message-body", Static).update(_plain(body))
 
     def action_close(self) -> None:
         self.dismiss(None)
+
+
+def _plain(body: str | Text) -> Text:
+    return Text(body) if isinstance(body, str) else body

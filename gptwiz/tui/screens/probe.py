@@ -24,10 +24,12 @@ from textual.worker import Worker, get_current_worker
 
 from gptwiz.common import fmt
 from gptwiz.common.errors import UsageError
+from gptwiz.common.inert import inert
 from gptwiz.planning.knobs import Advice
 from gptwiz.tui.screens.base import StepTitle, WizardStep
 from gptwiz.tui.screens.confirm import ConfirmScreen
 from gptwiz.tui.widgets.charts import LossChart
+from gptwiz.tui.widgets.outside import outside
 from gptwiz.wizard.advice import apply_advice, probe_advice
 
 VERDICT_STYLE = {"pass": "bold white on green", "warn": "bold black on yellow", "fail": "bold white on red",
@@ -96,8 +98,8 @@ class ProbeScreen(WizardStep):
             return
         self.result, self.losses, self.advice = None, [], []
         self._last, self._started_at = None, time.monotonic()
-        self.query_one("#probe-command", Static).update(
-            f"probing {self.iters} iterations: " + shlex.join(self.state.knob_args()))
+        self.query_one("#probe-command", Static).update(  # its paths are outside text
+            outside(f"probing {self.iters} iterations: " + shlex.join(self.state.knob_args())))
         self.query_one("#probe-bar", ProgressBar).update(total=self.iters, progress=0)
         self.query_one("#probe-verdict", Static).update(Text(" RUNNING ", style="bold white on blue"))
         self.query_one("#probe-reasons", Static).update(
@@ -138,7 +140,8 @@ class ProbeScreen(WizardStep):
         if not self.is_attached:
             return
         if p.message:
-            self.query_one("#probe-reasons", Static).update(Text(p.message, style="yellow"))
+            # The probe's message comes from its trainer, another process: outside text.
+            self.query_one("#probe-reasons", Static).update(outside(p.message, style="yellow", multiline=True))
         if p.loss is not None and p.iter > len(self.losses):
             self.losses.append(float(p.loss))
         self._last, self._last_at = p, time.monotonic()
@@ -199,14 +202,15 @@ class ProbeScreen(WizardStep):
         verdict = getattr(result, "verdict", "error") if result is not None else "error"
         self.query_one("#probe-verdict", Static).update(Text(f" {verdict.upper()} ", style=VERDICT_STYLE.get(verdict, "bold")))
         if result is None:
-            self.query_one("#probe-reasons", Static).update(Text(error or "the probe failed", style="red"))
+            self.query_one("#probe-reasons", Static).update(outside(error or "the probe failed", style="red",
+                                                                    multiline=True))
             return
         if result.losses:
             self.losses = [float(x) for x in result.losses]
             self.query_one(LossChart).set_data([float(i + 1) for i in range(len(self.losses))], self.losses, [], [])
         lines = Text()
         for reason in getattr(result, "reasons", []) or []:
-            lines.append(f"· {reason}\n")
+            lines.append(f"· {inert(reason)}\n")
         facts = []
         if result.peak_memory_bytes:
             facts.append(f"peak {fmt.gib(result.peak_memory_bytes)}"
@@ -216,7 +220,7 @@ class ProbeScreen(WizardStep):
         if facts:
             lines.append(" · ".join(facts) + "\n", style="dim")
         if result.error:
-            lines.append(result.error + "\n", style="red")
+            lines.append(inert(result.error, multiline=True) + "\n", style="red")
         self.advice = probe_advice(result, self.state.knobs)
         if self.advice:
             lines.append("A number applies that advice and probes again; enter goes on to the launch as is.",
@@ -302,9 +306,9 @@ class ProbeScreen(WizardStep):
         try:
             apply_advice(self.state, advice)
         except UsageError as exc:
-            self.notify(str(exc), severity="warning")
+            self.notify(inert(exc, multiline=True), severity="warning", markup=False)
             return
-        self.notify(f"applied: {advice.flags()}")
+        self.notify(f"applied: {inert(advice.flags())}", markup=False)
         self.start()
 
     def action_reprobe(self) -> None:

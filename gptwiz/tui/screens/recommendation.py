@@ -14,10 +14,12 @@ from textual.worker import get_current_worker
 
 from gptwiz.common import fmt
 from gptwiz.common.errors import UsageError
+from gptwiz.common.inert import inert
 from gptwiz.planning.knobs import Knobs
 from gptwiz.tui.screens.base import StepTitle, WizardStep, enter_binding
 from gptwiz.tui.widgets.command import CommandLine
 from gptwiz.tui.widgets.memory_bar import MemoryBar
+from gptwiz.tui.widgets.outside import outside
 from gptwiz.wizard.commands import wizard_command_line
 from gptwiz.wizard.knob_fields import KNOB_FIELDS, knobs_from_texts
 from gptwiz.wizard.services import (
@@ -88,7 +90,7 @@ class RecommendationScreen(WizardStep):
         data = s.dataset.describe() if s.dataset else "no dataset"
         device = f"{s.vram_gb:g} GB GPU" + (f" x{s.gpu_count}" if s.gpu_count > 1 else "") if s.on_gpu else "CPU only"
         case = use_case_name(s.use_case)
-        self.query_one("#situation", Static).update(f"for {case} · {device} · {data}")
+        self.query_one("#situation", Static).update(outside(f"for {case} · {device} · {data}"))  # it names files
         self.query_one("#alt-title").display = False
         self._recommend()
 
@@ -117,7 +119,8 @@ class RecommendationScreen(WizardStep):
         if not switched:
             self.rec, self.error = rec, error
         if rec is None:
-            self.query_one("#rec-pick", Static).update(Text(error or "no recommendation", style="red"))
+            self.query_one("#rec-pick", Static).update(outside(error or "no recommendation", style="red",
+                                                               multiline=True))
             return
         self.shown = rec
         if not switched:
@@ -126,19 +129,20 @@ class RecommendationScreen(WizardStep):
         reasons = Text()
         for i, reason in enumerate(rec.reasons, 1):
             reasons.append(f"{i}. ", style="dim")
-            reasons.append(reason + "\n")
+            reasons.append(inert(reason) + "\n")  # a reason may name the dataset or the preset file
         if rec.phases:
             reasons.append("Phases (this wizard launches the first):\n", style="bold")
             for phase in rec.phases:
-                reasons.append(f"  {phase}\n")
+                reasons.append(f"  {inert(phase)}\n")
         self.query_one("#rec-reasons", Static).update(reasons)
         warnings = Text()
         for w in rec.warnings:
-            warnings.append(f"! {w}\n", style="yellow")
+            warnings.append(f"! {inert(w)}\n", style="yellow")
         self.query_one("#rec-warnings", Static).update(warnings)
         alts = self.query_one("#alternatives", OptionList)
         alts.clear_options()
-        alts.add_options([Option(Text.assemble((a.preset, "bold"), (f": {a.why}" if a.why else "", "dim")), id=a.preset)
+        alts.add_options([Option(Text.assemble((inert(a.preset), "bold"),
+                                               (f": {inert(a.why)}" if a.why else "", "dim")), id=a.preset)
                           for a in rec.alternatives])
         self.query_one("#alt-title").display = bool(rec.alternatives)
         alts.display = bool(rec.alternatives)
@@ -162,7 +166,7 @@ class RecommendationScreen(WizardStep):
         try:
             knobs = knobs_from_texts(self.state.knobs, texts)
         except UsageError as exc:
-            self.query_one("#knob-error", Static).update(str(exc))
+            self.query_one("#knob-error", Static).update(outside(exc, multiline=True))
             return None
         self.query_one("#knob-error", Static).update("")
         return knobs
@@ -178,9 +182,9 @@ class RecommendationScreen(WizardStep):
         self.state.knobs = knobs
         rec = self.rec
         pick = Text()
-        pick.append(knobs.preset, style="bold green")
+        pick.append(inert(knobs.preset), style="bold green")  # a preset may be a file the user named
         if rec is not None and knobs.preset != rec.knobs.preset:
-            pick.append(f"  (you switched; recommended: {rec.knobs.preset})", style="yellow")
+            pick.append(f"  (you switched; recommended: {inert(rec.knobs.preset)})", style="yellow")
         elif rec is not None:
             pick.append("  recommended", style="green")
         self.query_one("#rec-pick", Static).update(pick)
@@ -228,7 +232,7 @@ class RecommendationScreen(WizardStep):
             # At once the preset's own settings; then its recommendation: the settings that fit this machine,
             # and the warnings and alternatives of the new pick.
             self._fill_knobs(knobs_for_preset(event.option.id, self.state.knobs))
-            self.notify(f"switched to {event.option.id}")
+            self.notify(f"switched to {inert(event.option.id)}", markup=False)
             self._recommend(event.option.id)
 
     def action_alternatives(self) -> None:

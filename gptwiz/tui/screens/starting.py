@@ -14,6 +14,7 @@ from textual.screen import ModalScreen
 from textual.widgets import LoadingIndicator, Static
 from textual.worker import get_current_worker
 
+from gptwiz.common.inert import inert
 from gptwiz.runs.launch import StartOutcome, console_tail, launch_detached, wait_for_start
 from gptwiz.runs.paths import RunPaths
 from gptwiz.tui.context import AppContext
@@ -33,9 +34,10 @@ class StartingScreen(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog wide"):
-            yield Static(Text(f"Starting run {self.run_name} in the background", style="bold"), classes="dialog-title")
+            yield Static(Text(f"Starting run {inert(self.run_name)} in the background", style="bold"),
+                         classes="dialog-title")
             yield LoadingIndicator(id="starting-spinner")
-            yield Static("launching `gptwiz train` in its own session ...", id="starting-message")
+            yield Static(Text("launching `gptwiz train` in its own session ..."), id="starting-message")
             yield Static(Text("escape: stop waiting (the training goes on; watch it from the welcome screen) · "
                               "q: quit gptwiz (the training goes on)", style="dim"), id="starting-hint")
 
@@ -77,7 +79,7 @@ class StartingScreen(ModalScreen[None]):
             pass
 
     def _message(self, text: str) -> None:
-        self.query_one("#starting-message", Static).update(text)
+        self.query_one("#starting-message", Static).update(Text(text))
 
     def _started(self) -> None:
         assert self.paths is not None
@@ -85,7 +87,8 @@ class StartingScreen(ModalScreen[None]):
 
     def _failed(self, message: str) -> None:
         self.query_one("#starting-spinner").display = False
-        self.query_one("#starting-message", Static).update(Text(message, style="red"))
+        # The trainer's own words (its exit message, its console's last lines) are outside text.
+        self.query_one("#starting-message", Static).update(Text(inert(message, multiline=True), style="red"))
         self.query_one("#starting-hint", Static).update(Text("escape: back · q: quit gptwiz", style="dim"))
 
     def action_leave(self) -> None:

@@ -13,11 +13,13 @@ from textual.widgets import DataTable, Footer, Static
 from textual.worker import get_current_worker
 
 from gptwiz.common.errors import UsageError
+from gptwiz.common.inert import inert
 from gptwiz.runs.listing import RunSummary, folder_text, list_runs
 from gptwiz.runs.paths import RunPaths
 from gptwiz.tui.messages import OpenDashboard, StartTraining
 from gptwiz.tui.screens.base import StepTitle, WizardStep, enter_binding
 from gptwiz.tui.screens.confirm import ConfirmScreen
+from gptwiz.tui.widgets.outside import outside
 from gptwiz.tui.widgets.panels import STATE_STYLE
 
 INTRO = ("gptwiz picks a GPT model size for your use case, hardware and data (following the model-selection "
@@ -84,19 +86,21 @@ class WelcomeScreen(WizardStep):
         table = self.query_one(DataTable)
         table.clear()
         for r in rows:
-            table.add_row(("✓ " if r.name in self.marked else "") + r.name, Text(r.state_text, style=STATE_STYLE.get(r.state_text, "")), r.progress_text,
-                          r.loss_text, r.updated_at.replace("T", " ")[:16], key=r.name)
+            # Each cell as a Text (a str would be read as markup), made inert: they come from the runs' folders.
+            table.add_row(self._name_cell(r.name), outside(r.state_text, STATE_STYLE.get(r.state_text, "")),
+                          outside(r.progress_text), outside(r.loss_text),
+                          outside(r.updated_at.replace("T", " ")[:16]), key=r.name)
         self.marked &= {r.name for r in rows}
         if selected is not None and selected.name in {r.name for r in rows}:
             table.move_cursor(row=[r.name for r in rows].index(selected.name))
-        folder = folder_text(self.context.runs_dir)
+        folder = inert(folder_text(self.context.runs_dir))
         title = (f"Runs in {folder}: w watches the selected one, r resumes a stopped one, "
                  "space marks runs and c compares them"
                  if rows else f"No runs yet in {folder}")
         self.query_one("#runs-title", Static).update(Text(title, style="dim"))
         table.display = bool(rows)
         # Listed all the same, each with its reason below the table (a column would cut it).
-        unreadable = [f"{r.name}: unreadable: {r.unreadable}" for r in rows if r.unreadable]
+        unreadable = [f"{inert(r.name)}: unreadable: {inert(r.unreadable)}" for r in rows if r.unreadable]
         notes = self.query_one("#runs-unreadable", Static)
         notes.update(Text("\n".join(unreadable), style="red"))
         notes.display = bool(unreadable)
@@ -141,8 +145,10 @@ class WelcomeScreen(WizardStep):
             return
         self.marked ^= {row.name}
         table = self.query_one(DataTable)
-        table.update_cell(row.name, table.ordered_columns[0].key, ("✓ " if row.name in self.marked else "") + row.name,
-                          update_width=True)
+        table.update_cell(row.name, table.ordered_columns[0].key, self._name_cell(row.name), update_width=True)
+
+    def _name_cell(self, name: str) -> Text:
+        return outside(("✓ " if name in self.marked else "") + name)
 
     def compared(self) -> list[str]:
         """What c compares: the marked runs in the list's order, else the selected one."""
@@ -155,7 +161,7 @@ class WelcomeScreen(WizardStep):
         if not names:
             self.notify("no runs to compare yet", severity="warning")
             return
-        self.notify(f"drawing {', '.join(names)} ...")
+        self.notify(f"drawing {', '.join(inert(n) for n in names)} ...", markup=False)
         self._compare(names)
 
     @work(thread=True, exclusive=True, group="welcome-compare")
@@ -169,10 +175,10 @@ class WelcomeScreen(WizardStep):
                 raise UsageError(f"comparing runs {MATPLOTLIB_MISSING}")
             write(load(names, self.context.runs_dir), out, smooth=0.6, log_y=False)
         except (UsageError, OSError) as exc:
-            self.app.call_from_thread(self.notify, str(exc), severity="error")
+            self.app.call_from_thread(self.notify, inert(exc, multiline=True), severity="error", markup=False)
             return
-        self.app.call_from_thread(self.notify, f"wrote {out}: open it in a browser (from a shell: "
-                                  f"{command(names, self.context.runs_dir)})", timeout=10)
+        self.app.call_from_thread(self.notify, f"wrote {inert(out)}: open it in a browser (from a shell: "
+                                  f"{inert(command(names, self.context.runs_dir))})", timeout=10, markup=False)
 
     def action_resume(self) -> None:
         row = self.selected()
@@ -184,8 +190,8 @@ class WelcomeScreen(WizardStep):
             return
         if not row.resumable:
             why = ("it has no checkpoint yet" if not row.has_checkpoint else
-                   f"its {row.unreadable}" if row.unreadable else f"it is {row.state}")
-            self.notify(f"run {row.name} cannot be resumed: {why}", severity="warning")
+                   f"its {inert(row.unreadable)}" if row.unreadable else f"it is {inert(row.state)}")
+            self.notify(f"run {inert(row.name)} cannot be resumed: {why}", severity="warning", markup=False)
             return
 
         def answered(yes: bool | None) -> None:
@@ -193,7 +199,7 @@ class WelcomeScreen(WizardStep):
                 self._resume(row)
 
         self.app.push_screen(ConfirmScreen(
-            f"Resume run {row.name} {row.resume_text}?\n"
+            f"Resume run {inert(row.name)} {inert(row.resume_text)}?\n"
             f"It trains in the background; the dashboard opens.", yes="Resume", no="Cancel"), answered)
 
     def _resume(self, row: RunSummary) -> None:

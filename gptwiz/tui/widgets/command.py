@@ -6,6 +6,7 @@ from rich.text import Text
 from textual.widgets import Static
 
 from gptwiz.common.commands import fold_command
+from gptwiz.common.inert import inert
 
 
 class CommandLine(Static):
@@ -28,5 +29,6 @@ class CommandLine(Static):
 
     def _fold(self) -> None:
         width = self.content_size.width or 78
-        self.update(Text("\n".join(fold_command(self.command, width)), style=self.command_style, no_wrap=True,
-                         overflow="fold"))
+        # Its paths and names are outside text: a control character in one shows as its escape.
+        self.update(Text(inert("\n".join(fold_command(self.command, width)), multiline=True), style=self.command_style,
+                         no_wrap=True, overflow="fold"))

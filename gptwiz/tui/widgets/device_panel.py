@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from rich.text import Text
 
 from gptwiz.common import fmt
+from gptwiz.common.inert import inert
 from gptwiz.tui.widgets.panels import QuietStatic
 from gptwiz.tui.widgets.text import bar
 
@@ -65,7 +66,7 @@ class DevicePanel(QuietStatic):
                 util = fmt.quantity(card.utilization_pct, "%")
                 memory = f"{fmt.gib(card.memory_used_bytes, unit=False)}/{fmt.gib(card.memory_total_bytes)}"
                 if two_lines:
-                    head = f"GPU{card.index} {short_name(card.name)} util {util} {temp_power}"
+                    head = f"GPU{card.index} {inert(short_name(card.name))} util {util} {temp_power}"
                     if len(head) > full_width:  # narrow: the numbers matter more than the name
                         head = f"GPU{card.index} util {util} {temp_power}"
                     text.append(head[:5], style="bold")
@@ -86,5 +87,5 @@ class DevicePanel(QuietStatic):
             text.append(f"RSS {fmt.gib(p.rss_bytes)} of {fmt.gib(p.ram_total_bytes)}, "
                         f"{fmt.gib(p.ram_available_bytes)} free")
         else:
-            text.append(reading.note or "no device readings", style="dim")
+            text.append(inert(reading.note or "no device readings", multiline=True), style="dim")
         self.set_text(text)

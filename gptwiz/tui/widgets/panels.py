@@ -10,6 +10,7 @@ from textual.containers import Vertical
 from textual.widgets import Sparkline, Static
 
 from gptwiz.common import fmt
+from gptwiz.common.inert import inert
 from gptwiz.runs.snapshot import RunSnapshot
 from gptwiz.tui.widgets.text import bar
 
@@ -31,7 +32,7 @@ class QuietStatic(Static):
 
 
 def state_text(state: str) -> Text:
-    return Text(f" {state.upper()} ", style=STATE_STYLE.get(state, "bold"))
+    return Text(f" {inert(state.upper())} ", style=STATE_STYLE.get(state, "bold"))  # status.json's own word
 
 
 class StateBanner(QuietStatic):
@@ -42,15 +43,16 @@ class StateBanner(QuietStatic):
     ERROR_LINES = 2  # the error's room, so that the file's line is never cut off
 
     def show(self, snap: RunSnapshot, error_file: str | None = None) -> None:
-        line = Text.assemble(("run ", "dim"), (snap.name, "bold"), "  ", state_text(snap.state))
+        # Every string here comes from the run's files (its folder's name, status.json, config.json): inert.
+        line = Text.assemble(("run ", "dim"), (inert(snap.name), "bold"), "  ", state_text(snap.state))
         if snap.activity:  # "evaluating (3 of 40 batches)": the iteration stands still meanwhile
-            line.append(f" {snap.activity}", style="bold")
-        details = [d for d in (snap.preset and f"preset {snap.preset}",
-                               snap.params and f"{snap.params / 1e6:.1f}M params", snap.device) if d]
+            line.append(f" {inert(snap.activity)}", style="bold")
+        details = [inert(d) for d in (snap.preset and f"preset {snap.preset}",
+                                      snap.params and f"{snap.params / 1e6:.1f}M params", snap.device) if d]
         if details:
             line.append("  " + " · ".join(details), style="dim")
         if snap.error and snap.state in ("failed", "diverged", "stopped", "missing", "unreadable"):
-            error = f"{snap.state}: {snap.error}"
+            error = f"{snap.state}: {inert(snap.error)}"
             room = self.ERROR_LINES * max(20, (self.content_size.width or 78))
             if error_file and len(error) > room:
                 error = error[:room - 1] + "…"
@@ -58,11 +60,11 @@ class StateBanner(QuietStatic):
             line.append(error, style="bold red")
         if snap.held_out and not (snap.error and snap.state in ("failed", "diverged")):
             line.append("\n")
-            line.append(snap.held_out, style="dim")
+            line.append(inert(snap.held_out), style="dim")
         if error_file and snap.state in ("failed", "diverged"):
             line.append("\n")
             line.append("the whole error: ", style="dim")
-            line.append(error_file, style="bold")
+            line.append(inert(error_file), style="bold")
         self.set_class(bool(snap.error) and snap.state in ("failed", "diverged"), "-error")
         self.set_text(line)
 
@@ -135,10 +137,12 @@ class LogTailView(QuietStatic):
     def __init__(self, **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self._lines: list[str] = []
+        self._shown: list[str] = []
 
     def show(self, lines: list[str]) -> None:
         if lines != self._lines:
             self._lines = lines
+            self._shown = [inert(line) for line in lines]  # the trainer's log holds outside text (paths, errors)
             self._render_lines()
 
     def on_resize(self) -> None:
@@ -146,5 +150,5 @@ class LogTailView(QuietStatic):
 
     def _render_lines(self) -> None:
         height = max(1, self.content_size.height or 3)
-        shown = last_rows(self._lines, self.content_size.width or 76, height) or ["(train.log is empty so far)"]
+        shown = last_rows(self._shown, self.content_size.width or 76, height) or ["(train.log is empty so far)"]
         self.set_text(Text("\n".join(shown), no_wrap=True, overflow="crop"))
