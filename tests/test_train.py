@@ -1,6 +1,4 @@
-import fcntl
 import json
-import os
 import shutil
 import signal
 import subprocess
@@ -10,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import SHAKESPEARE, TINY_FAST, assert_one_line_error, cli_env, run_cli
+from conftest import SHAKESPEARE, TINY_FAST, assert_one_line_error, build_once, cli_env, run_cli, session_folder
 
 from gptwiz.runs.metrics import read_metrics
 from gptwiz.training.checkpoint import load_checkpoint
@@ -31,29 +29,19 @@ class TrainedRun:
     stdout: str
 
 
-def _session_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A folder of this test session that every pytest-xdist worker sees (their base temporaries share a parent)."""
-    base = tmp_path_factory.getbasetemp()
-    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
-
-
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> TrainedRun:
-    """50 iterations of the tiny preset on Shakespeare, trained once a session: the test of its loss reads it, and
-    the tests that need some trained run start from a copy. Under xdist the first worker to ask trains it while
-    holding a lock; the others wait for it and read the same folder."""
-    folder = _session_folder(tmp_path_factory) / "tiny_run"
-    with open(f"{folder}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        done = folder / "stdout.txt"
-        if not done.exists():
-            shutil.rmtree(folder, ignore_errors=True)  # what a failed attempt of another worker left
-            folder.mkdir()
-            proc = run_cli(["train", "--config_file", "tiny", "--model_name", "drop", "--input_file",
-                            str(SHAKESPEARE), "--max_iters", "50", "--batch_size", "16", "--block_size", "64",
-                            "--eval_iters", "2", "--quiet"], cwd=folder, check=True)
-            done.write_text(proc.stdout)
-    return TrainedRun(cwd=folder, run=folder / "runs" / "drop", stdout=done.read_text())
+    """50 iterations of the tiny preset on Shakespeare, trained once a session (`build_once`): the test of its loss
+    reads it, and the tests that need some trained run start from a copy."""
+
+    def train(folder: Path) -> None:
+        proc = run_cli(["train", "--config_file", "tiny", "--model_name", "drop", "--input_file", str(SHAKESPEARE),
+                        "--max_iters", "50", "--batch_size", "16", "--block_size", "64", "--eval_iters", "2",
+                        "--quiet"], cwd=folder, check=True)
+        (folder / "stdout.txt").write_text(proc.stdout)
+
+    folder = build_once(session_folder(tmp_path_factory) / "tiny_run", train)
+    return TrainedRun(cwd=folder, run=folder / "runs" / "drop", stdout=(folder / "stdout.txt").read_text())
 
 
 def _copy_run(trained: TrainedRun, runs_dir: Path, name: str) -> Path:
@@ -180,9 +168,9 @@ def test_guide_example_1_runs_as_printed(tmp_path, shakespeare):
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "blog_posts.txt").write_text(shakespeare.read_text()[:200_000])
     proc = run_cli(["train", "--config_file", "presets/small.json", "--model_name", "my_blog_model",
-                    "--input_file", "data/blog_posts.txt", "--max_iters", "2"], cwd=tmp_path, check=True)
+                    "--input_file", "data/blog_posts.txt", "--max_iters", "1"], cwd=tmp_path, check=True)
     status = _status(tmp_path / "runs" / "my_blog_model")
-    assert status["state"] == "finished" and status["iter"] == 2
+    assert status["state"] == "finished" and status["iter"] == 1
     assert json.loads((tmp_path / "runs" / "my_blog_model" / "config.json").read_text())["preset"] == "small"
     assert "Traceback" not in proc.stderr
 

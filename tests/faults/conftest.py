@@ -27,10 +27,12 @@ FAULTS_DIR = Path(__file__).resolve().parent
 README = FAULTS_DIR / "README.md"
 # The README's order: runs and checkpoints first, then viewers, data, bad input, security, endurance.
 ORDER = ["test_kill_resume.py", "test_disk_full.py", "test_disk_full_everywhere.py", "test_corrupt_checkpoint.py",
-         "test_stale_best.py", "test_torn_metrics.py", "test_lock.py", "test_recycled_pid.py", "test_signals.py",
-         "test_viewers.py", "test_malformed_files.py", "test_fifo.py", "test_symlink_writes.py", "test_bad_dirs.py",
-         "test_refused_start.py", "test_prepare_faults.py", "test_prepare_recovery.py", "test_probe_orphans.py",
-         "test_number_bounds.py", "test_fuzz_cli.py", "test_security.py", "test_endurance.py"]
+         "test_stale_best.py", "test_torn_metrics.py", "test_lock.py", "test_export_races.py", "test_recycled_pid.py",
+         "test_signals.py", "test_viewers.py", "test_malformed_files.py", "test_deep_json.py", "test_fifo.py",
+         "test_symlink_writes.py", "test_symlink_deletes.py", "test_bad_dirs.py", "test_refused_start.py",
+         "test_resume_changed_input.py", "test_prepare_faults.py", "test_prepare_recovery.py",
+         "test_probe_orphans.py", "test_number_bounds.py", "test_fuzz_cli.py", "test_security.py",
+         "test_hostile_text.py", "test_hostile_output.py", "test_small_hardening.py", "test_endurance.py"]
 
 _ROWS = pytest.StashKey[list]()
 _DESELECTED = pytest.StashKey[int]()
