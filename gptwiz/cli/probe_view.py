@@ -20,19 +20,33 @@ from gptwiz.wizard.probe_panel import render
 def run_cli(opts: ProbeOptions, as_json: bool) -> int:
     """`gptwiz probe`: a progress bar, then the verdict panel (or one JSON object). Exit 1 on a fail verdict or
     when the probe was stopped from outside (no verdict)."""
-    # SIGTERM and SIGHUP (a closed terminal) leave as Ctrl-C does, through run_probe's clean-up: the child is
-    # stopped, not orphaned, and the temporary folder removed.
-    signals = [signal.SIGTERM] + ([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])
-    previous = {sig: signal.signal(sig, _interrupt) for sig in signals}
+    # Ctrl-C, SIGTERM and SIGHUP (a closed terminal) leave through run_probe's clean-up: the child is stopped,
+    # not orphaned, and the temporary folder removed.
+    interrupt = _Interrupt()
+    signals = [signal.SIGINT, signal.SIGTERM] + ([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])
+    previous = {sig: signal.signal(sig, interrupt) for sig in signals}
     try:
-        return _run_cli(opts, as_json)
+        return _run_cli(opts, as_json, interrupt)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
 
 
-def _interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt
+class _Interrupt:
+    """A signal handler that raises KeyboardInterrupt and remembers it: an interrupt raised while Python runs a
+    finalizer or a weakref callback is printed as "Exception ignored" and lost, so each progress report and the
+    end of the probe raise it again."""
+
+    def __init__(self) -> None:
+        self.seen = False
+
+    def __call__(self, signum: int, frame: Any) -> None:
+        self.seen = True
+        raise KeyboardInterrupt
+
+    def again(self) -> None:
+        if self.seen:
+            raise KeyboardInterrupt
 
 
 def _exit_code(result: ProbeResult) -> int:
@@ -40,9 +54,10 @@ def _exit_code(result: ProbeResult) -> int:
     return 1 if result.verdict in ("fail", "cancelled") else 0
 
 
-def _run_cli(opts: ProbeOptions, as_json: bool) -> int:
+def _run_cli(opts: ProbeOptions, as_json: bool, interrupt: _Interrupt) -> int:
     if as_json:
-        result = run_probe(opts)
+        result = run_probe(opts, lambda p: interrupt.again())
+        interrupt.again()
         print(json.dumps(result.to_json(), indent=2))
         return _exit_code(result)
     console = Console()
@@ -53,7 +68,8 @@ def _run_cli(opts: ProbeOptions, as_json: bool) -> int:
     task = progress.add_task(escape(inert(f"probe {opts.config_file}")), total=opts.iters, loss=fmt.UNKNOWN, tps=fmt.UNKNOWN,
                              mem=fmt.UNKNOWN)
     with progress:
-        result = run_probe(opts, lambda p: _show(progress, task, p))
+        result = run_probe(opts, lambda p: (interrupt.again(), _show(progress, task, p)))
+    interrupt.again()
     console.print(render(result))
     return _exit_code(result)
 

@@ -7,11 +7,18 @@ C1 characters (U+009B, a one-character CSI to some terminals, and U+0085, a line
 from __future__ import annotations
 
 import json
+import os
+import pty
+import select
 import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from faults.support import TEMPLATE_RUN
+from faults.support import TEMPLATE_RUN, fault_env
 
 HOSTILE = "\x1b]52;c;aGVsbG8=\x07" "\x1b]0;pwned\x07" "\x1b[2J" "\x07" "\x9b31m" "\x85"
 # What must never reach a terminal, a log or a card: ESC and BEL as bytes, the C1 characters as text.
@@ -84,3 +91,52 @@ def hostile_input(work: Path, text: str = "too short") -> Path:
     path = work / (hostile_name("short") + ".txt")
     path.write_text(text)
     return path
+
+
+PROMPT = b">>> "  # chat's, where readline waits for a line
+
+
+def on_terminal(args: list[str], cwd: Path, lines: Sequence[bytes] = (), timeout: float = 120) -> tuple[bytes, bytes]:
+    """`python -m gptwiz ARGS` with a terminal for its stdin and stdout (stderr apart): all it wrote there, and its
+    stderr. Each of
+    `lines` is typed at the next `>>> ` prompt, then Ctrl-D (again every few seconds until it leaves)."""
+    inputrc = cwd / "inputrc"
+    inputrc.write_text("set enable-bracketed-paste off\n")  # readline's own escapes are not the model's
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "gptwiz", *args], cwd=cwd, stdin=slave, stdout=slave,
+                            stderr=subprocess.PIPE, env=fault_env(TERM="dumb", INPUTRC=str(inputrc)))
+    os.close(slave)
+    output = bytearray()
+    pending = [*lines, b"\x04"] if lines else []
+    deadline = time.monotonic() + timeout
+    typed, last_eof = 0, 0.0
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([master], [], [], 0.2)
+            if ready:
+                try:
+                    chunk = os.read(master, 65536)
+                except OSError:  # EIO: the child closed the terminal
+                    break
+                if not chunk:
+                    break
+                output += chunk
+            if pending and output.count(PROMPT) > typed:  # readline is waiting for a line
+                time.sleep(0.2)
+                os.write(master, pending.pop(0))
+                typed += 1
+                last_eof = time.monotonic()
+            elif lines and not pending and time.monotonic() - last_eof > 3:
+                os.write(master, b"\x04")  # a Ctrl-D typed before readline took the terminal can be lost
+                last_eof = time.monotonic()
+        code = proc.wait(timeout=max(1.0, deadline - time.monotonic()))
+    except subprocess.TimeoutExpired:
+        code = None
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        os.close(master)
+    err = proc.stderr.read() if proc.stderr else b""
+    assert code == 0, (code, bytes(output), err)
+    return bytes(output), err

@@ -6,75 +6,26 @@ the dashboard (its header, its `g` sample, its exit line) draws a hostile run fo
 from __future__ import annotations
 
 import json
-import os
-import pty
 import re
-import select
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 from conftest import run_cli
 from tui_support import async_test, quiet_context, screen_text, wait_for
 
-from faults.hostile import hostile_run, raw_controls
+from faults.hostile import hostile_run, on_terminal, raw_controls
 from faults.hostile_checkpoint import make_control_emitting_checkpoint
 from faults.support import TEMPLATE_RUN, fault_env
 
 # What gptwiz itself may write to a terminal: SGR styling (ESC [ ... m) and, from Textual's renderer, cursor moves.
 OWN_SEQUENCES = re.compile(r"\x1b\[[0-9;]*[mH]|\x1b\[\?2004[hl]")
-PROMPT = b">>> "
 
 
 def _foreign_controls(output: bytes) -> list[str]:
     """The control characters in `output` that are not part of gptwiz's own styling."""
     return raw_controls(OWN_SEQUENCES.sub("", output.decode("utf-8", "replace")))
-
-
-def _in_pty(args: list[str], cwd: Path, lines: list[bytes] = (), timeout: float = 120) -> bytes:
-    """`python -m gptwiz ARGS` with a terminal for its stdin and stdout (stderr apart): all it wrote there. Each of
-    `lines` is typed at the next `>>> ` prompt, then Ctrl-D (again every few seconds until it leaves)."""
-    inputrc = cwd / "inputrc"
-    inputrc.write_text("set enable-bracketed-paste off\n")  # readline's own escapes are not the model's
-    master, slave = pty.openpty()
-    proc = subprocess.Popen([sys.executable, "-m", "gptwiz", *args], cwd=cwd, stdin=slave, stdout=slave,
-                            stderr=subprocess.PIPE, env=fault_env(TERM="dumb", INPUTRC=str(inputrc)))
-    os.close(slave)
-    output = bytearray()
-    pending = [*lines, b"\x04"] if lines else []
-    deadline = time.monotonic() + timeout
-    typed, last_eof = 0, 0.0
-    try:
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([master], [], [], 0.2)
-            if ready:
-                try:
-                    chunk = os.read(master, 65536)
-                except OSError:  # EIO: the child closed the terminal
-                    break
-                if not chunk:
-                    break
-                output += chunk
-            if pending and output.count(PROMPT) > typed:  # readline is waiting for a line
-                time.sleep(0.2)
-                os.write(master, pending.pop(0))
-                typed += 1
-                last_eof = time.monotonic()
-            elif lines and not pending and time.monotonic() - last_eof > 3:
-                os.write(master, b"\x04")  # a Ctrl-D typed before readline took the terminal can be lost
-                last_eof = time.monotonic()
-        code = proc.wait(timeout=max(1.0, deadline - time.monotonic()))
-    except subprocess.TimeoutExpired:
-        code = None
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        os.close(master)
-    assert code == 0, (code, bytes(output), proc.stderr.read() if proc.stderr else b"")
-    return bytes(output)
 
 
 @pytest.fixture
@@ -88,8 +39,8 @@ SAMPLE = ["sample", "--model_name", TEMPLATE_RUN, "--max_new_tokens", "30", "--s
 
 
 def test_sample_on_a_terminal_drops_the_controls_and_raw_keeps_them(hostile_model: Path, report) -> None:
-    shown = _in_pty(SAMPLE, hostile_model)
-    raw = _in_pty([*SAMPLE, "--raw"], hostile_model)
+    shown, _ = on_terminal(SAMPLE, hostile_model)
+    raw, _ = on_terminal([*SAMPLE, "--raw"], hostile_model)
     assert b"\x1b]52;c;aGk=\x07" in raw and b"\x1b[2J" in raw and "\x9b".encode() in raw, raw  # the model's own
     assert _foreign_controls(shown) == [], shown
     assert b"]52;c;aGk=" in shown and b"[2J" in shown, shown  # only the control characters were dropped
@@ -116,10 +67,10 @@ CHAT = ["chat", TEMPLATE_RUN, "--max_new_tokens", "30", "--seed", "1"]
 
 
 def test_chat_on_a_terminal_drops_the_controls_and_raw_keeps_them(hostile_model: Path, report) -> None:
-    shown = _in_pty(CHAT, hostile_model, [b"hi\n"])
+    shown, _ = on_terminal(CHAT, hostile_model, [b"hi\n"])
     assert b"tokens/s" in shown and b"]52;c;aGk=" in shown, shown
     assert _foreign_controls(shown) == [], shown
-    raw = _in_pty([*CHAT, "--raw"], hostile_model, [b"hi\n"])
+    raw, _ = on_terminal([*CHAT, "--raw"], hostile_model, [b"hi\n"])
     assert b"\x1b]52;c;aGk=\x07" in raw and b"\x1b[2J" in raw, raw
     report("the control-emitting model in an interactive `chat` on a terminal (and with --raw)", 2,
            "the streamed answer has its controls dropped; --raw streams them as generated")

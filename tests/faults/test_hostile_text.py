@@ -7,8 +7,6 @@ the text is shown with its escapes (\\x1b), as `gptwiz.common.inert` shows it.""
 from __future__ import annotations
 
 import json
-import os
-import pty
 import shutil
 import subprocess
 import sys
@@ -23,6 +21,7 @@ from faults.hostile import (
     hostile_name,
     hostile_preset,
     hostile_run,
+    on_terminal,
     raw_controls,
 )
 from faults.support import TEMPLATE_RUN, fault_env
@@ -58,27 +57,6 @@ def _run(args: list[str], cwd: Path, what: str, *, ok: bool | None = None, stdin
     if ok is not None:
         assert (proc.returncode == 0) == ok, (what, proc.returncode, proc.stdout[-2000:], proc.stderr[-2000:])
     return proc
-
-
-def _on_terminal(args: list[str], cwd: Path) -> tuple[int, bytes, str]:
-    """`gptwiz ARGS` with its stdout on a pseudo-terminal (where a model's text is shown; a pipe gets it as
-    generated, for a program to read): its exit status, what reached the terminal, and its stderr."""
-    master, slave = pty.openpty()
-    proc = subprocess.Popen([sys.executable, "-m", "gptwiz", *args], cwd=cwd, env=fault_env(),
-                            stdin=subprocess.DEVNULL, stdout=slave, stderr=subprocess.PIPE, text=True)
-    os.close(slave)
-    shown = []
-    while True:
-        try:
-            chunk = os.read(master, 4096)
-        except OSError:  # EIO: the process closed the terminal
-            break
-        if not chunk:
-            break
-        shown.append(chunk)
-    os.close(master)
-    err = proc.stderr.read() if proc.stderr else ""
-    return proc.wait(timeout=300), b"".join(shown), err
 
 
 def _hostile_dataset(work: Path) -> Path:
@@ -189,9 +167,8 @@ def test_a_hostile_runs_text_is_shown_inert(trained_copy: Path, report, verb: st
     run = hostile_run(work, EVIL)
     emitting = _checkpoint_emitting_controls(run)
     if verb == "sample":
-        code, shown, err = _on_terminal(["sample", "--model_name", EVIL, "--max_new_tokens", "40", "--device", "cpu"],
-                                        work)
-        assert code == 0 and "Traceback" not in err, (code, err[-2000:])
+        shown, err = on_terminal(["sample", "--model_name", EVIL, "--max_new_tokens", "40", "--device", "cpu"], work)
+        assert b"Traceback" not in err, err[-2000:]
         assert not raw_controls(shown) and not raw_controls(err), (raw_controls(shown), shown[-2000:], err[-2000:])
     else:
         _run(["chat", EVIL, "--max_new_tokens", "40", "--device", "cpu"], work, "chat", ok=True,
