@@ -7,7 +7,6 @@ import json
 from typing import Any
 
 from gptwiz.cli.args import flag
-from gptwiz.common.inert import inert
 
 
 def add(sub: Any) -> None:
@@ -32,21 +31,22 @@ def run(args: argparse.Namespace) -> int:
 
 def render(info: dict[str, Any], console: Any) -> None:
     from rich.table import Table  # lazy: rich only when the verb prints
-    from rich.text import Text  # lazy: as above
+
+    from gptwiz.common.rich_text import outside  # lazy: imports rich, as above
 
     # The folder, the manifest's tokenizer and the sources' names come from outside: inert, and as Text, which
     # rich reads no markup in.
     caption = (f"tokenizer {info['tokenizer']} · manifest sha256 {info['checksum'][:12]} · share = weight / sum of "
                "weights: the fraction of training sequences drawn from the source")
-    table = Table(title=Text(inert(f"dataset {info['dir']}")), caption=Text(inert(caption)))
+    table = Table(title=outside(f"dataset {info['dir']}"), caption=outside(caption))
     for col in ("source", "files", "MB", "documents", "train tokens", "val tokens", "weight", "share"):
         table.add_column(col, justify="left" if col == "source" else "right")
 
-    def row(name: str, r: dict[str, Any], weight: str, share: str) -> list[Text]:
+    def row(name: str, r: dict[str, Any], weight: str, share: str) -> list[Any]:
         files = f"{r['files']:,}" + (f" (+{r['skipped_files']} skipped)" if r["skipped_files"] else "")
         cells = [name, files, f"{r['bytes'] / 1e6:,.2f}", f"{r['documents']:,}", f"{r['train_tokens']:,}",
                  f"{r['val_tokens']:,}", weight, share]
-        return [Text(inert(c)) for c in cells]
+        return [outside(c) for c in cells]
 
     for r in info["sources"]:
         table.add_row(*row(r["name"], r, f"{r['weight']:g}", f"{100 * r['share']:.1f}%"))
@@ -61,9 +61,10 @@ def render(info: dict[str, Any], console: Any) -> None:
 def render_sft(sft: dict[str, Any], console: Any) -> None:
     """An instruction dataset's examples and its trained (answer) and prompt tokens, per split."""
     from rich.table import Table  # lazy: rich only when the verb prints
-    from rich.text import Text  # lazy: as above
 
-    table = Table(title=Text(inert(f"instruction tuning: template {sft['template']}")),
+    from gptwiz.common.rich_text import outside  # lazy: imports rich, as above
+
+    table = Table(title=outside(f"instruction tuning: template {sft['template']}"),
                   caption=f"examples cut to --block_size {sft['block_size']} + 1 tokens: {sft['truncated']:,}; "
                           f"malformed lines ignored: {sft['bad_lines']:,}; trained on: the answers' tokens only")
     for col in ("split", "examples", "answer tokens (trained)", "prompt tokens"):

@@ -9,7 +9,7 @@ from typing import Any
 from gptwiz.cli.args import bounded_int, flag, positive_int
 from gptwiz.common import fmt
 from gptwiz.common.errors import UsageError
-from gptwiz.common.inert import inert, quote
+from gptwiz.common.inert import quote
 from gptwiz.data.sizes import measure_dataset, parse_size
 from gptwiz.model.config import count_params
 from gptwiz.planning.guide_tables import USE_CASES
@@ -182,13 +182,13 @@ def run_estimate(config_file: str, batch_size: int | None, block_size: int | Non
                           "probe_time": probe_time.to_json() if probe_time else None}, indent=2))
         return 0
     from rich.console import Console  # lazy: rich stays off the --help path
-    from rich.markup import escape  # lazy: as above
 
+    from gptwiz.common.rich_text import outside_markup  # lazy: imports rich, kept off the --help path
     from gptwiz.planning.render import estimate_table, time_lines  # lazy: imports rich, kept off the --help path
 
     console = Console()
     # The title is read as markup; a preset file's name is outside text: escaped, and inert.
-    console.print(estimate_table(est, escape(inert(preset.name)), guide_vram_gb=preset.guide_vram_gb))
+    console.print(estimate_table(est, outside_markup(preset.name), guide_vram_gb=preset.guide_vram_gb))
     console.print(time_lines(run_time, probe_time, plan.max_iters, device_type), highlight=False)
     return 0
 

@@ -8,11 +8,11 @@ import signal
 from typing import Any
 
 from rich.console import Console
-from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 
 from gptwiz.common import fmt
 from gptwiz.common.inert import inert
+from gptwiz.common.rich_text import outside_markup
 from gptwiz.training.probe import ProbeOptions, ProbeProgress, ProbeResult, run_probe
 from gptwiz.wizard.probe_panel import render
 
@@ -65,7 +65,7 @@ def _run_cli(opts: ProbeOptions, as_json: bool, interrupt: _Interrupt) -> int:
                         TextColumn("loss [cyan]{task.fields[loss]}[/] {task.fields[tps]} tok/s mem {task.fields[mem]}"),
                         TimeRemainingColumn(), console=console, transient=True)
     # The description is read as markup by its column: the preset's path is escaped, and inert.
-    task = progress.add_task(escape(inert(f"probe {opts.config_file}")), total=opts.iters, loss=fmt.UNKNOWN, tps=fmt.UNKNOWN,
+    task = progress.add_task(outside_markup(f"probe {opts.config_file}"), total=opts.iters, loss=fmt.UNKNOWN, tps=fmt.UNKNOWN,
                              mem=fmt.UNKNOWN)
     with progress:
         result = run_probe(opts, lambda p: (interrupt.again(), _show(progress, task, p)))

@@ -71,15 +71,16 @@ def run_runs(args: argparse.Namespace) -> int:
         return 0
     from rich.console import Console  # lazy: rich only when a table is printed
     from rich.table import Table  # lazy: rich only when a table is printed
-    from rich.text import Text  # lazy: as above
+
+    from gptwiz.common.rich_text import outside  # lazy: imports rich, only when a table is printed
 
     # Names and status.json's fields come from outside: inert, and as Text so that rich reads no markup in them.
-    table = Table(title=Text(inert(f"runs in {args.runs_dir}")))
+    table = Table(title=outside(f"runs in {args.runs_dir}"))
     for col in ("name", "state", "progress", "last loss", "ckpt", "updated"):
         table.add_column(col, justify="right" if col in ("progress", "last loss", "ckpt") else "left")
     for r in rows:
         cells = (r.name, r.state_text, r.progress_text, r.loss_text, r.checkpoint_text, r.updated_text)
-        table.add_row(*(Text(inert(c)) for c in cells))
+        table.add_row(*(outside(c) for c in cells))
     console = Console()
     console.print(table)
     for r in rows:  # below the table, where a long line need not fit a column

@@ -61,10 +61,10 @@ class RichReporter(Reporter):
                        "{task.fields[tps]} tok/s"),
             TimeRemainingColumn(), console=self.console, transient=False,
         )
-        from rich.markup import escape  # as above
+        from gptwiz.common.rich_text import outside_markup  # lazy: imports rich, as above
 
         # The description is read as markup by the column above: the name is escaped, and inert.
-        self.task = self.progress.add_task(escape(inert(cfg.name)), total=cfg.train.max_iters, completed=start_iter,
+        self.task = self.progress.add_task(outside_markup(cfg.name), total=cfg.train.max_iters, completed=start_iter,
                                            loss=fmt.UNKNOWN, val=fmt.UNKNOWN, lr=fmt.UNKNOWN, tps=fmt.UNKNOWN)
         self.progress.start()
 

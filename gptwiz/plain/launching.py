@@ -8,8 +8,9 @@ from pathlib import Path
 
 from gptwiz.common.errors import UsageError
 from gptwiz.common.inert import quote
+from gptwiz.common.rich_text import outside_markup
 from gptwiz.plain.prompts import BACK
-from gptwiz.plain.talk import NO, YES, Talk, outside
+from gptwiz.plain.talk import NO, YES, Talk
 from gptwiz.runs.launch import launch_detached, wait_for_start
 from gptwiz.runs.paths import validate_run_name
 from gptwiz.wizard.advice import probe_summary
@@ -27,14 +28,14 @@ def runs_flag(runs_dir: Path) -> str:
 def launch_in_background(talk: Talk, runs_dir: Path, args: list[str], name: str) -> int:
     """Start `gptwiz ARGS` detached, wait until it writes its status, and say how to watch and stop it."""
     run = launch_detached(args, runs_dir=runs_dir, name=name)
-    with talk.console.status(f"starting run {outside(name)} (pid {run.pid}) ..."):
+    with talk.console.status(f"starting run {outside_markup(name)} (pid {run.pid}) ..."):
         outcome = wait_for_start(run, timeout=600)
     if not outcome.started:
-        talk.say(f"[red]the training did not start: {outside(outcome.message)}[/]")  # the trainer's own words
+        talk.say(f"[red]the training did not start: {outside_markup(outcome.message)}[/]")  # the trainer's own words
         return 1
-    talk.say(f"[green]run {outside(name)} is training in the background (pid {run.pid}).[/]")
-    talk.say(outside(f"  watch it: gptwiz watch {name}{runs_flag(runs_dir)}"))
-    talk.say(outside(f"  stop it:  gptwiz stop {name}{runs_flag(runs_dir)}"))
+    talk.say(f"[green]run {outside_markup(name)} is training in the background (pid {run.pid}).[/]")
+    talk.say(outside_markup(f"  watch it: gptwiz watch {name}{runs_flag(runs_dir)}"))
+    talk.say(outside_markup(f"  stop it:  gptwiz stop {name}{runs_flag(runs_dir)}"))
     return 0
 
 

@@ -9,8 +9,9 @@ from typing import Any
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from gptwiz.common.errors import UsageError
+from gptwiz.common.rich_text import outside_markup
 from gptwiz.plain.prompts import BACK
-from gptwiz.plain.talk import NO, Talk, outside
+from gptwiz.plain.talk import NO, Talk
 from gptwiz.wizard.advice import apply_advice, probe_advice
 from gptwiz.wizard.state import WizardState
 
@@ -73,7 +74,7 @@ class ProbeStep:
             def on_progress(p: Any) -> None:
                 loss = f"loss {p.loss:.4f}" if p.loss is not None else ""
                 # The info column is read as markup, and a message is the probe process's: escaped, inert.
-                bar.update(task, completed=p.iter, total=p.iters, info=outside(p.message or loss))
+                bar.update(task, completed=p.iter, total=p.iters, info=outside_markup(p.message or loss))
                 tenth = 10 * p.iter // max(1, p.iters)
                 if not live and (not shown or tenth > shown[-1]):
                     shown.append(tenth)
@@ -87,9 +88,9 @@ class ProbeStep:
 
             self.talk.say(render(result))
         except Exception:  # a stand-in result in tests, or a renderer that changed: the essentials
-            self.talk.say(f"verdict: {outside(result.verdict)}")
+            self.talk.say(f"verdict: {outside_markup(result.verdict)}")
             for reason in getattr(result, "reasons", []) or []:
-                self.talk.say(f"  {outside(reason)}")
+                self.talk.say(f"  {outside_markup(reason)}")
 
     def _offer_advice(self, result: Any) -> str:
         advice = probe_advice(result, self.state.knobs)
@@ -105,6 +106,6 @@ class ProbeStep:
         try:
             apply_advice(self.state, advice[int(answer)])
         except UsageError as exc:
-            self.talk.say(f"[yellow]{outside(exc)}[/]")
+            self.talk.say(f"[yellow]{outside_markup(exc)}[/]")
             return "done"
         return "again"

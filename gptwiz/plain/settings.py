@@ -7,8 +7,9 @@ from collections.abc import Callable
 from typing import Any
 
 from gptwiz.common import fmt
+from gptwiz.common.rich_text import outside_markup
 from gptwiz.plain.prompts import BACK
-from gptwiz.plain.talk import NO, YES, Talk, outside
+from gptwiz.plain.talk import NO, YES, Talk
 from gptwiz.planning.knobs import Knobs
 from gptwiz.wizard.commands import wizard_command_line
 from gptwiz.wizard.knob_fields import KNOB_FIELDS, knobs_from_texts
@@ -60,7 +61,7 @@ class SettingsStep:
 
     def _show_pick(self, rec: RecView) -> None:
         talk = self.talk
-        talk.say(f"\n[bold green]Recommended: {outside(rec.knobs.preset)}[/]")
+        talk.say(f"\n[bold green]Recommended: {outside_markup(rec.knobs.preset)}[/]")
         for i, reason in enumerate(rec.reasons, 1):
             talk.say_item(f"  {i}. ", reason)
         if rec.phases:
@@ -121,6 +122,6 @@ class SettingsStep:
             try:
                 self._speed = (self.measure_throughput(*device_and_dtype(self.state)),)
             except Exception as exc:  # a prediction is a convenience: never a reason to stop the wizard
-                self.talk.say(f"  [yellow]could not measure the speed ({outside(exc)}): no time predictions[/]")
+                self.talk.say(f"  [yellow]could not measure the speed ({outside_markup(exc)}): no time predictions[/]")
                 self._speed = (None,)
         return self._speed[0]

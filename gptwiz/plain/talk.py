@@ -11,15 +11,10 @@ from rich.markup import escape
 
 from gptwiz.common.commands import fold_command
 from gptwiz.common.inert import inert
+from gptwiz.common.rich_text import outside_markup
 from gptwiz.plain.prompts import BACK, BACK_TITLE, Prompter
 
 YES, NO = "yes", "no"
-
-
-def outside(text: object) -> str:
-    """Outside text (a name, a path, an error, another process's message) as part of a `say` line, which rich
-    reads as markup: inert, and escaped."""
-    return escape(inert(text))
 
 
 class Talk:
@@ -39,7 +34,7 @@ class Talk:
     def say_command(self, command: str) -> None:
         """A command line folded at its options (never mid-word), each line but the last ending in a backslash."""
         for line in fold_command(command, max(20, self.console.width - 3)):
-            self.say(f"  [cyan]{outside(line)}[/]")  # it names files and folders
+            self.say(f"  [cyan]{outside_markup(line)}[/]")  # it names files and folders
 
     def fit(self, title: str) -> str:
         """A choice's title cut to one line of the terminal: a menu line that wraps breaks the menu's drawing."""

@@ -16,11 +16,12 @@ from typing import Any
 from rich.console import Console
 
 from gptwiz.common.errors import UsageError
+from gptwiz.common.rich_text import outside_markup
 from gptwiz.plain.launching import Launch, launch_in_background, name_and_start, runs_flag
 from gptwiz.plain.probing import ProbeStep, RunProbe, default_probe
 from gptwiz.plain.prompts import BACK, Cancelled, LinePrompter, Prompter, QuestionaryPrompter, plain_output
 from gptwiz.plain.settings import SettingsStep
-from gptwiz.plain.talk import Talk, outside
+from gptwiz.plain.talk import Talk
 from gptwiz.planning.hardware import detect_hardware as detect_this_machine
 from gptwiz.runs.listing import list_runs
 from gptwiz.wizard.flow import back_step, next_step
@@ -79,9 +80,9 @@ class PlainWizard:
             "then train it in the background.")
         rows = list_runs(self.state.runs_dir)
         for r in rows[:10]:
-            say(outside(f"  {r.name_text:24} {r.state_text:9} {r.progress_text:>18}  loss {r.loss_text}"))
+            say(outside_markup(f"  {r.name_text:24} {r.state_text:9} {r.progress_text:>18}  loss {r.loss_text}"))
             if r.unreadable:
-                say(f"    [red]unreadable: {outside(r.unreadable)}[/]")
+                say(f"    [red]unreadable: {outside_markup(r.unreadable)}[/]")
         if rows:
             say(f"  (watch one with: gptwiz watch NAME{runs_flag(self.state.runs_dir)})")
         return "next"
@@ -98,10 +99,10 @@ class PlainWizard:
         try:
             self.state.hardware = self.detect_hardware()
         except Exception as exc:
-            self.talk.say(f"[yellow]hardware detection failed ({outside(exc)})[/]")
+            self.talk.say(f"[yellow]hardware detection failed ({outside_markup(exc)})[/]")
             self.state.hardware = None
         for line in hardware_lines(self.state.hardware) if self.state.hardware is not None else []:
-            self.talk.say(f"  {outside(line)}")
+            self.talk.say(f"  {outside_markup(line)}")
         detected = self.state.detected_vram_gb
 
         def check(text: str) -> str | None:
@@ -136,13 +137,13 @@ class PlainWizard:
                 try:
                     choice = inspect_dataset(path)
                 except (UsageError, OSError) as exc:
-                    self.talk.say(f"[yellow]{outside(exc)}[/]")
+                    self.talk.say(f"[yellow]{outside_markup(exc)}[/]")
                     continue
-                self.talk.say(f"  {outside(choice.describe())}")
+                self.talk.say(f"  {outside_markup(choice.describe())}")
             try:
                 self.state.dataset = self._prepared(choice)
             except UsageError as exc:
-                self.talk.say(f"[yellow]{outside(exc)}[/]")
+                self.talk.say(f"[yellow]{outside_markup(exc)}[/]")
                 continue
             return "next"
 
@@ -154,9 +155,9 @@ class PlainWizard:
 
         if choice.kind != "demo":
             into = prepared_dir_for(choice.path, self.state.data_dir)
-            self.talk.say(f"  preparing {outside(choice.path)} into {outside(into)} ...")
+            self.talk.say(f"  preparing {outside_markup(choice.path)} into {outside_markup(into)} ...")
         return prepare_choice(choice, self.state.data_dir, RichPrepareProgress(),
-                              on_stage=lambda m: self.talk.say(f"  {outside(m)} ..."))
+                              on_stage=lambda m: self.talk.say(f"  {outside_markup(m)} ..."))
 
     def start(self) -> str:
         """Name the run and start it: 'done' (self.exit_code says how it went), or 'back'."""

@@ -8,18 +8,16 @@ still holds everything (`gptwiz report --tensorboard NAME` writes the event file
 
 from __future__ import annotations
 
-import time
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gptwiz.common.errors import UsageError
-from gptwiz.common.files import check_own_folder, open_append
-from gptwiz.common.inert import inert
-from gptwiz.runs.paths import RunPaths
+from gptwiz.common.files import check_own_folder
 from gptwiz.trackers import tensorboard, wandb
 from gptwiz.training.options import RunConfig, TrainResult
 from gptwiz.training.reporting import Reporter
+from gptwiz.training.run_lifecycle import run_logger
 
 TB_FOLDER = "tb"  # runs/NAME/tb/: the default home of a run's event files
 
@@ -57,7 +55,7 @@ class TrackingReporter(Reporter):
         self.runs_dir = Path(runs_dir)
         self.sinks: list[Any] = []
         self._pending: tuple[RunConfig, int] | None = None
-        self._log: Path | None = None  # the run's train.log, once the trackers open
+        self._log: logging.Logger | None = None  # the run's train.log, once the trackers open
 
     def start(self, cfg: RunConfig, start_iter: int) -> None:
         self.inner.start(cfg, start_iter)
@@ -70,7 +68,7 @@ class TrackingReporter(Reporter):
         cfg, start_iter = self._pending
         self._pending = None
         run_dir = self.runs_dir / cfg.name
-        self._log = RunPaths(run_dir).log
+        self._log = run_logger(cfg.name)
         tb_dir = self.trackers.tensorboard_dir(run_dir)
         if tb_dir is not None:
             purge_step = start_iter + 1 if start_iter else None
@@ -93,7 +91,7 @@ class TrackingReporter(Reporter):
         keeps, and the run's log is where a user looks later for why its event files stop."""
         self.inner.log(message)
         if self._log is not None:
-            append_log_line(self._log, message)
+            self._log.info(message)
 
     def _open(self, what: str, make: Any) -> None:
         try:
@@ -128,21 +126,6 @@ class TrackingReporter(Reporter):
         self.sinks.clear()
         self._pending = None
         self.inner.end(result)
-
-
-def append_log_line(log: Path, message: str) -> None:
-    """`message` appended to a run's train.log as the trainer's own lines are (a timestamp first, never through a
-    link); a log that cannot be written is left as it is: the console has the line."""
-    try:
-        f = open_append(log)
-    except (OSError, UsageError):
-        return
-    try:
-        f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {inert(message)}\n")
-    except OSError:
-        pass
-    finally:
-        f.close()
 
 
 def _one_line(exc: BaseException) -> str:

@@ -92,6 +92,12 @@ class RunFolderLease:
             remove_empty_folders(self.before.made)
 
 
+def run_logger(name: str, rank: int = 0) -> logging.Logger:
+    """The logger of run `name`'s rank: what it is told goes to train.log while that rank's lease holds the log
+    open (rank 0's; the other ranks' go nowhere), so that whoever speaks for the run writes the log one way."""
+    return logging.getLogger(f"gptwiz.training.trainer.{name}.{rank}")
+
+
 class _InertFormatter(logging.Formatter):
     """Every line of train.log inert, whatever the caller passed: a message holds outside text (a preset's or a
     file's name, another process's error) and a terminal may `cat` the log. Newlines and tabs stay: a failure's

@@ -8,7 +8,6 @@ its optimizer (build), the batches (batches) and the evaluation's loss (loss_est
 
 from __future__ import annotations
 
-import logging
 import math
 import os
 import time
@@ -35,7 +34,7 @@ from gptwiz.training.loss_estimate import estimate_loss
 from gptwiz.training.options import ResolvedRun, RunConfig, TrainResult
 from gptwiz.training.ranks import DistContext
 from gptwiz.training.reporting import Reporter
-from gptwiz.training.run_lifecycle import FolderUnwritable, RunFolderLease, describe_failure
+from gptwiz.training.run_lifecycle import FolderUnwritable, RunFolderLease, describe_failure, run_logger
 from gptwiz.training.status_writer import StatusWriter
 from gptwiz.training.stop_request import StopRequest
 
@@ -61,7 +60,7 @@ class Trainer:
         self.stop = StopRequest()  # SIGINT/SIGTERM, listened to while run() runs
         self.dist = dist or DistContext()
         self.main = self.dist.is_main
-        self.log = logging.getLogger(f"gptwiz.training.trainer.{self.cfg.name}.{self.dist.rank}")
+        self.log = run_logger(self.cfg.name, self.dist.rank)
         self.metrics: MetricsWriter | None = None  # rank 0's metrics.jsonl, open while training
         self.status = StatusWriter(self.paths, self.main, self._progress, name=self.cfg.name, pid=os.getpid(),
                                    started_at=now_iso(), error=None, probe=self.cfg.probe,

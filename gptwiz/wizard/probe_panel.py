@@ -7,10 +7,9 @@ from pathlib import Path
 
 from rich.panel import Panel
 from rich.table import Table
-from rich.text import Text
 
 from gptwiz.common import fmt
-from gptwiz.common.inert import inert
+from gptwiz.common.rich_text import outside
 from gptwiz.runs.paths import RunPaths
 from gptwiz.training.probe.result import ProbeResult
 
@@ -28,11 +27,11 @@ def render(result: ProbeResult) -> Panel:
     # Reasons may quote the probe process's error, and names and paths come from outside: inert, and as Text,
     # which rich reads no markup in.
     for i, reason in enumerate(result.reasons):
-        table.add_row("why" if i == 0 else "", Text(inert(reason)))
+        table.add_row("why" if i == 0 else "", outside(reason))
     for item in result.advice:
-        table.add_row("[bold]advice[/]", Text(inert(item)))
+        table.add_row("[bold]advice[/]", outside(item))
     if result.run_dir:
-        table.add_row("saved", Text(inert(RunPaths(Path(result.run_dir)).probe)))
+        table.add_row("saved", outside(RunPaths(Path(result.run_dir)).probe))
     return Panel(table, title=f"probe: [bold {colour}]{result.verdict.upper()}[/]", border_style=colour, expand=False)
 
 
@@ -57,10 +56,10 @@ def _measured_rows(table: Table, r: ProbeResult) -> None:
 
 def _settings_rows(table: Table, r: ProbeResult) -> None:
     """The settings probed, and each attempt's outcome when there was more than one."""
-    table.add_row("settings", Text(inert(f"{r.preset}: --batch_size {r.batch_size} --grad_accum {r.grad_accum} "
+    table.add_row("settings", outside(f"{r.preset}: --batch_size {r.batch_size} --grad_accum {r.grad_accum} "
                               f"(effective {r.batch_size * r.grad_accum}), block {r.block_size}, "
                               f"--learning_rate {fmt.learning_rate(r.learning_rate)}"
-                              + (f", {r.device} {r.dtype}{' compiled' if r.compile else ''}" if r.device else ""))))
+                              + (f", {r.device} {r.dtype}{' compiled' if r.compile else ''}" if r.device else "")))
     if len(r.attempts) > 1:
         attempts = "; ".join(f"batch {a.batch_size} x {a.grad_accum}: {a.outcome}" for a in r.attempts)
-        table.add_row("attempts", Text(inert(attempts)))
+        table.add_row("attempts", outside(attempts))

@@ -20,6 +20,7 @@ from textual.worker import get_current_worker
 
 from gptwiz.common.errors import UsageError
 from gptwiz.common.inert import inert
+from gptwiz.common.rich_text import model_text, outside
 from gptwiz.runs.checkpoints import choose_checkpoint
 from gptwiz.runs.launch import request_stop
 from gptwiz.runs.monitor import RunMonitor
@@ -33,7 +34,6 @@ from gptwiz.tui.screens.confirm import ConfirmScreen
 from gptwiz.tui.screens.message import MessageScreen
 from gptwiz.tui.widgets.charts import LossChart, LrChart
 from gptwiz.tui.widgets.device_panel import DevicePanel, DeviceReading
-from gptwiz.tui.widgets.outside import model_text, outside
 from gptwiz.tui.widgets.panels import LogTailView, ProgressPanel, StateBanner, ThroughputPanel
 
 HELP = """\

@@ -21,8 +21,8 @@ from textual.worker import Worker, get_current_worker
 
 from gptwiz.common.errors import UsageError
 from gptwiz.common.inert import inert
+from gptwiz.common.rich_text import outside
 from gptwiz.tui.screens.base import StepTitle, WizardStep, enter_binding
-from gptwiz.tui.widgets.outside import outside
 from gptwiz.wizard.preparing import PrepareCancelled, PrepareStatus, PrepareTracker, demo_choice, prepare_choice
 from gptwiz.wizard.state import DatasetChoice, find_prepared, inspect_dataset
 

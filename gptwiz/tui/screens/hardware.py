@@ -11,8 +11,8 @@ from textual.widgets import Footer, Input, LoadingIndicator, Static
 from textual.worker import get_current_worker
 
 from gptwiz.common.inert import quote
+from gptwiz.common.rich_text import outside
 from gptwiz.tui.screens.base import StepTitle, WizardStep, enter_binding
-from gptwiz.tui.widgets.outside import outside
 from gptwiz.wizard.services import hardware_lines
 from gptwiz.wizard.state import parse_vram
 

@@ -14,10 +14,10 @@ from textual.widgets import Footer, Input, Static
 
 from gptwiz.common.errors import UsageError
 from gptwiz.common.inert import inert
+from gptwiz.common.rich_text import outside
 from gptwiz.runs.paths import validate_run_name
 from gptwiz.tui.messages import StartTraining
 from gptwiz.tui.screens.base import StepTitle, WizardStep, enter_binding
-from gptwiz.tui.widgets.outside import outside
 from gptwiz.wizard.advice import probe_summary, probed_other_settings
 from gptwiz.wizard.commands import wizard_command_line
 

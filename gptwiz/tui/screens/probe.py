@@ -25,11 +25,11 @@ from textual.worker import Worker, get_current_worker
 from gptwiz.common import fmt
 from gptwiz.common.errors import UsageError
 from gptwiz.common.inert import inert
+from gptwiz.common.rich_text import outside
 from gptwiz.planning.knobs import Advice
 from gptwiz.tui.screens.base import StepTitle, WizardStep
 from gptwiz.tui.screens.confirm import ConfirmScreen
 from gptwiz.tui.widgets.charts import LossChart
-from gptwiz.tui.widgets.outside import outside
 from gptwiz.wizard.advice import apply_advice, probe_advice
 
 VERDICT_STYLE = {"pass": "bold white on green", "warn": "bold black on yellow", "fail": "bold white on red",

@@ -15,11 +15,11 @@ from textual.worker import get_current_worker
 from gptwiz.common import fmt
 from gptwiz.common.errors import UsageError
 from gptwiz.common.inert import inert
+from gptwiz.common.rich_text import outside
 from gptwiz.planning.knobs import Knobs
 from gptwiz.tui.screens.base import StepTitle, WizardStep, enter_binding
 from gptwiz.tui.widgets.command import CommandLine
 from gptwiz.tui.widgets.memory_bar import MemoryBar
-from gptwiz.tui.widgets.outside import outside
 from gptwiz.wizard.commands import wizard_command_line
 from gptwiz.wizard.knob_fields import KNOB_FIELDS, knobs_from_texts
 from gptwiz.wizard.services import (

@@ -15,6 +15,7 @@ from textual.widgets import LoadingIndicator, Static
 from textual.worker import get_current_worker
 
 from gptwiz.common.inert import inert
+from gptwiz.common.rich_text import outside
 from gptwiz.runs.launch import StartOutcome, console_tail, launch_detached, wait_for_start
 from gptwiz.runs.paths import RunPaths
 from gptwiz.tui.context import AppContext
@@ -88,7 +89,7 @@ class StartingScreen(ModalScreen[None]):
     def _failed(self, message: str) -> None:
         self.query_one("#starting-spinner").display = False
         # The trainer's own words (its exit message, its console's last lines) are outside text.
-        self.query_one("#starting-message", Static).update(Text(inert(message, multiline=True), style="red"))
+        self.query_one("#starting-message", Static).update(outside(message, "red", multiline=True))
         self.query_one("#starting-hint", Static).update(Text("escape: back · q: quit gptwiz", style="dim"))
 
     def action_leave(self) -> None:

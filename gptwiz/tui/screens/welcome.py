@@ -14,12 +14,12 @@ from textual.worker import get_current_worker
 
 from gptwiz.common.errors import UsageError
 from gptwiz.common.inert import inert
+from gptwiz.common.rich_text import outside
 from gptwiz.runs.listing import RunSummary, folder_text, list_runs
 from gptwiz.runs.paths import RunPaths
 from gptwiz.tui.messages import OpenDashboard, StartTraining
 from gptwiz.tui.screens.base import StepTitle, WizardStep, enter_binding
 from gptwiz.tui.screens.confirm import ConfirmScreen
-from gptwiz.tui.widgets.outside import outside
 from gptwiz.tui.widgets.panels import STATE_STYLE
 
 INTRO = ("gptwiz picks a GPT model size for your use case, hardware and data (following the model-selection "
