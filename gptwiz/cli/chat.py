@@ -10,6 +10,7 @@ import sys
 from typing import Any
 
 from gptwiz.cli.args import flag, number, positive_int
+from gptwiz.cli.model_output import write_raw
 from gptwiz.common.inert import generated, inert
 from gptwiz.runs.checkpoints import CHECKPOINT_CHOICES
 
@@ -56,12 +57,6 @@ def run(args: argparse.Namespace) -> int:
     return _interactive(session, args.raw)
 
 
-def _write_bytes(data: bytes) -> None:
-    sys.stdout.flush()  # the bytes go past the text layer: what it holds goes first
-    sys.stdout.buffer.write(data)
-    sys.stdout.buffer.flush()
-
-
 def _lines(session: Any, as_json: bool, raw: bool = False) -> int:
     """One message a line until the end of the input; each answer on one line (its line breaks as \\n), flushed
     at once so that a script can wait for it; with `raw`, each answer as generated, then a line break."""
@@ -72,7 +67,7 @@ def _lines(session: Any, as_json: bool, raw: bool = False) -> int:
         message = line.decode("utf-8", errors="replace").removesuffix("\n").removesuffix("\r")
         answer = session.answer(message)
         if raw and not as_json:
-            _write_bytes(answer.data + b"\n")
+            write_raw(answer.data + b"\n")
             continue
         print(json.dumps(answer.to_json()) if as_json else inert(answer.response), flush=True)
 
@@ -103,7 +98,7 @@ def _interactive(session: Any, raw: bool = False) -> int:
                 sys.stdout.flush()
 
             if raw:
-                answer = session.answer(message, on_bytes=_write_bytes, interruptible=True)
+                answer = session.answer(message, on_bytes=write_raw, interruptible=True)
             else:
                 answer = session.answer(message, on_text=show, interruptible=True)
             stopped = ", stopped" if answer.interrupted else ""

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from typing import Any
 
 from gptwiz.cli.args import flag, number, positive_int
+from gptwiz.cli.model_output import json_line, write_raw
 from gptwiz.common.inert import generated
 from gptwiz.runs.checkpoints import CHECKPOINT_CHOICES
 
@@ -49,21 +49,10 @@ def run(args: argparse.Namespace) -> int:
         if i:
             print("\n" + "-" * 40)
         if args.raw:
-            sys.stdout.flush()  # the bytes go past the text layer: what it holds goes first
-            sys.stdout.buffer.write(result.data + b"\n")
-            sys.stdout.buffer.flush()
+            write_raw(result.data + b"\n")
         else:
             # A model's output may hold escape sequences: a terminal gets it without its control characters; a
             # pipe gets it as generated, as it always has.
             print(generated(result.text) if on_terminal else result.text)
     return 0
 
-
-def json_line(record: dict[str, Any]) -> str:
-    """One JSON object on one line, non-ASCII text as itself but every control character escaped: JSON escapes
-    C0 only, and a C1 character (U+009B) or a reordering mark left as it is would act on a terminal shown the line.
-    The characters escaped are those `generated` drops; a JSON reader gets the same value."""
-    line = json.dumps(record, ensure_ascii=False)
-    if generated(line) == line:
-        return line
-    return "".join(c if generated(c) else f"\\u{ord(c):04x}" for c in line)
