@@ -232,7 +232,7 @@ def test_to_json_keys() -> None:
                 "reasons", "warnings", "alternatives", "phases", "command", "commands"):
         assert key in data
     assert list(data)[-3:] == ["command", "estimate", "commands"]  # the order the JSON has always had
-    assert all(set(a) == {"preset", "why"} for a in data["alternatives"])
+    assert all(set(a) == {"preset", "why", "quality"} for a in data["alternatives"])
 
 
 # --- sizes ---------------------------------------------------------------------------------------
@@ -343,7 +343,9 @@ def test_cli_without_vram_uses_this_machine(tmp_path: Path) -> None:
     data = json.loads(run_cli(["recommend", "--use-case", "chat", "--json"], cwd=tmp_path, check=True).stdout)
     assert data["vram_gb"] == pytest.approx(round(detect_hardware().vram_gb, 2))
     if data["vram_gb"] == 0:
-        assert data["preset"] == "small" and data["device_type"] == "cpu"
+        # At most small on a CPU; which of tiny and small gives the better model in Chat's time is the quality
+        # model's call at this machine's measured speed.
+        assert data["preset"] in ("tiny", "small") and data["device_type"] == "cpu"
 
 
 @pytest.mark.parametrize("args,fragment", [

@@ -6,7 +6,9 @@ import argparse
 from typing import Any
 
 from gptwiz.cli.args import flag, number, positive_int
+from gptwiz.cli.plan import parse_hours
 from gptwiz.common.files import check_folder
+from gptwiz.planning.time_budget import run_budget
 
 
 def add(sub: Any) -> None:
@@ -27,6 +29,8 @@ def add(sub: Any) -> None:
     flag(p, "model_name", help="keep the probe as runs/<model_name>/ (probe.json and live metrics); "
                                "a later `gptwiz train --model_name` of the same name starts there")
     flag(p, "memory_limit_gb", type=number, help="treat a peak above this many GB as out of memory")
+    flag(p, "hours", help="a time budget for the full run: over it, the verdict warns and lists runs that keep it "
+                          "(fewer iterations, a smaller batch, the next smaller preset)")
     flag(p, "seed", type=int, default=1337)
     flag(p, "runs_dir", default="runs")
     flag(p, "data_dir", default="data", help="where the token cache of --input_file lives")
@@ -40,5 +44,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.model_name:  # (without a name the probe runs in a temporary folder: --runs_dir is not used)
         check_folder(args.runs_dir, "--runs_dir", write=True)
+    budget = run_budget(parse_hours(args.hours), None)
     opts = ProbeOptions(**{k: v for k, v in vars(args).items() if k in ProbeOptions.__dataclass_fields__})
+    if budget is not None:
+        opts.budget_s, opts.budget_label = budget.seconds, budget.label
     return run_cli(opts, as_json=args.json)

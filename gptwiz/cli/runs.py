@@ -8,11 +8,13 @@ import sys
 from typing import Any
 
 from gptwiz.cli.args import flag, number
+from gptwiz.cli.calibration_view import show_calibration
 from gptwiz.common import fmt
 from gptwiz.common.errors import UsageError
 from gptwiz.common.files import check_folder
 from gptwiz.common.inert import inert
 from gptwiz.report.build import command
+from gptwiz.runs.calibration import calibration
 from gptwiz.runs.jsonfile import read_json
 from gptwiz.runs.launch import request_stop, wait_for_state_change
 from gptwiz.runs.listing import folder_text, latest_run, list_runs
@@ -31,6 +33,8 @@ def add_watch(sub: Any) -> None:
 def add_runs(sub: Any) -> None:
     p = sub.add_parser("runs", help="list the runs: state, progress, last loss")
     flag(p, "runs_dir", default="runs")
+    flag(p, "calibration", action="store_true",
+         help="the quality predicted for each finished run (before it, after its probe) against what it reached")
     flag(p, "json", action="store_true")
     p.set_defaults(func=run_runs)
 
@@ -62,6 +66,8 @@ def run_watch(args: argparse.Namespace) -> int:
 
 def run_runs(args: argparse.Namespace) -> int:
     check_folder(args.runs_dir, "--runs_dir", write=False)
+    if args.calibration:
+        return show_calibration(calibration(args.runs_dir), args.runs_dir, args.json)
     rows = list_runs(args.runs_dir)
     if args.json:
         print(json.dumps([r.to_json() for r in rows], indent=2))

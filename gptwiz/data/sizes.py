@@ -82,29 +82,42 @@ def _prepared(path: str, manifest_path: Path) -> DatasetSize:
 
 def measure_dataset(path: str) -> DatasetSize:
     """Size of a text file, a folder of documents, a glob, or a prepared dataset (its manifest)."""
+    kind, found = _located(path)
+    if kind == "prepared":
+        return _prepared(path, found[0])
+    return _estimated(path, kind, found)
+
+
+def text_files(path: str) -> list[Path]:
+    """The text files `--dataset PATH` names (a file, a folder's documents, a glob's matches); [] for a prepared
+    dataset."""
+    kind, found = _located(path)
+    return [] if kind == "prepared" else found
+
+
+def _located(path: str) -> tuple[str, list[Path]]:
+    """("prepared", [its manifest]) or (kind, the text files), refusing what names neither."""
     p = Path(path).expanduser()
     if any(ch in path for ch in "*?["):
         files = sorted(Path(f) for f in safe_glob(str(p)) if Path(f).is_file())
         if not files:
             raise UsageError(f"--dataset {path}: the glob matches no files")
-        return _estimated(path, "glob", files)
+        return "glob", files
     if not p.exists():
         raise UsageError(f"--dataset {path} does not exist (give a text file, a folder, a glob such as "
                          "'docs/*.txt', or a dataset prepared by `gptwiz prepare`)")
     if p.is_file():
-        if p.name == "manifest.json":
-            return _prepared(path, p)
-        return _estimated(path, "file", [p])
+        return ("prepared", [p]) if p.name == "manifest.json" else ("file", [p])
     if (p / "manifest.json").is_file():
-        return _prepared(path, p / "manifest.json")
+        return "prepared", [p / "manifest.json"]
     files = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in TEXT_SUFFIXES)
     if not files:
         raise UsageError(f"--dataset {path}: the folder holds no {', '.join(TEXT_SUFFIXES)} files "
                          "and is not a prepared dataset")
-    return _estimated(path, "folder", files)
+    return "folder", files
 
 
-__all__ = ["parse_size", "measure_dataset", "DatasetSize", "BYTES_PER_TOKEN", "TEXT_SUFFIXES", "bits_per_byte"]
+__all__ = ["parse_size", "measure_dataset", "text_files", "DatasetSize", "BYTES_PER_TOKEN", "TEXT_SUFFIXES", "bits_per_byte"]
 
 
 def bits_per_byte(loss: float | None, tokens: int | None, nbytes: int | None) -> float | None:

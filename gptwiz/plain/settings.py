@@ -8,6 +8,7 @@ from typing import Any
 
 from gptwiz.common import fmt
 from gptwiz.common.rich_text import outside_markup
+from gptwiz.data.facts import DataFacts
 from gptwiz.plain.prompts import BACK
 from gptwiz.plain.talk import NO, YES, Talk
 from gptwiz.planning.knobs import Knobs
@@ -15,10 +16,13 @@ from gptwiz.wizard.commands import wizard_command_line
 from gptwiz.wizard.knob_fields import KNOB_FIELDS, knobs_from_texts
 from gptwiz.wizard.services import (
     RecView,
+    data_facts_for,
     device_and_dtype,
     estimate_bytes,
     knobs_for_preset,
+    quality_for,
     recommend_for,
+    throughput_for,
     times_for,
     view,
 )
@@ -31,11 +35,13 @@ class SettingsStep:
         self.talk, self.state, self.probe_iters = talk, state, probe_iters
         self.measure_throughput = measure_throughput
         self._speed: tuple[Any] | None = None  # (the measured throughput, or None), once measured
+        self._facts: DataFacts | None = None   # the data's difficulty, once measured
 
     def run(self) -> str:
         """'next' to probe the settings agreed on, 'launch' to start without a probe, or 'back'."""
         throughput = self.throughput()
-        rec = view(recommend_for(self.state, throughput))
+        self._facts = self._facts or data_facts_for(self.state)
+        rec = view(recommend_for(self.state, throughput, facts=self._facts))
         self.state.recommendation = rec
         self.state.knobs = rec.knobs
         self._show_pick(rec)
@@ -84,12 +90,18 @@ class SettingsStep:
         times = times_for(k, self.state, throughput)
         if times is not None:
             self.talk.say(f"  time: probe about {fmt.duration(times.probe_s)}, run about {fmt.duration(times.run_s)} "
-                          f"({k.max_iters:,} iterations)")
+                          f"({k.max_iters:,} iterations){'; ' + times.label if times.label else ''}")
+        q = quality_for(k, self.state, self._facts)
+        if q is not None:
+            bpb = f", {q.bits_per_byte:.2f} bits/byte" if q.bits_per_byte is not None else ""
+            assumed = " (typical English prose assumed)" if q.assumed_data else ""
+            self.talk.say(f"  quality: final val loss about {q.val_loss:.2f} ({q.low:.2f}-{q.high:.2f}, 80%){bpb}"
+                          f"{assumed}")
         self.talk.say_command(wizard_command_line(self.state))
 
     def _switch(self, preset: str, k: Knobs, throughput: Any) -> RecView:
         """The alternative's own recommendation: its settings, warnings and alternatives."""
-        rec = view(recommend_for(self.state, throughput, preset=preset))
+        rec = view(recommend_for(self.state, throughput, preset=preset, facts=self._facts))
         self.state.recommendation = rec
         self.state.knobs = rec.knobs if rec.knobs.preset == preset else knobs_for_preset(preset, k)
         for warning in rec.warnings:
@@ -115,6 +127,8 @@ class SettingsStep:
     def throughput(self) -> Any:
         """This machine's measured speed for the time predictions (seconds the first time, then cached); None where
         it cannot be measured here (planning for a card this machine lacks), and the times are not shown."""
+        if self.state.card is not None and self.state.on_gpu:
+            return throughput_for(self.state, None)  # a named card's prior: nothing to measure
         if self.measure_throughput is None:
             return None
         if self._speed is None:

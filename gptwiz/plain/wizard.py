@@ -25,8 +25,15 @@ from gptwiz.plain.talk import Talk
 from gptwiz.planning.hardware import detect_hardware as detect_this_machine
 from gptwiz.runs.listing import list_runs
 from gptwiz.wizard.flow import back_step, next_step
-from gptwiz.wizard.services import hardware_lines, measure_throughput, use_cases
-from gptwiz.wizard.state import DatasetChoice, WizardState, inspect_dataset, parse_vram, prepared_dir_for
+from gptwiz.wizard.services import (
+    apply_hardware_answer,
+    gpu_choices,
+    hardware_lines,
+    measure_throughput,
+    parse_hardware_answer,
+    use_cases,
+)
+from gptwiz.wizard.state import DatasetChoice, WizardState, inspect_dataset, prepared_dir_for
 
 DEMO = "demo"
 CANCELLED = 130
@@ -104,19 +111,22 @@ class PlainWizard:
         for line in hardware_lines(self.state.hardware) if self.state.hardware is not None else []:
             self.talk.say(f"  {outside_markup(line)}")
         detected = self.state.detected_vram_gb
+        self.talk.say("  or plan for a named card (its memory, and times from its data sheet):")
+        for _, label in gpu_choices()[1:]:
+            self.talk.say(f"    {label}")
 
         def check(text: str) -> str | None:
             try:
-                parse_vram(text)
+                parse_hardware_answer(text)
             except ValueError:
-                return "type a number of GB such as 6, 24 or 80, or leave it empty"
+                return "type a number of GB such as 6, 24 or 80, a card such as 3090 or a100-80gb, or leave it empty"
             return None
 
-        answer = self.ask.text(f"Plan for a GPU with how many GB? (empty: as detected, {detected:g} GB)",
-                               validate=check)
+        answer = self.ask.text(f"Plan for a GPU with how many GB, or which card? (empty: as detected, {detected:g} GB)",
+                               validate=check, default=self.state.planned_gpu or "")
         if answer == BACK:
             return "back"
-        self.state.vram_override_gb = parse_vram(answer)
+        apply_hardware_answer(self.state, answer)
         return "next"
 
     def choose_dataset(self) -> str:

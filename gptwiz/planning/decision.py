@@ -6,16 +6,19 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
+from gptwiz.data.facts import ASSUMED_DATA, DataFacts
 from gptwiz.planning.batch_fit import Fit, memory_label
 from gptwiz.planning.guide_tables import USE_CASES
 from gptwiz.planning.presets import Preset
+from gptwiz.planning.quality import QUALITY_MODEL, QualityModel
 
 T = TypeVar("T")
 
 
 @dataclass(frozen=True)
 class Ask:
-    """What a recommendation is for: the use case, the card (or CPU) it trains on, and the user's own preset."""
+    """What a recommendation is for: the use case, the card (or CPU) it trains on, the data, and the user's own
+    preset."""
     use_case: str
     vram_gb: float
     gpu_count: int
@@ -23,6 +26,8 @@ class Ask:
     memory_bytes: int | None          # what estimates are checked against; None: not checked
     presets: dict[str, Preset]        # the guide's presets, loaded once
     choice: str | None = None         # the user's preset instead of the guide's pick
+    data: DataFacts = ASSUMED_DATA    # the data's measured difficulty, for the predicted quality
+    quality_model: QualityModel = QUALITY_MODEL
 
     @property
     def gpu(self) -> bool:

@@ -15,6 +15,7 @@ from pathlib import Path
 from gptwiz.common import fmt
 from gptwiz.common.errors import UsageError
 from gptwiz.common.inert import quote
+from gptwiz.data.facts import DataFacts, assumed_data
 from gptwiz.data.sizes import BYTES_PER_TOKEN
 from gptwiz.planning.alternatives import alternatives
 from gptwiz.planning.batch_fit import HEADROOM, Fit, fit_batch
@@ -38,6 +39,8 @@ from gptwiz.planning.memory import GiB
 from gptwiz.planning.phases import Phase, the_use_case_trains_in_phases
 from gptwiz.planning.policy import run_memory
 from gptwiz.planning.presets import PRESETS_DIR, load_preset
+from gptwiz.planning.quality import QUALITY_MODEL, QualityModel
+from gptwiz.planning.quality_choice import alternative_quality, setting_quality
 from gptwiz.planning.recommend_time import USE_CASE_TIME, Timed, check_hours, the_run_fits_the_time_budget
 from gptwiz.planning.recommendation import Recommendation
 from gptwiz.planning.timing import Throughput
@@ -190,7 +193,8 @@ def the_data_suits_the_model(pick: str, data: DataCap | None, params: int) -> St
 def recommend(use_case: str, vram_gb: float, dataset_bytes: int | None, gpu_count: int = 1, *,
               dataset_tokens: int | None = None, ram_gb: float | None = None, dtype: str | None = None,
               presets_dir: Path | None = None, throughput: Throughput | None = None, hours: float | None = None,
-              preset: str | None = None) -> Recommendation:
+              preset: str | None = None, facts: DataFacts | None = None,
+              quality_model: QualityModel = QUALITY_MODEL) -> Recommendation:
     """Apply the guide's tables, step by step, to one use case, card and dataset.
 
     vram_gb: memory of one card in GB (GiB, as NVML reports it); 0 means no GPU: CPU training, checked
@@ -200,7 +204,9 @@ def recommend(use_case: str, vram_gb: float, dataset_bytes: int | None, gpu_coun
     machine's measured matmul speed (gptwiz.training.throughput), for the times; without it no time is
     predicted and none fitted. hours: a time budget for the run (default: the guide's Training Time for the
     use case, see USE_CASE_TIME). preset: the user's own choice of preset instead of the guide's pick (the
-    wizard's alternatives): the settings, warnings and alternatives are then those of that preset.
+    wizard's alternatives): the settings, warnings and alternatives are then those of that preset. facts: the
+    data's measured difficulty (gptwiz.data.difficulty), for the predicted quality; without it typical English
+    prose of the given size. quality_model: the quality model with this folder's local correction.
     """
     _check_inputs(use_case, vram_gb, dataset_bytes, gpu_count, ram_gb)
     check_hours(hours)
@@ -209,7 +215,9 @@ def recommend(use_case: str, vram_gb: float, dataset_bytes: int | None, gpu_coun
     presets_dir = presets_dir or PRESETS_DIR
     memory_bytes = int(vram_gb * GiB) if vram_gb > 0 else (int(ram_gb * GiB) if ram_gb is not None else None)
     ask = Ask(use_case, float(vram_gb), gpu_count, dtype or "bfloat16", memory_bytes,
-              {n: load_preset(n, presets_dir) for n in ORDER}, preset)
+              {n: load_preset(n, presets_dir) for n in ORDER}, preset,
+              facts or assumed_data(dataset_tokens or (int(dataset_bytes / BYTES_PER_TOKEN) if dataset_bytes else None)),
+              quality_model)
     path = DecisionPath()
     proposal = path.take(the_use_case_proposes(ask))
     hardware = path.take(the_hardware_caps(ask))
@@ -227,6 +235,8 @@ def recommend(use_case: str, vram_gb: float, dataset_bytes: int | None, gpu_coun
     path.take(several_gpus_share_the_batch(ask, fit))
     path.take(the_data_suits_the_model(sized.preset, data, fit.estimate.params))
     phases = path.take(the_use_case_trains_in_phases(use_case, sized, presets_dir))
+    others = alternatives(ask, sized.preset, proposal, data.recommended if data is not None else None)
+    budget = (hours * 3600 if hours is not None else USE_CASE_TIME[use_case][0]) if throughput is not None else None
     return Recommendation(
         use_case=use_case, vram_gb=ask.vram_gb, gpu_count=gpu_count, device_type=ask.device_type, dtype=ask.dtype,
         knobs=Knobs(preset=sized.preset, block_size=sized.block_size, batch_size=fit.batch_size,
@@ -234,9 +244,12 @@ def recommend(use_case: str, vram_gb: float, dataset_bytes: int | None, gpu_coun
                     dropout=sized.dropout),
         params=fit.estimate.params, estimate_bytes=fit.estimate.total, memory_bytes=memory_bytes, fits=fit.fits,
         reasons=path.reasons, warnings=path.warnings,
-        alternatives=alternatives(ask, sized.preset, proposal, data.recommended if data is not None else None),
-        phases=phases, estimate=fit.estimate, run_time=times.run if times else None,
+        alternatives=others, phases=phases, estimate=fit.estimate, run_time=times.run if times else None,
         probe_time=times.probe if times else None,
+        quality=setting_quality(ask, sized.preset, block_size=sized.block_size, iters=sized.max_iters,
+                                sequences=fit.batch_size * fit.grad_accum * gpu_count,
+                                learning_rate=sized.learning_rate),
+        alternative_quality={p: alternative_quality(ask, p, throughput, budget) for p, _ in others},
     )
 
 

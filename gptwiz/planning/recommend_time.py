@@ -12,6 +12,8 @@ from gptwiz.planning.decision import Ask, Sized, Step
 from gptwiz.planning.guide_tables import USE_CASES, combination, ladder
 from gptwiz.planning.policy import COMPILE_MIN_ITERS
 from gptwiz.planning.presets import Preset
+from gptwiz.planning.quality import Quality
+from gptwiz.planning.quality_choice import setting_quality, trade_words
 from gptwiz.planning.timing import RunTime, Throughput, iters_within, predict_probe_time, predict_run_time, preset_plan
 
 # The guide's Training Time column as the longest a use case's run should take (its preset's upper bound, for
@@ -94,37 +96,44 @@ def _candidates(names: list[str], ask: Ask, batch: int, throughput: Throughput,
 
 
 def time_fit(names: list[str], ask: Ask, batch: int, throughput: Throughput, budget: float) -> Timed | None:
-    """The first setting, in order of preference, whose probe takes at most PROBE_SHARE of the budget and whose
-    run fits the budget with enough iterations and tokens a step to learn something visible. Preference: the
-    bigger preset, then more tokens a step (batch x context), then the longer context; iterations are cut
-    last, to what the budget allows (at most the preset's)."""
+    """The setting with the best predicted quality (gptwiz.planning.quality) among those whose probe takes at
+    most PROBE_SHARE of the budget and whose run fits the budget with enough iterations and tokens a step to
+    learn something visible; ties go to the bigger preset, then more tokens a step (batch x context), then the
+    longer context. Iterations are cut to what the budget allows (at most the preset's)."""
     candidates = _candidates(names, ask, batch, throughput, budget)
     rank = {n: i for i, n in enumerate(names)}
-    candidates.sort(key=lambda c: (rank[c[0].preset], -c[0].tokens_per_iter, -c[0].block_size, -c[1]))
 
     def passes(t: Timed, iters: int, min_tokens: int, min_iters: int) -> bool:
         return (t.fit.fits and t.probe.seconds <= budget * PROBE_SHARE and t.tokens_per_iter >= min_tokens
                 and iters >= min(min_iters, ask.presets[t.preset].train.max_iters))
 
-    for t, iters in candidates:
-        if passes(t, iters, MIN_TOKENS_PER_ITER, MIN_ITERS):
-            return t
-    # Nothing that big fits: the setting that trains the most tokens in the budget (a smaller model at a
-    # sensible batch learns more than a bigger one at batch 1).
-    rest = [(t, iters) for t, iters in candidates if passes(t, iters, 1, 100)]
-    return max(rest, key=lambda c: c[1] * c[0].tokens_per_iter)[0] if rest else None
+    def preference(c: tuple[Timed, int]) -> tuple[float, int, int, int, int]:
+        t, iters = c
+        return (round(timed_quality(ask, t).val_loss, 3), rank[t.preset], -t.tokens_per_iter, -t.block_size, -iters)
+
+    keep = [c for c in candidates if passes(*c, MIN_TOKENS_PER_ITER, MIN_ITERS)]
+    # Nothing that big fits: whatever learns something visible at all, still by quality.
+    keep = keep or [c for c in candidates if passes(*c, 1, 100)]
+    return min(keep, key=preference)[0] if keep else None
 
 
-def time_reason(use_case: str, hours: float | None, budget: float, first: Timed, chosen: Timed) -> str:
-    """What the time budget changed, or that it changed nothing."""
+def timed_quality(ask: Ask, t: Timed) -> Quality:
+    combo = combination(t.preset, ask.vram_gb)
+    return setting_quality(ask, t.preset, block_size=t.block_size, iters=t.run.iters,
+                           sequences=t.fit.batch_size * t.fit.grad_accum * ask.gpu_count,
+                           learning_rate=combo.learning_rate)
+
+
+def time_reason(use_case: str, hours: float | None, budget: float, first: Timed, chosen: Timed,
+                where: str = "on this machine") -> str:
+    """What the time budget changed, or that it changed nothing; `where` the times are for."""
     if hours is not None:
         why = f"time budget {hours:g} h"
     else:
         name = USE_CASES[use_case][0]
         why = (f"the guide's Training Time for {name} ({USE_CASE_TIME[use_case][1]}: here at most "
                f"{fmt.duration(budget)}, a probe at most {fmt.duration(budget * PROBE_SHARE)})")
-    times = (f"run about {fmt.duration(chosen.run.seconds)}, probe about {fmt.duration(chosen.probe.seconds)} on this "
-             f"machine")
+    times = f"run about {fmt.duration(chosen.run.seconds)}, probe about {fmt.duration(chosen.probe.seconds)} {where}"
     if chosen is first and first.run.seconds <= budget:
         return f"{why}: {first.preset} as it is fits ({times})"
     if chosen is first:
@@ -156,7 +165,17 @@ def the_run_fits_the_time_budget(ask: Ask, sized: Sized, throughput: Throughput,
         warnings = (f"even {sized.preset} at batch {sized.fit.batch_size * sized.fit.grad_accum}, context "
                     f"{sized.block_size} takes about {fmt.duration(chosen.run.seconds)}, more than "
                     f"{fmt.duration(budget)}",)
-    return Step((sized, chosen), (time_reason(ask.use_case, hours, budget, first, chosen),), warnings)
+    where = f"on the {throughput.prior} (a prior, not measured)" if throughput.prior else "on this machine"
+    reasons: tuple[str, ...] = (time_reason(ask.use_case, hours, budget, first, chosen, where),)
+    if chosen is not first:
+        reasons += (trade_reason(ask, first, chosen),)
+    return Step((sized, chosen), reasons, warnings)
+
+
+def trade_reason(ask: Ask, first: Timed, chosen: Timed) -> str:
+    """What the longer run would buy: 'predicted: small for 17h10m: 1.41 bits/byte; tiny for 19m: 1.62 bits/byte'."""
+    return (f"predicted: {trade_words(first.preset, first.run.seconds, timed_quality(ask, first))}; "
+            f"{trade_words(chosen.preset, chosen.run.seconds, timed_quality(ask, chosen))}")
 
 
 __all__ = ["USE_CASE_TIME", "PROBE_SHARE", "MAX_HOURS", "check_hours", "Timed", "timed", "time_fit", "time_reason",

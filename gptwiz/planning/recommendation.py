@@ -11,6 +11,7 @@ from typing import Any
 from gptwiz.planning.knobs import Knobs
 from gptwiz.planning.memory import MemoryEstimate
 from gptwiz.planning.phases import Phase
+from gptwiz.planning.quality import Quality
 from gptwiz.planning.timing import RunTime
 
 _KNOB_KEYS = ("preset", "block_size", "batch_size", "grad_accum", "learning_rate", "dropout", "max_iters")
@@ -35,6 +36,8 @@ class Recommendation:
     estimate: MemoryEstimate | None = None
     run_time: RunTime | None = None     # the run's predicted time; None: no throughput given
     probe_time: RunTime | None = None   # its 100-iteration probe's
+    quality: Quality | None = None      # the run's predicted final validation loss
+    alternative_quality: dict[str, Quality] = field(default_factory=dict)  # each alternative's, in the same budget
 
     @property
     def eta_s(self) -> float | None:
@@ -90,10 +93,16 @@ class Recommendation:
         data["probe_eta_s"] = round(self.probe_eta_s, 1) if self.probe_eta_s is not None else None
         data["run_time"] = self.run_time.to_json() if self.run_time else None
         data["probe_time"] = self.probe_time.to_json() if self.probe_time else None
-        data["alternatives"] = [{"preset": p, "why": why} for p, why in self.alternatives]
+        data.pop("alternative_quality")
+        data["alternatives"] = [{"preset": p, "why": why, "quality": self._quality_of(p)} for p, why in self.alternatives]
         data["effective_batch"] = self.effective_batch
         data["estimate"] = self.estimate.to_json() if self.estimate else None
+        data["quality"] = self.quality.to_json() if self.quality else None
         return data
+
+    def _quality_of(self, preset: str) -> dict[str, Any] | None:
+        q = self.alternative_quality.get(preset)
+        return q.to_json() if q else None
 
 
 __all__ = ["Recommendation"]

@@ -19,6 +19,8 @@ from gptwiz.planning.batch_fit import HEADROOM
 from gptwiz.planning.guide_tables import USE_CASES
 from gptwiz.planning.hardware import HardwareReport
 from gptwiz.planning.memory import MemoryEstimate
+from gptwiz.planning.quality import Quality
+from gptwiz.planning.quality_choice import short_quality
 from gptwiz.planning.recommendation import Recommendation
 from gptwiz.planning.timing import RunTime
 
@@ -102,6 +104,26 @@ def time_lines(run: RunTime | None, probe: RunTime | None, iters: int, device_ty
     return out
 
 
+def quality_lines(q: Quality | None) -> Text:
+    """'quality: val loss 4.21 (80%: 3.95-4.47), 1.52 bits/byte (1.43-1.61)' and what it rests on."""
+    out = Text()
+    if q is None:
+        return out
+    out.append("quality: ", style="bold")
+    out.append(f"final val loss about {q.val_loss:.2f} (80% band {q.low:.2f}-{q.high:.2f})")
+    if q.bits_per_byte is not None and q.bpb_low is not None and q.bpb_high is not None:
+        out.append(f", {q.bits_per_byte:.2f} bits/byte ({q.bpb_low:.2f}-{q.bpb_high:.2f})")
+    basis = {"fit": "predicted from runs of the trainer", "probe": "refitted on the probe's curve",
+             "run": "refitted on the run's own curve"}[q.basis]
+    notes = [basis]
+    if q.assumed_data:
+        notes.append("typical English prose assumed (give --dataset to measure yours)")
+    if q.extrapolated:
+        notes.append("beyond the fitted runs: a published size exponent, a wider band")
+    out.append("\n  " + "; ".join(notes), style="dim")
+    return out
+
+
 def recommendation_view(rec: Recommendation, commands: list[str], data_note: str | None = None) -> Group:
     name, explanation = USE_CASES[rec.use_case]
     head = Text()
@@ -122,6 +144,8 @@ def recommendation_view(rec: Recommendation, commands: list[str], data_note: str
                    f"the line marks {HEADROOM:.0%}", style="dim")]
     if rec.run_time is not None:
         parts += [Text("time", style="bold"), time_lines(rec.run_time, rec.probe_time, rec.max_iters, rec.device_type)]
+    if rec.quality is not None:
+        parts.append(quality_lines(rec.quality))
     for w in rec.warnings:
         parts.append(Text(f"! {w}", style="yellow"))
     if rec.phases:
@@ -136,7 +160,8 @@ def recommendation_view(rec: Recommendation, commands: list[str], data_note: str
         alts.add_column(style="cyan")
         alts.add_column()
         for preset, why in rec.alternatives:
-            alts.add_row(preset, why)
+            q = rec.alternative_quality.get(preset)
+            alts.add_row(preset, why + (f" (predicted {short_quality(q)})" if q else ""))
         parts.append(alts)
     parts.append(Text("to train it", style="bold"))
     if data_note:

@@ -113,6 +113,10 @@ class Throughput:
     threads: int = 0
     source: str = "measured"
     amx: bool = False                       # a CPU with AMX tiles (Intel's: its own cost models, per dtype)
+    # A named card's prior (gptwiz.planning.gpus), not a measurement: the card's name, and its data-sheet peak.
+    # Its rates are the whole step's model FLOP/s (peak x efficiency): no cost model applies.
+    prior: str = ""
+    peak_flops: float = 0.0
 
     def rate(self, model: ModelConfig) -> float:
         """Matmul FLOP/s at this model's shapes: the two shapes' rates weighted by the FLOPs each carries."""
@@ -122,8 +126,8 @@ class Throughput:
         return (head_flops + layer_flops) / (head_flops / head + layer_flops / layer)
 
     def peak(self) -> float:
-        """The best matmul rate measured: what MFU is measured against."""
-        return max(v for _, v in (*self.head, *self.layer))
+        """The best matmul rate measured (a prior's data-sheet peak): what MFU is measured against."""
+        return self.peak_flops or max(v for _, v in (*self.head, *self.layer))
 
     def to_json(self) -> dict[str, Any]:
         return {"device_type": self.device_type, "dtype": self.dtype, "threads": self.threads, "source": self.source,
@@ -139,7 +143,7 @@ class Throughput:
             out = cls(device_type=str(data["device_type"]), dtype=str(data["dtype"]), threads=int(data["threads"]),
                       source=str(data.get("source", "measured")), vocab_s=float(data["vocab_s"]),
                       amx=data.get("amx", False) is True,
-                      elementwise_s=float(data["elementwise_s"]), **pairs)
+                      elementwise_s=float(data["elementwise_s"]), head=pairs["head"], layer=pairs["layer"])
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"not a throughput record: {exc}") from None
         values = [v for _, v in (*out.head, *out.layer)] + [out.vocab_s, out.elementwise_s]
@@ -247,6 +251,8 @@ def token_cost_terms(plan: RunPlan, throughput: Throughput) -> tuple[float, floa
 
 def predicted_tokens_per_sec(plan: RunPlan, throughput: Throughput) -> float:
     """Training tokens a second of the whole run (every card): one over the cost model's seconds a token."""
+    if throughput.prior:
+        return plan.gpu_count * throughput.rate(plan.model) / training_flops_per_token(plan.model)
     c = cost_model(plan.device_type, plan.dtype, throughput.amx)
     mm, vocab, elem, opt = token_cost_terms(plan, throughput)
     return plan.gpu_count / (c.matmul * mm + c.vocab * vocab + c.elementwise * elem + c.optimizer * opt)
@@ -283,6 +289,9 @@ def _assemble(plan: RunPlan, tokens_per_sec: float, basis: str, *, iters: int, e
 def _predicted_basis(plan: RunPlan, throughput: Throughput) -> str:
     tps = predicted_tokens_per_sec(plan, throughput) / plan.gpu_count
     mfu = tps * training_flops_per_token(plan.model) / throughput.peak()
+    if throughput.prior:
+        return (f"prior, no {throughput.prior} measured: {throughput.source}: {mfu:.0%} at this model's width; "
+                f"{training_flops_per_token(plan.model) / 1e6:.0f} MFLOP a token")
     return (f"predicted from this {'CPU' if plan.device_type == 'cpu' else 'GPU'}'s measured {plan.dtype} speeds "
             f"({throughput.rate(plan.model) / 1e9:,.0f} GFLOP/s matmul) and the {plan.device_type} cost model: "
             f"{training_flops_per_token(plan.model) / 1e6:.0f} MFLOP a token at {mfu:.0%} MFU")

@@ -15,6 +15,7 @@ import numpy as np
 
 from gptwiz.common import fmt
 from gptwiz.planning.knobs import Advice
+from gptwiz.planning.time_budget import Budget, BudgetOption, budget_verdict
 
 # The loss must fall by at least this fraction from the first to the last iterations to count as falling.
 MIN_DROP = 0.05
@@ -81,6 +82,8 @@ class ProbeFacts:
     lr_warmup: int = 0                # the probe's learning-rate warm-up, in iterations
     cancelled: bool = False           # stopped before its last iteration (by the user, or `gptwiz stop`)
     iters_requested: int | None = None
+    budget: Budget | None = None      # the time the run may take; None: LONG_RUN_S judges the time
+    budget_options: tuple[BudgetOption, ...] = ()  # runs that keep the budget, priced by the probe's measure step
 
 
 @dataclass(frozen=True)
@@ -323,10 +326,24 @@ def judge(f: ProbeFacts) -> Judgement:
         else:
             reasons.append(f"peak memory is {100 * share:.0f}% of the device's")
 
-    if f.projected_full_run_s is not None and f.projected_full_run_s > LONG_RUN_S and f.sec_per_iter:
-        iters = _round_iters(TARGET_RUN_S / f.sec_per_iter)
-        reasons.append(f"the full run would take about {fmt.duration(f.projected_full_run_s)}")
-        advice.append(Advice((("max_iters", iters),),
-                             f"about {fmt.duration(iters * f.sec_per_iter)} at the measured rate; or a smaller preset"))
-    verdict = "warn" if advice or loss is None else "pass"
+    more, changes, over_budget = _time(f)
+    reasons += more
+    advice += changes
+    verdict = "warn" if advice or loss is None or over_budget else "pass"
     return Judgement(verdict, advice, reasons, loss=loss, loss_unjudged=unjudged)
+
+
+def _time(f: ProbeFacts) -> tuple[list[str], list[Advice], bool]:
+    """The full run's time: against the budget where there is one (over it: at least a warning, and the runs
+    that keep it), else advice to shorten a run over LONG_RUN_S."""
+    if f.projected_full_run_s is None:
+        return [], [], False
+    if f.budget is not None:
+        return budget_verdict(f.projected_full_run_s, f.budget, f.budget_options)
+    if f.projected_full_run_s > LONG_RUN_S and f.sec_per_iter:
+        iters = _round_iters(TARGET_RUN_S / f.sec_per_iter)
+        return ([f"the full run would take about {fmt.duration(f.projected_full_run_s)}"],
+                [Advice((("max_iters", iters),),
+                        f"about {fmt.duration(iters * f.sec_per_iter)} at the measured rate; or a smaller preset")],
+                False)
+    return [], [], False

@@ -42,6 +42,7 @@ class RunMonitor:
         self._metrics = MetricsReader(paths.metrics)
         self._log = LogTail(paths.log)
         self._held_out_stamp: tuple[float, int] | None = None  # eval.jsonl's (mtime, size) when last read
+        self._quality_key: tuple[int, int, int] | None = None  # quality.json's inode, mtime and size when last read
         self._snap = RunSnapshot(name=paths.name)
         self._history = RunHistory(self._snap)
         self._config_loaded = False
@@ -58,6 +59,7 @@ class RunMonitor:
         changed |= self._read_status()
         changed |= self._log.read_new()
         changed |= self._read_held_out()
+        changed |= self._read_quality()
         status = self._status
         self._set_state(status)
         self._set_progress(status)
@@ -120,6 +122,20 @@ class RunMonitor:
             return False
         self._held_out_stamp = stamp
         self._snap.held_out = held_out_text(latest_eval(self.paths)) if stamp else None
+        return True
+
+    def _read_quality(self) -> bool:
+        """quality.json, read again only when it changed: written once when the run starts, completed when it
+        ends. A file that cannot be used (damaged, not an object, too large) is no prediction, until it changes."""
+        try:
+            st = self.paths.quality.stat()
+            key: tuple[int, int, int] | None = (st.st_ino, st.st_mtime_ns, st.st_size)
+        except OSError:
+            key = None
+        if key == self._quality_key:
+            return False
+        self._quality_key = key
+        self._snap.quality_record = read_json(self.paths.quality) if key else None
         return True
 
     def _set_state(self, status: dict[str, Any]) -> None:

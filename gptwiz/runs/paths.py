@@ -7,6 +7,7 @@
     console.log    a detached trainer's stdout and stderr (gptwiz.runs.launch)
     ckpt_last.pt   the latest checkpoint; ckpt_best.pt the one with the lowest val loss
     probe.json     the result of `gptwiz probe --model_name`
+    quality.json   the predicted final validation loss (before the run, after its probe) and the one reached
     eval.jsonl     one JSON object a line, appended by `gptwiz eval` (held-out loss, bits per byte)
     lock           the pid of the trainer that owns the folder, which holds a lock on this file
 """
@@ -96,10 +97,14 @@ class RunPaths:
     def evals(self) -> Path:
         return self.root / "eval.jsonl"
 
+    @property
+    def quality(self) -> Path:
+        return self.root / "quality.json"
+
     def files(self) -> tuple[Path, ...]:
         """Every file gptwiz reads or writes in the folder."""
         return (self.config, self.status, self.metrics, self.log, self.console, self.ckpt_last, self.ckpt_best,
-                self.lock, self.probe, self.evals)
+                self.lock, self.probe, self.evals, self.quality)
 
     def probe_files(self) -> tuple[Path, ...]:
         """What `gptwiz probe --model_name` leaves in the folder (and a detached trainer's console.log)."""

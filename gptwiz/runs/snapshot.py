@@ -78,6 +78,9 @@ class RunSnapshot:
     eta_s: float | None = None
     activity: str | None = None  # "evaluating (3 of 40 batches)", "checkpointing": what a running trainer is busy with
     held_out: str | None = None  # the latest `gptwiz eval` result, as one line (eval.jsonl)
+    # quality.json as read (an object, not yet checked: its reader above runs/ makes the prediction of it); None
+    # when the run has none, or it cannot be read. Replaced whole when the file changes, never mutated.
+    quality_record: dict[str, Any] | None = None
     log_tail: list[str] = field(default_factory=list)
     version: int = 0
     exists: bool = True

@@ -32,6 +32,7 @@ from gptwiz.training.device import MemoryMeter, peak_flops
 from gptwiz.training.distributed import agree, grad_sync, injected_failure, mean_across_ranks, report_rank_error
 from gptwiz.training.loss_estimate import estimate_loss
 from gptwiz.training.options import ResolvedRun, RunConfig, TrainResult
+from gptwiz.training.quality_record import finish_record, start_record
 from gptwiz.training.ranks import DistContext
 from gptwiz.training.reporting import Reporter
 from gptwiz.training.run_lifecycle import FolderUnwritable, RunFolderLease, describe_failure, run_logger
@@ -197,6 +198,8 @@ class Trainer:
         self.status.phase("training")
         if self.main:
             self.reporter.start(cfg, self.iter_num)
+            if not self.resume and self.duties.evaluates:
+                start_record(self.paths, cfg, built.dataset, self.log)
         self._say(f"training {cfg.name}: preset {cfg.preset}, {cfg.params / 1e6:.1f}M parameters, {cfg.device} "
                   f"{cfg.dtype}{' compiled' if cfg.compile else ''}"
                   f"{f', {self.dist.world_size} processes' if self.dist.enabled else ''}"
@@ -353,6 +356,9 @@ class Trainer:
         if state == "stopped" and self.duties.checkpoints:
             self._checkpoint(best=False)
             self._say(f"stopped at iteration {self.iter_num}; checkpoint written (continue with --resume)")
+        if state == "finished" and self.main and self.duties.evaluates:
+            val = self.evaluated_val if self.evaluated_at == self.iter_num else None
+            finish_record(self.paths, self.iter_num, val, self.log)
         if state == "finished":
             self._say(f"finished at iteration {self.iter_num}"
                       + (f", best val loss {self.best_val:.4f}" if math.isfinite(self.best_val) else ""))

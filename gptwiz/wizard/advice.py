@@ -83,4 +83,22 @@ def probe_summary(result: Any, state: WizardState) -> str:
     line = f"probe: {result.verdict}"
     if getattr(result, "projected_full_run_s", None):
         line += f" · the full run takes about {fmt.duration(result.projected_full_run_s)} at the probe's rate"
+    q = getattr(result, "quality", None)
+    if q:
+        bpb = f", {q['bits_per_byte']:.2f} bits/byte" if q.get("bits_per_byte") is not None else ""
+        line += (f" · its final val loss, refitted on the probe's curve: about {q['val_loss']:.2f} "
+                 f"({q['low']:.2f}-{q['high']:.2f}){bpb}")
     return line
+
+
+def budget_line(result: Any) -> str:
+    """The full run's time against the probe's budget: 'the guide's Training Time for Testing/Learning (20m00s):
+    over it by about 1h37m; the advice lists 3 runs that keep it' (both front-ends show it)."""
+    label, budget = result.budget_label or "the budget", result.budget_s or 0.0
+    projected = result.projected_full_run_s or 0.0
+    if projected <= budget:
+        return f"{label}: the full run keeps it"
+    n = len(result.budget_options or [])
+    keep = (f"the advice lists {n} run{'s' if n != 1 else ''} that keep it" if n
+            else "no shorter run priced at the probe's rate keeps it")
+    return f"{label}: over it by about {fmt.duration(projected - budget)}; {keep}"

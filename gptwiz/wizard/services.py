@@ -7,19 +7,26 @@ function that measures with it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 from gptwiz.common import fmt
 from gptwiz.common.errors import UsageError
+from gptwiz.data.facts import DataFacts, assumed_data, measured_data
+from gptwiz.planning.gpus import CARDS, card_throughput, find_card
 from gptwiz.planning.guide_tables import USE_CASES
 from gptwiz.planning.hardware import HardwareReport
 from gptwiz.planning.knobs import Knobs
 from gptwiz.planning.policy import knobs_memory, training_dtype
 from gptwiz.planning.presets import load_preset
+from gptwiz.planning.quality import QUALITY_MODEL, Quality, QualityModel, predict_quality, preset_shape
+from gptwiz.planning.quality_choice import short_quality
 from gptwiz.planning.recommend import recommend
 from gptwiz.planning.timing import knobs_plan, predict_probe_time, predict_run_time
-from gptwiz.wizard.state import WizardState
+from gptwiz.runs.calibration import calibration
+from gptwiz.wizard.state import WizardState, parse_vram
 
 
 def use_cases() -> list[tuple[str, str, str]]:
@@ -54,7 +61,8 @@ def view(rec: Any) -> RecView:
     return RecView(
         knobs=rec.knobs, estimate_bytes=rec.estimate_bytes, fits=rec.fits,
         reasons=list(rec.reasons), warnings=list(rec.warnings),
-        alternatives=[Alternative(preset, why) for preset, why in rec.alternatives],
+        alternatives=[Alternative(preset, _with_quality(why, rec.alternative_quality.get(preset)))
+                      for preset, why in rec.alternatives],
         dtype=rec.dtype, device_type=rec.device_type,
         phases=[f"{p.name}: {p.preset}, learning rate {p.learning_rate:g}, {p.max_iters:,} iterations"
                 + (f" ({p.note})" if p.note else "") for p in rec.phases],
@@ -62,9 +70,56 @@ def view(rec: Any) -> RecView:
     )
 
 
+def _with_quality(why: str, q: Quality | None) -> str:
+    """An alternative's reason with what it would give in the same budget."""
+    return f"{why} (predicted {short_quality(q)})" if q is not None else why
+
+
+THIS_MACHINE = "this-machine"   # the hardware step's choice of no named card
+
+
+def gpu_choices() -> list[tuple[str, str]]:
+    """The named cards the hardware step offers, (key, label), after planning for this machine (THIS_MACHINE)."""
+    return [(THIS_MACHINE, "this machine (as detected)")] + [
+        (c.key, f"{c.name}: {c.memory_gb:g} GB, {c.dtype.replace('bfloat16', 'bf16')} "
+                f"{c.peak(c.dtype) / 1e12:,.0f} TFLOP/s") for c in CARDS]
+
+
+def choose_gpu(state: WizardState, key: str | None) -> None:
+    """Plan for the named card `key` (its memory, dtype and time prior), or for this machine (THIS_MACHINE, '' or
+    None); a VRAM figure typed before is dropped, the card's memory replacing it."""
+    state.planned_gpu = find_card(key).key if key and key != THIS_MACHINE else None
+    state.vram_override_gb = None
+
+
+def parse_hardware_answer(text: str) -> tuple[float | None, str | None]:
+    """What the hardware step's answer asks for: (a VRAM figure, None), (None, a card's key), or (None, None) for
+    this machine as detected; ValueError for anything else."""
+    if not text.strip() or text.strip() == THIS_MACHINE:
+        return None, None
+    try:
+        return parse_vram(text), None
+    except ValueError:
+        pass
+    try:
+        return None, find_card(text).key
+    except UsageError:
+        raise ValueError(text) from None
+
+
+def apply_hardware_answer(state: WizardState, text: str) -> None:
+    """The hardware step's answer into the state: a card (choose_gpu), a VRAM figure, or this machine."""
+    vram, card = parse_hardware_answer(text)
+    choose_gpu(state, card)
+    state.vram_override_gb = vram
+
+
 def device_and_dtype(state: WizardState) -> tuple[str, str]:
     """The device kind the wizard plans for and the dtype `gptwiz train --dtype auto` will pick there."""
     device_type = "cuda" if state.on_gpu else "cpu"
+    card = state.card
+    if card is not None and device_type == "cuda":
+        return device_type, card.dtype
     if isinstance(state.hardware, HardwareReport):
         return device_type, training_dtype(state.hardware, device_type)
     return device_type, "bfloat16"
@@ -82,9 +137,20 @@ def measure_throughput(device_type: str, dtype: str) -> Any:
     return machine_throughput(device_type, dtype)
 
 
-def recommend_for(state: WizardState, throughput: Any = None, preset: str | None = None) -> Any:
+def throughput_for(state: WizardState, measure: Callable[[str, str], Any] | None) -> Any:
+    """The speed the wizard's times come from: a named card's prior (gptwiz.planning.gpus), else what `measure`
+    (device type, dtype) gives for this machine (None without it)."""
+    device_type, dtype = device_and_dtype(state)
+    card = state.card
+    if card is not None and device_type == "cuda":
+        return card_throughput(card, dtype)
+    return measure(device_type, dtype) if measure is not None else None
+
+
+def recommend_for(state: WizardState, throughput: Any = None, preset: str | None = None,
+                  facts: DataFacts | None = None) -> Any:
     """The recommendation for the wizard's answers; with `preset`, for that preset instead of the guide's pick
-    (its settings, warnings and alternatives)."""
+    (its settings, warnings and alternatives). `facts`: the data measured (data_facts_for)."""
     if state.use_case is None:
         raise UsageError("no use case chosen yet")
     d = state.dataset
@@ -96,7 +162,46 @@ def recommend_for(state: WizardState, throughput: Any = None, preset: str | None
                      gpu_count=state.gpu_count if state.on_gpu else 1,
                      dataset_tokens=d.tokens if d is not None else None,
                      ram_gb=ram / 2**30 if ram and not state.on_gpu else None, dtype=dtype,
-                     throughput=throughput, preset=preset)
+                     throughput=throughput, preset=preset, facts=facts,
+                     quality_model=local_quality_model(state.runs_dir))
+
+
+def data_facts_for(state: WizardState) -> DataFacts:
+    """The chosen data measured for the quality model (a sample tokenized, a second or two: call it from a
+    worker); typical English prose of its size where it cannot be measured yet (the demo corpus before it is
+    built) or at all."""
+    d = state.dataset
+    if d is None:
+        return assumed_data(None)
+    path = d.prepared_dir or (None if d.kind == "demo" else d.path)
+    try:
+        return measured_data(path) if path else assumed_data(d.est_tokens * 9 // 10)
+    except (UsageError, OSError, ValueError):  # unreadable since chosen: the prediction assumes, and says so
+        return assumed_data(d.est_tokens * 9 // 10)
+
+
+def local_quality_model(runs_dir: Path | str) -> QualityModel:
+    """The quality model with the local correction the finished runs in `runs_dir` give it
+    (gptwiz.runs.calibration)."""
+    try:
+        shift = calibration(runs_dir).shift
+    except OSError:  # an unreadable runs folder: no correction
+        shift = 0.0
+    return replace(QUALITY_MODEL, local_shift=shift)
+
+
+def quality_for(knobs: Knobs, state: WizardState, facts: DataFacts | None) -> Quality | None:
+    """The predicted final validation loss of a run at these knobs (gptwiz.planning.quality); None for a preset
+    that cannot be read."""
+    try:
+        preset = load_preset(knobs.preset)
+    except UsageError:
+        return None
+    gpus = state.gpu_count if state.on_gpu else 1
+    shape = preset_shape(preset, block_size=knobs.block_size, max_iters=knobs.max_iters,
+                         tokens_per_iter=knobs.batch_size * knobs.grad_accum * gpus * knobs.block_size,
+                         learning_rate=knobs.learning_rate)
+    return predict_quality(shape, facts or assumed_data(None), local_quality_model(state.runs_dir))
 
 
 def knobs_for_preset(preset: str, current: Knobs | None = None) -> Knobs:
@@ -121,6 +226,12 @@ class Times:
     probe_s: float
     run_s: float
     basis: str
+    prior: str = ""      # the named card the times are a prior for (its data-sheet peak x efficiency), not measured
+
+    @property
+    def label(self) -> str:
+        """'' for a measured speed; what a prior stands on, for a line under the times."""
+        return f"a prior for the {self.prior}: data-sheet peak x efficiency, not measured" if self.prior else ""
 
 
 def times_for(knobs: Knobs, state: WizardState, throughput: Any) -> Times | None:
@@ -134,7 +245,8 @@ def times_for(knobs: Knobs, state: WizardState, throughput: Any) -> Times | None
         return None
     plan = knobs_plan(knobs, device_type=device_type, dtype=dtype, gpu_count=state.gpu_count if state.on_gpu else 1)
     run = predict_run_time(plan, throughput)
-    return Times(probe_s=predict_probe_time(plan, throughput).seconds, run_s=run.seconds, basis=run.basis)
+    return Times(probe_s=predict_probe_time(plan, throughput).seconds, run_s=run.seconds, basis=run.basis,
+                 prior=throughput.prior)
 
 
 def hardware_lines(report: Any) -> list[str]:

@@ -114,6 +114,7 @@ class WizardState:
     use_case: str | None = None
     hardware: Any = None                     # gptwiz.planning.hardware.HardwareReport
     vram_override_gb: float | None = None
+    planned_gpu: str | None = None           # a named card to plan for (gptwiz.planning.gpus key), not this machine
     dataset: DatasetChoice | None = None
     recommendation: Any = None               # gptwiz.wizard.services.RecView
     knobs: Knobs | None = None
@@ -133,12 +134,23 @@ class WizardState:
         return round(float(getattr(self.hardware, "vram_gb", 0.0) or 0.0), 1)
 
     @property
+    def card(self) -> Any:
+        """The named card planned for (gptwiz.planning.gpus.GpuCard), or None for this machine."""
+        from gptwiz.planning.gpus import find_card  # lazy: only a wizard that picked a card needs the table
+
+        return find_card(self.planned_gpu) if self.planned_gpu else None
+
+    @property
     def vram_gb(self) -> float:
-        return self.vram_override_gb if self.vram_override_gb is not None else self.detected_vram_gb
+        """A typed figure wins, then the named card's memory, then what was detected."""
+        if self.vram_override_gb is not None:
+            return self.vram_override_gb
+        card = self.card
+        return float(card.memory_gb) if card is not None else self.detected_vram_gb
 
     @property
     def gpu_count(self) -> int:
-        return max(1, len(self.gpus))
+        return 1 if self.planned_gpu else max(1, len(self.gpus))
 
     @property
     def on_gpu(self) -> bool:
@@ -178,7 +190,7 @@ class WizardState:
         knobs = self.knob_args()
         args = ["train", *knobs[:2], "--model_name", name or self.run_name or "my_model",
                 *(data if data is not None else self.data_args()), *knobs[2:]]
-        if self.on_gpu and len(self.gpus) > 1:
+        if self.on_gpu and self.gpu_count > 1:
             args += ["--nproc", str(len(self.gpus))]  # one data-parallel trainer per card (gptwiz.training.distributed)
         if str(self.runs_dir) != "runs":
             args += ["--runs_dir", str(self.runs_dir)]
@@ -187,16 +199,20 @@ class WizardState:
         return args
 
     def probe_options(self, iters: int = 100) -> Any:
+        from gptwiz.planning.time_budget import run_budget  # lazy: the quality model loads when a probe starts
         from gptwiz.training.probe import ProbeOptions  # lazy: the probe package loads only when a probe starts
 
         k = self.knobs
         assert k is not None
         data = self.data_args()
+        # The use case's promise: the guide's Training Time for it is what the probe judges the run's time against.
+        budget = run_budget(None, self.use_case)
         return ProbeOptions(config_file=k.preset, iters=iters, batch_size=k.batch_size, block_size=k.block_size,
                             grad_accum=k.grad_accum, learning_rate=k.learning_rate, max_iters=k.max_iters,
                             input_file=data[1] if data[0] == "--input_file" else None,
                             dataset_dir=data[1] if data[0] == "--dataset_dir" else None,
-                            runs_dir=str(self.runs_dir), data_dir=str(self.data_dir))
+                            runs_dir=str(self.runs_dir), data_dir=str(self.data_dir),
+                            budget_s=budget.seconds if budget else None, budget_label=budget.label if budget else None)
 
     def default_run_name(self) -> str:
         """The use case and preset, made unique among the existing runs."""

@@ -6,14 +6,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from gptwiz.common import fmt
+from gptwiz.data.facts import DataFacts
 from gptwiz.planning.memory import estimate_memory
-from gptwiz.planning.timing import from_probe_rate, preset_plan
+from gptwiz.planning.time_budget import Budget, BudgetOption
+from gptwiz.planning.timing import RunPlan, from_probe_rate, preset_plan
 from gptwiz.planning.verdict import CurveStats, ProbeFacts, Timing, curve_stats, judge, timing, warmup_iterations
 from gptwiz.training.options import RunConfig
 from gptwiz.training.probe.attempt import AttemptRun
 from gptwiz.training.probe.memory import device_total
 from gptwiz.training.probe.options import Attempt, ProbeOptions
 from gptwiz.training.probe.plan import ProbePlan, smaller_preset
+from gptwiz.training.probe.quality import probe_budget_options, probe_data, probe_quality
 from gptwiz.training.probe.result import ProbeResult, judged_result
 
 
@@ -41,8 +45,12 @@ def measured_result(opts: ProbeOptions, plan: ProbePlan, run: AttemptRun, attemp
     device = cfg.device if cfg else plan.device
     curve = _curve(run, cfg)
     tm, stats = curve.timing, curve.stats
-    projected = _projected_full_run_s(plan, a, cfg, device, tm)
+    run_plan = _run_plan(plan, a, cfg, device)
+    rate = (run_plan.tokens_per_iter / tm.sec_per_iter) if tm is not None and tm.sec_per_iter > 0 else None
+    projected = from_probe_rate(run_plan, rate).seconds if rate else None
     memory = _memory(run, cfg, device)
+    data = probe_data(plan) if a.outcome == "ok" else None
+    budget, options = _budget(opts, plan, a, curve.losses, data, run_plan, rate)
     facts = ProbeFacts(
         learning_rate=plan.preset.train.learning_rate, batch_size=a.batch_size, grad_accum=a.grad_accum,
         block_size=plan.preset.model.block_size, stats=stats, peak_memory_bytes=memory.peak,
@@ -52,10 +60,14 @@ def measured_result(opts: ProbeOptions, plan: ProbePlan, run: AttemptRun, attemp
         smaller_preset=smaller_preset(plan.preset.name),
         error=a.detail if a.outcome == "failed" else None,
         preset_learning_rate=plan.preset_learning_rate, lr_warmup=cfg.warmup_iters if cfg else 0,
-        cancelled=a.outcome == "cancelled", iters_requested=opts.iters,
+        cancelled=a.outcome == "cancelled", iters_requested=opts.iters, budget=budget, budget_options=options,
     )
+    before, after = probe_quality(plan, a, curve.losses, opts.iters, data)
     return judged_result(
         judge(facts), a.batch_size, a.grad_accum, attempts, base,
+        quality_before=before.to_json() if before else None, quality=after.to_json() if after else None,
+        budget_s=opts.budget_s, budget_label=budget.label if budget else None,
+        budget_options=[o.to_json() for o in options],
         iters=len(curve.losses), losses=curve.losses,
         loss_first=stats.loss_first if stats else None, loss_last=stats.loss_last if stats else None,
         loss_slope=stats.slope if stats else None, relative_drop=stats.relative_drop if stats else None,
@@ -70,6 +82,17 @@ def measured_result(opts: ProbeOptions, plan: ProbePlan, run: AttemptRun, attemp
     )
 
 
+def _budget(opts: ProbeOptions, plan: ProbePlan, a: Attempt, losses: list[float], data: DataFacts | None,
+            run_plan: RunPlan, rate: float | None) -> tuple[Budget | None, tuple[BudgetOption, ...]]:
+    """The time budget asked for, and the runs that keep it where the full run at the measured rate does not."""
+    if not opts.budget_s:
+        return None, ()
+    budget = Budget(opts.budget_s, opts.budget_label or f"a budget of {fmt.duration(opts.budget_s)}")
+    if not rate or a.outcome != "ok":
+        return budget, ()
+    return budget, probe_budget_options(plan, a, losses, opts.iters, data, run_plan, rate, budget.seconds)
+
+
 def _curve(run: AttemptRun, cfg: RunConfig | None) -> _Curve:
     """The loss curve's statistics and the step times, past the warm-up."""
     curve = _Curve(losses=[float(r["loss"]) for r in run.records])
@@ -80,18 +103,12 @@ def _curve(run: AttemptRun, cfg: RunConfig | None) -> _Curve:
     return curve
 
 
-def _projected_full_run_s(plan: ProbePlan, a: Attempt, cfg: RunConfig | None, device: str,
-                          tm: Timing | None) -> float | None:
-    """The full run at the probe's measured rate (gptwiz.planning.timing: its evaluations, checkpoints and
-    start)."""
-    if tm is None or tm.sec_per_iter <= 0:
-        return None
-    preset = plan.preset
-    run_plan = preset_plan(preset, device_type="cuda" if device.startswith("cuda") else "cpu",
-                           dtype=cfg.dtype if cfg else "float32", batch_size=a.batch_size, grad_accum=a.grad_accum,
-                           max_iters=plan.full_iters, compiled=cfg.compile if cfg else None)
-    tokens_per_iter = a.batch_size * a.grad_accum * preset.model.block_size
-    return from_probe_rate(run_plan, tokens_per_iter / tm.sec_per_iter).seconds
+def _run_plan(plan: ProbePlan, a: Attempt, cfg: RunConfig | None, device: str) -> RunPlan:
+    """The full run at the probe's settled batch, which its measured rate prices (gptwiz.planning.timing: its
+    evaluations, checkpoints and start)."""
+    return preset_plan(plan.preset, device_type="cuda" if device.startswith("cuda") else "cpu",
+                       dtype=cfg.dtype if cfg else "float32", batch_size=a.batch_size, grad_accum=a.grad_accum,
+                       max_iters=plan.full_iters, compiled=cfg.compile if cfg else None)
 
 
 def _memory(run: AttemptRun, cfg: RunConfig | None, device: str) -> _Memory:

@@ -26,6 +26,8 @@ class ProbeOptions:
     seed: int = 1337
     runs_dir: str = "runs"
     data_dir: str = "data"
+    budget_s: float | None = None       # the time the full run may take (None: only very long runs are flagged)
+    budget_label: str | None = None     # where the budget comes from: "your budget of 2 h", the guide's ...
 
 
 @dataclass

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,6 +57,8 @@ def _check_iters_and_limit(opts: ProbeOptions) -> None:
     most = BOUNDS["max_iters"].high  # the probe's iterations are its trainer's max_iters
     if opts.iters > most:
         raise UsageError(f"invalid --iters {shown(opts.iters)}: must be a whole number from {MIN_ITERS} to {most}")
+    if opts.budget_s is not None and not (isinstance(opts.budget_s, (int, float)) and 0 < opts.budget_s < math.inf):
+        raise UsageError(f"invalid time budget {shown(opts.budget_s)} s: must be a number of seconds above 0")
     if opts.memory_limit_gb is not None and not 0 < opts.memory_limit_gb <= MAX_MEMORY_LIMIT_GB:
         raise UsageError(f"invalid --memory_limit_gb {shown(opts.memory_limit_gb)}: must be a number of GB above 0 "
                          f"and at most {MAX_MEMORY_LIMIT_GB:g}")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from gptwiz.planning.knobs import Advice
@@ -51,6 +51,11 @@ class ProbeResult:
     loss_unjudged_reason: str | None = None  # why loss_verdict is None (cancelled, still in warm-up, ...)
     input_file: str | None = None      # the data probed, as given
     dataset_dir: str | None = None
+    quality_before: dict[str, Any] | None = None  # the run's predicted final val loss before the probe
+    quality: dict[str, Any] | None = None         # refitted on the probe's curve (gptwiz.planning.quality)
+    budget_s: float | None = None      # the time the full run may take (--hours, or the wizard's use case)
+    budget_label: str | None = None    # where that budget comes from, as the reasons say it
+    budget_options: list[dict[str, Any]] = field(default_factory=list)  # runs that keep it (time_budget.BudgetOption)
 
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)

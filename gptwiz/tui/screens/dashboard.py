@@ -35,17 +35,20 @@ from gptwiz.tui.screens.message import MessageScreen
 from gptwiz.tui.widgets.charts import LossChart, LrChart
 from gptwiz.tui.widgets.device_panel import DevicePanel, DeviceReading
 from gptwiz.tui.widgets.panels import LogTailView, ProgressPanel, StateBanner, ThroughputPanel
+from gptwiz.wizard.run_quality import RunPrediction, RunPredictor
 
 HELP = """\
-The dashboard reads runs/<name>/ (metrics.jsonl, status.json, train.log) a few times a second. Leaving it
+The dashboard reads runs/<name>/ (metrics.jsonl, status.json, train.log, quality.json) a few times a second. Leaving it
 never stops the training; `gptwiz watch NAME` picks it up again, from any terminal. s stops the run gracefully:
 it finishes its step (or drops an evaluation under way), writes a checkpoint and ends as "stopped"; `gptwiz train --model_name NAME --resume`
 continues it. g samples a few lines from a checkpoint (on the CPU, in the background). l (or enter) opens
 train.log and console.log in full, following their end. e smooths the train loss (an exponential moving average).
 
-Panels: loss (train per iteration, val at each evaluation) · learning rate over the whole schedule, the dot is
-now · tokens/s with its recent history and MFU · progress with elapsed time and ETA · each GPU's memory,
-utilisation, temperature and power (or the trainer's CPU, as a share of all cores, and RAM) · train.log's end.
+Panels: loss (train per iteration, val at each evaluation; for a run from random weights, the predicted curve ┄
+to the end and the final loss's 80% band there, refitted on the run's evaluations so far) · learning rate over
+the whole schedule, the dot is now · tokens/s with its recent history and MFU, and the predicted final val loss
+(quality.json) · progress with elapsed time and ETA · each GPU's memory, utilisation, temperature and power (or the
+trainer's CPU, as a share of all cores, and RAM) · train.log's end.
 """
 
 
@@ -69,7 +72,9 @@ class DashboardScreen(AppScreen):
         self.can_go_back = can_go_back
         self.monitor = RunMonitor(paths, clock=context.clock)
         self.sampler = context.device_sampler()
+        self.predictor = RunPredictor()  # used by the polling thread only
         self.snapshot: RunSnapshot | None = None
+        self.prediction: RunPrediction | None = None
         self.polls = 0               # snapshots shown so far (tests wait on it)
         self._chart_version = -1
         self._chart_drawn_at = 0.0
@@ -105,6 +110,8 @@ class DashboardScreen(AppScreen):
         device_at = -1e9
         while not worker.is_cancelled:
             snap = self.monitor.poll()
+            # Worked out here, off the event loop: a long run's predicted curve is tens of sums over its schedule.
+            prediction = self.predictor.predict(snap.quality_record, snap.eval_iters, snap.eval_val_loss)
             failed = snap.state in ("failed", "diverged")
             if failed and self.error_file is None:
                 found = error_file(self.paths)
@@ -116,26 +123,28 @@ class DashboardScreen(AppScreen):
                 reading = self.sampler.read(snap.pid, snap.state == "running")
                 device_at = time.monotonic()
             try:
-                self.app.call_from_thread(self.show_snapshot, snap, reading)
+                self.app.call_from_thread(self.show_snapshot, snap, reading, prediction)
             except RuntimeError:  # the app is closing
                 return
             if worker.cancelled_event.wait(self.context.poll_interval_s):
                 return
 
-    def show_snapshot(self, snap: RunSnapshot, reading: DeviceReading | None = None) -> None:
+    def show_snapshot(self, snap: RunSnapshot, reading: DeviceReading | None = None,
+                      prediction: RunPrediction | None = None) -> None:
         try:
-            self._show(snap, reading)
+            self._show(snap, reading, prediction)
         except NoMatches:  # the screen is being torn down while a last snapshot arrives
             pass
 
-    def _show(self, snap: RunSnapshot, reading: DeviceReading | None) -> None:
-        self.snapshot = snap
+    def _show(self, snap: RunSnapshot, reading: DeviceReading | None, prediction: RunPrediction | None) -> None:
+        self.snapshot, self.prediction = snap, prediction
         if snap.state != self._state:  # s (stop) only while running, q's words with it
             self._state = snap.state
             self.refresh_bindings()
         self.query_one(StateBanner).show(snap, self.error_file or None)
         self.query_one(ProgressPanel).show(snap)
         self.query_one(ThroughputPanel).show(snap)
+        self.query_one(ThroughputPanel).show_prediction(prediction)
         self.query_one(LogTailView).show(snap.log_tail)
         if reading is not None:
             self.query_one(DevicePanel).show(reading)
@@ -144,7 +153,8 @@ class DashboardScreen(AppScreen):
         if snap.version != self._chart_version and (first or snap.state != "running"
                                                     or now - self._chart_drawn_at >= self.context.chart_interval_s):
             self._chart_version, self._chart_drawn_at = snap.version, now
-            self.query_one(LossChart).set_data(snap.train_iters, snap.train_loss, snap.eval_iters, snap.eval_val_loss)
+            self.query_one(LossChart).set_data(snap.train_iters, snap.train_loss, snap.eval_iters, snap.eval_val_loss,
+                                               prediction)
             self._draw_lr(snap)
 
         self.polls += 1

@@ -1,4 +1,4 @@
-"""Step 3: the GPUs (or CPU and RAM) detected, and a VRAM figure to plan for another machine."""
+"""Step 3: the GPUs (or CPU and RAM) detected, and a VRAM figure or a named card to plan for another machine."""
 
 from __future__ import annotations
 
@@ -7,21 +7,21 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.widgets import Footer, Input, LoadingIndicator, Static
+from textual.widgets import Footer, Input, LoadingIndicator, OptionList, Select, Static
 from textual.worker import get_current_worker
 
 from gptwiz.common.inert import quote
 from gptwiz.common.rich_text import outside
 from gptwiz.tui.screens.base import StepTitle, WizardStep, enter_binding
-from gptwiz.wizard.services import hardware_lines
-from gptwiz.wizard.state import parse_vram
+from gptwiz.wizard.services import THIS_MACHINE, apply_hardware_answer, gpu_choices, hardware_lines
 
 
 class HardwareScreen(WizardStep):
     STEP = "hardware"
     HELP = ("What this machine has, detected through NVML (NVIDIA cards) and psutil (CPU and RAM). To plan for "
-            "another machine, type its GPU memory in GiB (24 for a card sold as 24 GB, 0 for a CPU-only machine); leave "
-            "the field empty to plan for this one.")
+            "another machine, type its GPU memory in GiB (24 for a card sold as 24 GB, 0 for a CPU-only machine), or "
+            "pick a named card (or type its name, such as 3090): its memory, dtype, and times from its data-sheet "
+            "peak x an efficiency prior; leave the field empty to plan for this one.")
     BINDINGS = [Binding("escape", "back", "back"), enter_binding("next", "continue")]
 
     def __init__(self) -> None:
@@ -36,16 +36,19 @@ class HardwareScreen(WizardStep):
             yield Static("", id="hw-report")
             yield Static("", id="hw-note", classes="hint")
             with Horizontal(id="vram-row"):
-                yield Static("Plan for a GPU with (GiB): ", id="vram-label")
-                yield Input(placeholder="as detected", id="vram", restrict=r"[0-9.a-zA-Z ]*", max_length=12)
+                yield Static("Plan for a GPU (GiB or card): ", id="vram-label")
+                yield Input(placeholder="as detected", id="vram", restrict=r"[0-9.a-zA-Z _-]*", max_length=20)
+            yield Select([(label, key) for key, label in gpu_choices()], prompt="or pick a named card", id="card")
             yield Static("Leave empty to use what was detected; type 24 to plan for a 24 GiB card elsewhere, "
-                         "0 for a CPU machine. Enter continues.", classes="hint")
+                         "0 for a CPU machine, or a card's name. Enter continues.", classes="hint")
             yield Static("", id="vram-error", classes="error-text")
         yield Footer()
 
     def on_mount(self) -> None:
         if self.state.vram_override_gb is not None:
             self.query_one("#vram", Input).value = f"{self.state.vram_override_gb:g}"
+        elif self.state.planned_gpu:
+            self.query_one("#vram", Input).value = self.state.planned_gpu
         if self.state.hardware is not None:
             self._show(self.state.hardware)
         else:
@@ -79,21 +82,35 @@ class HardwareScreen(WizardStep):
     def on_input_changed(self, event: Input.Changed) -> None:
         self.query_one("#vram-error", Static).update("")
 
+    def on_select_changed(self, event: Select.Changed) -> None:
+        # The pick is typed into the field: one answer, read by the wizard's parse_hardware_answer.
+        if isinstance(event.value, str):
+            self.query_one("#vram", Input).value = "" if event.value == THIS_MACHINE else event.value
+            self.query_one("#vram", Input).focus()
+
     def on_input_submitted(self, event: Input.Submitted) -> None:
         self.action_next()
 
     def action_next(self) -> None:
+        # Enter is the screen's (a priority binding): on the card list it opens the list, or picks from it.
+        if isinstance(self.focused, OptionList):  # the open list of cards
+            self.focused.action_select()
+            return
+        if isinstance(self.focused, Select):
+            self.focused.action_show_overlay()
+            return
         self.after_typing(self._next)
 
     def _next(self) -> None:
         text = self.query_one("#vram", Input).value
         try:
-            self.state.vram_override_gb = parse_vram(text)
+            apply_hardware_answer(self.state, text)
         except ValueError:
             self.query_one("#vram-error", Static).update(Text(
-                f"{quote(text)} is not a memory size: type a number of GiB such as 6, 24 or 80 (or leave it empty)"))
+                f"{quote(text)} is neither a memory size nor a card: type a number of GiB such as 6, 24 or 80, a card "
+                "such as 3090, or leave it empty"))
             return
-        if not self.detected and self.state.vram_override_gb is None:
+        if not self.detected and self.state.vram_override_gb is None and not self.state.planned_gpu:
             self.notify("still detecting the hardware; type a VRAM figure to skip it", severity="warning")
             return
         self.advance()

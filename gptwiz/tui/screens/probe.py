@@ -30,7 +30,7 @@ from gptwiz.planning.knobs import Advice
 from gptwiz.tui.screens.base import StepTitle, WizardStep
 from gptwiz.tui.screens.confirm import ConfirmScreen
 from gptwiz.tui.widgets.charts import LossChart
-from gptwiz.wizard.advice import apply_advice, probe_advice
+from gptwiz.wizard.advice import apply_advice, budget_line, probe_advice
 
 VERDICT_STYLE = {"pass": "bold white on green", "warn": "bold black on yellow", "fail": "bold white on red",
                  "cancelled": "bold white on grey37", "error": "bold white on red"}
@@ -217,8 +217,14 @@ class ProbeScreen(WizardStep):
                          + (f" (estimate {fmt.gib(result.estimate_bytes)})" if result.estimate_bytes else ""))
         if result.projected_full_run_s and verdict != "cancelled":
             facts.append(f"full run ≈ {fmt.duration(result.projected_full_run_s)}")
+        if result.quality and verdict != "cancelled":
+            facts.append(f"val loss ≈ {result.quality['val_loss']:.2f} ({result.quality['low']:.2f}-"
+                         f"{result.quality['high']:.2f})")
         if facts:
             lines.append(" · ".join(facts) + "\n", style="dim")
+        if getattr(result, "budget_s", None) and result.projected_full_run_s and verdict != "cancelled":
+            over = result.projected_full_run_s > result.budget_s
+            lines.append(f"budget: {budget_line(result)}\n", style="yellow" if over else "dim")
         if result.error:
             lines.append(inert(result.error, multiline=True) + "\n", style="red")
         self.advice = probe_advice(result, self.state.knobs)

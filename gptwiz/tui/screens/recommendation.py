@@ -16,6 +16,7 @@ from gptwiz.common import fmt
 from gptwiz.common.errors import UsageError
 from gptwiz.common.inert import inert
 from gptwiz.common.rich_text import outside
+from gptwiz.data.facts import DataFacts
 from gptwiz.planning.knobs import Knobs
 from gptwiz.tui.screens.base import StepTitle, WizardStep, enter_binding
 from gptwiz.tui.widgets.command import CommandLine
@@ -24,10 +25,12 @@ from gptwiz.wizard.commands import wizard_command_line
 from gptwiz.wizard.knob_fields import KNOB_FIELDS, knobs_from_texts
 from gptwiz.wizard.services import (
     RecView,
-    device_and_dtype,
+    data_facts_for,
     estimate_bytes,
     knobs_for_preset,
+    quality_for,
     recommend_for,
+    throughput_for,
     times_for,
     use_cases,
     view,
@@ -58,6 +61,7 @@ class RecommendationScreen(WizardStep):
         self.shown: RecView | None = None     # what the reasons, warnings and alternatives are about now
         self.error: str | None = None
         self.throughput: object | None = None  # gptwiz.planning.timing.Throughput, measured in the worker
+        self.facts: DataFacts | None = None    # the data's difficulty, measured in the worker
 
     def compose(self) -> ComposeResult:
         yield StepTitle(self.STEP)
@@ -82,6 +86,7 @@ class RecommendationScreen(WizardStep):
                 yield Static(Text("Peak memory, estimated", style="bold"))
                 yield MemoryBar(id="memory-bar")
                 yield Static("", id="rec-times")
+                yield Static("", id="rec-quality")
         yield CommandLine(id="command-line")
         yield Footer()
 
@@ -104,11 +109,13 @@ class RecommendationScreen(WizardStep):
         machine's speed once (seconds the first time on a machine, then read from its cache)."""
         if self.throughput is None:
             try:
-                self.throughput = self.context.measure_throughput(*device_and_dtype(self.state))
+                self.throughput = throughput_for(self.state, self.context.measure_throughput)
             except Exception:  # no speed, no times: the rest of the screen works
                 self.throughput = None
+        if self.facts is None:
+            self.facts = data_facts_for(self.state)
         try:
-            rec, error = view(recommend_for(self.state, self.throughput, preset)), None
+            rec, error = view(recommend_for(self.state, self.throughput, preset, self.facts)), None
         except Exception as exc:  # a UsageError, or a module not there yet: say it on the screen
             rec, error = None, f"could not recommend: {exc}"
         if not get_current_worker().is_cancelled:
@@ -199,6 +206,7 @@ class RecommendationScreen(WizardStep):
         device_name = "GPU" if s.on_gpu else "RAM"
         self.query_one(MemoryBar).show(estimate, s.device_memory_bytes(), device_name)
         self.query_one("#rec-times", Static).update(self._times_text(knobs))
+        self.query_one("#rec-quality", Static).update(self._quality_text(knobs))
         self.query_one("#command-line", CommandLine).set_command(wizard_command_line(s))
 
     def _times_text(self, knobs: Knobs) -> Text:
@@ -215,6 +223,22 @@ class RecommendationScreen(WizardStep):
                         style="dim")
             return text
         text.append(f"probe {fmt.duration(times.probe_s)} · run {fmt.duration(times.run_s)}")
+        if times.label:
+            text.append(f"\n{times.label}", style="dim")
+        return text
+
+    def _quality_text(self, knobs: Knobs) -> Text:
+        """'Quality, predicted' over 'val loss 4.21 (3.95-4.47) · 1.52 bits/byte' for these knobs."""
+        text = Text()
+        q = quality_for(knobs, self.state, self.facts) if self.rec is not None else None
+        if q is None:
+            return text
+        text.append("Quality, predicted (final)\n", style="bold")
+        text.append(f"val loss {q.val_loss:.2f} ({q.low:.2f}-{q.high:.2f})")
+        if q.bits_per_byte is not None:
+            text.append(f" · {q.bits_per_byte:.2f} bits/byte")
+        if q.assumed_data:
+            text.append("\ntypical English prose assumed", style="dim")
         return text
 
     def action_enter(self) -> None:

@@ -8,6 +8,7 @@ from textual.app import RenderResult
 from textual_plotext import PlotextPlot
 
 from gptwiz.runs.snapshot import downsample
+from gptwiz.wizard.run_quality import RunPrediction
 
 
 def _finite(xs: list[float], ys: list[float]) -> tuple[list[float], list[float]]:
@@ -79,6 +80,21 @@ def ema(values: list[float], alpha: float) -> list[float]:
 EMA_ALPHA = 0.1
 
 
+def predicted_range(real: list[float], pred: RunPrediction | None) -> tuple[float, float]:
+    """The loss axis's range: the real losses' and the predicted band's, never the predicted curve's (whose
+    start, from the model's idea of random weights, could squash the real curve)."""
+    if pred is None:
+        return min(real), max(real)
+    return min(min(real), pred.quality.low), max(max(real), pred.quality.high)
+
+
+def predicted_curve(pred: RunPrediction, low: float, high: float) -> tuple[list[float], list[float]]:
+    """The predicted curve's points inside the loss axis's range low..high (its early part, above the real
+    losses, is left out rather than stretching the axis)."""
+    pairs = [(x, y) for x, y in zip(pred.curve_x, pred.curve_y) if low <= y <= high]
+    return [p[0] for p in pairs], [p[1] for p in pairs]
+
+
 class _SizedPlot(PlotextPlot):
     """A plot whose ticks are chosen for its size: drawn again whenever it is rendered at a size other than the
     one it was drawn for (a Resize can arrive after the render at the new size)."""
@@ -103,20 +119,24 @@ class _SizedPlot(PlotextPlot):
 
 
 class LossChart(_SizedPlot):
-    """Train loss per iteration (raw, or smoothed by an EMA) and the evaluations' val loss, against iterations.
+    """Train loss per iteration (raw, or smoothed by an EMA) and the evaluations' val loss, against iterations;
+    with a prediction, its curve (dim, dashed) to the run's end and its 80% band there (a bar, ┬ to ┴).
     The legend is in the title, above the plot, so that it never covers the first iterations' points."""
 
     def __init__(self, **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self._series: tuple[list[float], ...] = ([], [], [], [])
+        self.predicted: RunPrediction | None = None
         self.smoothing = False
 
     def set_smoothing(self, on: bool) -> None:
         self.smoothing = on
         self.redraw()
 
-    def set_data(self, train_x: list[float], train_y: list[float], val_x: list[float], val_y: list[float]) -> None:
+    def set_data(self, train_x: list[float], train_y: list[float], val_x: list[float], val_y: list[float],
+                 predicted: RunPrediction | None = None) -> None:
         self._series = (train_x, train_y, val_x, val_y)
+        self.predicted = predicted
         self.redraw()
 
     def _draw(self) -> None:
@@ -132,9 +152,13 @@ class LossChart(_SizedPlot):
             plt.title("loss: no iterations yet")
             return
         smooth = self.smoothing and len(fy) > 1
-        title = ["loss:", "train (EMA)" if smooth else "train", "━", "val ●"] if vx else \
-            ["loss:", "train (EMA)" if smooth else "train", "━"]
+        pred = self.predicted
+        title = ["loss:", "train (EMA)" if smooth else "train", "━"] + (["val ●"] if vx else []) + \
+            (["predicted ┄"] if pred else [])
         plt.title(" ".join(title))
+        y_low, y_high = predicted_range(fy + vy, pred)
+        if pred:  # first: the run's own losses are drawn over it
+            self._draw_prediction(pred, y_low, y_high)
         if fx:
             tx, ty = downsample(fx, fy, max_points=2 * width)
             if smooth:
@@ -146,15 +170,24 @@ class LossChart(_SizedPlot):
         if vx:
             plt.plot(vx, vy, marker="braille", color="orange")
             plt.scatter(vx, vy, marker="●", color="orange")
-        xs = fx + vx
+        xs = fx + vx + ([float(pred.max_iters)] if pred else [])
         plt.xticks(*_int_ticks(min(xs), max(xs)))
-        ys = fy + vy
         # the plot's own rows: the height less the title, the frame's two lines, the x ticks and their label
         rows = self.size.height - 5
-        ticks, labels, low, high = even_ticks(min(ys), max(ys), n=max(2, min(6, rows)))
+        ticks, labels, low, high = even_ticks(y_low, y_high, n=max(2, min(6, rows)))
         if ticks:
             plt.ylim(low, high)
             plt.yticks(ticks, labels)
+
+    def _draw_prediction(self, pred: RunPrediction, low: float, high: float) -> None:
+        """The predicted curve, dim and dashed, and the band at the run's end over the curve's last point."""
+        px, py = predicted_curve(pred, low, high)
+        if px:
+            self.plt.plot(px, py, marker="┄", color="gray")
+        at, band_low, band_high = pred.band
+        self.plt.plot([at, at], [band_low, band_high], marker="│", color="gray")
+        self.plt.scatter([at], [band_high], marker="┬", color="gray")
+        self.plt.scatter([at], [band_low], marker="┴", color="gray")
 
 
 class LrChart(_SizedPlot):

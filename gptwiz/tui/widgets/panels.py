@@ -13,6 +13,7 @@ from gptwiz.common import fmt
 from gptwiz.common.inert import inert
 from gptwiz.runs.snapshot import RunSnapshot
 from gptwiz.tui.widgets.text import bar
+from gptwiz.wizard.run_quality import RunPrediction, prediction_lines
 
 STATE_STYLE = {"running": "bold green", "finished": "bold cyan", "stopped": "bold yellow",
                "failed": "bold white on red", "diverged": "bold white on red", "unknown": "dim", "missing": "dim", "starting": "bold blue",
@@ -97,11 +98,24 @@ def loss_line(last_loss: float | None, best_val: float | None, width: int) -> st
 
 
 class ThroughputPanel(Vertical):
-    """Tokens/s now and as a sparkline, MFU, peak memory."""
+    """Tokens/s now and as a sparkline, MFU, peak memory; the predicted final val loss, where the run has a
+    prediction (quality.json), in the sparkline's place."""
 
     def compose(self) -> ComposeResult:
         yield QuietStatic(id="tps-text")
+        quality = QuietStatic(id="quality-text")
+        quality.display = False
+        quality.fixed_size = False  # one line or two, by the panel's width
+        yield quality
         yield Sparkline([], id="tps-spark")
+
+    def show_prediction(self, pred: RunPrediction | None) -> None:
+        """The prediction's line, or nothing (and its room back to the sparkline) where there is none."""
+        text = self.query_one("#quality-text", QuietStatic)
+        text.display = pred is not None
+        if pred is not None:
+            lines = prediction_lines(pred, max(8, text.content_size.width or self.content_size.width or 24))
+            text.set_text(Text("\n".join(lines), style="dim", no_wrap=True, overflow="ellipsis"))
 
     def show(self, snap: RunSnapshot) -> None:
         tps = fmt.count(snap.tokens_per_sec)
