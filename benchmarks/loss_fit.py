@@ -32,7 +32,7 @@ from gptwiz.planning.quality import (
     run_shape,
 )
 
-FIRST_FITTED_ITER = 30  # the first steps (warm-up, the unigram phase) are not what the model is for
+FIRST_FITTED_ITER = 1   # every evaluation but the first (random weights: ln V, whatever the model)
 FINAL_WEIGHT = 4.0      # the final evaluation is the prediction: it counts as this many points
 
 
@@ -54,7 +54,8 @@ class Run:
 def corpus_facts(dataset_dir: str) -> DataFacts:
     ds = TokenDataset(dataset_dir)
     d = dataset_difficulty(ds)
-    return DataFacts(bigram=d.bigram, train_tokens=ds.tokens("train"), bytes_per_token=d.bytes / d.tokens,
+    return DataFacts(unigram=d.unigram, bigram=d.bigram, train_tokens=ds.tokens("train"),
+                     bytes_per_token=d.bytes / d.tokens,
                      measured=True)
 
 
@@ -102,11 +103,11 @@ def with_facts(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 # --- the fit ---------------------------------------------------------------------------------------------
 
-NAMES = ("a", "b", "context", "tau0", "tau_exponent", "alpha", "anneal")
+NAMES = ("a", "b", "context", "tau0", "tau_exponent", "alpha", "anneal", "unigram_tau")
 
 
 def _points(runs: list[Run], model: QualityModel) -> list[tuple[float, ...]]:
-    """(val loss, weight, S1, S2, size in millions, bigram, context, ln V) for each fitted evaluation."""
+    """(val loss, weight, S1, S2, size in millions, bigram, context, ln V, unigram) for each fitted evaluation."""
     out = []
     for r in runs:
         last = r.evals[-1][0]
@@ -115,35 +116,52 @@ def _points(runs: list[Run], model: QualityModel) -> list[tuple[float, ...]]:
                 continue
             s1, s2 = areas(r.shape, it, model, r.data.train_tokens)
             out.append((val, FINAL_WEIGHT if it == last else 1.0, s1, s2, r.shape.params / 1e6, r.data.bigram,
-                        float(r.shape.block_size), math.log(r.shape.vocab_size)))
+                        float(r.shape.block_size), math.log(r.shape.vocab_size), r.data.unigram))
     return out
+
+
+# Each constant within a range that keeps the curve a learning curve (the fit on a few runs can otherwise trade
+# a steep exponent against a long time scale without limit): (low, high).
+BOUNDS = {"a": (0.3, 2.0), "b": (0.0, 10.0), "context": (0.0, 20.0), "tau0": (1e-4, 10.0),
+          "tau_exponent": (0.0, 1.5), "alpha": (0.05, 3.0), "anneal": (0.0, 5.0), "unigram_tau": (1e-4, 1.0)}
 
 
 def fit(runs: list[Run], start: QualityModel = QUALITY_MODEL) -> QualityModel:
     import torch
 
     pts = torch.tensor(_points(runs, start), dtype=torch.float64)
-    val, w, s1, s2, size, bigram, ctx, lnv = pts.T
-    init = [max(getattr(start, n), 1e-3) for n in NAMES]
-    logs = torch.tensor([math.log(v) for v in init], dtype=torch.float64, requires_grad=True)
+    val, w, s1, s2, size, bigram, ctx, lnv, unigram = pts.T
+    lows = torch.tensor([BOUNDS[n][0] for n in NAMES], dtype=torch.float64)
+    highs = torch.tensor([BOUNDS[n][1] for n in NAMES], dtype=torch.float64)
 
-    def predicted(p: torch.Tensor) -> torch.Tensor:
-        a, b, k, tau0, tk, alpha, c = p.exp()
+    def unit(name: str) -> float:  # the start's place within its range, kept off the ends
+        low, high = BOUNDS[name]
+        return min(0.98, max(0.02, (getattr(start, name) - low) / (high - low)))
+
+    z = torch.tensor([math.log(u / (1 - u)) for u in map(unit, NAMES)], dtype=torch.float64, requires_grad=True)
+
+    def constants(z: torch.Tensor) -> torch.Tensor:
+        return lows + (highs - lows) * torch.sigmoid(z)
+
+    def predicted(z: torch.Tensor) -> torch.Tensor:
+        a, b, k, tau0, tk, alpha, c, tau_u = constants(z)
         floor = a * bigram + b * size ** -SIZE_EXPONENT + k / ctx.sqrt()
         tau = tau0 * size ** -tk
-        return floor + (lnv - floor).clamp(min=0) * (1 + s1 / tau) ** -alpha - c * s2
+        uni = torch.maximum(unigram, floor)
+        return (floor + (uni - floor) * (1 + s1 / tau) ** -alpha + (lnv - uni).clamp(min=0) * torch.exp(-s1 / tau_u)
+                - c * s2)
 
-    opt = torch.optim.LBFGS([logs], max_iter=500, line_search_fn="strong_wolfe", tolerance_grad=1e-10)
+    opt = torch.optim.LBFGS([z], max_iter=500, line_search_fn="strong_wolfe", tolerance_grad=1e-10)
 
     def closure() -> torch.Tensor:
         opt.zero_grad()
-        loss = (w * (predicted(logs) - val) ** 2).sum()
+        loss = (w * (predicted(z) - val) ** 2).sum()
         loss.backward()
         return loss
 
     for _ in range(5):
         opt.step(closure)
-    fitted = dict(zip(NAMES, (float(v) for v in logs.detach().exp())))
+    fitted = dict(zip(NAMES, (float(v) for v in constants(z.detach()))))
     return replace(start, **fitted)
 
 

@@ -27,7 +27,7 @@ from gptwiz.wizard.run_quality import RunPredictor, prediction_lines, read_quali
 RECORDED = Path(__file__).parent / "tui_data" / "recorded_run"  # a finished run of 60 iterations, evals every 20
 SHAPE = RunShape(params=1_771_200, vocab_size=50304, block_size=64, tokens_per_iter=512, max_iters=60,
                  learning_rate=3e-4, min_lr=3e-5, warmup_iters=6)
-DATA = DataFacts(bigram=5.04, train_tokens=304224, bytes_per_token=3.3, measured=True)
+DATA = DataFacts(unigram=6.47, bigram=5.04, train_tokens=304224, bytes_per_token=3.3, measured=True)
 
 
 def record(**changes: Any) -> dict[str, Any]:

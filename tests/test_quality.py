@@ -33,7 +33,7 @@ from gptwiz.planning.recommend import recommend
 from gptwiz.runs.calibration import MAX_SHIFT, calibration
 
 ROOT = Path(__file__).resolve().parent.parent
-SHAKESPEARE = DataFacts(bigram=5.04, train_tokens=304_224, bytes_per_token=3.30, measured=True)
+SHAKESPEARE = DataFacts(unigram=6.47, bigram=5.04, train_tokens=304_224, bytes_per_token=3.30, measured=True)
 
 
 def tiny(iters: int = 1000, tokens: int = 512, block: int = 128) -> RunShape:

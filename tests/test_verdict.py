@@ -302,3 +302,18 @@ def test_probe_eta_counts_the_iterations_left_at_the_warm_step_time():
     warm = probe_eta([40.0, 2.0, 1.0, 1.2, 0.8], 100)
     assert not warm.rough and warm.sec_per_iter == pytest.approx(1.0) and warm.seconds == pytest.approx(95.0)
     assert probe_eta([1.0] * 100, 100).seconds == 0
+
+
+def test_the_probe_says_when_the_runs_checkpoint_will_peak_above_what_it_measured() -> None:
+    from gptwiz.planning.verdict import UnmeasuredPeak
+
+    losses = list(np.linspace(10, 6, N))
+    above = judge(_facts(losses, unmeasured_peak=UnmeasuredPeak("checkpoint", 3 * GIB)))
+    said = [r for r in above.reasons if "checkpoint" in r]
+    assert said == ["the run's first checkpoint will peak at about 3 GiB (19% of the device's), above what the "
+                    "probe measured (a probe neither evaluates nor checkpoints; the figure is estimated)"]
+    over = judge(_facts(losses, unmeasured_peak=UnmeasuredPeak("evaluation", 15 * GIB)))
+    assert any("first evaluation will peak" in r and "over 90%" in r for r in over.reasons)
+    # Not above the measured peak, or nothing unmeasured: nothing said.
+    for facts in (_facts(losses, unmeasured_peak=UnmeasuredPeak("checkpoint", GIB)), _facts(losses)):
+        assert not any("will peak" in r for r in judge(facts).reasons)

@@ -14,8 +14,9 @@ if TYPE_CHECKING:  # only the type: the measuring module imports numpy and the t
 
 @dataclass(frozen=True)
 class DataFacts:
-    """The data's held-out bigram cross-entropy (nats a token: how hard it is to predict), its training tokens
-    (how often a run repeats them) and its UTF-8 bytes a token (for bits per byte)."""
+    """The data's held-out unigram and bigram cross-entropies (nats a token: how hard it is to predict), its
+    training tokens (how often a run repeats them) and its UTF-8 bytes a token (for bits per byte)."""
+    unigram: float
     bigram: float
     train_tokens: int | None     # None: unknown, counted as never repeated
     bytes_per_token: float | None
@@ -25,9 +26,9 @@ class DataFacts:
         return asdict(self)
 
 
-# With no data at hand: English prose under GPT-2's tokenizer (tinyshakespeare's archaic verse measures 5.04;
-# modern prose is a little easier), about 4 bytes a token.
-ASSUMED_DATA = DataFacts(bigram=5.0, train_tokens=None, bytes_per_token=4.0, measured=False)
+# With no data at hand: English prose under GPT-2's tokenizer (tinyshakespeare's archaic verse measures 6.47 and
+# 5.04; modern prose has a larger vocabulary and reads a little easier a token), about 4 bytes a token.
+ASSUMED_DATA = DataFacts(unigram=6.8, bigram=5.0, train_tokens=None, bytes_per_token=4.0, measured=False)
 
 
 def assumed_data(train_tokens: int | None) -> DataFacts:
@@ -37,7 +38,7 @@ def assumed_data(train_tokens: int | None) -> DataFacts:
 
 def data_facts(difficulty: Difficulty, train_tokens: int | None) -> DataFacts:
     """Measured data as the quality model sees it."""
-    return DataFacts(bigram=difficulty.bigram, train_tokens=train_tokens,
+    return DataFacts(unigram=difficulty.unigram, bigram=difficulty.bigram, train_tokens=train_tokens,
                      bytes_per_token=difficulty.bytes / difficulty.tokens if difficulty.tokens else None,
                      measured=True)
 

@@ -17,11 +17,15 @@ model.py (fp32 master weights, AdamW, optional autocast, SDPA attention, tied em
 * logits: the (tokens x vocabulary) tensors around the loss, the largest item of the small presets
   because the vocabulary has 50304 columns (see _LOGIT_TENSORS); eager training on a CPU computes the
   loss in slices instead (gptwiz.model.loss), which holds two slices and the head's weight gradient;
+  a compiled CPU run holds one such tensor, whose gradient inductor writes over it;
 * checkpoint (CPU only): save_checkpoint serializes weights and optimizer state into an in-memory
   buffer before writing it, so for a moment the process holds them twice; for small batches this
   is the CPU peak;
+* evaluation: one micro-batch's no-grad forward (no activations kept): a moment of the run, measured
+  below the training step on a CPU;
 * allocator: memory held beyond live tensors (see _cpu_rss and _cuda_reserved);
-* runtime: Python with torch, numpy and gptwiz loaded (CPU), or the CUDA context.
+* runtime: Python with torch, numpy and gptwiz loaded (CPU), and the compiler when compiled, or the
+  CUDA context.
 
 The peak is the largest of the moments estimate_memory lists; their terms overlap rather than add, and
 `overlap` says how much the separate terms count twice. The tensor accounting is exact (checked
@@ -35,6 +39,7 @@ from run to run by several percent on a CPU: the allocator's heap, not the tenso
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
@@ -56,11 +61,11 @@ DEVICE_TYPES = ("cpu", "cuda")
 # load lazily once training runs (oneDNN's JIT kernels, BLAS, autograd): the file-backed part of
 # the RSS grows by 24 MiB over the first steps.
 CPU_RUNTIME_BYTES = 245 * MiB
-# torch.compile imports dynamo and inductor (116 MiB of RSS) but its graphs save fewer activations
-# than the eager terms below count; net, two compiled tiny runs (batch 8 and 32, block 64) needed 18
-# and 30 MiB over the estimate without this allowance. (Compiled runs on CPU take minutes to start,
-# so only those two were measured.)
-CPU_COMPILE_BYTES = 32 * MiB
+# torch.compile's own process memory: importing dynamo and inductor adds 115 MiB of resident memory (peak RSS
+# of `import torch._dynamo, torch._inductor.compile_fx` after torch, torch 2.13), and the compiled graphs, their
+# generated kernels and guards stay loaded for the whole run. Its graphs' tensors are counted as the eager
+# ones, but for the loss (_COMPILED_CPU_LOGIT_TENSORS).
+CPU_COMPILE_BYTES = 116 * MiB
 # The heap's high-water mark over its live peak (fragmentation: freed holes that later, differently
 # sized tensors cannot reuse) and its floor (thread arenas of the OpenMP workers, the evaluation
 # pass, the data loader, and torch.distributed.checkpoint, which the trainer imports for its first
@@ -91,6 +96,12 @@ _LOGIT_TENSORS = (("logits", lambda a: a), ("log_softmax", lambda a: 4), ("nll g
 # kernels that keep only per-row statistics: what remains is the logits and one fp32 gradient
 # (measured: 6 bytes an element under bf16, from compiled tiny runs at batch 8 and 32).
 _COMPILED_LOGIT_TENSORS = (("logits", lambda a: a), ("fused loss grad", lambda a: 4))
+# On a CPU (torch 2.13, read from inductor's generated code and measured), the backward writes that gradient
+# over the logits themselves: AOT autograd donates the tensors saved for the backward, and inductor reuses the
+# logits' buffer, dead once the fused softmax backward has read it (`buf1 = mm_16; del mm_16  # reuse`). One
+# (tokens x vocabulary) tensor in the compute dtype remains, fp32 and bf16 alike. (Not yet read on CUDA, whose
+# figure above stands until it is measured on a card.)
+_COMPILED_CPU_LOGIT_TENSORS = (("logits, then their gradient in place", lambda a: a),)
 # The sliced loss (gptwiz.model.loss) holds at most two float32 slices of logits at once (a slice's logits and
 # their softmax), each under glibc's mmap ceiling, so heap memory.
 _SLICE_TENSORS = 2
@@ -214,11 +225,11 @@ def _check(batch_size: int, block_size: int | None, dtype: str, device_type: str
 
 def estimate_memory(model: ModelConfig, *, batch_size: int, block_size: int | None = None, dtype: str = "float32",
                     device_type: str = "cpu", grad_accum: int = 1, compiled: bool = False,
-                    checkpoints: bool = True) -> MemoryEstimate:
+                    checkpoints: bool = True, evaluates: bool = True) -> MemoryEstimate:
     """The training process's peak memory on its device for this model and these settings (bytes).
 
-    checkpoints=False for a run that writes none (a probe): on CPU the checkpoint buffer is then no
-    moment of the run.
+    checkpoints=False and evaluates=False for a run that writes no checkpoint and evaluates nothing (a
+    probe): the checkpoint buffer (on CPU) and the evaluation's forward are then no moments of the run.
     """
     _check(batch_size, block_size, dtype, device_type, grad_accum)
     t = block_size or model.block_size
@@ -237,14 +248,7 @@ def estimate_memory(model: ModelConfig, *, batch_size: int, block_size: int | No
     sliced = uses_sliced_loss(device_type, compiled)
     activations = n * (n_layer * per_layer + _saved_per_token_once(c, a, dropout, device_type, sliced))
     act_largest = max(n * 4 * c * a, batch_size * h * t * t * 4 if (cpu and dropout) else 0)
-    if sliced:
-        # The slices, and the head's fp32 weight gradient, which the loss's forward accumulates.
-        one_slice = 4 * min(n, slice_rows(v)) * v
-        logit_groups = [_Group("loss slices", _SLICE_TENSORS * one_slice, one_slice),
-                        _Group("head weight grad", 4 * v * c, 4 * v * c)]
-    else:
-        logit_groups = [_Group(name, n * v * size(a), n * v * size(a))
-                        for name, size in (_COMPILED_LOGIT_TENSORS if compiled else _LOGIT_TENSORS)]
+    logit_groups = _loss_groups(n, v, c, a, sliced, compiled, cpu)
     logits = sum(g.nbytes for g in logit_groups)
     autocast_groups = [_Group("autocast layers", 2 * layer_matmul, 2 * 4 * c * c),
                        _Group("autocast embedding", 2 * embed, 2 * embed)] if a == 2 else []
@@ -268,10 +272,15 @@ def estimate_memory(model: ModelConfig, *, batch_size: int, block_size: int | No
     if cpu and checkpoints and CHECKPOINT_IN_MEMORY:
         # A checkpoint: torch.save writes weights and optimizer state into a BytesIO buffer (a copy
         # of both, grown by realloc, so one mapping) while the last step's logits are still held (the
-        # sliced loss keeps none). On CUDA the buffer is host memory and does not count against the card.
+        # sliced loss keeps none, and a compiled backward frees its own). On CUDA the buffer is host
+        # memory and does not count against the card.
         checkpoint = weights + optimizer
         phases["checkpoint save"] = [_Group("checkpoint buffer", checkpoint, checkpoint),
-                                     *([] if sliced else logit_groups[:1])]
+                                     *([] if sliced or compiled else logit_groups[:1])]
+    if evaluates:
+        # An evaluation batch: the same micro-batch forward under no_grad, so no activations are kept
+        # (measured on a CPU: below the training step, eager and compiled alike).
+        phases["evaluation"] = _evaluation_groups(n, v, a, sliced, compiled)
 
     if cpu:
         peak_phase, live, allocator = _cpu_rss(phases, weights + optimizer)
@@ -286,6 +295,45 @@ def estimate_memory(model: ModelConfig, *, batch_size: int, block_size: int | No
                           runtime=runtime, overlap=int(parts - total), total=int(total), peak_phase=peak_phase,
                           device_type=device_type, dtype=dtype, batch_size=batch_size, block_size=t,
                           grad_accum=grad_accum, compiled=compiled)
+
+
+def _loss_groups(n: int, v: int, c: int, a: int, sliced: bool, compiled: bool, cpu: bool) -> list[_Group]:
+    """The vocabulary-sized tensors of a training step's loss (n tokens, vocabulary v, compute dtype a bytes)."""
+    if sliced:
+        # The slices, and the head's fp32 weight gradient, which the loss's forward accumulates.
+        one_slice = 4 * min(n, slice_rows(v)) * v
+        return [_Group("loss slices", _SLICE_TENSORS * one_slice, one_slice),
+                _Group("head weight grad", 4 * v * c, 4 * v * c)]
+    sizes: tuple[tuple[str, Callable[[int], int]], ...] = (
+        (_COMPILED_CPU_LOGIT_TENSORS if cpu else _COMPILED_LOGIT_TENSORS) if compiled else _LOGIT_TENSORS)
+    return [_Group(name, n * v * size(a), n * v * size(a)) for name, size in sizes]
+
+
+def _evaluation_groups(n: int, v: int, a: int, sliced: bool, compiled: bool) -> list[_Group]:
+    """What an evaluation batch's no-grad forward holds at its largest beyond the tensors of a training step's
+    forward (its layers' transients are a subset of the activations a step keeps): the loss over the
+    vocabulary. The sliced loss's no-grad path keeps one slice's logits (and their fp32 copy under autocast)
+    and softmax; a compiled forward fuses the upcast, log-softmax and loss into kernels that read the logits
+    alone; the textbook loss holds the logits, their fp32 copy under autocast and log_softmax's output."""
+    if sliced:
+        rows = min(n, slice_rows(v))
+        return [_Group("evaluation slice", rows * v * (8 + (a if a == 2 else 0)), 4 * rows * v)]
+    per_element = a if compiled else a + (4 if a == 2 else 0) + 4
+    return [_Group("evaluation logits", n * v * per_element, n * v * a)]
+
+
+def unmeasured_moment(model: ModelConfig, *, batch_size: int, block_size: int | None = None, dtype: str = "float32",
+                      device_type: str = "cpu", grad_accum: int = 1, compiled: bool = False) -> tuple[str, int] | None:
+    """The full run's moment that a probe (no evaluation, no checkpoint) never reaches, where it peaks above the
+    training step: ("checkpoint" or "evaluation", the bytes it adds to the step's peak); None where the step is
+    the run's peak."""
+    def total(checkpoints: bool, evaluates: bool) -> int:
+        return estimate_memory(model, batch_size=batch_size, block_size=block_size, dtype=dtype,
+                               device_type=device_type, grad_accum=grad_accum, compiled=compiled,
+                               checkpoints=checkpoints, evaluates=evaluates).total
+    step = total(False, False)
+    moment, peak = max((("checkpoint", total(True, False)), ("evaluation", total(False, True))), key=lambda m: m[1])
+    return (moment, peak - step) if peak > step else None
 
 
 def _cpu_rss(phases: dict[str, list[_Group]], persistent: int) -> tuple[str, int, int]:
@@ -321,4 +369,4 @@ def fits(estimate: MemoryEstimate, available_bytes: float, headroom: float = 0.9
     return estimate.total <= headroom * available_bytes
 
 
-__all__ = ["MemoryEstimate", "estimate_memory", "fits", "MiB", "GiB", "DTYPES", "DEVICE_TYPES"]
+__all__ = ["MemoryEstimate", "estimate_memory", "unmeasured_moment", "fits", "MiB", "GiB", "DTYPES", "DEVICE_TYPES"]

@@ -5,14 +5,16 @@ The form (docs/planning.md, "Quality, predicted"): a loss curve in the learning 
 learning-rate annealing scaling law (Tissue et al. 2024, L(s) = L0 + A*S1^-alpha - C*S2), with the
 asymptote and the learning speed depending on the model's size and the data's measured difficulty:
 
-    L(s) = E + K/sqrt(context) + (ln V - E) * (1 + S1(s)/tau)^-alpha - C*S2(s)
-    E    = a * bigram + b * (N / 1e6)^-0.34        tau = tau0 * (N / 1e6)^-k
+    L(s) = F + (U - F) * (1 + S1(s)/tau)^-alpha + (ln V - U) * exp(-S1(s)/tau_u) - C*S2(s)
+    F    = a * bigram + b * (N / 1e6)^-0.34 + K/sqrt(context)        tau = tau0 * (N / 1e6)^-k
 
 S1 is the forward area (the learning rate over 1e-3, times the step's tokens in millions, summed over the
 steps), each token discounted as it repeats (Muennighoff et al. 2023's data-constrained decay, R* = 15.4);
 S2 the annealing area (the learning rate's drops, carried with momentum 0.999, times the step's tokens).
-`bigram` is the data's held-out bigram cross-entropy (gptwiz.data.difficulty), N the parameters outside the
-embeddings. a, b, K, tau0, k, alpha and C are fitted on real runs of the trainer (benchmarks/loss_curves.py);
+Two phases: the first steps learn the tokens' frequencies (from ln V down to U, the data's held-out unigram
+cross-entropy, quickly: tau_u), then the slow power law down towards F. `bigram` is the data's held-out
+bigram cross-entropy (gptwiz.data.difficulty), N the parameters outside the embeddings. a, b, K, tau0, k,
+alpha, tau_u and C are fitted on real runs of the trainer (benchmarks/loss_curves.py);
 the size exponent 0.34 and R* are published fits carried for what cannot be run here.
 """
 
@@ -80,6 +82,7 @@ class QualityModel:
     tau_exponent: float
     alpha: float
     anneal: float
+    unigram_tau: float       # the frequencies' phase, in the forward area's units
     probe_weight: float      # how much of a probe's miss, end of probe, carries to the run's end
     sigma_before: float      # the final loss's error, one standard deviation, before a probe / after one
     sigma_after: float
@@ -90,6 +93,7 @@ class QualityModel:
 # Fitted by `python benchmarks/loss_curves.py fit` on benchmarks/data/loss_curves.json (see docs/planning.md), with
 # the errors it leaves on those runs (FIT_ERRORS, in nats: tests/test_quality.py checks that they reproduce).
 QUALITY_MODEL = QualityModel(a=0.8, b=1.0, context=2.0, tau0=0.05, tau_exponent=0.3, alpha=0.5, anneal=0.2,
+                             unigram_tau=0.01,
                              probe_weight=1.0, sigma_before=0.2, sigma_after=0.08,
                              fitted_on="not yet fitted")
 
@@ -147,8 +151,9 @@ def loss_at(shape: RunShape, data: DataFacts, upto: int, model: QualityModel = Q
     s1, s2 = areas(shape, upto, model, data.train_tokens)
     floor = asymptote(shape, data, model)
     tau = model.tau0 * (max(shape.params, 1) / 1e6) ** -model.tau_exponent
-    start = math.log(shape.vocab_size)
-    return floor + max(0.0, start - floor) * (1 + s1 / tau) ** -model.alpha - model.anneal * s2
+    unigram = max(data.unigram, floor)
+    frequencies = max(0.0, math.log(shape.vocab_size) - unigram) * math.exp(-s1 / model.unigram_tau)
+    return floor + (unigram - floor) * (1 + s1 / tau) ** -model.alpha + frequencies - model.anneal * s2
 
 
 def predict_quality(shape: RunShape, data: DataFacts, model: QualityModel = QUALITY_MODEL) -> Quality:

@@ -62,6 +62,15 @@ class Timing:
 
 
 @dataclass(frozen=True)
+class UnmeasuredPeak:
+    """A moment of the full run that a probe does not reach (it neither evaluates nor checkpoints), where the
+    estimate puts it above the training step: gptwiz.planning.memory's figure for it, less the step's, added to
+    the peak the probe measured."""
+    moment: str            # "evaluation" or "checkpoint"
+    peak_bytes: int        # about what that moment will peak at
+
+
+@dataclass(frozen=True)
 class ProbeFacts:
     """Everything the verdict depends on. None: not measured (e.g. no iteration ran)."""
     learning_rate: float
@@ -84,6 +93,7 @@ class ProbeFacts:
     iters_requested: int | None = None
     budget: Budget | None = None      # the time the run may take; None: LONG_RUN_S judges the time
     budget_options: tuple[BudgetOption, ...] = ()  # runs that keep the budget, priced by the probe's measure step
+    unmeasured_peak: UnmeasuredPeak | None = None  # a moment of the full run above the step the probe measured
 
 
 @dataclass(frozen=True)
@@ -325,12 +335,28 @@ def judge(f: ProbeFacts) -> Judgement:
                 advice.append(half_block)
         else:
             reasons.append(f"peak memory is {100 * share:.0f}% of the device's")
+    reasons += unmeasured_peak_reasons(f)
 
     more, changes, over_budget = _time(f)
     reasons += more
     advice += changes
     verdict = "warn" if advice or loss is None or over_budget else "pass"
     return Judgement(verdict, advice, reasons, loss=loss, loss_unjudged=unjudged)
+
+
+def unmeasured_peak_reasons(f: ProbeFacts) -> list[str]:
+    """What the probe's measured peak leaves out: the full run's first evaluation or checkpoint, where it peaks
+    above the training step (with its share of the device's memory, and a warning over MEMORY_MAX)."""
+    u = f.unmeasured_peak
+    if u is None or (f.peak_memory_bytes is not None and u.peak_bytes <= f.peak_memory_bytes):
+        return []
+    of = ""
+    if f.device_memory_total_bytes:
+        share = u.peak_bytes / f.device_memory_total_bytes
+        over = f", over {100 * MEMORY_MAX:.0f}%" if share > MEMORY_MAX else ""
+        of = f" ({100 * share:.0f}% of the device's{over})"
+    return [f"the run's first {u.moment} will peak at about {fmt.bytes_(u.peak_bytes, binary=True)}{of}, above "
+            "what the probe measured (a probe neither evaluates nor checkpoints; the figure is estimated)"]
 
 
 def _time(f: ProbeFacts) -> tuple[list[str], list[Advice], bool]:

@@ -25,6 +25,7 @@ _RULES = {
     "shape.tokens_per_iter": Bound(1, _BIG), "shape.max_iters": Bound(1, ITER_MAX),
     "shape.learning_rate": Bound(0, 10, whole=False), "shape.min_lr": Bound(0, 10, whole=False),
     "shape.warmup_iters": Bound(0, ITER_MAX), "data.bigram": Bound(0, 100, whole=False),
+    "data.unigram": Bound(0, 100, whole=False),
     "data.train_tokens": Bound(1, _BIG), "data.bytes_per_token": Bound(0, 1000, whole=False, low_open=True),
 }
 

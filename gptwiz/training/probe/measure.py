@@ -8,10 +8,19 @@ from typing import Any
 
 from gptwiz.common import fmt
 from gptwiz.data.facts import DataFacts
-from gptwiz.planning.memory import estimate_memory
+from gptwiz.planning.memory import estimate_memory, unmeasured_moment
 from gptwiz.planning.time_budget import Budget, BudgetOption
 from gptwiz.planning.timing import RunPlan, from_probe_rate, preset_plan
-from gptwiz.planning.verdict import CurveStats, ProbeFacts, Timing, curve_stats, judge, timing, warmup_iterations
+from gptwiz.planning.verdict import (
+    CurveStats,
+    ProbeFacts,
+    Timing,
+    UnmeasuredPeak,
+    curve_stats,
+    judge,
+    timing,
+    warmup_iterations,
+)
 from gptwiz.training.options import RunConfig
 from gptwiz.training.probe.attempt import AttemptRun
 from gptwiz.training.probe.memory import device_total
@@ -35,6 +44,7 @@ class _Memory:
     total: int | None
     cuda: dict[str, int] | None
     estimate: int | None
+    unmeasured: UnmeasuredPeak | None = None  # the full run's evaluation or checkpoint, above the step
 
 
 def measured_result(opts: ProbeOptions, plan: ProbePlan, run: AttemptRun, attempts: list[Attempt],
@@ -61,6 +71,7 @@ def measured_result(opts: ProbeOptions, plan: ProbePlan, run: AttemptRun, attemp
         error=a.detail if a.outcome == "failed" else None,
         preset_learning_rate=plan.preset_learning_rate, lr_warmup=cfg.warmup_iters if cfg else 0,
         cancelled=a.outcome == "cancelled", iters_requested=opts.iters, budget=budget, budget_options=options,
+        unmeasured_peak=memory.unmeasured,
     )
     before, after = probe_quality(plan, a, curve.losses, opts.iters, data)
     return judged_result(
@@ -125,7 +136,9 @@ def _memory(run: AttemptRun, cfg: RunConfig | None, device: str) -> _Memory:
     estimate = None
     if cfg is not None:
         estimate = _estimate(cfg.model, run.attempt, cfg.model.block_size, cfg.dtype, device, cfg.compile)
-    return _Memory(peak=peak, total=device_total(device, run.detail), cuda=cuda_detail, estimate=estimate)
+    unmeasured = _unmeasured(cfg, run.attempt, device, peak) if cfg is not None and peak else None
+    return _Memory(peak=peak, total=device_total(device, run.detail), cuda=cuda_detail, estimate=estimate,
+                   unmeasured=unmeasured)
 
 
 def _estimate(model: Any, a: Attempt, block_size: int, dtype: str, device: str, compiled: bool) -> int | None:
@@ -135,3 +148,12 @@ def _estimate(model: Any, a: Attempt, block_size: int, dtype: str, device: str, 
                           device_type="cuda" if device.startswith("cuda") else "cpu", grad_accum=a.grad_accum,
                           compiled=compiled, checkpoints=False)
     return int(est.total)
+
+
+def _unmeasured(cfg: RunConfig, a: Attempt, device: str, peak: int) -> UnmeasuredPeak | None:
+    """The full run's first evaluation or checkpoint where the estimate puts it above the training step: what it
+    adds to the step, on top of the peak measured."""
+    moment = unmeasured_moment(cfg.model, batch_size=a.batch_size, block_size=cfg.model.block_size, dtype=cfg.dtype,
+                               device_type="cuda" if device.startswith("cuda") else "cpu", grad_accum=a.grad_accum,
+                               compiled=cfg.compile)
+    return UnmeasuredPeak(moment[0], peak + moment[1]) if moment else None
