@@ -103,7 +103,7 @@ def with_facts(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 # --- the fit ---------------------------------------------------------------------------------------------
 
-NAMES = ("a", "b", "context", "tau0", "tau_exponent", "alpha", "anneal", "unigram_tau")
+NAMES = ("a", "b", "context_gain", "context", "tau0", "tau_exponent", "alpha", "anneal", "unigram_tau")
 
 
 def _points(runs: list[Run], model: QualityModel) -> list[tuple[float, ...]]:
@@ -122,8 +122,8 @@ def _points(runs: list[Run], model: QualityModel) -> list[tuple[float, ...]]:
 
 # Each constant within a range that keeps the curve a learning curve (the fit on a few runs can otherwise trade
 # a steep exponent against a long time scale without limit): (low, high).
-BOUNDS = {"a": (0.3, 2.0), "b": (0.0, 10.0), "context": (0.0, 20.0), "tau0": (1e-4, 10.0),
-          "tau_exponent": (0.0, 1.5), "alpha": (0.05, 3.0), "anneal": (0.0, 5.0), "unigram_tau": (1e-4, 1.0)}
+BOUNDS = {"a": (0.3, 2.0), "b": (0.0, 10.0), "context_gain": (0.0, 2.0), "context": (0.0, 20.0), "tau0": (1e-4, 10.0),
+          "tau_exponent": (0.0, 1.5), "alpha": (0.05, 3.0), "anneal": (0.0, 50.0), "unigram_tau": (1e-4, 1.0)}
 
 
 def fit(runs: list[Run], start: QualityModel = QUALITY_MODEL) -> QualityModel:
@@ -144,8 +144,8 @@ def fit(runs: list[Run], start: QualityModel = QUALITY_MODEL) -> QualityModel:
         return lows + (highs - lows) * torch.sigmoid(z)
 
     def predicted(z: torch.Tensor) -> torch.Tensor:
-        a, b, k, tau0, tk, alpha, c, tau_u = constants(z)
-        floor = a * bigram + b * size ** -SIZE_EXPONENT + k / ctx.sqrt()
+        a, b, g, k, tau0, tk, alpha, c, tau_u = constants(z)
+        floor = a * bigram - g * (unigram - bigram).clamp(min=0) + b * size ** -SIZE_EXPONENT + k / ctx.sqrt()
         tau = tau0 * size ** -tk
         uni = torch.maximum(unigram, floor)
         return (floor + (uni - floor) * (1 + s1 / tau) ** -alpha + (lnv - uni).clamp(min=0) * torch.exp(-s1 / tau_u)

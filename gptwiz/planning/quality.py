@@ -6,15 +6,17 @@ learning-rate annealing scaling law (Tissue et al. 2024, L(s) = L0 + A*S1^-alpha
 asymptote and the learning speed depending on the model's size and the data's measured difficulty:
 
     L(s) = F + (U - F) * (1 + S1(s)/tau)^-alpha + (ln V - U) * exp(-S1(s)/tau_u) - C*S2(s)
-    F    = a * bigram + b * (N / 1e6)^-0.34 + K/sqrt(context)        tau = tau0 * (N / 1e6)^-k
+    F    = a * bigram - g * (unigram - bigram) + b * (N / 1e6)^-0.34 + K/sqrt(context)
+    tau  = tau0 * (N / 1e6)^-k
 
 S1 is the forward area (the learning rate over 1e-3, times the step's tokens in millions, summed over the
 steps), each token discounted as it repeats (Muennighoff et al. 2023's data-constrained decay, R* = 15.4);
 S2 the annealing area (the learning rate's drops, carried with momentum 0.999, times the step's tokens).
 Two phases: the first steps learn the tokens' frequencies (from ln V down to U, the data's held-out unigram
 cross-entropy, quickly: tau_u), then the slow power law down towards F. `bigram` is the data's held-out
-bigram cross-entropy (gptwiz.data.difficulty), N the parameters outside the embeddings. a, b, K, tau0, k,
-alpha, tau_u and C are fitted on real runs of the trainer (benchmarks/loss_curves.py);
+bigram cross-entropy (gptwiz.data.difficulty); what one token of context gains over none (unigram - bigram)
+says how much further a model with a whole context goes below the bigram. N: the parameters outside the
+embeddings. a, g, b, K, tau0, k, alpha, tau_u and C are fitted on real runs of the trainer (benchmarks/loss_curves.py);
 the size exponent 0.34 and R* are published fits carried for what cannot be run here.
 """
 
@@ -77,6 +79,7 @@ def preset_shape(preset: Preset, *, block_size: int, tokens_per_iter: int, max_i
 class QualityModel:
     a: float
     b: float
+    context_gain: float      # g: how far below the bigram a model goes, per nat the first token of context gains
     context: float
     tau0: float
     tau_exponent: float
@@ -92,7 +95,7 @@ class QualityModel:
 
 # Fitted by `python benchmarks/loss_curves.py fit` on benchmarks/data/loss_curves.json (see docs/planning.md), with
 # the errors it leaves on those runs (FIT_ERRORS, in nats: tests/test_quality.py checks that they reproduce).
-QUALITY_MODEL = QualityModel(a=0.8, b=1.0, context=2.0, tau0=0.05, tau_exponent=0.3, alpha=0.5, anneal=0.2,
+QUALITY_MODEL = QualityModel(a=0.8, b=1.0, context_gain=0.1, context=2.0, tau0=0.05, tau_exponent=0.3, alpha=0.5, anneal=0.2,
                              unigram_tau=0.01,
                              probe_weight=1.0, sigma_before=0.2, sigma_after=0.08,
                              fitted_on="not yet fitted")
@@ -143,7 +146,9 @@ def areas(shape: RunShape, upto: int, model: QualityModel = QUALITY_MODEL,
 def asymptote(shape: RunShape, data: DataFacts, model: QualityModel = QUALITY_MODEL) -> float:
     """E + K/sqrt(context): the loss this model approaches with unlimited steps at this context."""
     size = max(shape.params, 1) / 1e6
-    return model.a * data.bigram + model.b * size ** -SIZE_EXPONENT + model.context / math.sqrt(shape.block_size)
+    gain = model.context_gain * max(0.0, data.unigram - data.bigram)
+    return (model.a * data.bigram - gain + model.b * size ** -SIZE_EXPONENT
+            + model.context / math.sqrt(shape.block_size))
 
 
 def loss_at(shape: RunShape, data: DataFacts, upto: int, model: QualityModel = QUALITY_MODEL) -> float:
