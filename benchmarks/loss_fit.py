@@ -22,6 +22,7 @@ from gptwiz.data.facts import DataFacts
 from gptwiz.model.config import ModelConfig
 from gptwiz.planning.quality import (
     BAND_Z,
+    BATCH_UNIT,
     QUALITY_MODEL,
     SIZE_EXPONENT,
     QualityModel,
@@ -103,7 +104,8 @@ def with_facts(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 # --- the fit ---------------------------------------------------------------------------------------------
 
-NAMES = ("a", "b", "context_gain", "context", "tau0", "tau_exponent", "alpha", "anneal", "unigram_tau")
+NAMES = ("a", "b", "context_gain", "context", "tau0", "tau_exponent", "alpha", "anneal", "unigram_tau",
+         "batch_exponent")
 
 
 def _points(runs: list[Run], model: QualityModel) -> list[tuple[float, ...]]:
@@ -116,21 +118,24 @@ def _points(runs: list[Run], model: QualityModel) -> list[tuple[float, ...]]:
                 continue
             s1, s2 = areas(r.shape, it, model, r.data.train_tokens)
             out.append((val, FINAL_WEIGHT if it == last else 1.0, s1, s2, r.shape.params / 1e6, r.data.bigram,
-                        float(r.shape.block_size), math.log(r.shape.vocab_size), r.data.unigram))
+                        float(r.shape.block_size), math.log(r.shape.vocab_size), r.data.unigram,
+                        r.shape.tokens_per_iter / BATCH_UNIT))
     return out
 
 
 # Each constant within a range that keeps the curve a learning curve (the fit on a few runs can otherwise trade
 # a steep exponent against a long time scale without limit): (low, high).
 BOUNDS = {"a": (0.3, 2.0), "b": (0.0, 10.0), "context_gain": (0.0, 2.0), "context": (0.0, 20.0), "tau0": (1e-4, 10.0),
-          "tau_exponent": (0.0, 1.5), "alpha": (0.05, 3.0), "anneal": (0.0, 50.0), "unigram_tau": (1e-4, 1.0)}
+          "tau_exponent": (0.0, 1.5), "alpha": (0.05, 3.0), "anneal": (0.0, 50.0), "unigram_tau": (1e-4, 1.0),
+          "batch_exponent": (0.0, 1.5)}
 
 
 def fit(runs: list[Run], start: QualityModel = QUALITY_MODEL) -> QualityModel:
     import torch
 
     pts = torch.tensor(_points(runs, start), dtype=torch.float64)
-    val, w, s1, s2, size, bigram, ctx, lnv, unigram = pts.T
+    val, w, s1, s2, size, bigram, ctx, lnv, unigram, batch = pts.T
+    s1_tokens = s1
     lows = torch.tensor([BOUNDS[n][0] for n in NAMES], dtype=torch.float64)
     highs = torch.tensor([BOUNDS[n][1] for n in NAMES], dtype=torch.float64)
 
@@ -144,7 +149,8 @@ def fit(runs: list[Run], start: QualityModel = QUALITY_MODEL) -> QualityModel:
         return lows + (highs - lows) * torch.sigmoid(z)
 
     def predicted(z: torch.Tensor) -> torch.Tensor:
-        a, b, g, k, tau0, tk, alpha, c, tau_u = constants(z)
+        a, b, g, k, tau0, tk, alpha, c, tau_u, p = constants(z)
+        s1 = s1_tokens * batch ** (p - 1)
         floor = a * bigram - g * (unigram - bigram).clamp(min=0) + b * size ** -SIZE_EXPONENT + k / ctx.sqrt()
         tau = tau0 * size ** -tk
         uni = torch.maximum(unigram, floor)
