@@ -58,7 +58,7 @@ def test_rank_zero_alone_writes_the_run_folder(tmp_path, shakespeare, small):
              "--model_name", "r0", "--nproc", "2"], cwd=tmp_path, check=True)
     run = tmp_path / "runs" / "r0"
     assert sorted(p.name for p in run.iterdir()) == sorted(
-        ["config.json", "status.json", "metrics.jsonl", "train.log", "ckpt_last.pt", "ckpt_best.pt"])
+        ["config.json", "status.json", "metrics.jsonl", "train.log", "ckpt_last.pt", "ckpt_best.pt", "quality.json"])
     iters = [r["iter"] for r in _train_records(run)]
     assert iters == [1, 2, 3, 4]  # one writer: no record twice
     log = (run / "train.log").read_text()
