@@ -17,8 +17,8 @@ from gptwiz.planning.knobs import Knobs
 from gptwiz.planning.presets import load_preset
 from gptwiz.planning.quality import preset_shape
 from gptwiz.planning.quality_choice import short_quality
-from gptwiz.planning.time_budget import Budget, ProbeCurve, budget_options, iters_at_rate, round_down, run_budget
-from gptwiz.planning.timing import from_probe_rate, preset_plan, with_iters
+from gptwiz.planning.time_budget import Budget, ProbeCurve, budget_options, run_budget
+from gptwiz.planning.timing import from_probe_rate, iters_at_rate, preset_plan, round_iters, with_iters
 from gptwiz.planning.verdict import ProbeFacts, curve_stats, judge
 from gptwiz.training.probe.result import judged_result
 from gptwiz.tui.app import GptwizApp
@@ -78,7 +78,7 @@ def test_a_run_over_the_budget_warns_plainly_with_three_runs_that_keep_it():
     # Each is the most round number of iterations that fits: one step more than the unrounded most does not.
     _, run, tps = _run(1.4)
     most = iters_at_rate(run, tps, 1200)
-    assert fewer.iters == round_down(most)
+    assert fewer.iters == round_iters(most)
     assert from_probe_rate(with_iters(run, most + 1), tps).seconds > 1200
     assert json.loads(json.dumps(fewer.to_json()))["changes"] == {"max_iters": fewer.iters}
 

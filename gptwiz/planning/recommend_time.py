@@ -14,7 +14,15 @@ from gptwiz.planning.policy import COMPILE_MIN_ITERS
 from gptwiz.planning.presets import Preset
 from gptwiz.planning.quality import Quality
 from gptwiz.planning.quality_choice import setting_quality, trade_words
-from gptwiz.planning.timing import RunTime, Throughput, iters_within, predict_probe_time, predict_run_time, preset_plan
+from gptwiz.planning.timing import (
+    RunTime,
+    Throughput,
+    iters_within,
+    predict_probe_time,
+    predict_run_time,
+    preset_plan,
+    round_iters,
+)
 
 # The guide's Training Time column as the longest a use case's run should take (its preset's upper bound, for
 # 10,000 iterations on an RTX 3090), and how the guide says it. Testing/Learning: tiny's "Minutes", as 20 min.
@@ -67,14 +75,6 @@ def _halvings(n: int, low: int) -> list[int]:
     return out
 
 
-def _round_down(n: int) -> int:
-    """A round number of iterations at or below n (two significant digits)."""
-    if n < 100:
-        return max(1, n)
-    scale = 10 ** (len(str(n)) - 2)
-    return n // scale * scale
-
-
 def _candidates(names: list[str], ask: Ask, batch: int, throughput: Throughput,
                 budget: float) -> list[tuple[Timed, int]]:
     """Every preset, context and batch (halved down to their least) with the iterations the budget allows."""
@@ -90,7 +90,7 @@ def _candidates(names: list[str], ask: Ask, batch: int, throughput: Throughput,
                 iters = iters_within(plan, throughput, budget)
                 # Timed at the iterations kept: a run cut short may no longer compile, nor its probe. Where the
                 # compile time alone spoils the probe, the same run just under the compile threshold is offered too.
-                for n in {_round_down(iters), _round_down(min(iters, COMPILE_MIN_ITERS[device_type] - 1))} - {0}:
+                for n in {max(1, round_iters(iters)), max(1, round_iters(min(iters, COMPILE_MIN_ITERS[device_type] - 1)))} - {0}:
                     out.append((timed(p, block, fit, device_type, dtype, ask.gpu_count, throughput, iters=n), n))
     return out
 

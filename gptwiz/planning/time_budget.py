@@ -24,7 +24,7 @@ from gptwiz.planning.presets import Preset
 from gptwiz.planning.quality import Quality, RunShape, predict_quality, preset_shape, refit_from_probe
 from gptwiz.planning.quality_choice import short_quality
 from gptwiz.planning.recommend_time import USE_CASE_TIME
-from gptwiz.planning.timing import RunPlan, from_probe_rate, preset_plan, with_iters
+from gptwiz.planning.timing import RunPlan, from_probe_rate, iters_at_rate, preset_plan, round_iters, with_iters
 
 
 @dataclass(frozen=True)
@@ -73,30 +73,6 @@ class ProbeCurve:
     losses: list[float]
 
 
-def iters_at_rate(plan: RunPlan, tokens_per_sec: float, seconds: float) -> int:
-    """The most iterations, up to the plan's, whose run at `tokens_per_sec` fits in `seconds` (0: not one)."""
-    def fits(n: int) -> bool:
-        return from_probe_rate(with_iters(plan, n), tokens_per_sec).seconds <= seconds
-
-    if fits(plan.max_iters):
-        return plan.max_iters
-    if not fits(1):
-        return 0
-    low, high = 1, plan.max_iters
-    while high - low > 1:
-        mid = (low + high) // 2
-        low, high = (mid, high) if fits(mid) else (low, mid)
-    return low
-
-
-def round_down(n: int) -> int:
-    """A round number of iterations at or below n (two significant digits), so the run still fits."""
-    if n < 100:
-        return n
-    scale = 10 ** (len(str(n)) - 2)
-    return n // scale * scale
-
-
 def budget_options(budget_s: float, run: RunPlan, tokens_per_sec: float, preset: Preset, smaller: Preset | None,
                    curve: ProbeCurve | None) -> tuple[BudgetOption, ...]:
     """The runs that keep `budget_s`, when `run` at the probe's measured `tokens_per_sec` does not; () when it
@@ -111,7 +87,7 @@ def budget_options(budget_s: float, run: RunPlan, tokens_per_sec: float, preset:
 
 def _fitted(plan: RunPlan, tokens_per_sec: float, budget_s: float, cap: int) -> tuple[int, float] | None:
     """The iterations (round, up to `cap`) of `plan` that fit the budget and the run's seconds; None if none do."""
-    n = round_down(iters_at_rate(with_iters(plan, cap), tokens_per_sec, budget_s))
+    n = round_iters(iters_at_rate(with_iters(plan, cap), tokens_per_sec, budget_s))
     if n < 1:
         return None
     return n, from_probe_rate(with_iters(plan, n), tokens_per_sec).seconds
@@ -195,5 +171,5 @@ def budget_verdict(projected_s: float, budget: Budget,
     return reasons, [o.advice() for o in options], True
 
 
-__all__ = ["Budget", "run_budget", "BudgetOption", "ProbeCurve", "iters_at_rate", "round_down", "budget_options",
+__all__ = ["Budget", "run_budget", "BudgetOption", "ProbeCurve", "budget_options",
            "budget_verdict"]

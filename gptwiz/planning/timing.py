@@ -14,6 +14,7 @@ tokens/s replaces the predicted speed (`from_probe_rate`).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
@@ -323,8 +324,26 @@ def with_iters(plan: RunPlan, max_iters: int) -> RunPlan:
 
 def iters_within(plan: RunPlan, throughput: Throughput, seconds: float) -> int:
     """The most iterations, up to the plan's, whose predicted run fits in `seconds` (0 when not even one does)."""
+    return _most_iters(plan, seconds, lambda p: predict_run_time(p, throughput).seconds)
+
+
+def iters_at_rate(plan: RunPlan, tokens_per_sec: float, seconds: float) -> int:
+    """The most iterations, up to the plan's, whose run at `tokens_per_sec` fits in `seconds` (0: not one)."""
+    return _most_iters(plan, seconds, lambda p: from_probe_rate(p, tokens_per_sec).seconds)
+
+
+def round_iters(n: int) -> int:
+    """A round number of iterations at or below n (two significant digits), so the run still fits."""
+    if n < 100:
+        return n
+    scale = 10 ** (len(str(n)) - 2)
+    return n // scale * scale
+
+
+def _most_iters(plan: RunPlan, seconds: float, run_seconds: Callable[[RunPlan], float]) -> int:
+    """Bisection over the run's length: run time grows with its iterations."""
     def fits(n: int) -> bool:
-        return predict_run_time(with_iters(plan, n), throughput).seconds <= seconds
+        return run_seconds(with_iters(plan, n)) <= seconds
 
     if fits(plan.max_iters):
         return plan.max_iters
