@@ -12,6 +12,7 @@ from gptwiz.data.facts import DataFacts
 from gptwiz.plain.prompts import BACK
 from gptwiz.plain.talk import NO, YES, Talk
 from gptwiz.planning.knobs import Knobs
+from gptwiz.planning.quality import QualityModel
 from gptwiz.wizard.commands import wizard_command_line
 from gptwiz.wizard.knob_fields import KNOB_FIELDS, knobs_from_texts
 from gptwiz.wizard.services import (
@@ -20,6 +21,7 @@ from gptwiz.wizard.services import (
     device_and_dtype,
     estimate_bytes,
     knobs_for_preset,
+    local_quality_model,
     quality_for,
     recommend_for,
     throughput_for,
@@ -36,11 +38,13 @@ class SettingsStep:
         self.measure_throughput = measure_throughput
         self._speed: tuple[Any] | None = None  # (the measured throughput, or None), once measured
         self._facts: DataFacts | None = None   # the data's difficulty, once measured
+        self._model: QualityModel | None = None  # with the runs folder's correction, read once
 
     def run(self) -> str:
         """'next' to probe the settings agreed on, 'launch' to start without a probe, or 'back'."""
         throughput = self.throughput()
         self._facts = self._facts or data_facts_for(self.state)
+        self._model = local_quality_model(self.state.runs_dir)
         rec = view(recommend_for(self.state, throughput, facts=self._facts))
         self.state.recommendation = rec
         self.state.knobs = rec.knobs
@@ -91,7 +95,7 @@ class SettingsStep:
         if times is not None:
             self.talk.say(f"  time: probe about {fmt.duration(times.probe_s)}, run about {fmt.duration(times.run_s)} "
                           f"({k.max_iters:,} iterations){'; ' + times.label if times.label else ''}")
-        q = quality_for(k, self.state, self._facts)
+        q = quality_for(k, self.state, self._facts, self._model)
         if q is not None:
             bpb = f", {q.bits_per_byte:.2f} bits/byte" if q.bits_per_byte is not None else ""
             assumed = " (typical English prose assumed)" if q.assumed_data else ""

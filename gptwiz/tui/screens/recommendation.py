@@ -18,6 +18,7 @@ from gptwiz.common.inert import inert
 from gptwiz.common.rich_text import outside
 from gptwiz.data.facts import DataFacts
 from gptwiz.planning.knobs import Knobs
+from gptwiz.planning.quality import QualityModel
 from gptwiz.tui.screens.base import StepTitle, WizardStep, enter_binding
 from gptwiz.tui.widgets.command import CommandLine
 from gptwiz.tui.widgets.memory_bar import MemoryBar
@@ -28,6 +29,7 @@ from gptwiz.wizard.services import (
     data_facts_for,
     estimate_bytes,
     knobs_for_preset,
+    local_quality_model,
     quality_for,
     recommend_for,
     throughput_for,
@@ -62,6 +64,7 @@ class RecommendationScreen(WizardStep):
         self.error: str | None = None
         self.throughput: object | None = None  # gptwiz.planning.timing.Throughput, measured in the worker
         self.facts: DataFacts | None = None    # the data's difficulty, measured in the worker
+        self.quality_model: QualityModel | None = None  # with this runs folder's correction, read in the worker
 
     def compose(self) -> ComposeResult:
         yield StepTitle(self.STEP)
@@ -114,6 +117,7 @@ class RecommendationScreen(WizardStep):
                 self.throughput = None
         if self.facts is None:
             self.facts = data_facts_for(self.state)
+            self.quality_model = local_quality_model(self.state.runs_dir)
         try:
             rec, error = view(recommend_for(self.state, self.throughput, preset, self.facts)), None
         except Exception as exc:  # a UsageError, or a module not there yet: say it on the screen
@@ -230,7 +234,7 @@ class RecommendationScreen(WizardStep):
     def _quality_text(self, knobs: Knobs) -> Text:
         """'Quality, predicted' over 'val loss 4.21 (3.95-4.47) · 1.52 bits/byte' for these knobs."""
         text = Text()
-        q = quality_for(knobs, self.state, self.facts) if self.rec is not None else None
+        q = quality_for(knobs, self.state, self.facts, self.quality_model) if self.rec is not None else None
         if q is None:
             return text
         text.append("Quality, predicted (final)\n", style="bold")
