@@ -128,7 +128,9 @@ CASES = [
     # (id, hardware, VRAM typed, use case, dataset bytes, expected preset)
     ("guide-example-1-gtx1660-blog", GTX_1660, "", "prototype", 5_000_000, "small"),
     ("guide-example-2-rtx3090-rag", RTX_3090, "", "rag", 300_000_000, "350M_1024"),
-    ("cpu-machine-chat", CPU_ONLY, "", "chat", 1_000_000, "small"),
+    # On a CPU, which of tiny and small gives the better model in Chat's time is the quality model's call at this
+    # machine's measured speed: either, at most small.
+    ("cpu-machine-chat", CPU_ONLY, "", "chat", 1_000_000, "tiny|small"),
     ("plan-for-14gb-chat", CPU_ONLY, "14", "chat", 500_000_000, "200M"),
     ("plan-for-14gb-code", CPU_ONLY, "14", "code", 500_000_000, "150M_1024"),
     ("plan-for-40gb-domain", CPU_ONLY, "40", "domain", 2_000_000_000, "750M_1024"),
@@ -144,7 +146,8 @@ async def test_walk_from_use_case_to_recommendation(tmp_path: Path, hw: Hardware
     app = wizard_app(tmp_path, hw)
     async with app.run_test(size=(100, 30)) as pilot:
         screen = await walk_to_recommendation(pilot, use_case, data, vram)
-        assert screen.rec.knobs.preset == expected
+        assert screen.rec.knobs.preset in expected.split("|")
+        expected = screen.rec.knobs.preset
         text = screen_text(app)
         assert expected in text and "recommended" in text
         assert f"--config_file {expected}" in flat(text)
