@@ -481,15 +481,22 @@ def test_kill_midway_leaves_no_manifest_and_a_rerun_succeeds(big_corpus):
 @pytest.mark.slow
 @pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 130)])
 def test_ctrl_c_or_sigterm_removes_partial_output(big_corpus, sig, code):
-    out = f"stopped{int(sig)}"
-    proc = _start_prepare(big_corpus, out)
-    _wait_until_writing(big_corpus, out, proc)
-    proc.send_signal(sig)
-    _, stderr = proc.communicate(timeout=60)
-    assert proc.returncode == code, stderr
-    assert "interrupted" in stderr and "Traceback" not in stderr
-    assert not (big_corpus / out).exists()
-    assert [p for p in partials(big_corpus) if p.name.startswith(f".{out}.")] == []
+    for attempt in range(3):
+        out = f"stopped{int(sig)}-{attempt}"
+        proc = _start_prepare(big_corpus, out)
+        _wait_until_writing(big_corpus, out, proc)
+        proc.send_signal(sig)
+        _, stderr = proc.communicate(timeout=60)
+        assert [p for p in partials(big_corpus) if p.name.startswith(f".{out}.")] == []
+        if (big_corpus / out).exists():
+            # The signal came after the last shard (this test's process starved on a busy machine): the dataset
+            # is whole, and the next attempt stops one mid-way.
+            assert read_manifest(big_corpus / out)["totals"]["documents"] == 160
+            continue
+        assert proc.returncode == code, stderr
+        assert "interrupted" in stderr and "Traceback" not in stderr
+        return
+    pytest.fail("prepare finished before the signal reached it, three times")
 
 
 @pytest.mark.slow

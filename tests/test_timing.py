@@ -11,6 +11,7 @@ import subprocess
 import sys
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import assert_one_line_error, cli_env, run_cli
@@ -232,6 +233,27 @@ def test_the_real_measurement_is_short_and_sane(tmp_path: Path, monkeypatch) -> 
     assert 0 < t.vocab_s < 1e-6 and 0 < t.elementwise_s < 1e-6
 
 
+def test_a_slow_dtype_is_measured_within_the_budget(monkeypatch) -> None:
+    """Past the budget (here at once: as bf16 on a CPU without bf16 kernels, ~1 GFLOP/s), the first width is
+    measured and the wider ones take its rate; no second sweep."""
+    from gptwiz.training import throughput as tp
+
+    monkeypatch.setattr(tp, "MEASURE_BUDGET_S", 0.0)
+    shapes: list[tuple[int, int, int]] = []
+    real = tp._best_rate
+
+    def counted(m: int, k: int, n: int, *rest: Any) -> float:
+        shapes.append((m, k, n))
+        return real(m, k, n, *rest)
+
+    monkeypatch.setattr(tp, "_best_rate", counted)
+    t = tp.measure("cpu", "float32", seconds_per_shape=0.01)
+    first = tp.WIDTHS[0]
+    assert [k for _, k, _ in shapes] == [first, first]  # the head's and the block's matmul, once
+    assert [w for w, _ in t.head] == list(tp.WIDTHS) and len({v for _, v in t.head}) == 1
+    assert len({v for _, v in t.layer}) == 1 and 0 < t.vocab_s < 1e-6
+
+
 def test_timing_is_pure() -> None:
     code = "import sys, gptwiz.planning.timing, gptwiz.planning.recommend; print('torch' in sys.modules)"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=cli_env())
@@ -275,3 +297,20 @@ def test_estimate_on_cuda_shows_the_guides_vram_beside_it(tmp_path: Path) -> Non
 
 def test_estimate_bad_max_iters(tmp_path: Path) -> None:
     assert_one_line_error(run_cli(["estimate", "--config_file", "tiny", "--max_iters", "0"], cwd=tmp_path), "0")
+
+
+def test_a_trainers_measurement_is_made_in_a_child_and_leaves_its_peak_memory_alone(tmp_path: Path) -> None:
+    """The trainer measures the CPU for MFU on a machine's first run: in a child process, so that the peak
+    memory the run (its probe) reports is its own, not the measurement's ~100 MiB of matrices."""
+    code = ("import re, torch\n"
+            "from gptwiz.training.throughput import cpu_throughput_measured_apart, cache_file\n"
+            "hwm = lambda: int(re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read()).group(1))\n"
+            "open('/proc/self/clear_refs', 'w').write('5')\n"
+            "before = hwm(); t = cpu_throughput_measured_apart('float32')\n"
+            "print(hwm() - before, cache_file().exists(), t.peak() > 0)\n")
+    if not Path("/proc/self/clear_refs").exists():
+        pytest.skip("no /proc/self/clear_refs to reset the peak with")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env=cli_env(XDG_CACHE_HOME=str(tmp_path)), timeout=300)
+    grown_kib, cached, sane = proc.stdout.split()
+    assert int(grown_kib) < 20 * 1024 and cached == "True" and sane == "True", proc.stderr

@@ -70,11 +70,12 @@ def _write_bytes(path: Path, data: bytes) -> None:
 class FolderBefore:
     """A run folder as it was when a trainer took its lock, so that a run that fails before its first step puts
     it back: what it wrote there goes, config.json and status.json get their old content back (a probe's, or a
-    resumed run's), train.log its old length, and `made` (the folders the trainer created) are removed if empty.
+    resumed run's; quality.json likewise), train.log its old length, and `made` (the folders the trainer created) are removed if empty.
     A refused start leaves nothing behind; a refused resume changes nothing."""
     paths: RunPaths
     made: list[Path]
-    files: dict[str, bytes | None]   # config.json, status.json: their content; None where absent (or too big)
+    files: dict[str, bytes | None]   # config.json, status.json, quality.json: their content; None where absent
+                                     # (or too big)
     present: set[str]                # the names in the folder
     log_size: int | None             # train.log's length; None where absent
     checkpoints: dict[str, tuple[int, int] | None]  # (inode, mtime) of each checkpoint, to tell a new one
@@ -90,7 +91,7 @@ class FolderBefore:
             log_size: int | None = info.st_size if stat.S_ISREG(info.st_mode) else None
         except OSError:
             log_size = None
-        return cls(paths, made, {p.name: _read_small(p) for p in (paths.config, paths.status)}, present,
+        return cls(paths, made, {p.name: _read_small(p) for p in (paths.config, paths.status, paths.quality)}, present,
                    log_size, {p.name: _file_id(p) for p in (paths.ckpt_last, paths.ckpt_best)})
 
     def wrote_checkpoint(self) -> bool:

@@ -15,7 +15,7 @@ from gptwiz.common.errors import UsageError
 from gptwiz.common.inert import quote
 from gptwiz.planning.hardware import FAST_BF16_FLAGS, cpu_flags
 from gptwiz.planning.policy import auto_dtype, check_dtype, resolve_compile
-from gptwiz.training.throughput import machine_throughput
+from gptwiz.training.throughput import cpu_throughput_measured_apart
 
 # Dense bf16 tensor-core peaks (FLOP/s) of common cards, for MFU.
 _GPU_BF16_PEAK = {
@@ -90,7 +90,7 @@ def peak_flops(runtime: Runtime) -> float:
             if key in name:
                 return value if runtime.dtype != "float32" else value / 2  # TF32 runs at half the bf16 rate
         return 100e12
-    return machine_throughput("cpu", runtime.dtype).peak()
+    return cpu_throughput_measured_apart(runtime.dtype).peak()
 
 
 def cpu_peak_rss_bytes() -> int:

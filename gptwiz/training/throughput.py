@@ -8,6 +8,8 @@ holds something else is ignored and rewritten.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -30,6 +32,9 @@ ROWS = 512
 HEAD_COLUMNS = 8192
 SECONDS_PER_SHAPE = 0.12
 SWEEPS = 2
+# A dtype this CPU has no fast kernels for (bf16 without AVX-512 BF16 or AMX: about 1 GFLOP/s) would take minutes to
+# measure at every width: past this many seconds, the widths not yet measured take the widest measured one's rate.
+MEASURE_BUDGET_S = 5.0
 CACHE_VERSION = 3
 
 
@@ -74,7 +79,9 @@ def _best_time(fn: Callable[[], Any], device: str, seconds: float) -> float:
             torch.cuda.synchronize(device)
         return time.perf_counter() - t0
 
-    once()
+    first = once()  # the warm-up
+    if first >= seconds:
+        return first  # a slow kernel: one call is a reading, and a second would only add its long wait
     best, deadline = once(), time.perf_counter() + seconds
     while time.perf_counter() < deadline:
         best = min(best, once())
@@ -103,18 +110,25 @@ def measure(device: str, dtype: str, seconds_per_shape: float = SECONDS_PER_SHAP
     head: dict[int, float] = {}
     layer: dict[int, float] = {}
     vocab_s = elementwise_s = float("inf")
+    deadline = time.perf_counter() + MEASURE_BUDGET_S
     # Two sweeps, the best of each kept: a moment of other work on the cores spoils one reading, not the figure.
-    for _ in range(SWEEPS):
+    for sweep in range(SWEEPS):
+        if sweep and time.perf_counter() > deadline:
+            break
         with torch.no_grad():
             for w in WIDTHS:
+                if head and w not in head and time.perf_counter() > deadline:
+                    widest = max(head)
+                    head[w], layer[w] = head[widest], layer[widest]
+                    continue
                 head[w] = max(head.get(w, 0.0), _best_rate(rows, w, HEAD_COLUMNS, device, dt, seconds_per_shape))
                 layer[w] = max(layer.get(w, 0.0), _best_rate(rows, w, 4 * w, device, dt, seconds_per_shape))
         vocab_s = min(vocab_s, _vocab_seconds(rows, device, 2 * seconds_per_shape))
         elementwise_s = min(elementwise_s, _elementwise_seconds(rows, device, dt, 2 * seconds_per_shape))
     device_type = "cuda" if device.startswith("cuda") else "cpu"
-    return Throughput(device_type=device_type, dtype=dtype, head=tuple(head.items()), layer=tuple(layer.items()),
-                      vocab_s=vocab_s, elementwise_s=elementwise_s, threads=torch.get_num_threads(),
-                      source=f"measured on {machine_key(device, dtype)}",
+    return Throughput(device_type=device_type, dtype=dtype, head=tuple(sorted(head.items())),
+                      layer=tuple(sorted(layer.items())), vocab_s=vocab_s, elementwise_s=elementwise_s,
+                      threads=torch.get_num_threads(), source=f"measured on {machine_key(device, dtype)}",
                       amx=device_type == "cpu" and AMX_FLAG in cpu_flags())
 
 
@@ -155,4 +169,16 @@ def machine_throughput(device: str = "cpu", dtype: str = "float32", *, refresh: 
     return result
 
 
-__all__ = ["machine_throughput", "measure", "best_of", "cache_file", "machine_key", "WIDTHS"]
+def cpu_throughput_measured_apart(dtype: str) -> Throughput:
+    """machine_throughput on the CPU, measured (when not cached) in a child process: a trainer's peak memory, which
+    its probe reports and the memory estimate is checked against, is then its own and not the measurement's."""
+    if machine_key("cpu", dtype) not in _read_cache(cache_file()):
+        code = "import sys; from gptwiz.training.throughput import machine_throughput as m; m('cpu', sys.argv[1])"
+        try:
+            subprocess.run([sys.executable, "-c", code, dtype], capture_output=True, timeout=300, check=False)
+        except (OSError, subprocess.TimeoutExpired):
+            pass  # measured here below, as a read-only cache also has it
+    return machine_throughput("cpu", dtype)
+
+
+__all__ = ["machine_throughput", "cpu_throughput_measured_apart", "measure", "best_of", "cache_file", "machine_key", "WIDTHS"]

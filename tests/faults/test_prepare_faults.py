@@ -76,12 +76,20 @@ def _start(root: Path, args: list[str]) -> subprocess.Popen:
 
 @pytest.mark.parametrize("how", ["SIGINT", "SIGTERM", "SIGKILL"])
 def test_interrupted_prepare_leaves_nothing_and_reruns_to_the_same_dataset(corpus: Path, how: str, report) -> None:
-    out = f"int-{how}"
-    proc = _start(corpus, _args(out))
-    assert wait_for(_working(corpus, out), timeout=120, interval=0.01, proc=proc), proc.communicate()
-    proc.send_signal(getattr(signal, how))
-    _, err = proc.communicate(timeout=120)
-    assert not (corpus / out).exists()
+    for attempt in range(3):
+        out = f"int-{how}-{attempt}"
+        proc = _start(corpus, _args(out))
+        assert wait_for(_working(corpus, out), timeout=120, interval=0.01, proc=proc), proc.communicate()
+        proc.send_signal(getattr(signal, how))
+        _, err = proc.communicate(timeout=120)
+        if not (corpus / out).exists():
+            break
+        # The signal came after the last shard (this test's process starved on a busy machine): the dataset is
+        # whole, and the next attempt stops one mid-way.
+        _same_dataset(corpus / "ref", corpus / out)
+        shutil.rmtree(corpus / out)
+    else:
+        pytest.fail(f"prepare finished before {how} reached it, three times")
     if how == "SIGKILL":
         assert _partials(corpus)  # a kill cannot clean up: the next prepare does
     else:
