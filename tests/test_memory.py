@@ -154,7 +154,7 @@ def test_estimate_cli_json(tmp_path: Path) -> None:
 
 def test_estimate_cli_rich(tmp_path: Path) -> None:
     proc = run_cli(["estimate", "--config_file", "350M_1024", "--device", "cuda"], cwd=tmp_path, check=True)
-    assert "AdamW moments" in proc.stdout and "CUDA context" in proc.stdout and "24 GB" in proc.stdout
+    assert "optimizer state (fp32 moments)" in proc.stdout and "CUDA context" in proc.stdout and "24 GB" in proc.stdout
 
 
 @pytest.mark.parametrize("args,fragment", [

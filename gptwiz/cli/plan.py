@@ -58,6 +58,7 @@ def add_estimate(sub: Any) -> None:
     flag(p, "dtype", default="auto", help="auto, float32, bfloat16 or float16 (auto: what `gptwiz train` would use)")
     flag(p, "device", default="auto", help="auto, cpu or cuda (cuda plans for a GPU this machine lacks)")
     flag(p, "max_iters", type=positive_int, help="the run's iterations, for its time (default: the preset's)")
+    flag(p, "optimizer", choices=("adamw", "muon"), help="the run's optimizer, for its memory (default: the preset's)")
     flag(p, "dataset", help="a text file, folder, glob or prepared dataset to measure, for the predicted quality "
                             "(default: typical English prose)")
     flag(p, "compile", action=argparse.BooleanOptionalAction, default=None,
@@ -126,7 +127,8 @@ def cmd_hardware(args: argparse.Namespace) -> int:
 
 def cmd_estimate(args: argparse.Namespace) -> int:
     return run_estimate(args.config_file, args.batch_size, args.block_size, args.grad_accum, args.dtype, args.device,
-                        args.compile, args.json, max_iters=args.max_iters, gpu=args.gpu, dataset=args.dataset)
+                        args.compile, args.json, max_iters=args.max_iters, gpu=args.gpu, dataset=args.dataset,
+                        optimizer=args.optimizer)
 
 
 def cmd_recommend(args: argparse.Namespace) -> int:
@@ -173,18 +175,19 @@ def parse_hours(text: str | None) -> float | None:
 
 def run_estimate(config_file: str, batch_size: int | None, block_size: int | None, grad_accum: int | None,
                  dtype: str, device: str, compiled: bool | None, as_json: bool, max_iters: int | None = None,
-                 gpu: str | None = None, dataset: str | None = None) -> int:
+                 gpu: str | None = None, dataset: str | None = None, optimizer: str | None = None) -> int:
     for name, value in (("batch_size", batch_size), ("block_size", block_size), ("grad_accum", grad_accum),
                         ("max_iters", max_iters)):
         check_bound(name, value)  # the same ranges as `gptwiz train`'s
     card, device, dtype = card_device_dtype(gpu, device, dtype) if gpu else (None, device, dtype)
-    preset = load_preset(config_file)
+    preset = load_preset(config_file).with_overrides(optimizer=optimizer)
     report = detect_hardware() if "auto" in (device, dtype) or device == "cuda" else None
     device_type, dtype = resolve_device_dtype(report or no_hardware(), device, dtype)
     plan = preset_plan(preset, device_type=device_type, dtype=dtype, batch_size=batch_size, block_size=block_size,
                        grad_accum=grad_accum, max_iters=max_iters, compiled=compiled)
     est = run_memory(plan.model, batch_size=plan.batch_size, block_size=plan.model.block_size, dtype=dtype,
-                     device_type=device_type, grad_accum=plan.grad_accum, max_iters=plan.max_iters, compiled=compiled)
+                     device_type=device_type, grad_accum=plan.grad_accum, max_iters=plan.max_iters, compiled=compiled,
+                     optimizer=preset.train.optimizer)
     throughput = card_throughput(card, dtype) if card else measured_throughput(device_type, dtype, report)
     run_time = predict_run_time(plan, throughput) if throughput else None
     probe_time = predict_probe_time(plan, throughput) if throughput else None

@@ -37,6 +37,8 @@ def add(sub: Any) -> None:
     flag(p, "eval_interval", type=positive_int)
     flag(p, "eval_iters", type=positive_int)
     flag(p, "dropout", type=number)
+    flag(p, "optimizer", choices=("adamw", "muon"),
+         help="adamw (the presets' default), or muon: Muon for the blocks' matrices, AdamW for the rest")
     flag(p, "init_from_model", help="start from another run's weights (a run name or folder)")
     flag(p, "device", default="auto", help="auto, cpu, cuda or cuda:N")
     flag(p, "dtype", default="auto", help="auto, float32, bfloat16 or float16")

@@ -7,7 +7,8 @@ plus the CUDA context. It is built from the tensors train.py holds at its worst 
 model.py (fp32 master weights, AdamW, optional autocast, SDPA attention, tied embeddings):
 
 * weights: fp32 master weights, 4 bytes a parameter (autocast never changes the parameters' dtype);
-* optimizer: AdamW's two fp32 moments, 8 bytes a parameter;
+* optimizer: AdamW's two fp32 moments, 8 bytes a parameter (with --optimizer muon, the blocks' matrices keep
+  Muon's one fp32 momentum instead: 4 bytes);
 * grads: fp32 gradients, 4 bytes a parameter. They do not exist during the loss's backward, the peak
   of the small presets: the trainer frees them (zero_grad(set_to_none=True)) after every step; only
   with gradient accumulation do they live through the next micro-batch;
@@ -137,7 +138,7 @@ class MemoryEstimate:
         out = [
             ("weights (fp32)", self.weights),
             ("gradients (fp32)", self.grads),
-            ("AdamW moments (2 x fp32)", self.optimizer),
+            ("optimizer state (fp32 moments)", self.optimizer),
             ("activations saved for backward", self.activations),
             ("logits and loss over the vocabulary", self.logits),
         ]
@@ -225,7 +226,7 @@ def _check(batch_size: int, block_size: int | None, dtype: str, device_type: str
 
 def estimate_memory(model: ModelConfig, *, batch_size: int, block_size: int | None = None, dtype: str = "float32",
                     device_type: str = "cpu", grad_accum: int = 1, compiled: bool = False,
-                    checkpoints: bool = True, evaluates: bool = True) -> MemoryEstimate:
+                    checkpoints: bool = True, evaluates: bool = True, optimizer: str = "adamw") -> MemoryEstimate:
     """The training process's peak memory on its device for this model and these settings (bytes).
 
     checkpoints=False and evaluates=False for a run that writes no checkpoint and evaluates nothing (a
@@ -241,9 +242,10 @@ def estimate_memory(model: ModelConfig, *, batch_size: int, block_size: int | No
     dropout = cfg.dropout > 0
     cpu = device_type == "cpu"
 
-    weights, grads, optimizer = 4 * p, 4 * p, 8 * p
     embed = v * c  # the tied token embedding / LM head matrix
     layer_matmul = n_layer * 12 * c * c + (n_layer * 13 * c if cfg.bias else 0)
+    weights, grads = 4 * p, 4 * p
+    moments = 8 * p - (4 * n_layer * 12 * c * c if optimizer == "muon" else 0)
     per_layer = _saved_per_token_layer(c, h, t, a, dropout, device_type)
     sliced = uses_sliced_loss(device_type, compiled)
     activations = n * (n_layer * per_layer + _saved_per_token_once(c, a, dropout, device_type, sliced))
@@ -274,7 +276,7 @@ def estimate_memory(model: ModelConfig, *, batch_size: int, block_size: int | No
         # of both, grown by realloc, so one mapping) while the last step's logits are still held (the
         # sliced loss keeps none, and a compiled backward frees its own). On CUDA the buffer is host
         # memory and does not count against the card.
-        checkpoint = weights + optimizer
+        checkpoint = weights + moments
         phases["checkpoint save"] = [_Group("checkpoint buffer", checkpoint, checkpoint),
                                      *([] if sliced or compiled else logit_groups[:1])]
     if evaluates:
@@ -283,14 +285,14 @@ def estimate_memory(model: ModelConfig, *, batch_size: int, block_size: int | No
         phases["evaluation"] = _evaluation_groups(n, v, a, sliced, compiled)
 
     if cpu:
-        peak_phase, live, allocator = _cpu_rss(phases, weights + optimizer)
+        peak_phase, live, allocator = _cpu_rss(phases, weights + moments)
         runtime = CPU_RUNTIME_BYTES + (CPU_COMPILE_BYTES if compiled else 0)
     else:
-        peak_phase, live, allocator = _cuda_reserved(phases, weights + optimizer)
+        peak_phase, live, allocator = _cuda_reserved(phases, weights + moments)
         runtime = CUDA_CONTEXT_BYTES
     total = live + allocator + runtime
-    parts = weights + grads + optimizer + activations + logits + autocast + checkpoint + allocator + runtime
-    return MemoryEstimate(params=p, weights=weights, grads=grads, optimizer=optimizer, activations=activations,
+    parts = weights + grads + moments + activations + logits + autocast + checkpoint + allocator + runtime
+    return MemoryEstimate(params=p, weights=weights, grads=grads, optimizer=moments, activations=activations,
                           logits=logits, autocast=autocast, checkpoint=checkpoint, allocator=int(allocator),
                           runtime=runtime, overlap=int(parts - total), total=int(total), peak_phase=peak_phase,
                           device_type=device_type, dtype=dtype, batch_size=batch_size, block_size=t,

@@ -121,13 +121,15 @@ def resolve_compile(compile_flag: bool | None, device: str, dtype: str, iters_to
 # --- the one memory figure ---------------------------------------------------------------------------------
 
 def run_memory(model: ModelConfig, *, batch_size: int, grad_accum: int, max_iters: int, device_type: str,
-               dtype: str, block_size: int | None = None, compiled: bool | None = None) -> MemoryEstimate:
+               dtype: str, block_size: int | None = None, compiled: bool | None = None,
+               optimizer: str = "adamw") -> MemoryEstimate:
     """The peak memory of a training run the way the trainer will run it: compiled or not as resolve_compile
     decides for its iterations (unless `compiled` says), checkpoints on. Every figure shown for a set of knobs
     (recommend, the wizard, plain mode, `estimate`, `presets`) comes from here."""
     return estimate_memory(model, batch_size=batch_size, block_size=block_size, dtype=dtype, device_type=device_type,
                            grad_accum=grad_accum,
-                           compiled=resolve_compile(compiled, device_type, dtype, max_iters), checkpoints=True)
+                           compiled=resolve_compile(compiled, device_type, dtype, max_iters), checkpoints=True,
+                           optimizer=optimizer)
 
 
 def knobs_memory(knobs: Knobs, device_type: str, dtype: str, presets_dir: Any = None) -> MemoryEstimate:
@@ -136,7 +138,8 @@ def knobs_memory(knobs: Knobs, device_type: str, dtype: str, presets_dir: Any = 
     model = preset.with_overrides(block_size=knobs.block_size,
                                                                   dropout=knobs.dropout).model
     return run_memory(model, batch_size=knobs.batch_size, grad_accum=knobs.grad_accum, max_iters=knobs.max_iters,
-                      device_type=device_type, dtype=dtype, block_size=knobs.block_size)
+                      device_type=device_type, dtype=dtype, block_size=knobs.block_size,
+                      optimizer=preset.train.optimizer)
 
 
 # --- the presets table's estimate column ----------------------------------------------------------------
@@ -145,7 +148,8 @@ def preset_estimate(preset: Any) -> int:
     """The peak for training the preset as it stands on one CUDA card in bf16: what the guide's VRAM
     column tries to say."""
     return run_memory(preset.model, batch_size=preset.train.batch_size, grad_accum=preset.train.grad_accum,
-                      max_iters=preset.train.max_iters, dtype="bfloat16", device_type="cuda").total
+                      max_iters=preset.train.max_iters, dtype="bfloat16", device_type="cuda",
+                      optimizer=preset.train.optimizer).total
 
 
 __all__ = ["auto_dtype", "check_dtype", "training_dtype", "resolve_device_dtype", "no_hardware", "parse_vram",

@@ -10,7 +10,7 @@ import json
 import os
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from gptwiz.common.errors import UsageError
 from gptwiz.common.inert import quote
@@ -55,6 +55,8 @@ class TrainConfig:
     grad_accum: int = field(default=1, metadata=rule(Bound(1, 65536)))
     eval_interval: int = field(default=250, metadata=rule(Bound(1, 1_000_000_000)))
     eval_iters: int = field(default=20, metadata=rule(Bound(1, 1_000_000)))
+    # Muon for the blocks' matrices (AdamW for the rest), or AdamW for all: gptwiz.training.optimizers.
+    optimizer: Literal["adamw", "muon"] = "adamw"
 
 
 @dataclass(frozen=True)

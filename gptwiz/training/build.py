@@ -18,6 +18,7 @@ from gptwiz.runs.paths import RunPaths
 from gptwiz.training.checkpoint import load_run_checkpoint
 from gptwiz.training.device import Runtime, configure_backends
 from gptwiz.training.distributed import load_full_state, wrap_model
+from gptwiz.training.optimizers import build_optimizer
 from gptwiz.training.options import RunConfig
 from gptwiz.training.ranks import DistContext
 
@@ -75,8 +76,8 @@ def build(cfg: RunConfig, paths: RunPaths, dist: DistContext, resume: bool, say:
     # Fused AdamW where torch has the kernel (CUDA and CPU), but not under FSDP: the fused kernel does not
     # take its sharded tensors everywhere.
     fused = runtime.device_type in ("cuda", "cpu") and not dist.fsdp
-    optimizer = state_owner.configure_optimizer(cfg.train.weight_decay, cfg.train.learning_rate, cfg.train.betas,
-                                                fused=fused)
+    optimizer = build_optimizer(state_owner, cfg.train.optimizer, cfg.train.weight_decay, cfg.train.learning_rate,
+                                cfg.train.betas, fused=fused)
     if resumed is not None:
         load_full_state(state_owner, optimizer, resumed.state["model"], resumed.state.get("optimizer"), dist.fsdp)
         torch.set_rng_state(resumed.state["torch_rng"].cpu())

@@ -21,6 +21,7 @@ from torch.nn.parallel import DistributedDataParallel
 from gptwiz.common.faults import rank_failure
 from gptwiz.runs.launch import ERROR_DIR_ENV
 from gptwiz.training.device import resolve_device
+from gptwiz.training.optimizers import optimizer_parts
 from gptwiz.training.ranks import DistContext, env_world_size
 
 
@@ -119,7 +120,8 @@ def full_state(model: Any, optimizer: Any | None, fsdp: bool) -> tuple[dict[str,
     else:
         options = dcp.StateDictOptions()
         model_sd = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    optim_sd = dcp.get_optimizer_state_dict(model, optimizer, options=options) if optimizer is not None else None
+    optim_sd = (dcp.get_optimizer_state_dict(model, optimizer_parts(optimizer), options=options)
+                if optimizer is not None else None)
     return model_sd, optim_sd
 
 
@@ -133,7 +135,7 @@ def load_full_state(model: Any, optimizer: Any | None, model_sd: dict[str, Any],
     else:
         model.load_state_dict(model_sd)
     if optimizer is not None and optim_sd is not None:
-        dcp.set_optimizer_state_dict(model, optimizer, optim_sd, options=options)
+        dcp.set_optimizer_state_dict(model, optimizer_parts(optimizer), optim_sd, options=options)
 
 
 def agree(flags: list[bool], ctx: DistContext) -> list[bool]:

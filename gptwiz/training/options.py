@@ -35,6 +35,7 @@ class TrainOptions:
     eval_interval: int | None = None
     eval_iters: int | None = None
     dropout: float | None = None
+    optimizer: str | None = None
     init_from_model: str | None = None
     device: str = "auto"
     dtype: str = "auto"

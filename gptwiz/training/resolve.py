@@ -72,6 +72,10 @@ def _resumed_config(opts: TrainOptions, paths: RunPaths) -> RunConfig:
     if find_checkpoint(paths) is None and cfg.probe:
         raise UsageError(f"--resume: run {quote(opts.model_name)} has no checkpoint in {paths.root} (nothing to resume)")
     check_resumed_data(cfg)
+    if opts.optimizer is not None and opts.optimizer != cfg.train.optimizer:
+        raise UsageError(f"--resume: run {quote(opts.model_name)} trains with --optimizer {cfg.train.optimizer}, whose "
+                         f"state its checkpoint holds; it cannot continue with --optimizer {opts.optimizer} (drop the "
+                         "flag, or start a new run)")
     if opts.max_iters is not None:
         cfg = replace(cfg, train=replace(cfg.train, max_iters=opts.max_iters),
                       warmup_iters=min(cfg.warmup_iters, opts.max_iters // 10) if opts.max_iters < cfg.train.max_iters
@@ -85,6 +89,7 @@ def _resumed_runtime(opts: TrainOptions, cfg: RunConfig) -> RunConfig:
     import torch  # lazy: torch only once a run is resolved, never on the CLI's --help path
 
     from gptwiz.training.device import resolve_device, resolve_runtime  # lazy: imports torch
+    from gptwiz.training.optimizers import check_optimizer  # lazy: imports torch
 
     device = opts.device if opts.device != "auto" or not cfg.device.startswith("cuda") or torch.cuda.is_available() \
         else "cpu"
@@ -92,6 +97,7 @@ def _resumed_runtime(opts: TrainOptions, cfg: RunConfig) -> RunConfig:
     if dtype == "float16" and not resolve_device(device).startswith("cuda"):
         dtype = "auto"
     runtime = resolve_runtime(device, dtype, cfg.compile if opts.compile is None else opts.compile, cfg.train.max_iters)
+    check_optimizer(cfg.train.optimizer, opts.fsdp)
     # A run may resume on another number of processes: the global batch follows the new count.
     ws = env_world_size()
     return replace(cfg, device=runtime.device, dtype=runtime.dtype, compile=runtime.compile, world_size=ws,
@@ -101,6 +107,7 @@ def _resumed_runtime(opts: TrainOptions, cfg: RunConfig) -> RunConfig:
 def _new_config(opts: TrainOptions, paths: RunPaths, check_exists: bool) -> RunConfig:
     """A new run's config: the preset with the options' overrides, its source run's and data's checks passed."""
     from gptwiz.training.device import resolve_runtime  # lazy: imports torch
+    from gptwiz.training.optimizers import check_optimizer  # lazy: imports torch
 
     if not opts.config_file:
         raise UsageError("--config_file is required: a preset name (tiny, small, 150M, ...) or a path to a preset JSON file")
@@ -117,6 +124,7 @@ def _new_config(opts: TrainOptions, paths: RunPaths, check_exists: bool) -> RunC
         data["sft"]["learning_rate"] = "given" if opts.learning_rate is not None else "default"
     check_data_fits_block(opts, data, dataset, preset.model.block_size)
     runtime = resolve_runtime(opts.device, opts.dtype, opts.compile, train.max_iters)
+    check_optimizer(train.optimizer, opts.fsdp)
     return RunConfig(
         name=paths.name, preset=preset.name, preset_path=str(Path(preset.path).resolve()),
         model=preset.model, train=train, warmup_iters=effective_warmup(train.warmup_iters, train.max_iters),
@@ -133,7 +141,7 @@ def _preset_train(opts: TrainOptions) -> tuple[Preset, TrainConfig]:
     preset = load_preset(opts.config_file).with_overrides(
         max_iters=opts.max_iters, learning_rate=opts.learning_rate, batch_size=opts.batch_size,
         block_size=opts.block_size, grad_accum=opts.grad_accum, eval_interval=opts.eval_interval,
-        eval_iters=opts.eval_iters, dropout=opts.dropout,
+        eval_iters=opts.eval_iters, dropout=opts.dropout, optimizer=opts.optimizer,
     )
     train = preset.train
     if opts.learning_rate is not None and train.min_lr > train.learning_rate:

@@ -135,18 +135,20 @@ def _memory(run: AttemptRun, cfg: RunConfig | None, device: str) -> _Memory:
                                               ("nvml_used_peak", run.nvml_peak)) if v is not None}
     estimate = None
     if cfg is not None:
-        estimate = _estimate(cfg.model, run.attempt, cfg.model.block_size, cfg.dtype, device, cfg.compile)
+        estimate = _estimate(cfg.model, run.attempt, cfg.model.block_size, cfg.dtype, device, cfg.compile,
+                             cfg.train.optimizer)
     unmeasured = _unmeasured(cfg, run.attempt, device, peak) if cfg is not None and peak else None
     return _Memory(peak=peak, total=device_total(device, run.detail), cuda=cuda_detail, estimate=estimate,
                    unmeasured=unmeasured)
 
 
-def _estimate(model: Any, a: Attempt, block_size: int, dtype: str, device: str, compiled: bool) -> int | None:
+def _estimate(model: Any, a: Attempt, block_size: int, dtype: str, device: str, compiled: bool,
+              optimizer: str) -> int | None:
     """`gptwiz estimate`'s figure for the same settings: the whole process's peak, as the probe measures it.
     A probe writes no checkpoint, so the checkpoint's moment is left out of the estimate as it is of the run."""
     est = estimate_memory(model, batch_size=a.batch_size, block_size=block_size, dtype=dtype,
                           device_type="cuda" if device.startswith("cuda") else "cpu", grad_accum=a.grad_accum,
-                          compiled=compiled, checkpoints=False)
+                          compiled=compiled, checkpoints=False, optimizer=optimizer)
     return int(est.total)
 
 

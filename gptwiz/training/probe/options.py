@@ -17,6 +17,7 @@ class ProbeOptions:
     block_size: int | None = None
     grad_accum: int | None = None
     learning_rate: float | None = None
+    optimizer: str | None = None        # default: the preset's
     max_iters: int | None = None        # the full run's length, for the projection (default: the preset's)
     device: str = "auto"
     dtype: str = "auto"

@@ -45,7 +45,7 @@ def make_plan(opts: ProbeOptions, scratch: Path) -> ProbePlan:
     own = load_preset(opts.config_file)
     preset = own.with_overrides(
         learning_rate=opts.learning_rate, batch_size=opts.batch_size, block_size=opts.block_size,
-        grad_accum=opts.grad_accum, max_iters=opts.max_iters)
+        grad_accum=opts.grad_accum, max_iters=opts.max_iters, optimizer=opts.optimizer)
     return ProbePlan(preset=preset, dataset_dir=dataset_dir, full_iters=preset.train.max_iters,
                      paths=paths, device=resolve_device(opts.device), preset_learning_rate=own.train.learning_rate)
 
@@ -87,7 +87,7 @@ def _checked_dataset_dir(opts: ProbeOptions, scratch: Path) -> str:
     check = probe_train_options(
         config_file=opts.config_file, model_name="probe-check", input_file=opts.input_file,
         dataset_dir=opts.dataset_dir, max_iters=opts.iters, learning_rate=opts.learning_rate,
-        batch_size=opts.batch_size, block_size=opts.block_size, grad_accum=opts.grad_accum,
+        optimizer=opts.optimizer, batch_size=opts.batch_size, block_size=opts.block_size, grad_accum=opts.grad_accum,
         device=opts.device, dtype="float32" if opts.dtype == "auto" else opts.dtype, compile=False,
         seed=opts.seed, runs_dir=str(scratch / "check"),  # (never made: nothing is written there)
         data_dir=opts.data_dir)

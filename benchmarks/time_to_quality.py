@@ -1,0 +1,170 @@
+"""The race: how soon gptwiz reaches the held-out bits per byte that the nanoGPT recipe reaches in N iterations.
+
+The baseline is written here, as nanoGPT's train.py trains: a plain float32 eager loop, GPT-2's tokenizer, AdamW
+(lr 1e-3, betas 0.9/0.99, weight decay 0.1 on matrices), linear warmup then cosine decay to a tenth, dropout 0,
+gradient clipping at 1, random windows of the training tokens. gptwiz's arms are real `gptwiz train` runs on the
+same prepared dataset (the same training tokens and the same held-out documents), each with one lever changed, so
+that each lever's share shows:
+
+    default      the preset as recommended (its learning rate and dropout, AdamW, --dtype auto, compile as decided)
+    recipe       the same with the baseline's learning rate 1e-3 and dropout 0
+    muon         the recipe with --optimizer muon
+
+Time is training wall time (start-up and compilation included, evaluations left out: they are the measurement).
+The baseline's held-out bits per byte after N iterations is the target; each gptwiz arm's time is that of its
+first evaluation at or below it (gptwiz evaluates a sample of held-out batches, the baseline all of them).
+
+    python benchmarks/time_to_quality.py [--preset tiny] [--iters 300] [--batch 8] [--block 128]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from eta_accuracy import DATA, ROOT, cpu_capability  # noqa: E402  (a sibling script)
+
+from gptwiz.data.manifest import TOKEN_DTYPE  # noqa: E402
+from gptwiz.data.tokenizer import EOT_TOKEN, get_encoding  # noqa: E402
+from gptwiz.model.gpt import GPT  # noqa: E402
+from gptwiz.planning.presets import load_preset  # noqa: E402
+
+ARMS = {"default": [], "recipe": ["--learning_rate", "1e-3", "--dropout", "0"],
+        "muon": ["--learning_rate", "1e-3", "--dropout", "0", "--optimizer", "muon"]}
+
+
+def prepare(work: Path, block: int) -> Path:
+    """The text as one prepared dataset (its last documents held out), made once by `gptwiz prepare`."""
+    docs = work / "docs"
+    docs.mkdir()
+    text = DATA.read_text()
+    parts = 20  # documents, so that the held-out split is whole documents at the end of the text
+    size = len(text) // parts
+    for i in range(parts):
+        (docs / f"{i:02d}.txt").write_text(text[i * size:(i + 1) * size])
+    out = work / "ds"
+    subprocess.run([sys.executable, "-m", "gptwiz", "prepare", "--source", f"text:{docs}/*.txt", "--out_dir",
+                    str(out), "--block_size", str(block), "--quiet"], check=True)
+    return out
+
+
+def split_tokens(dataset: Path, split: str) -> np.ndarray:
+    source = json.loads((dataset / "manifest.json").read_text())["sources"][0]
+    return np.concatenate([np.fromfile(dataset / name, dtype=TOKEN_DTYPE) for name in source[f"{split}_shards"]])
+
+
+def bytes_per_token(tokens: np.ndarray) -> float:
+    """The text's bytes a token, the documents' separators not counted as text (as `gptwiz eval` counts)."""
+    return len(get_encoding().decode_bytes(tokens[tokens != EOT_TOKEN].tolist())) / len(tokens)
+
+
+def full_val_loss(model: GPT, val: np.ndarray, block: int) -> float:
+    """Mean loss over every whole window of the held-out tokens."""
+    model.eval()
+    n = (len(val) - 1) // block
+    x = torch.from_numpy(val[: n * block].astype(np.int64)).view(n, block)
+    y = torch.from_numpy(val[1: n * block + 1].astype(np.int64)).view(n, block)
+    with torch.no_grad():
+        losses = [model(x[i:i + 16], y[i:i + 16]).item() * len(x[i:i + 16]) for i in range(0, n, 16)]
+    model.train()
+    return sum(losses) / n
+
+
+def baseline(preset: str, train: np.ndarray, val: np.ndarray, iters: int, batch: int, block: int,
+             eval_every: int) -> list[tuple[int, float, float]]:
+    """(iteration, training seconds, held-out loss) at each evaluation of the nanoGPT recipe."""
+    torch.manual_seed(1337)
+    model = GPT(load_preset(preset).with_overrides(block_size=block, dropout=0.0).model)
+    params = [p for p in model.parameters() if p.requires_grad]
+    groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": 0.1},
+              {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
+    opt = torch.optim.AdamW(groups, lr=1e-3, betas=(0.9, 0.99))
+    warmup, lr, min_lr = 100, 1e-3, 1e-4
+    data = torch.from_numpy(train.astype(np.int64))
+    points, trained = [(0, 0.0, full_val_loss(model, val, block))], 0.0
+    for it in range(1, iters + 1):
+        t0 = time.perf_counter()
+        ratio = (it - warmup) / max(1, iters - warmup)
+        for g in opt.param_groups:
+            g["lr"] = lr * it / warmup if it < warmup else min_lr + 0.5 * (1 + math.cos(math.pi * ratio)) * (lr - min_lr)
+        ix = torch.randint(len(data) - block - 1, (batch,))
+        x = torch.stack([data[i:i + block] for i in ix])
+        y = torch.stack([data[i + 1:i + 1 + block] for i in ix])
+        loss = model(x, y)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        trained += time.perf_counter() - t0
+        if it % eval_every == 0 or it == iters:
+            points.append((it, trained, full_val_loss(model, val, block)))
+    return points
+
+
+def gptwiz_arm(work: Path, dataset: Path, name: str, extra: list[str], preset: str, iters: int, batch: int,
+               block: int, eval_every: int) -> list[tuple[int, float, float]]:
+    """(iteration, training seconds, held-out loss) at each evaluation of a real `gptwiz train` run."""
+    subprocess.run([sys.executable, "-m", "gptwiz", "train", "--config_file", preset, "--model_name", name,
+                    "--dataset_dir", str(dataset), "--max_iters", str(iters), "--batch_size", str(batch),
+                    "--block_size", str(block), "--eval_interval", str(eval_every), "--runs_dir", str(work / "runs"),
+                    "--quiet", *extra], check=True, capture_output=True)
+    records = [json.loads(line) for line in (work / "runs" / name / "metrics.jsonl").read_text().splitlines()]
+    points, evals_s, elapsed = [], 0.0, 0.0
+    for r in records:
+        if r["type"] == "train":
+            elapsed = r["elapsed_s"]
+        elif r["type"] == "eval":
+            points.append((r["iter"], max(0.0, elapsed - evals_s), r["val_loss"]))
+            evals_s += r.get("eval_s", 0.0)
+    return points
+
+
+def first_at(points: list[tuple[int, float, float]], target: float) -> tuple[int, float] | None:
+    return next(((it, s) for it, s, loss in points if loss <= target), None)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--preset", default="tiny")
+    parser.add_argument("--iters", type=int, default=300)
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--block", type=int, default=128)
+    parser.add_argument("--arms", default=",".join(ARMS))
+    args = parser.parse_args()
+    eval_every = max(10, args.iters // 15)
+    print(cpu_capability())
+    with tempfile.TemporaryDirectory(dir=ROOT) as tmp:
+        work = Path(tmp)
+        dataset = prepare(work, args.block)
+        train, val = split_tokens(dataset, "train"), split_tokens(dataset, "val")
+        to_bpb = 1 / (math.log(2) * bytes_per_token(val))
+        base = baseline(args.preset, train, val, args.iters, args.batch, args.block, eval_every)
+        target = base[-1][2]
+        rows = [("nanoGPT recipe (baseline)", base)]
+        for name in args.arms.split(","):
+            rows.append((name, gptwiz_arm(work, dataset, name, ARMS[name], args.preset, args.iters, args.batch,
+                                          args.block, eval_every)))
+    print(f"{args.preset}, {args.iters} iterations, batch {args.batch} x block {args.block}, "
+          f"{len(train):,} training and {len(val):,} held-out tokens of {DATA.name}")
+    print(f"target: the baseline's held-out {target * to_bpb:.3f} bits/byte after {args.iters} iterations")
+    print(f"{'arm':28} {'final bpb':>9} {'reached at':>11} {'seconds':>8} {'speed-up':>8}")
+    base_s = base[-1][1]
+    for name, points in rows:
+        hit = first_at(points, target)
+        at, secs = (f"iter {hit[0]}", f"{hit[1]:.0f}") if hit else ("not reached", "-")
+        speed = f"{base_s / hit[1]:.2f}x" if hit and hit[1] > 0 else "-"
+        print(f"{name:28} {points[-1][2] * to_bpb:9.3f} {at:>11} {secs:>8} {speed:>8}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,91 @@
+"""The optimizer a run trains with: AdamW (the presets' default), or Muon for the blocks' weight matrices with
+AdamW for everything else (embeddings, the tied head, LayerNorm gains, biases), as modded-nanogpt and nanochat
+train. Muon orthogonalises each matrix's momentum (a few Newton-Schulz steps); with torch's "match_rms_adamw"
+scaling its update has AdamW's size, so the run's learning rate and weight decay serve both halves."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from gptwiz.common.errors import UsageError
+
+OPTIMIZERS = ("adamw", "muon")
+
+
+def muon_available() -> bool:
+    """torch.optim.Muon arrived in PyTorch 2.9."""
+    return hasattr(torch.optim, "Muon")
+
+
+def check_optimizer(name: str, fsdp: bool) -> None:
+    """A one-line refusal of an optimizer this torch or this run cannot use."""
+    if name not in OPTIMIZERS:
+        raise UsageError(f"invalid optimizer {name!r} (valid: {', '.join(OPTIMIZERS)})")
+    if name == "muon" and not muon_available():
+        raise UsageError(f"--optimizer muon needs PyTorch 2.9 or newer (this is {torch.__version__}); "
+                         "upgrade torch, or train with --optimizer adamw")
+    if name == "muon" and fsdp:
+        raise UsageError("--optimizer muon cannot shard with --fsdp (it needs each matrix whole); "
+                         "train with DDP (drop --fsdp) or with --optimizer adamw")
+
+
+def is_muon_matrix(name: str, param: torch.Tensor) -> bool:
+    """A transformer block's weight matrix: Muon's. The embeddings and the head they share are not (Muon is for
+    hidden layers), nor anything of fewer dimensions."""
+    return param.dim() == 2 and ".h." in f".{name}"
+
+
+class MuonAdamW:
+    """Muon and AdamW stepping as one optimizer: the trainer sets the learning rate of every group, steps and
+    clears them together, and a checkpoint holds both states (`parts`, for torch's distributed state helpers,
+    which key each by parameter name)."""
+
+    def __init__(self, model: torch.nn.Module, weight_decay: float, learning_rate: float,
+                 betas: tuple[float, float], fused: bool):
+        named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+        matrices = [p for n, p in named if is_muon_matrix(n, p)]
+        others = [(n, p) for n, p in named if not is_muon_matrix(n, p)]
+        self.muon = torch.optim.Muon(matrices, lr=learning_rate, weight_decay=weight_decay,  # type: ignore[attr-defined]
+                                     adjust_lr_fn="match_rms_adamw")
+        groups = [{"params": [p for _, p in others if p.dim() >= 2], "weight_decay": weight_decay},
+                  {"params": [p for _, p in others if p.dim() < 2], "weight_decay": 0.0}]
+        try:
+            self.adamw = torch.optim.AdamW(groups, lr=learning_rate, betas=betas, fused=fused)
+        except (RuntimeError, ValueError):
+            self.adamw = torch.optim.AdamW(groups, lr=learning_rate, betas=betas)
+        self.parts: tuple[torch.optim.Optimizer, ...] = (self.muon, self.adamw)
+
+    @property
+    def param_groups(self) -> list[dict[str, Any]]:
+        return [g for part in self.parts for g in part.param_groups]
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        for part in self.parts:
+            part.zero_grad(set_to_none=set_to_none)
+
+    def step(self) -> None:
+        for part in self.parts:
+            part.step()
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"muon": self.muon.state_dict(), "adamw": self.adamw.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.muon.load_state_dict(state["muon"])
+        self.adamw.load_state_dict(state["adamw"])
+
+
+def build_optimizer(model: Any, name: str, weight_decay: float, learning_rate: float, betas: tuple[float, float],
+                    fused: bool) -> Any:
+    """The run's optimizer over `model`'s parameters (the model that owns the state: the FSDP wrapper, else the
+    plain model)."""
+    if name == "muon":
+        return MuonAdamW(model, weight_decay, learning_rate, betas, fused)
+    return model.configure_optimizer(weight_decay, learning_rate, betas, fused=fused)
+
+
+def optimizer_parts(optimizer: Any) -> Any:
+    """What torch's distributed state helpers take: the optimizers a MuonAdamW steps, else the optimizer."""
+    return list(optimizer.parts) if isinstance(optimizer, MuonAdamW) else optimizer
