@@ -5,6 +5,7 @@ from __future__ import annotations
 import fcntl
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from collections.abc import Callable
@@ -35,6 +36,12 @@ def _cores() -> int:
 # `train --nproc N` divides the cores among its ranks itself.)
 if _xdist_workers() > 1:
     os.environ.setdefault("OMP_NUM_THREADS", str(max(1, _cores() // _xdist_workers())))
+
+# A suite started in the background by a non-interactive shell (`cmd &`, nohup in a script) inherits SIGINT
+# ignored, and an ignored signal stays ignored across exec: every gptwiz the tests start would then never see
+# the Ctrl-C the tests send. A handler of our own is reset to the default at exec instead.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 # The tiny preset shrunk for CPU tests: the architecture is the preset's, the batch and block are not.
 TINY_FAST = ["--config_file", "tiny", "--batch_size", "8", "--block_size", "64", "--eval_iters", "2", "--quiet"]
