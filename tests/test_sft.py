@@ -346,10 +346,11 @@ def test_tuning_a_base_teaches_it_to_answer_held_out_prompts(tmp_path, tiny_run)
     src = _write_jsonl(tmp_path / "repeat.jsonl", train)
     run_cli(["prepare", "--sft", "--source", f"repeat:{src}", "--out_dir", str(tmp_path / "sft"), "--block_size", "32"],
             cwd=tmp_path, check=True)
+    # Muon learns the task in 200 iterations, where AdamW at this rate needs about 500 (none right after 300).
     proc = run_cli(["train", "--config_file", "tiny", "--model_name", "tuned", "--dataset_dir", str(tmp_path / "sft"),
                     "--init_from_model", "base", "--block_size", "32", "--batch_size", "32", "--dropout", "0",
-                    "--learning_rate", "2e-3", "--max_iters", "500", "--eval_interval", "500", "--eval_iters", "2",
-                    "--quiet"], cwd=tmp_path, check=True)
+                    "--learning_rate", "2e-3", "--optimizer", "muon", "--max_iters", "200", "--eval_interval", "200",
+                    "--eval_iters", "2", "--quiet"], cwd=tmp_path, check=True)
     log = (runs / "tuned" / "train.log").read_text()
     assert "instruction tuning (template gptwiz-chat-v1)" in log and "learning rate 0.002" in log
     before = sum(exact_answers(base, runs, tests, template=True))
