@@ -26,7 +26,7 @@ from gptwiz.planning.policy import (
     run_memory,
     training_dtype,
 )
-from gptwiz.planning.presets import check_bound, load_all, load_preset
+from gptwiz.planning.presets import OPTIMIZERS, check_bound, load_all, load_preset
 from gptwiz.planning.quality import predict_quality, preset_shape
 from gptwiz.planning.recommend import recommend
 from gptwiz.planning.recommend_time import MAX_HOURS
@@ -58,7 +58,7 @@ def add_estimate(sub: Any) -> None:
     flag(p, "dtype", default="auto", help="auto, float32, bfloat16 or float16 (auto: what `gptwiz train` would use)")
     flag(p, "device", default="auto", help="auto, cpu or cuda (cuda plans for a GPU this machine lacks)")
     flag(p, "max_iters", type=positive_int, help="the run's iterations, for its time (default: the preset's)")
-    flag(p, "optimizer", choices=("adamw", "muon"), help="the run's optimizer, for its memory (default: the preset's)")
+    flag(p, "optimizer", choices=OPTIMIZERS, help="the run's optimizer, for its memory (default: the preset's)")
     flag(p, "dataset", help="a text file, folder, glob or prepared dataset to measure, for the predicted quality "
                             "(default: typical English prose)")
     flag(p, "compile", action=argparse.BooleanOptionalAction, default=None,

@@ -8,6 +8,7 @@ from typing import Any
 from gptwiz.cli.args import flag, number, positive_int
 from gptwiz.cli.plan import parse_hours
 from gptwiz.common.files import check_folder
+from gptwiz.planning.presets import OPTIMIZERS
 from gptwiz.planning.time_budget import run_budget
 
 
@@ -21,7 +22,7 @@ def add(sub: Any) -> None:
     flag(p, "block_size", type=positive_int)
     flag(p, "grad_accum", type=positive_int, help="gradient accumulation steps")
     flag(p, "learning_rate", type=number)
-    flag(p, "optimizer", choices=("adamw", "muon"), help="adamw or muon (default: the preset's), as `gptwiz train`")
+    flag(p, "optimizer", choices=OPTIMIZERS, help="adamw or muon (default: the preset's), as `gptwiz train`")
     flag(p, "max_iters", type=positive_int, help="the full run's length, for the projected time (default: the preset's)")
     flag(p, "device", default="auto", help="auto, cpu, cuda or cuda:N")
     flag(p, "dtype", default="auto", help="auto, float32, bfloat16 or float16")

@@ -12,6 +12,7 @@ from gptwiz.cli.args import flag, number, positive_int
 from gptwiz.cli.train_console import PlainReporter, RichReporter
 from gptwiz.common.errors import UsageError
 from gptwiz.common.inert import inert, quote
+from gptwiz.planning.presets import OPTIMIZERS
 from gptwiz.runs.jsonfile import read_json
 from gptwiz.runs.launch import check_nproc, launch_detached, launch_torchrun, strip_detach
 from gptwiz.runs.status import effective_state
@@ -37,7 +38,7 @@ def add(sub: Any) -> None:
     flag(p, "eval_interval", type=positive_int)
     flag(p, "eval_iters", type=positive_int)
     flag(p, "dropout", type=number)
-    flag(p, "optimizer", choices=("adamw", "muon"),
+    flag(p, "optimizer", choices=OPTIMIZERS,
          help="adamw (the presets' default), or muon: Muon for the blocks' matrices, AdamW for the rest")
     flag(p, "init_from_model", help="start from another run's weights (a run name or folder)")
     flag(p, "device", default="auto", help="auto, cpu, cuda or cuda:N")

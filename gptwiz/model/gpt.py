@@ -129,6 +129,22 @@ class Block(nn.Module):
         return x
 
 
+
+def adamw_over(params: list[torch.Tensor], weight_decay: float, learning_rate: float, betas: tuple[float, float],
+               fused: bool) -> torch.optim.AdamW:
+    """AdamW, decaying matrices only: shrinking biases and LayerNorm gains towards zero only hurts. fused: the
+    fused kernel (one launch for the whole update instead of several per tensor), or torch's default (for-each)
+    where this torch has none for the parameters; not fused: the per-tensor loop (an explicit fused=False leaves
+    torch no default to pick)."""
+    groups = [
+        {"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
+        {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
+    ]
+    try:
+        return torch.optim.AdamW(groups, lr=learning_rate, betas=betas, fused=fused)
+    except (RuntimeError, ValueError):
+        return torch.optim.AdamW(groups, lr=learning_rate, betas=betas)
+
 class GPT(nn.Module):
     """`loss_fn` is the loss `forward` computes with targets (gptwiz.model.loss): the textbook cross-entropy
     unless the caller chooses another; the trainer chooses by device (gptwiz.model.loss.training_loss)."""
@@ -199,19 +215,9 @@ class GPT(nn.Module):
 
     def configure_optimizer(self, weight_decay: float, learning_rate: float, betas: tuple[float, float],
                             fused: bool) -> torch.optim.AdamW:
-        """AdamW. fused: the fused kernel (one launch for the whole update instead of several per tensor), or
-        torch's default (for-each) where this torch has none for the parameters; not fused: the per-tensor loop
-        (an explicit fused=False leaves torch no default to pick)."""
-        # Decay matrices only: shrinking biases and LayerNorm gains towards zero only hurts.
-        params = [p for p in self.parameters() if p.requires_grad]
-        groups = [
-            {"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
-            {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
-        ]
-        try:
-            return torch.optim.AdamW(groups, lr=learning_rate, betas=betas, fused=fused)
-        except (RuntimeError, ValueError):
-            return torch.optim.AdamW(groups, lr=learning_rate, betas=betas)
+        """AdamW over all the trainable parameters (adamw_over)."""
+        return adamw_over([p for p in self.parameters() if p.requires_grad], weight_decay, learning_rate, betas,
+                          fused)
 
     def flops_per_token(self) -> float:
         """Training FLOPs per token (forward and backward): gptwiz.model.config's count, which planning uses too."""

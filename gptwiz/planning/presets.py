@@ -35,6 +35,9 @@ DOMAIN_ADAPT_PRESET = "750M_1024_domain_adapt"
 PRESET_ORDER = ["tiny", "small", "150M", "150M_1024", "200M", "350M_1024", "750M_1024", DOMAIN_ADAPT_PRESET]
 
 
+# What --optimizer takes (gptwiz.training.optimizers builds them), the presets' default first.
+OPTIMIZERS = ("adamw", "muon")
+
 # A beta of Adam's: 1 or more would let the moment estimates grow without end.
 Beta = Annotated[float, Bound(0, 1, whole=False, high_open=True)]
 

@@ -10,8 +10,8 @@ from typing import Any
 import torch
 
 from gptwiz.common.errors import UsageError
-
-OPTIMIZERS = ("adamw", "muon")
+from gptwiz.model.gpt import adamw_over
+from gptwiz.planning.presets import OPTIMIZERS
 
 
 def muon_available() -> bool:
@@ -46,15 +46,10 @@ class MuonAdamW:
                  betas: tuple[float, float], fused: bool):
         named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
         matrices = [p for n, p in named if is_muon_matrix(n, p)]
-        others = [(n, p) for n, p in named if not is_muon_matrix(n, p)]
+        others = [p for n, p in named if not is_muon_matrix(n, p)]
         self.muon = torch.optim.Muon(matrices, lr=learning_rate, weight_decay=weight_decay,  # type: ignore[attr-defined]
                                      adjust_lr_fn="match_rms_adamw")
-        groups = [{"params": [p for _, p in others if p.dim() >= 2], "weight_decay": weight_decay},
-                  {"params": [p for _, p in others if p.dim() < 2], "weight_decay": 0.0}]
-        try:
-            self.adamw = torch.optim.AdamW(groups, lr=learning_rate, betas=betas, fused=fused)
-        except (RuntimeError, ValueError):
-            self.adamw = torch.optim.AdamW(groups, lr=learning_rate, betas=betas)
+        self.adamw = adamw_over(others, weight_decay, learning_rate, betas, fused)
         self.parts: tuple[torch.optim.Optimizer, ...] = (self.muon, self.adamw)
 
     @property
