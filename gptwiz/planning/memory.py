@@ -131,6 +131,7 @@ class MemoryEstimate:
     block_size: int
     grad_accum: int
     compiled: bool = False
+    optimizer_name: str = "adamw"
 
     def lines(self) -> list[tuple[str, int]]:
         """(label, bytes) for display; the lines above the total add up to it."""
@@ -161,6 +162,7 @@ class MemoryEstimate:
             "bytes": {k: data[k] for k in keys},
             "peak_phase": self.peak_phase,
             **{k: data[k] for k in ("device_type", "dtype", "batch_size", "block_size", "grad_accum", "compiled")},
+            "optimizer": self.optimizer_name,
         }
 
 
@@ -296,7 +298,7 @@ def estimate_memory(model: ModelConfig, *, batch_size: int, block_size: int | No
                           logits=logits, autocast=autocast, checkpoint=checkpoint, allocator=int(allocator),
                           runtime=runtime, overlap=int(parts - total), total=int(total), peak_phase=peak_phase,
                           device_type=device_type, dtype=dtype, batch_size=batch_size, block_size=t,
-                          grad_accum=grad_accum, compiled=compiled)
+                          grad_accum=grad_accum, compiled=compiled, optimizer_name=optimizer)
 
 
 def _loss_groups(n: int, v: int, c: int, a: int, sliced: bool, compiled: bool, cpu: bool) -> list[_Group]:

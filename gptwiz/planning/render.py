@@ -73,7 +73,8 @@ def estimate_table(est: MemoryEstimate, title: str, guide_vram_gb: float | None 
     kind = "peak CPU RAM (not VRAM)" if cpu else "peak VRAM"
     table = Table(title=f"{title}: {est.params / 1e6:.1f}M parameters, {kind}", title_justify="left",
                   caption=f"batch {est.batch_size} x block {est.block_size}, grad accum {est.grad_accum}, "
-                          f"{est.dtype} on {est.device_type}{' compiled' if est.compiled else ''}: {where}",
+                          f"{est.dtype} on {est.device_type}{' compiled' if est.compiled else ''}"
+                          f"{', Muon' if est.optimizer_name == 'muon' else ''}: {where}",
                   caption_justify="left", show_header=False, box=None, padding=(0, 2))
     table.add_column()
     table.add_column(justify="right")
