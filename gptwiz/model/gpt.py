@@ -129,7 +129,6 @@ class Block(nn.Module):
         return x
 
 
-
 def adamw_over(params: list[torch.Tensor], weight_decay: float, learning_rate: float, betas: tuple[float, float],
                fused: bool) -> torch.optim.AdamW:
     """AdamW, decaying matrices only: shrinking biases and LayerNorm gains towards zero only hurts. fused: the
@@ -144,6 +143,7 @@ def adamw_over(params: list[torch.Tensor], weight_decay: float, learning_rate: f
         return torch.optim.AdamW(groups, lr=learning_rate, betas=betas, fused=fused)
     except (RuntimeError, ValueError):
         return torch.optim.AdamW(groups, lr=learning_rate, betas=betas)
+
 
 class GPT(nn.Module):
     """`loss_fn` is the loss `forward` computes with targets (gptwiz.model.loss): the textbook cross-entropy

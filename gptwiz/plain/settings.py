@@ -38,20 +38,19 @@ class SettingsStep:
         self.measure_throughput = measure_throughput
         self._speed: tuple[Any] | None = None  # (the measured throughput, or None), once measured
         self._facts: DataFacts | None = None   # the data's difficulty, once measured
-        self._model: QualityModel | None = None  # with the runs folder's correction, read once
 
     def run(self) -> str:
         """'next' to probe the settings agreed on, 'launch' to start without a probe, or 'back'."""
         throughput = self.throughput()
         self._facts = self._facts or data_facts_for(self.state)
-        self._model = local_quality_model(self.state.runs_dir)
+        model = local_quality_model(self.state.runs_dir)  # the runs folder's correction, read once a visit
         rec = view(recommend_for(self.state, throughput, facts=self._facts))
         self.state.recommendation = rec
         self.state.knobs = rec.knobs
         self._show_pick(rec)
         while True:
             k = self.state.knobs or rec.knobs  # never None here: set from a recommendation
-            self._show_settings(k, rec, throughput)
+            self._show_settings(k, rec, throughput, model)
             choices = [("ok", "go on with this"),
                        ("knobs", "change context length, batch size, learning rate, iterations")]
             choices += [(f"alt:{a.preset}", f"switch to {a.preset}" + (f": {a.why}" if a.why else ""))
@@ -81,7 +80,7 @@ class SettingsStep:
         for warning in rec.warnings:
             talk.say_item("  ! ", warning, "yellow")
 
-    def _show_settings(self, k: Knobs, rec: RecView, throughput: Any) -> None:
+    def _show_settings(self, k: Knobs, rec: RecView, throughput: Any, model: QualityModel) -> None:
         """The settings' memory and predicted times (where known), and their command line."""
         try:
             est = estimate_bytes(k, self.state)
@@ -95,7 +94,7 @@ class SettingsStep:
         if times is not None:
             self.talk.say(f"  time: probe about {fmt.duration(times.probe_s)}, run about {fmt.duration(times.run_s)} "
                           f"({k.max_iters:,} iterations){'; ' + times.label if times.label else ''}")
-        q = quality_for(k, self.state, self._facts, self._model)
+        q = quality_for(k, self.state, self._facts, model)
         if q is not None:
             bpb = f", {q.bits_per_byte:.2f} bits/byte" if q.bits_per_byte is not None else ""
             assumed = " (typical English prose assumed)" if q.assumed_data else ""

@@ -245,9 +245,10 @@ def estimate_memory(model: ModelConfig, *, batch_size: int, block_size: int | No
     cpu = device_type == "cpu"
 
     embed = v * c  # the tied token embedding / LM head matrix
-    layer_matmul = n_layer * 12 * c * c + (n_layer * 13 * c if cfg.bias else 0)
+    block_matrices = n_layer * 12 * c * c  # the blocks' weight matrices: Muon's, with --optimizer muon
+    layer_matmul = block_matrices + (n_layer * 13 * c if cfg.bias else 0)
     weights, grads = 4 * p, 4 * p
-    moments = 8 * p - (4 * n_layer * 12 * c * c if optimizer == "muon" else 0)
+    moments = 8 * p - (4 * block_matrices if optimizer == "muon" else 0)
     per_layer = _saved_per_token_layer(c, h, t, a, dropout, device_type)
     sliced = uses_sliced_loss(device_type, compiled)
     activations = n * (n_layer * per_layer + _saved_per_token_once(c, a, dropout, device_type, sliced))

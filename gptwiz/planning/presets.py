@@ -10,7 +10,7 @@ import json
 import os
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from gptwiz.common.errors import UsageError
 from gptwiz.common.inert import quote
@@ -36,7 +36,8 @@ PRESET_ORDER = ["tiny", "small", "150M", "150M_1024", "200M", "350M_1024", "750M
 
 
 # What --optimizer takes (gptwiz.training.optimizers builds them), the presets' default first.
-OPTIMIZERS = ("adamw", "muon")
+Optimizer = Literal["adamw", "muon"]
+OPTIMIZERS: tuple[str, ...] = get_args(Optimizer)
 
 # A beta of Adam's: 1 or more would let the moment estimates grow without end.
 Beta = Annotated[float, Bound(0, 1, whole=False, high_open=True)]
@@ -59,7 +60,7 @@ class TrainConfig:
     eval_interval: int = field(default=250, metadata=rule(Bound(1, 1_000_000_000)))
     eval_iters: int = field(default=20, metadata=rule(Bound(1, 1_000_000)))
     # Muon for the blocks' matrices (AdamW for the rest), or AdamW for all: gptwiz.training.optimizers.
-    optimizer: Literal["adamw", "muon"] = "adamw"
+    optimizer: Optimizer = "adamw"
 
 
 @dataclass(frozen=True)

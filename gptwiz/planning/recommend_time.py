@@ -90,7 +90,8 @@ def _candidates(names: list[str], ask: Ask, batch: int, throughput: Throughput,
                 iters = iters_within(plan, throughput, budget)
                 # Timed at the iterations kept: a run cut short may no longer compile, nor its probe. Where the
                 # compile time alone spoils the probe, the same run just under the compile threshold is offered too.
-                for n in {max(1, round_iters(iters)), max(1, round_iters(min(iters, COMPILE_MIN_ITERS[device_type] - 1)))} - {0}:
+                below_compile = min(iters, COMPILE_MIN_ITERS[device_type] - 1)
+                for n in {max(1, round_iters(k)) for k in (iters, below_compile)}:
                     out.append((timed(p, block, fit, device_type, dtype, ask.gpu_count, throughput, iters=n), n))
     return out
 

@@ -69,8 +69,9 @@ def _write_bytes(path: Path, data: bytes) -> None:
 @dataclass
 class FolderBefore:
     """A run folder as it was when a trainer took its lock, so that a run that fails before its first step puts
-    it back: what it wrote there goes, config.json and status.json get their old content back (a probe's, or a
-    resumed run's; quality.json likewise), train.log its old length, and `made` (the folders the trainer created) are removed if empty.
+    it back: what it wrote there goes, config.json, status.json and quality.json get their old content back (a
+    probe's, or a resumed run's), train.log its old length, and `made` (the folders the trainer created) are
+    removed if empty.
     A refused start leaves nothing behind; a refused resume changes nothing."""
     paths: RunPaths
     made: list[Path]
@@ -91,8 +92,9 @@ class FolderBefore:
             log_size: int | None = info.st_size if stat.S_ISREG(info.st_mode) else None
         except OSError:
             log_size = None
-        return cls(paths, made, {p.name: _read_small(p) for p in (paths.config, paths.status, paths.quality)}, present,
-                   log_size, {p.name: _file_id(p) for p in (paths.ckpt_last, paths.ckpt_best)})
+        kept = (paths.config, paths.status, paths.quality)
+        return cls(paths, made, {p.name: _read_small(p) for p in kept}, present, log_size,
+                   {p.name: _file_id(p) for p in (paths.ckpt_last, paths.ckpt_best)})
 
     def wrote_checkpoint(self) -> bool:
         """Whether a checkpoint was written since: then the run has something to resume, and it stays."""

@@ -39,8 +39,8 @@ def is_muon_matrix(name: str, param: torch.Tensor) -> bool:
 
 class MuonAdamW:
     """Muon and AdamW stepping as one optimizer: the trainer sets the learning rate of every group, steps and
-    clears them together, and a checkpoint holds both states (`parts`, for torch's distributed state helpers,
-    which key each by parameter name)."""
+    clears them together; a checkpoint holds both states through `parts` (optimizer_parts), which torch's
+    distributed state helpers save and load keyed by parameter name."""
 
     def __init__(self, model: torch.nn.Module, weight_decay: float, learning_rate: float,
                  betas: tuple[float, float], fused: bool):
@@ -64,12 +64,6 @@ class MuonAdamW:
         for part in self.parts:
             part.step()
 
-    def state_dict(self) -> dict[str, Any]:
-        return {"muon": self.muon.state_dict(), "adamw": self.adamw.state_dict()}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.muon.load_state_dict(state["muon"])
-        self.adamw.load_state_dict(state["adamw"])
 
 
 def build_optimizer(model: Any, name: str, weight_decay: float, learning_rate: float, betas: tuple[float, float],

@@ -190,10 +190,9 @@ def local_quality_model(runs_dir: Path | str) -> QualityModel:
     return replace(QUALITY_MODEL, local_shift=shift)
 
 
-def quality_for(knobs: Knobs, state: WizardState, facts: DataFacts | None,
-                model: QualityModel | None = None) -> Quality | None:
-    """The predicted final validation loss of a run at these knobs (gptwiz.planning.quality); None for a preset
-    that cannot be read."""
+def quality_for(knobs: Knobs, state: WizardState, facts: DataFacts | None, model: QualityModel) -> Quality | None:
+    """The predicted final validation loss of a run at these knobs (gptwiz.planning.quality) by `model` (the
+    runs folder's, local_quality_model: read once, off the UI's loop); None for a preset that cannot be read."""
     try:
         preset = load_preset(knobs.preset)
     except UsageError:
@@ -202,8 +201,7 @@ def quality_for(knobs: Knobs, state: WizardState, facts: DataFacts | None,
     shape = preset_shape(preset, block_size=knobs.block_size, max_iters=knobs.max_iters,
                          tokens_per_iter=knobs.batch_size * knobs.grad_accum * gpus * knobs.block_size,
                          learning_rate=knobs.learning_rate)
-    # `model`: the local one read once (local_quality_model reads every run's quality.json): pass it from a worker.
-    return predict_quality(shape, facts or assumed_data(None), model or local_quality_model(state.runs_dir))
+    return predict_quality(shape, facts or assumed_data(None), model)
 
 
 def knobs_for_preset(preset: str, current: Knobs | None = None) -> Knobs:

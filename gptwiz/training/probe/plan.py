@@ -87,7 +87,8 @@ def _checked_dataset_dir(opts: ProbeOptions, scratch: Path) -> str:
     check = probe_train_options(
         config_file=opts.config_file, model_name="probe-check", input_file=opts.input_file,
         dataset_dir=opts.dataset_dir, max_iters=opts.iters, learning_rate=opts.learning_rate,
-        optimizer=opts.optimizer, batch_size=opts.batch_size, block_size=opts.block_size, grad_accum=opts.grad_accum,
+        optimizer=opts.optimizer, batch_size=opts.batch_size, block_size=opts.block_size,
+        grad_accum=opts.grad_accum,
         device=opts.device, dtype="float32" if opts.dtype == "auto" else opts.dtype, compile=False,
         seed=opts.seed, runs_dir=str(scratch / "check"),  # (never made: nothing is written there)
         data_dir=opts.data_dir)

@@ -234,7 +234,8 @@ class RecommendationScreen(WizardStep):
     def _quality_text(self, knobs: Knobs) -> Text:
         """'Quality, predicted' over 'val loss 4.21 (3.95-4.47) · 1.52 bits/byte' for these knobs."""
         text = Text()
-        q = quality_for(knobs, self.state, self.facts, self.quality_model) if self.rec is not None else None
+        model = self.quality_model
+        q = quality_for(knobs, self.state, self.facts, model) if self.rec is not None and model is not None else None
         if q is None:
             return text
         text.append("Quality, predicted (final)\n", style="bold")
