@@ -9,11 +9,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from rich.cells import cell_len
+
 from gptwiz.cli.args import flag, number
 from gptwiz.common.errors import UsageError, WriteFailed
 from gptwiz.common.files import check_folder, check_own_folder, write_failure
 from gptwiz.common.inert import inert, quote
-from gptwiz.report.build import check_output, load, write
+from gptwiz.report.build import check_output, command_words, load, write
 from gptwiz.report.terminal import render
 from gptwiz.runs.jsonfile import read_json
 from gptwiz.runs.metrics import read_metrics
@@ -48,22 +50,39 @@ def run(args: argparse.Namespace) -> int:
     if out is not None:
         check_output(out)
     report = load(args.names, args.runs_dir)
-    names = " ".join(inert(r.name) for r in report.runs)
     if out is None:
-
         size = shutil.get_terminal_size((100, 30))
         height = max(12, min(size.lines - len(report.runs) - 6, 30))
         print(render(report.runs, report.comparison, size.columns, height, args.smooth, args.log_y,
                      color=sys.stdout.isatty()))
-        print(f"\nas a file: gptwiz report {names} --out report.png (or .svg, .html)")
+        words = [inert(w) for w in command_words(args.names, args.runs_dir, "report.png")]
+        print("\nas a file (or .svg, .html):\n" + _shell_lines(words, size.columns))
         return 0
 
     try:
         write(report, out, args.smooth, args.log_y)
     except OSError as exc:
         raise _write_error(exc, out) from None
-    print(f"wrote {inert(out)} ({' | '.join(report.comparison.labels) if len(report.runs) > 1 else names})")
+    print(f"wrote {inert(out)}: {report.comparison.summary() if len(report.runs) > 1 else report.comparison.names[0]}")
     return 0
+
+
+def _shell_lines(words: list[str], width: int) -> str:
+    """A command as a shell takes it pasted, in lines that fit `width` (each line but the last continued with a
+    backslash), broken between arguments only: a flag and its value together where they fit, and a word wider
+    than the terminal (a long path) on a line of its own."""
+    units: list[str] = []
+    for word in words:  # a flag stays on its value's line, where the two fit on one
+        if units and units[-1].startswith("--") and " " not in units[-1] and cell_len(units[-1] + word) + 7 <= width:
+            units[-1] += " " + word
+        else:
+            units.append(word)
+    lines = ["  " + units[0]]
+    for unit in units[1:]:
+        if lines[-1].strip() and cell_len(lines[-1]) + 1 + cell_len(unit) + 2 > width:
+            lines.append("   ")
+        lines[-1] += " " + unit
+    return " \\\n".join(lines)
 
 
 def write_tensorboard(args: argparse.Namespace) -> int:

@@ -15,7 +15,7 @@ from gptwiz.common import fmt
 from gptwiz.common.atomic import atomic_write
 from gptwiz.report.differences import Comparison
 from gptwiz.report.series import Curve, RunSeries, ema
-from gptwiz.report.summary import header, table
+from gptwiz.report.summary import Table, differences, header, split, table
 
 GIB = 1024**3
 # The shared settings a comparison's title names (the table and the page have the rest).
@@ -131,12 +131,94 @@ def _single(fig: Any, run: RunSeries, comparison: Comparison, style: Style) -> N
     fig.suptitle(lines[0] + "\n" + lines[1], fontsize="medium")
 
 
+# The comparison's layout, in inches: the loss panels keep their height however many runs there are; the legend
+# and the tables below them grow with the runs, and the figure with them.
+_WIDTH = 14.0
+_PLOTS_HEIGHT = 4.6
+_LEGEND_ROW = 0.3
+_TABLE_ROW = 0.24
+_TABLE_TITLE = 0.45
+_TABLE_FONT = 9
+_TABLE_ROOM = 0.94  # the part of the figure's width a table may take (the rest: the layout's margins)
+
+
+def _text_width(text: str, size: float, weight: str = "normal") -> float:
+    """The width `text` takes at `size` points, in inches."""
+    from matplotlib.font_manager import FontProperties  # optional dependency (extra: report)
+    from matplotlib.textpath import text_to_path  # optional dependency (extra: report)
+
+    font = FontProperties(size=size, weight=weight)
+    return float(text_to_path.get_text_width_height_descent(text, font, ismath=False)[0]) / 72
+
+
+def _cell_width(text: str, bold: bool = False) -> float:
+    """A table cell's width in inches: its text's, padded as matplotlib pads it (a tenth each side), and a little."""
+    return _text_width(text, _TABLE_FONT, "bold" if bold else "normal") * 1.2 + 0.08
+
+
+def _column_widths(summary: Table) -> list[float]:
+    """Each column's width in inches: its widest cell (the runs' names are bold)."""
+    return [max(_cell_width(summary.columns[i]), *(_cell_width(r.cells[i], i == 0) for r in summary.rows))
+            for i in range(len(summary.columns))]
+
+
+def _tables(runs: Sequence[RunSeries], comparison: Comparison) -> list[tuple[str, Table]]:
+    """The tables under the curves, each narrow enough for the figure: the results, then the settings that
+    differ (where the labels are the runs' names, these say what the legend does not)."""
+    out = []
+    wide = _WIDTH * _TABLE_ROOM
+    differ = differences(comparison)
+    for title, whole in (("results", table(runs, comparison)), ("settings that differ", differ)):
+        if whole is None:
+            continue
+        # Split by hundredths of an inch, each cell measured as if bold (the names are).
+        parts = split(whole, int(wide * 100), lambda text: round(_cell_width(text, True) * 100), gap=0)
+        out += [(title if i == 0 else f"{title} (continued)", part) for i, part in enumerate(parts)]
+    return out
+
+
+def _draw_table(ax: Any, title: str, summary: Table, colors: Sequence[str]) -> None:
+    """One table, as wide as its text (centred), filling its axes' height; the run names in their colours."""
+    ax.axis("off")
+    widths = _column_widths(summary)
+    width = min(1.0, sum(widths) / (_WIDTH * _TABLE_ROOM))
+    t = ax.table(cellText=[list(r.cells) for r in summary.rows], colLabels=list(summary.columns),
+                 cellLoc="center", bbox=[(1 - width) / 2, 0, width, 1])
+    t.auto_set_font_size(False)
+    t.set_fontsize(_TABLE_FONT)
+    t.auto_set_column_width(list(range(len(summary.columns))))
+    for i, color in enumerate(colors, start=1):
+        t[i, 0].get_text().set_color(color)
+        t[i, 0].get_text().set_fontweight("bold")
+    ax.set_title(title, fontsize="medium", loc="center")
+
+
+def _legend(ax: Any, comparison: Comparison, colors: Sequence[str], columns: int) -> None:
+    """Which curve is which run, in an axes of its own under the curves: it never covers them."""
+    from matplotlib.lines import Line2D  # optional dependency (extra: report)
+
+    ax.axis("off")
+    handles = [Line2D([], [], color=c, marker="o", markersize=4, linewidth=1.6) for c in colors]
+    ax.legend(handles, comparison.labels, loc="center", ncols=columns, frameon=False, fontsize="medium",
+              columnspacing=2.5)
+
+
+def legend_columns(labels: Sequence[str]) -> int:
+    """As many legend entries to a row as fit the figure's width (an entry: its line, its label, a space)."""
+    widest = max(_text_width(label, 10) for label in labels) + 1.2
+    return max(1, min(len(labels), int(_WIDTH * _TABLE_ROOM // widest)))
+
+
 def _several(fig: Any, runs: Sequence[RunSeries], comparison: Comparison, style: Style) -> None:
-    summary = table(runs, comparison.labels)
-    grid = fig.add_gridspec(2, 2, height_ratios=[5.5, 0.4 + 0.3 * len(summary.rows)])
+    colors = [f"C{i % 10}" for i in range(len(runs))]
+    columns = legend_columns(comparison.labels)
+    tables = _tables(runs, comparison)
+    heights = [_PLOTS_HEIGHT, _LEGEND_ROW * (-(-len(runs) // columns)) + 0.2,
+               *(_TABLE_TITLE + _TABLE_ROW * (len(t.rows) + 1) for _, t in tables)]
+    fig.set_size_inches(_WIDTH, sum(heights) + 0.6)
+    grid = fig.add_gridspec(len(heights), 2, height_ratios=heights)
     train_ax, val_ax = fig.add_subplot(grid[0, 0]), fig.add_subplot(grid[0, 1])
     by_tokens = all(r.tokens_per_iter for r in runs)  # runs of different batches compare fairly by tokens
-    colors = [f"C{i % 10}" for i in range(len(runs))]
     for run, label, color in zip(runs, comparison.labels, colors):
         scale = run.tokens_per_iter if by_tokens else 1.0
         if len(run.train_loss):
@@ -149,21 +231,11 @@ def _several(fig: Any, runs: Sequence[RunSeries], comparison: Comparison, style:
         (_tokens_axis if by_tokens else _iters_axis)(ax)
         _loss_axes(ax, style)
         ax.set_title(title)
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(loc="upper right", fontsize="small")
-        else:
+        if not ax.get_lines():
             _empty(ax, what)
-    table_ax = fig.add_subplot(grid[1, :])
-    table_ax.axis("off")
-    cells = [list(r.cells) for r in summary.rows]
-    t = table_ax.table(cellText=cells, colLabels=list(summary.columns), loc="upper center", cellLoc="center")
-    t.auto_set_font_size(False)
-    t.set_fontsize(9)
-    t.auto_set_column_width(list(range(len(summary.columns))))
-    t.scale(1, 1.3)
-    for i, color in enumerate(colors, start=1):
-        t[i, 0].get_text().set_color(color)
-        t[i, 0].get_text().set_fontweight("bold")
+    _legend(fig.add_subplot(grid[1, :]), comparison, colors, columns)
+    for row, (title, summary) in enumerate(tables, start=2):
+        _draw_table(fig.add_subplot(grid[row, :]), title, summary, colors)
     title = f"{len(runs)} runs compared"
     alike = [s for s in comparison.shared if s.split(" ")[0] in _TITLE_SETTINGS]
     if alike:
@@ -179,7 +251,7 @@ def draw(runs: Sequence[RunSeries], comparison: Comparison, style: Style) -> Any
     from matplotlib.figure import Figure  # optional dependency (extra: report)
 
     several = len(runs) > 1
-    fig = Figure(figsize=(14, 6.6 + 0.3 * len(runs) if several else 8), layout="constrained", dpi=100)
+    fig = Figure(figsize=(_WIDTH, 8), layout="constrained", dpi=100)  # several runs: sized by _several
     # The labels hold outside text (names, made inert by the report's table and comparison): a '$' in a folder's
     # name is a character, not the start of mathtext that could fail to parse.
     with matplotlib.rc_context({"text.parse_math": False}):
