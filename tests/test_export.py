@@ -71,7 +71,7 @@ def exported(tiny_run, tmp_path_factory) -> Path:
 def test_export_loads_in_transformers_with_the_same_logits(exported):
     files = sorted(p.name for p in exported.iterdir())
     assert files == ["README.md", "config.json", "generation_config.json", "merges.txt", "model.safetensors",
-                     "special_tokens_map.json", "tokenizer_config.json", "vocab.json"]
+                     "special_tokens_map.json", "tokenizer.json", "tokenizer_config.json", "vocab.json"]
     config = json.loads((exported / "config.json").read_text())
     assert config["model_type"] == "gpt2" and config["architectures"] == ["GPT2LMHeadModel"]
     assert (config["n_layer"], config["n_head"], config["n_embd"], config["n_positions"]) == (4, 4, 192, 64)
@@ -104,6 +104,59 @@ def test_exported_tokenizer_gives_tiktokens_ids(exported):
         assert tokenizer(text)["input_ids"] == ids, text
         assert tokenizer.decode(ids) == text
     assert tokenizer.eos_token_id == 50256
+
+
+@pytest.mark.slow
+def test_tokenizer_json_gives_tiktokens_ids_offline(exported, monkeypatch):
+    """tokenizer.json, read by the tokenizers library itself and by transformers' fast tokenizer, splits real
+    text (and runs of spaces, newlines, CJK, emoji) into tiktoken's ids, and <|endoftext|> is its one special."""
+    from tokenizers import Tokenizer
+    from transformers import AutoTokenizer, PreTrainedTokenizerFast
+
+    from gptwiz.data.tokenizer import get_encoding
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    enc = get_encoding()
+    raw = Tokenizer.from_file(str(exported / "tokenizer.json"))
+    fast = PreTrainedTokenizerFast(tokenizer_file=str(exported / "tokenizer.json"))
+    auto = AutoTokenizer.from_pretrained(exported, local_files_only=True)
+    assert auto.is_fast and fast.is_fast
+    texts = [*TRICKY_TEXTS, "two  spaces,\n\n\nthree newlines", "a<|endoftext|>b <|endoftext|>\n",
+             SHAKESPEARE.read_text(encoding="utf-8")[:20_000]]
+    for text in texts:
+        ids = enc.encode(text, allowed_special={"<|endoftext|>"})
+        assert raw.encode(text).ids == ids, text
+        assert fast(text)["input_ids"] == ids and auto(text)["input_ids"] == ids, text
+        assert raw.decode(ids, skip_special_tokens=False) == text
+    assert raw.token_to_id("<|endoftext|>") == 50256 and raw.get_vocab_size() == 50257
+
+
+@pytest.mark.slow
+def test_generate_with_the_exports_own_defaults_stays_within_the_positions(exported, monkeypatch):
+    """generation_config.json's length fits the model: the defaults alone never ask for a position past the block
+    (with `gptwiz sample`'s 200 new tokens they did, after any prompt, and generate() failed on an index)."""
+    from transformers import AutoTokenizer, GPT2LMHeadModel
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    model = GPT2LMHeadModel.from_pretrained(exported, local_files_only=True).eval()
+    tokenizer = AutoTokenizer.from_pretrained(exported, local_files_only=True)
+    ids = tokenizer("To be, or not to be", return_tensors="pt").input_ids
+    for seed in range(3):
+        torch.manual_seed(seed)
+        out = model.generate(ids, attention_mask=torch.ones_like(ids))
+        assert ids.shape[1] < out.shape[1] <= model.config.n_positions == 64
+        assert out[0, :ids.shape[1]].tolist() == ids[0].tolist()
+
+
+@pytest.mark.slow
+def test_the_run_name_is_the_models_name_not_the_folders(exported):
+    """The folder is drop-hf; config.json and the card's metadata name the run, and llama.cpp's converter, reading
+    this folder, names its GGUF after the run (it falls back to the folder's name only when they do not)."""
+    gguf = pytest.importorskip("gguf")
+
+    assert json.loads((exported / "config.json").read_text())["_name_or_path"] == "drop"
+    assert (exported / "README.md").read_text().split("---\n")[1].startswith('model_name: "drop"\n')
+    assert gguf.Metadata.load(None, exported, None, 0).name == "drop"
 
 
 @pytest.mark.slow

@@ -1,4 +1,4 @@
-"""`gptwiz export`: a trained run as a Hugging Face GPT-2 model folder."""
+"""`gptwiz export`: a trained run as a Hugging Face GPT-2 model folder, or as a GGUF file for llama.cpp and Ollama."""
 
 from __future__ import annotations
 
@@ -10,13 +10,18 @@ from typing import Any
 from gptwiz.cli.args import flag
 from gptwiz.common import fmt
 from gptwiz.common.inert import inert
+from gptwiz.export.formats import FORMATS, OUTTYPES
 from gptwiz.runs.checkpoints import CHECKPOINT_CHOICES
 
 
 def add(sub: Any) -> None:
-    p = sub.add_parser("export", help="write a trained run as a Hugging Face GPT-2 model folder")
+    p = sub.add_parser("export", help="write a trained run as a Hugging Face GPT-2 model folder (or a GGUF file)")
     p.add_argument("model_name", metavar="NAME", help="a run name or run folder")
     flag(p, "out", required=True, help="the folder to write (new or empty)")
+    flag(p, "format", choices=FORMATS, default="hf",
+         help="hf (the default): a Hugging Face GPT-2 folder; gguf: NAME.gguf for llama.cpp and an Ollama Modelfile")
+    flag(p, "outtype", choices=OUTTYPES,
+         help="with --format gguf: the weights' type, f32, f16 (the default, as llama.cpp's converter) or q8_0")
     flag(p, "checkpoint", choices=CHECKPOINT_CHOICES, default="auto",
          help="best or last; auto (the default): the rule `gptwiz sample` uses")
     flag(p, "runs_dir", default="runs")

@@ -1,1 +1,2 @@
-"""A trained run made readable outside gptwiz: a Hugging Face GPT-2 model folder (`gptwiz export`)."""
+"""A trained run made readable outside gptwiz (`gptwiz export`): a Hugging Face GPT-2 model folder, or a GGUF file
+for llama.cpp and Ollama."""

@@ -1,10 +1,11 @@
-"""A run's checkpoint as a Hugging Face GPT-2 model folder: config.json, model.safetensors, generation_config.json,
-the GPT-2 tokenizer files and a model card, written into a temporary sibling and renamed into place, one export
-at a time per folder (gptwiz.export.target).
+"""`gptwiz export`: a run's checkpoint as a Hugging Face GPT-2 model folder (config.json, model.safetensors,
+generation_config.json, the GPT-2 tokenizer files and a model card) or, with --format gguf, as a GGUF file for
+llama.cpp with an Ollama Modelfile beside it (gptwiz.export.gguf_folder); either written into a temporary
+sibling and renamed into place, one export at a time per folder (gptwiz.export.target).
 
 gptwiz's model keeps GPT-2's tensor names, stored as nn.Linear (out, in): the Hugging Face model's Conv1D holds
-the four projection matrices as (in, out), so those are transposed; the biases a preset leaves out are zeros
-there, and the vocabulary's padding rows (no token has their ids) are dropped.
+the four projection matrices as (in, out), so those are transposed (gptwiz.export.tensors gives the rest: zero
+biases where the preset has none, the vocabulary's padding rows dropped).
 """
 
 from __future__ import annotations
@@ -22,9 +23,15 @@ from gptwiz.common.errors import UsageError
 from gptwiz.common.files import check_folder
 from gptwiz.common.inert import quote
 from gptwiz.data.tokenizer import EOT_TOKEN, GPT2_VOCAB_SIZE
+from gptwiz.export.chat_templates import jinja_template, known_template
+from gptwiz.export.formats import DEFAULT_OUTTYPE, FORMATS, OUTTYPES
+from gptwiz.export.gguf_file import load_gguf
+from gptwiz.export.gguf_folder import GgufExport, gguf_folder
 from gptwiz.export.model_card import CardFacts, model_card
+from gptwiz.export.modelfile import MODELFILE
 from gptwiz.export.safetensors_file import write_safetensors
-from gptwiz.export.target import ExportTarget, check_name
+from gptwiz.export.target import ExportTarget, check_name, is_model_folder
+from gptwiz.export.tensors import full_tensors
 from gptwiz.export.tokenizer_files import TOKENIZER_FILES, tokenizer_files
 from gptwiz.model.config import ModelConfig
 from gptwiz.planning.presets import shown
@@ -32,6 +39,7 @@ from gptwiz.runs.checkpoints import CHECKPOINT_CHOICES
 from gptwiz.runs.jsonfile import read_json
 from gptwiz.runs.metrics import read_metrics
 from gptwiz.runs.paths import RunPaths, resolve_run
+from gptwiz.training.chat import run_template
 from gptwiz.training.run_model import load_run_model
 from gptwiz.training.saved_config import read_run_facts
 
@@ -40,6 +48,9 @@ _CONV1D = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c
 WEIGHTS_FILE = "model.safetensors"
 # Every file of an exported folder.
 MODEL_FILES = (WEIGHTS_FILE, "config.json", "generation_config.json", "README.md", *TOKENIZER_FILES)
+# `gptwiz sample`'s defaults, which both formats carry for programs that sample from the model.
+TEMPERATURE = 0.8
+TOP_K = 200
 
 
 @dataclass(frozen=True)
@@ -49,6 +60,8 @@ class ExportOptions:
     checkpoint: str = "auto"  # best, last, or auto (gptwiz.runs.checkpoints.choose)
     runs_dir: str = "runs"
     overwrite: bool = False
+    format: str = "hf"  # hf or gguf
+    outtype: str | None = None  # gguf only: f32, f16 (the default) or q8_0
 
 
 @dataclass(frozen=True)
@@ -60,9 +73,11 @@ class ExportResult:
     files: list[str]
 
 
-def gpt2_config(config: ModelConfig) -> dict[str, Any]:
-    """GPT2Config's fields for the model (transformers' names and defaults where gptwiz has no value)."""
+def gpt2_config(config: ModelConfig, name: str | None = None) -> dict[str, Any]:
+    """GPT2Config's fields for the model (transformers' names and defaults where gptwiz has no value); `name`,
+    the run's, as `_name_or_path`, where Hugging Face configs keep the model's name."""
     return {
+        **({"_name_or_path": name} if name is not None else {}),
         "architectures": ["GPT2LMHeadModel"],
         "model_type": "gpt2",
         "vocab_size": GPT2_VOCAB_SIZE,
@@ -90,35 +105,34 @@ def gpt2_config(config: ModelConfig) -> dict[str, Any]:
     }
 
 
-def generation_config() -> dict[str, Any]:
-    """`gptwiz sample`'s defaults, so that generate() continues text the way gptwiz does."""
+def generation_config(block_size: int) -> dict[str, Any]:
+    """`gptwiz sample`'s sampling, so that generate() continues text the way gptwiz does. Its length is
+    max_length, prompt and answer together, at the block size: the model has no positions beyond it, and
+    `gptwiz sample`'s 200 new tokens (max_new_tokens) would run past them after any prompt into a smaller block.
+    A caller's own max_new_tokens still takes precedence, as transformers documents."""
     return {"bos_token_id": EOT_TOKEN, "eos_token_id": EOT_TOKEN, "pad_token_id": EOT_TOKEN, "do_sample": True,
-            "temperature": 0.8, "top_k": 200, "max_new_tokens": 200}
+            "temperature": TEMPERATURE, "top_k": TOP_K, "max_length": block_size}
 
 
 def gpt2_tensors(config: ModelConfig, model_state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """The checkpoint's weights as GPT2LMHeadModel's state dict (float32, the tied LM head left to the embedding)."""
-    if config.vocab_size < GPT2_VOCAB_SIZE:
-        raise UsageError(f"the model's vocab_size {config.vocab_size} is smaller than the GPT-2 tokenizer's "
-                         f"{GPT2_VOCAB_SIZE} tokens: it cannot be exported as a GPT-2 model")
-    out: dict[str, torch.Tensor] = {}
-    for name, tensor in model_state.items():
-        if name == "lm_head.weight":  # the same tensor as transformer.wte.weight
-            continue
-        t = tensor.detach().to("cpu", torch.float32)
-        if name.endswith(_CONV1D):
-            t = t.t()
-        if name == "transformer.wte.weight":
-            t = t[:GPT2_VOCAB_SIZE]
-        out[name] = t.contiguous().clone()  # its own storage: a slice or a view would write the whole parent
-    e = config.n_embd
-    if not config.bias:
-        zeros = {"ln_1.bias": e, "ln_2.bias": e, "attn.c_attn.bias": 3 * e, "attn.c_proj.bias": e,
-                 "mlp.c_fc.bias": 4 * e, "mlp.c_proj.bias": e}
-        for i in range(config.n_layer):
-            out.update({f"transformer.h.{i}.{k}": torch.zeros(n) for k, n in zeros.items()})
-        out["transformer.ln_f.bias"] = torch.zeros(e)
-    return out
+    return _conv1d(full_tensors(config, model_state))
+
+
+def _conv1d(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {name: t.t().contiguous() if name.endswith(_CONV1D) else t for name, t in tensors.items()}
+
+
+def _check_format(opts: ExportOptions) -> None:
+    if opts.format not in FORMATS:
+        raise UsageError(f"invalid --format {shown(opts.format)}: must be hf (the default) or gguf")
+    if opts.outtype is not None and opts.format != "gguf":
+        raise UsageError(f"--outtype {shown(opts.outtype)} is for --format gguf only; a Hugging Face folder "
+                         "(--format hf) is always float32")
+    if opts.outtype is not None and opts.outtype not in OUTTYPES:
+        raise UsageError(f"invalid --outtype {shown(opts.outtype)}: must be f32, f16 (the default) or q8_0")
+    if opts.format == "gguf":
+        load_gguf()
 
 
 def check_export_options(opts: ExportOptions) -> Path:
@@ -127,6 +141,7 @@ def check_export_options(opts: ExportOptions) -> Path:
     else), a file, a link. Checked again once the folder's lock is held (another export may have written it)."""
     if opts.checkpoint not in CHECKPOINT_CHOICES:
         raise UsageError(f"invalid --checkpoint {shown(opts.checkpoint)}: must be best or last (or auto, the default)")
+    _check_format(opts)
     if not opts.out or not opts.out.strip():
         raise UsageError("invalid --out '': give the folder to write the model into")
     out = Path(opts.out)
@@ -142,9 +157,10 @@ def check_export_options(opts: ExportOptions) -> Path:
             if not opts.overwrite:
                 raise UsageError(f"--out {given} exists and is not empty; give a new or empty folder, "
                                  "or --overwrite to replace the model folder in it")
-            if (read_json(out / "config.json") or {}).get("model_type") != "gpt2":
-                raise UsageError(f"--out {given} is not a model folder (it has no config.json of a GPT-2 model); "
-                                 "--overwrite replaces only an earlier export: remove it yourself or give another")
+            if not is_model_folder(out):
+                raise UsageError(f"--out {given} is not a model folder (it has neither the config.json of a GPT-2 "
+                                 "model nor a GGUF export's Modelfile and .gguf); --overwrite replaces only an "
+                                 "earlier export: remove it yourself or give another")
     if out.resolve() == Path.cwd().resolve():
         raise UsageError(f"invalid --out {given}: it is the current folder; give a folder of its own")
     return out
@@ -181,7 +197,7 @@ def export_run(opts: ExportOptions, command: str = "", warn: Callable[[str], Non
     damaged checkpoint passed over, `note` which checkpoint is exported; `command` goes into the model card."""
     out = check_export_options(opts)
     paths = resolve_run(opts.model_name, opts.runs_dir)
-    target = ExportTarget(out, MODEL_FILES)
+    target = ExportTarget(out, (*MODEL_FILES, MODELFILE), suffixes=(".gguf",))  # either format's leftovers
     with target.claimed():
         check_export_options(opts)  # again, under the lock: an export that just ended may have written it
         return _export(opts, paths, target, command, warn, note)
@@ -192,30 +208,48 @@ def _export(opts: ExportOptions, paths: RunPaths, target: ExportTarget, command:
     run_config = read_run_facts(paths.config)  # each key the model card reads, checked first: refused in one line
     loaded = load_run_model(paths, opts.checkpoint, "cpu", warn=warn, note=note)
     path, iteration, config = loaded.path, loaded.iteration, loaded.config
-    tensors = gpt2_tensors(loaded.config, loaded.model.state_dict())
+    tensors = full_tensors(loaded.config, loaded.model.state_dict())
     del loaded
     params = sum(t.numel() for t in tensors.values())
+    if opts.format == "gguf":
+        facts = GgufExport(run_name=paths.name, run_config=run_config, config=config,
+                           outtype=opts.outtype or DEFAULT_OUTTYPE, temperature=TEMPERATURE, top_k=TOP_K)
+        names, fill = gguf_folder(facts, tensors)
+    else:
+        card = _card(paths, run_config, path.name, iteration, params, command)
+        names, fill = _hf_folder(paths.name, run_config, config, _conv1d(tensors), card)
+    target.write(fill, replace=opts.overwrite)
+    return ExportResult(target.out, path.name, iteration, params, sorted(names))
+
+
+def _card(paths: RunPaths, run_config: dict[str, Any], checkpoint: str, iteration: int, params: int,
+          command: str) -> str:
     ev = _eval_at(paths, iteration)
     nbytes, ntokens = _data_size(run_config)
-    card = model_card(CardFacts(
-        name=paths.name, run_config=run_config, checkpoint=path.name, iteration=iteration, params=params,
+    return model_card(CardFacts(
+        name=paths.name, run_config=run_config, checkpoint=checkpoint, iteration=iteration, params=params,
         train_loss=_finite(ev.get("train_loss")), val_loss=_finite(ev.get("val_loss")),
         data_bytes=nbytes, data_tokens=ntokens, export_command=command))
+
+
+def _hf_folder(name: str, run_config: dict[str, Any], config: ModelConfig, tensors: dict[str, torch.Tensor],
+               card: str) -> tuple[list[str], Callable[[Path], None]]:
+    """The Hugging Face folder's file names, and the function that writes them into a folder."""
+    template = run_template(run_config)
     texts: dict[str, bytes] = {
-        "config.json": _json(gpt2_config(config)),
-        "generation_config.json": _json(generation_config()),
-        **tokenizer_files(config.block_size),
+        "config.json": _json(gpt2_config(config, name)),
+        "generation_config.json": _json(generation_config(config.block_size)),
+        **tokenizer_files(config.block_size, jinja_template() if known_template(template) else None),
         "README.md": card.encode("utf-8"),
     }
 
     def fill(folder: Path) -> None:
         write_safetensors(folder / WEIGHTS_FILE, tensors, {"format": "pt"})
-        for name, data in texts.items():
-            with open(folder / name, "xb") as f:
+        for file_name, data in texts.items():
+            with open(folder / file_name, "xb") as f:
                 f.write(data)
 
-    target.write(fill, replace=opts.overwrite)
-    return ExportResult(target.out, path.name, iteration, params, sorted([WEIGHTS_FILE, *texts]))
+    return [WEIGHTS_FILE, *texts], fill
 
 
 def _json(data: object) -> bytes:

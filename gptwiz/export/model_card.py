@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shlex
 from dataclasses import dataclass, field
 from typing import Any
@@ -128,7 +129,9 @@ def _card(facts: CardFacts) -> str:
     table = "\n".join(f"| {k} | {v} |" for k, v in rows)
     trained = "\n".join(fold_command(train_command(cfg), 100))
     exported = "\n".join(fold_command(facts.export_command, 100)) if facts.export_command else ""
+    # model_name: the run's, which llama.cpp's converter takes for the GGUF's general.name (before the folder's).
     return f"""---
+model_name: {json.dumps(facts.name, ensure_ascii=False)}
 library_name: transformers
 pipeline_tag: text-generation
 tags:

@@ -70,9 +70,10 @@ class ExportTarget:
     """The folder `out`, claimed for one export: its parent made, its lock held, what a killed export left
     settled. `write(fill)` puts a new model folder in place whole; leaving the block releases the lock (and,
     after a failure, removes the folders the claim made, if they are empty). `files`: the names an export
-    writes, by which its temporary folder is told from anyone else's."""
+    writes, by which its temporary folder is told from anyone else's (`suffixes`: the endings of the names
+    not known before, such as a GGUF export's <run name>.gguf)."""
 
-    def __init__(self, out: Path, files: Collection[str]):
+    def __init__(self, out: Path, files: Collection[str], suffixes: tuple[str, ...] = ()):
         self.out = out
         self.parent = out.parent if str(out.parent) else Path(".")
         key = hashlib.sha256(os.fsencode(out.name)).hexdigest()[:16]
@@ -80,6 +81,7 @@ class ExportTarget:
         self.tmp = self.parent / f"{_PREFIX}{key}.tmp"
         self.old = self.parent / f"{_PREFIX}{key}.old"
         self.files = frozenset(files)
+        self.suffixes = suffixes  # names an export writes that are known only by their ending (<run>.gguf)
         self._fd: int | None = None
 
     @contextlib.contextmanager
@@ -147,7 +149,7 @@ class ExportTarget:
         """What a killed export left: the earlier export back in place if it was moved aside and `out` is gone,
         else removed; the temporary folder removed. Run under the lock, so no live export is writing them."""
         if os.path.lexists(self.old):
-            if not _own_folder(self.old) or not _is_model_folder(self.old):
+            if not _own_folder(self.old) or not is_model_folder(self.old):
                 raise self._in_the_way(self.old)
             if _vacant(self.out):
                 os.rename(self.old, self.out)
@@ -164,7 +166,8 @@ class ExportTarget:
             return False
         try:
             with os.scandir(folder) as entries:
-                return all(e.name in self.files and e.is_file(follow_symlinks=False) for e in entries)
+                return all((e.name in self.files or e.name.endswith(self.suffixes)) and e.is_file(follow_symlinks=False)
+                           for e in entries)
         except OSError:
             return False
 
@@ -226,8 +229,29 @@ def _own_folder(path: Path) -> bool:
     return stat.S_ISDIR(info.st_mode) and info.st_uid == os.getuid()
 
 
-def _is_model_folder(folder: Path) -> bool:
-    return (read_json(folder / "config.json") or {}).get("model_type") == "gpt2"
+GGUF_MAGIC = b"GGUF"
+
+
+def is_model_folder(folder: Path) -> bool:
+    """An earlier export, of either format: a Hugging Face folder (the config.json of a GPT-2 model) or a GGUF
+    export (a Modelfile beside a file that is a GGUF). What --overwrite may replace."""
+    if (read_json(folder / "config.json") or {}).get("model_type") == "gpt2":
+        return True
+    try:
+        with os.scandir(folder) as entries:
+            found = {e.name: e.is_file(follow_symlinks=False) for e in entries}
+    except OSError:
+        return False
+    ggufs = [name for name, is_file in found.items() if is_file and name.endswith(".gguf")]
+    return bool(found.get("Modelfile")) and any(_starts_with(folder / name, GGUF_MAGIC) for name in ggufs)
+
+
+def _starts_with(path: Path, magic: bytes) -> bool:
+    try:
+        with open(path, "rb") as f:  # a regular file (checked by the caller): the open cannot block
+            return f.read(len(magic)) == magic
+    except OSError:
+        return False
 
 
 def _vacant(path: Path) -> bool:

@@ -17,7 +17,7 @@ from conftest import assert_one_line_error, run_cli
 from faults.support import TEMPLATE_RUN, fault_env, kill9, start, wait_for
 
 MODEL_FILES = ["README.md", "config.json", "generation_config.json", "merges.txt", "model.safetensors",
-               "special_tokens_map.json", "tokenizer_config.json", "vocab.json"]
+               "special_tokens_map.json", "tokenizer.json", "tokenizer_config.json", "vocab.json"]
 HOLD = "GPTWIZ_FAULT_EXPORT"
 
 
