@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from checkpoint_support import MAX_ITERS, NAME, run_copy
-from conftest import assert_one_line_error, run_cli
+from checkpoint_support import MAX_ITERS, NAME, run_copy, stopped_run
+from conftest import SHAKESPEARE, assert_one_line_error, run_cli
 from faults.support import fault_env, one_line
 
 from gptwiz.runs.checkpoints import CheckpointInfo, choose, choose_checkpoint, last_evaluation, read_checkpoint_info
@@ -167,6 +167,52 @@ def test_choose_checkpoint_on_the_stopped_run(tmp_path_factory: pytest.TempPathF
         (paths.root / name).unlink()
     with pytest.raises(Exception, match="has no checkpoint"):
         choose_checkpoint(paths)
+
+
+# --- gptwiz train --init_from_model: the same rule ----------------------------------------------------------------------
+
+def _tune_from_stopped(tmp_path_factory: pytest.TempPathFactory, tmp_path: Path,
+                       *extra: str) -> tuple[Path, subprocess.CompletedProcess[str]]:
+    """A one-iteration run started from the stopped run (whose best is iteration 0), without --config_file."""
+    work = run_copy(tmp_path_factory, tmp_path)
+    proc = run_cli(["train", "--model_name", "tuned", "--input_file", str(SHAKESPEARE), "--data_dir",
+                    str(stopped_run(tmp_path_factory) / "data"), "--max_iters", "1", "--init_from_model", NAME,
+                    "--dtype", "float32", "--quiet", *extra], cwd=work, env=fault_env())
+    return work, proc
+
+
+def test_init_from_model_takes_the_last_checkpoint_over_an_iteration_0_best_and_says_so(
+        tmp_path_factory: pytest.TempPathFactory, tmp_path: Path) -> None:
+    work, proc = _tune_from_stopped(tmp_path_factory, tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    last_iter = load_checkpoint(work / "runs" / NAME / "ckpt_last.pt")["iter"]
+    config = json.loads((work / "runs" / "tuned" / "config.json").read_text())
+    assert (config["init_checkpoint"], config["init_iter"]) == ("ckpt_last.pt", last_iter) and last_iter > 0
+    assert config["preset"] == "micro"  # no --config_file: the base's own preset
+    said = f"initialised weights from {work / 'runs' / NAME / 'ckpt_last.pt'} (iteration {last_iter})"
+    assert said in proc.stdout and said in (work / "runs" / "tuned" / "train.log").read_text()
+
+
+def test_init_checkpoint_best_takes_the_best_even_at_iteration_0(tmp_path_factory: pytest.TempPathFactory,
+                                                                  tmp_path: Path) -> None:
+    work, proc = _tune_from_stopped(tmp_path_factory, tmp_path, "--init_checkpoint", "best")
+    assert proc.returncode == 0, proc.stderr
+    config = json.loads((work / "runs" / "tuned" / "config.json").read_text())
+    assert (config["init_checkpoint"], config["init_iter"]) == ("ckpt_best.pt", 0)
+
+
+def test_a_preset_the_base_does_not_fit_is_explained(tmp_path_factory: pytest.TempPathFactory,
+                                                      tmp_path: Path) -> None:
+    work, proc = _tune_from_stopped(tmp_path_factory, tmp_path, "--config_file", "small")
+    assert_one_line_error(proc, "--init_from_model st", "n_layer", "the preset small's", "leave --config_file out")
+    assert not (work / "runs" / "tuned").exists()
+
+
+def test_init_checkpoint_needs_init_from_model(tmp_path: Path) -> None:
+    proc = run_cli(["train", "--config_file", "tiny", "--input_file", str(SHAKESPEARE), "--init_checkpoint", "last"],
+                   cwd=tmp_path)
+    assert_one_line_error(proc, "--init_checkpoint", "--init_from_model")
+    assert not (tmp_path / "runs").exists()
 
 
 # --- gptwiz runs ------------------------------------------------------------------------------------------------------

@@ -330,8 +330,13 @@ def test_training_on_an_sft_dataset_defaults_its_learning_rate_and_warns_without
              "32", "--batch_size", "2", "--max_iters", "2", "--eval_iters", "1", "--quiet"], cwd=tmp_path, check=True)
     config = json.loads((tmp_path / "runs" / "scratch" / "config.json").read_text())
     assert config["train"]["learning_rate"] == 2e-5 and config["train"]["min_lr"] == pytest.approx(2e-6)
-    assert config["data"]["sft"] == {"template": TEMPLATE_NAME, "train_examples": config["data"]["sft"]["train_examples"],
-                                     "val_examples": config["data"]["sft"]["val_examples"], "learning_rate": "default"}
+    sft = config["data"]["sft"]
+    assert sft == {"template": TEMPLATE_NAME, "train_examples": sft["train_examples"], "val_examples": sft["val_examples"],
+                   "learning_rate": "default", "sized": sft["sized"]}
+    # what the flags gave is kept; the rest sized from the examples (four evaluations over the run)
+    assert {k: sft["sized"][k] for k in ("batch_size", "max_iters", "block_size")} == {
+        "batch_size": 2, "max_iters": 2, "block_size": 32}
+    assert config["train"]["eval_interval"] == 1
     log = (tmp_path / "runs" / "scratch" / "train.log").read_text()
     assert "learning rate 2e-05 (instruction tuning's default" in log and "warning: no --init_from_model" in log
     records = [json.loads(line) for line in (tmp_path / "runs" / "scratch" / "metrics.jsonl").read_text().splitlines()]

@@ -52,15 +52,20 @@ def interrupt_on_sigterm() -> Any:
         return None
 
 
+def the_wizard_by_default(argv: list[str]) -> list[str]:
+    """`gptwiz` alone, or with only the wizard's own flags (`gptwiz --plain`), is `gptwiz wizard ...`."""
+    if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help", "--version")):
+        return ["wizard", *argv]
+    return argv
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     previous = interrupt_on_sigterm()
     command = "gptwiz"
     try:
         parser = build_parser()
-        argv = list(sys.argv[1:] if argv is None else argv)
+        argv = the_wizard_by_default(list(sys.argv[1:] if argv is None else argv))
         args = parser.parse_args(argv)
-        if not getattr(args, "func", None):
-            args = parser.parse_args(["wizard"])  # plain `gptwiz` starts the wizard
         args.argv = argv  # `train --detach` relaunches this same command line
         command = f"gptwiz {args.command}"
         return int(args.func(args) or 0)

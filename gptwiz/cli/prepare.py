@@ -131,6 +131,6 @@ def sft_summary_lines(result: PrepareResult) -> list[str]:
             lines += [f"    {bad}" for bad in listed]
             if s["bad_lines"] > len(listed):
                 lines.append(f"    ... and {s['bad_lines'] - len(listed)} more")
-    lines.append(f"tune with: gptwiz train --dataset_dir {result.out_dir} --init_from_model BASE ...; inspect with: "
-                 f"gptwiz dataset-info {result.out_dir}")
+    lines.append(f"tune with: gptwiz train --model_name NAME --dataset_dir {result.out_dir} --init_from_model BASE "
+                 f"(it follows BASE's preset); inspect with: gptwiz dataset-info {result.out_dir}")
     return lines

@@ -13,6 +13,7 @@ from gptwiz.cli.train_console import PlainReporter, RichReporter
 from gptwiz.common.errors import UsageError
 from gptwiz.common.inert import inert, quote
 from gptwiz.planning.presets import OPTIMIZERS
+from gptwiz.runs.checkpoints import CHECKPOINT_CHOICES
 from gptwiz.runs.jsonfile import read_json
 from gptwiz.runs.launch import check_nproc, launch_detached, launch_torchrun, strip_detach
 from gptwiz.runs.status import effective_state
@@ -25,7 +26,8 @@ from gptwiz.training.resolve import resolve_options
 
 def add(sub: Any) -> None:
     p = sub.add_parser("train", help="train a model from a preset (the guide's train.py command lines)")
-    flag(p, "config_file", help="a preset name (tiny, small, 150M, ...) or a preset JSON path")
+    flag(p, "config_file", help="a preset name (tiny, small, 150M, ...) or a preset JSON path (default with "
+         "--init_from_model: that run's)")
     flag(p, "model_name", default="run", help="the run's name: its folder is runs/<model_name>/")
     flag(p, "input_file", help="a UTF-8 text file to train on")
     flag(p, "dataset_dir", help="a dataset prepared by `gptwiz prepare`")
@@ -40,7 +42,10 @@ def add(sub: Any) -> None:
     flag(p, "dropout", type=number)
     flag(p, "optimizer", choices=OPTIMIZERS,
          help="adamw (the presets' default), or muon: Muon for the blocks' matrices, AdamW for the rest")
-    flag(p, "init_from_model", help="start from another run's weights (a run name or folder)")
+    flag(p, "init_from_model", help="start from another run's weights (a run name or folder); without "
+         "--config_file the run follows that run's preset")
+    flag(p, "init_checkpoint", choices=CHECKPOINT_CHOICES, default="auto",
+         help="which of its checkpoints: best, last, or auto (the default): the rule `gptwiz sample` uses")
     flag(p, "device", default="auto", help="auto, cpu, cuda or cuda:N")
     flag(p, "dtype", default="auto", help="auto, float32, bfloat16 or float16")
     flag(p, "compile", action=argparse.BooleanOptionalAction, default=None,

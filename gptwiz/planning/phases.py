@@ -15,11 +15,10 @@ DOMAIN_RATES = {"cautious": 3e-5, "balanced": 5e-5, "aggressive": 7e-5}
 DOMAIN_TOKENS = {"150M": (10e6, 50e6), "150M_1024": (10e6, 50e6), "200M": (10e6, 50e6),
                  "350M_1024": (50e6, 200e6), "750M_1024": (100e6, 500e6)}
 
-# Instruction tuning (Chat/Q&A's phase 2): the middle of the guide's Fine-tuning (SFT) row, 1e-5 to 3e-5, and
-# iterations enough for a few passes over a typical instruction set of some ten thousand examples.
+# Instruction tuning (Chat/Q&A's phase 2): the middle of the guide's Fine-tuning (SFT) row, 1e-5 to 3e-5; its
+# iterations are sized from the instruction dataset when it trains (gptwiz.planning.tuning).
 SFT_LEARNING_RATE = 2e-5
 SFT_RATES = (1e-5, 3e-5)
-SFT_MAX_ITERS = 1000
 
 
 @dataclass(frozen=True)
@@ -27,7 +26,7 @@ class Phase:
     name: str
     preset: str
     learning_rate: float
-    max_iters: int
+    max_iters: int | None  # None: sized from its instruction dataset when it trains (gptwiz.planning.tuning)
     init_from: str | None
     note: str
     sft: bool = False  # trained on an instruction dataset, which `gptwiz prepare --sft` makes first
@@ -50,7 +49,7 @@ def sft_phases(base: str, lr: float, max_iters: int) -> list[Phase]:
     """Phase 1 the base model; phase 2 its instruction tuning, with the same preset, from phase 1's weights."""
     return [
         Phase("phase 1: base model", base, lr, max_iters, None, "general text, from scratch"),
-        Phase("phase 2: instruction tuning", base, SFT_LEARNING_RATE, SFT_MAX_ITERS, "phase 1",
+        Phase("phase 2: instruction tuning", base, SFT_LEARNING_RATE, None, "phase 1",
               f"instruction examples (gptwiz prepare --sft), initialised from phase 1; learning rate "
               f"{SFT_RATES[0]:g} to {SFT_RATES[1]:g}", sft=True),
     ]
@@ -79,5 +78,5 @@ def the_use_case_trains_in_phases(use_case: str, sized: Sized, presets_dir: Path
     return Step([])
 
 
-__all__ = ["Phase", "DOMAIN_RATES", "DOMAIN_TOKENS", "SFT_LEARNING_RATE", "SFT_RATES", "SFT_MAX_ITERS",
+__all__ = ["Phase", "DOMAIN_RATES", "DOMAIN_TOKENS", "SFT_LEARNING_RATE", "SFT_RATES",
            "domain_phases", "sft_phases", "the_use_case_trains_in_phases"]

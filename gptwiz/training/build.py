@@ -14,7 +14,7 @@ from gptwiz.data.cache import input_file_change
 from gptwiz.data.dataset import open_dataset
 from gptwiz.model.gpt import GPT
 from gptwiz.model.loss import training_loss
-from gptwiz.runs.paths import RunPaths
+from gptwiz.runs.paths import RunPaths, checkpoint_name
 from gptwiz.training.checkpoint import load_run_checkpoint
 from gptwiz.training.device import Runtime, configure_backends
 from gptwiz.training.distributed import load_full_state, wrap_model
@@ -85,8 +85,12 @@ def build(cfg: RunConfig, paths: RunPaths, dist: DistContext, resume: bool, say:
 
 
 def _load_source_weights(model: Any, cfg: RunConfig, say: Callable[[str], None]) -> None:
-    """--init_from_model: the source run's best weights (its last where it has no best)."""
-    src_path, src = load_run_checkpoint(RunPaths(Path(cfg.init_from or "")), prefer="best", map_location="cpu")
+    """--init_from_model: the source run's checkpoint chosen when the run was resolved (--init_checkpoint: auto,
+    the rule `gptwiz sample` follows, never an iteration-0 best behind a later last), falling back to the other
+    one only where that file is damaged now."""
+    prefer = "best" if cfg.init_checkpoint == checkpoint_name("best") else "last"
+    src_path, src = load_run_checkpoint(RunPaths(Path(cfg.init_from or "")), prefer=prefer, map_location="cpu",
+                                        warn=say)
     weights = src["model"]
     # A source trained with a longer context has more positions than this run needs.
     weights["transformer.wpe.weight"] = weights["transformer.wpe.weight"][: cfg.model.block_size]

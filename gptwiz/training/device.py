@@ -15,7 +15,8 @@ from gptwiz.common.errors import UsageError
 from gptwiz.common.inert import quote
 from gptwiz.planning.hardware import FAST_BF16_FLAGS, cpu_flags
 from gptwiz.planning.policy import auto_dtype, check_dtype, resolve_compile
-from gptwiz.training.throughput import cpu_throughput_measured_apart
+from gptwiz.planning.timing import Throughput
+from gptwiz.training.throughput import cpu_throughput_measured_apart, machine_throughput
 
 # Dense bf16 tensor-core peaks (FLOP/s) of common cards, for MFU.
 _GPU_BF16_PEAK = {
@@ -90,7 +91,14 @@ def peak_flops(runtime: Runtime) -> float:
             if key in name:
                 return value if runtime.dtype != "float32" else value / 2  # TF32 runs at half the bf16 rate
         return 100e12
-    return cpu_throughput_measured_apart(runtime.dtype).peak()
+    return device_throughput(runtime).peak()
+
+
+def device_throughput(runtime: Runtime) -> Throughput:
+    """The run's device's measured speed (cached after the first time), as `gptwiz estimate` prices runs with it."""
+    if runtime.device_type == "cuda":
+        return machine_throughput(runtime.device, runtime.dtype)
+    return cpu_throughput_measured_apart(runtime.dtype)
 
 
 def cpu_peak_rss_bytes() -> int:

@@ -37,6 +37,7 @@ class TrainOptions:
     dropout: float | None = None
     optimizer: str | None = None
     init_from_model: str | None = None
+    init_checkpoint: str = "auto"  # which of the source run's checkpoints (gptwiz.runs.checkpoints.choose)
     device: str = "auto"
     dtype: str = "auto"
     compile: bool | None = None
@@ -73,6 +74,9 @@ class RunConfig:
     params: int
     tokens_per_iter: int
     ckpt_interval_s: float = CKPT_INTERVAL_S
+    # The source run's checkpoint the weights came from: "ckpt_last.pt" or "ckpt_best.pt", and its iteration.
+    init_checkpoint: str | None = None
+    init_iter: int | None = None
     probe: bool = False  # a probe's rehearsal (TrainOptions.record_kind "probe"): a run may start over its folder
     world_size: int = 1
     fsdp: bool = False

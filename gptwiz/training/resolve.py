@@ -20,9 +20,10 @@ from gptwiz.common.inert import quote
 from gptwiz.common.schedule import effective_warmup
 from gptwiz.model.config import count_params
 from gptwiz.planning.phases import SFT_LEARNING_RATE
-from gptwiz.planning.presets import Preset, TrainConfig, load_preset
+from gptwiz.planning.presets import Preset, TrainConfig
+from gptwiz.planning.tuning import TuningPlan, TuningShape, tuning_plan
 from gptwiz.runs.jsonfile import read_json
-from gptwiz.runs.paths import RunPaths, check_run_files, resolve_run, run_paths
+from gptwiz.runs.paths import RunPaths, check_run_files, run_paths
 from gptwiz.training.options import (
     ResolvedRun,
     RunConfig,
@@ -33,6 +34,7 @@ from gptwiz.training.options import (
 )
 from gptwiz.training.ranks import env_world_size
 from gptwiz.training.saved_config import read_saved_config
+from gptwiz.training.source_run import SourceRun, check_context, followed_preset, source_run
 
 
 def resolve_options(opts: TrainOptions, check_exists: bool = True) -> ResolvedRun:
@@ -105,23 +107,27 @@ def _resumed_runtime(opts: TrainOptions, cfg: RunConfig) -> RunConfig:
 
 
 def _new_config(opts: TrainOptions, paths: RunPaths, check_exists: bool) -> RunConfig:
-    """A new run's config: the preset with the options' overrides, its source run's and data's checks passed."""
+    """A new run's config: the preset (the base's, with --init_from_model and no --config_file) with the options'
+    overrides, its source run's and data's checks passed; an instruction dataset sizes what was not given."""
     from gptwiz.training.device import resolve_runtime  # lazy: imports torch
     from gptwiz.training.optimizers import check_optimizer  # lazy: imports torch
 
-    if not opts.config_file:
-        raise UsageError("--config_file is required: a preset name (tiny, small, 150M, ...) or a path to a preset JSON file")
     # console.log is the stdout of a detached trainer (gptwiz/runs/launch.py), opened just before this check runs.
     if check_exists and (paths.root.exists() and any(p != paths.console for p in paths.root.iterdir())
             and not holds_only_a_probe(paths)):
         raise UsageError(f"run {quote(opts.model_name)} already exists in {paths.root}: add --resume to continue it, "
                          "or choose another --model_name")
-    preset, train = _preset_train(opts)
-    init_from = _source_run(opts, preset)
+    source = source_run(opts.init_from_model, opts.init_checkpoint, opts.runs_dir)
+    base = followed_preset(opts.config_file, source)
     data, dataset = open_data(opts)
-    if "sft" in data:
+    tuning = tuning_of(opts, base, source, dataset.manifest) if "sft" in data else None
+    preset, train = _preset_train(opts, base, tuning)
+    check_context(source, preset.model.block_size)
+    if tuning is not None:
         train = sft_learning_rate(opts, train)
         data["sft"]["learning_rate"] = "given" if opts.learning_rate is not None else "default"
+        data["sft"]["sized"] = {"epochs": tuning.epochs, "batch_size": tuning.batch_size,
+                                "max_iters": tuning.max_iters, "block_size": tuning.block_size}
     check_data_fits_block(opts, data, dataset, preset.model.block_size)
     runtime = resolve_runtime(opts.device, opts.dtype, opts.compile, train.max_iters)
     check_optimizer(train.optimizer, opts.fsdp)
@@ -129,18 +135,32 @@ def _new_config(opts: TrainOptions, paths: RunPaths, check_exists: bool) -> RunC
         name=paths.name, preset=preset.name, preset_path=str(Path(preset.path).resolve()),
         model=preset.model, train=train, warmup_iters=effective_warmup(train.warmup_iters, train.max_iters),
         data=data, device=runtime.device, dtype=runtime.dtype, compile=runtime.compile, seed=opts.seed,
-        init_from=init_from, params=count_params(preset.model),
+        init_from=str(source.folder) if source else None, params=count_params(preset.model),
         tokens_per_iter=train.batch_size * train.grad_accum * preset.model.block_size * env_world_size(),
-        ckpt_interval_s=opts.ckpt_interval_s, probe=opts.record_kind == "probe", world_size=env_world_size(),
-        fsdp=opts.fsdp,
+        ckpt_interval_s=opts.ckpt_interval_s,
+        init_checkpoint=source.checkpoint.info.name if source else None,
+        init_iter=source.checkpoint.info.iter if source else None,
+        probe=opts.record_kind == "probe", world_size=env_world_size(), fsdp=opts.fsdp,
     )
 
 
-def _preset_train(opts: TrainOptions) -> tuple[Preset, TrainConfig]:
-    """The preset with the options' overrides, and its training settings as this run uses them."""
-    preset = load_preset(opts.config_file).with_overrides(
-        max_iters=opts.max_iters, learning_rate=opts.learning_rate, batch_size=opts.batch_size,
-        block_size=opts.block_size, grad_accum=opts.grad_accum, eval_interval=opts.eval_interval,
+def tuning_of(opts: TrainOptions, preset: Preset, source: SourceRun | None, manifest: dict[str, Any]) -> TuningPlan:
+    """An instruction dataset's run: the settings not given, sized from its examples (gptwiz.planning.tuning)."""
+    sft = manifest["sft"]
+    shape = TuningShape(train_examples=int(sft.get("train_examples") or 1),
+                        answer_tokens=int(sft.get("train_trained_tokens") or 0),
+                        data_block=int(sft["block_size"]), base_block=preset.model.block_size,
+                        batch_cap=(source.batch_size if source and source.batch_size else preset.train.batch_size))
+    return tuning_plan(shape, opts.batch_size, opts.block_size, opts.max_iters, opts.eval_interval)
+
+
+def _preset_train(opts: TrainOptions, preset: Preset, tuning: TuningPlan | None = None) -> tuple[Preset, TrainConfig]:
+    """The preset with the options' overrides (an instruction dataset's sized settings where none was given), and
+    its training settings as this run uses them."""
+    sized: TuningPlan | TrainOptions = tuning or opts  # the dataset's sizes keep whatever was given
+    preset = preset.with_overrides(
+        max_iters=sized.max_iters, learning_rate=opts.learning_rate, batch_size=sized.batch_size,
+        block_size=sized.block_size, grad_accum=opts.grad_accum, eval_interval=sized.eval_interval,
         eval_iters=opts.eval_iters, dropout=opts.dropout, optimizer=opts.optimizer,
     )
     train = preset.train
@@ -149,33 +169,6 @@ def _preset_train(opts: TrainOptions) -> tuple[Preset, TrainConfig]:
     if opts.eval_iters is None:
         train = replace(train, eval_iters=capped_eval_iters(train))
     return preset, train
-
-
-def _source_run(opts: TrainOptions, preset: Preset) -> str | None:
-    """The folder of the --init_from_model run, once its checkpoint exists and its architecture is the preset's."""
-    from gptwiz.training.checkpoint import find_checkpoint  # lazy: torch, once a source run is checked
-
-    if not opts.init_from_model:
-        return None
-    source = resolve_run(opts.init_from_model, opts.runs_dir)
-    check_run_files(source)  # its checkpoint and config are read: never a FIFO
-    if find_checkpoint(source) is None:
-        raise UsageError(f"--init_from_model {opts.init_from_model}: run {quote(source.name)} has no checkpoint yet")
-    # Its architecture, from its config.json checked as a resume checks it (a source without one is not
-    # compared: loading its weights then says whether they fit).
-    advice = "fix or restore it, or choose another --init_from_model"
-    prefix = f"--init_from_model {opts.init_from_model}: "
-    source_saved = read_saved_config(source.config, advice, prefix)
-    if source_saved is not None:
-        src_model = RunConfig.from_json(source_saved, f"{prefix}{source.config}", advice).model
-        for key in ("n_layer", "n_head", "n_embd", "vocab_size", "bias"):
-            if getattr(src_model, key) != getattr(preset.model, key):
-                raise UsageError(f"--init_from_model {opts.init_from_model}: its {key} is {getattr(src_model, key)}, "
-                                 f"the preset {preset.name}'s is {getattr(preset.model, key)}; use a preset of the same architecture")
-        if src_model.block_size < preset.model.block_size:
-            raise UsageError(f"--init_from_model {opts.init_from_model}: it was trained with block_size "
-                             f"{src_model.block_size}, shorter than {preset.model.block_size}")
-    return str(source.root.resolve())
 
 
 def resolve_data(opts: TrainOptions) -> dict[str, Any]:

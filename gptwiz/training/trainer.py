@@ -31,13 +31,14 @@ from gptwiz.training.checkpointer import Checkpointer
 from gptwiz.training.device import MemoryMeter, peak_flops
 from gptwiz.training.distributed import agree, grad_sync, injected_failure, mean_across_ranks, report_rank_error
 from gptwiz.training.loss_estimate import estimate_loss
-from gptwiz.training.options import ResolvedRun, RunConfig, TrainResult
+from gptwiz.training.options import ResolvedRun, TrainResult
 from gptwiz.training.quality_record import finish_record, start_record
 from gptwiz.training.ranks import DistContext
 from gptwiz.training.reporting import Reporter
 from gptwiz.training.run_lifecycle import FolderUnwritable, RunFolderLease, describe_failure, run_logger
 from gptwiz.training.status_writer import StatusWriter
 from gptwiz.training.stop_request import StopRequest
+from gptwiz.training.tuning_notice import predicted_time, sft_notice
 
 # AdamW's weight decay beyond which a divergence is put down to it rather than to the learning rate.
 USUAL_MAX_WEIGHT_DECAY = 1.0
@@ -206,7 +207,7 @@ class Trainer:
                   f"{' (FSDP)' if self.dist.fsdp else ''}, iterations {self.iter_num}..{cfg.train.max_iters}")
         sft = cfg.data.get("sft")
         if sft:
-            self._say(_sft_notice(sft, cfg))
+            self._say(sft_notice(sft, cfg, predicted_time(cfg, runtime) if self.main else None))
         self.t_start = time.perf_counter()
         self.checkpointer.restart_clock()
         self.source_counts = np.zeros(len(built.dataset.sources), dtype=np.int64)
@@ -364,18 +365,6 @@ class Trainer:
                       + (f", best val loss {self.best_val:.4f}" if math.isfinite(self.best_val) else ""))
         self.status.fields["peak_mem_bytes"] = self.meter.peak_bytes()
         return state
-
-
-def _sft_notice(sft: dict[str, Any], cfg: RunConfig) -> str:
-    """What the log says of a run on an instruction dataset: how it is trained, its learning rate and whence."""
-    lr = f"learning rate {cfg.train.learning_rate:g}" + (
-        " (instruction tuning's default; --learning_rate sets another)" if sft.get("learning_rate") == "default" else "")
-    text = (f"instruction tuning (template {sft.get('template')}): one example a row, padded; the loss is over the "
-            f"answers' tokens only; {lr}")
-    if not cfg.init_from:
-        text += ("; warning: no --init_from_model, so the model starts from random weights and learns the answers "
-                 "alone, with no language to draw on; tune a base model with --init_from_model BASE")
-    return text
 
 
 def train(run: ResolvedRun, reporter: Reporter | None = None, should_stop: Callable[[], bool] | None = None,

@@ -59,15 +59,15 @@ def sft_prepare_command(rec: Recommendation, model_name: str = DEFAULT_MODEL_NAM
 
 def phase_train_command(rec: Recommendation, phase: Phase, model_name: str = DEFAULT_MODEL_NAME,
                         domain_data_arg: str | None = None) -> str:
-    """The `gptwiz train` line of a phase 2, started from the base run `<model_name>_base`."""
+    """The `gptwiz train` line of a phase 2, started from the base run `<model_name>_base`. Instruction tuning
+    names no preset and no length: it follows its base, and sizes itself from its examples."""
+    if phase.sft:
+        data = shlex.split(domain_data_arg) if domain_data_arg else ["--dataset_dir", _sft_dir(model_name)]
+        return _join(["gptwiz", "train", "--model_name", model_name, *data, "--init_from_model",
+                      _base_name(model_name)])
     preset = load_preset(phase.preset)
     parts = ["gptwiz", "train", "--config_file", phase.preset, "--model_name", model_name]
-    if phase.sft:
-        parts += shlex.split(domain_data_arg) if domain_data_arg else ["--dataset_dir", _sft_dir(model_name)]
-        if rec.block_size != preset.model.block_size:
-            parts += ["--block_size", str(rec.block_size)]  # the base's own: it has no more positions
-    else:
-        parts += shlex.split(domain_data_arg) if domain_data_arg else DEFAULT_DOMAIN_DATA
+    parts += shlex.split(domain_data_arg) if domain_data_arg else DEFAULT_DOMAIN_DATA
     parts += ["--init_from_model", _base_name(model_name), "--learning_rate", f"{phase.learning_rate:g}",
               "--max_iters", str(phase.max_iters)]
     if rec.batch_size != preset.train.batch_size:
