@@ -207,3 +207,33 @@ def test_hardware_cli_json(tmp_path) -> None:
         assert data["gpus"] == []
     proc = run_cli(["hardware"], cwd=tmp_path, check=True)
     assert "RAM" in proc.stdout and "CPU" in proc.stdout
+
+
+def test_every_front_end_plans_a_cpu_run_against_one_ram_figure(monkeypatch: pytest.MonkeyPatch,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """The wizard said "of 23.5 GiB" (the total) where `gptwiz recommend` said "of 20.5 GiB" (what was available)
+    on the same machine: every front-end now takes training_ram_bytes, the RAM available."""
+    import psutil
+
+    from gptwiz.cli import plan
+    from gptwiz.planning.hardware import HardwareReport, training_ram_bytes
+    from gptwiz.training.probe.memory import device_total
+    from gptwiz.wizard.services import recommend_for
+    from gptwiz.wizard.state import WizardState
+
+    report = HardwareReport(gpus=[], cpu_count=2, cpu_name="cpu", ram_total_bytes=24 * GiB,
+                            ram_available_bytes=20 * GiB, cpu_bf16=False)
+    assert training_ram_bytes(report) == 20 * GiB
+    # The wizard's memory bar and its recommendation (the app and plain mode share them).
+    state = WizardState(use_case="testing", hardware=report)
+    assert state.device_memory_bytes() == 20 * GiB
+    assert recommend_for(state).memory_bytes == 20 * GiB
+    # `gptwiz recommend` on the same machine.
+    monkeypatch.setattr(plan, "detect_hardware", lambda: report)
+    monkeypatch.setattr(plan, "measured_throughput", lambda *a: None)  # no speed measured: not needed here
+    assert plan.run_recommend("testing", None, None, None, None, "m", as_json=True) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["memory_bytes"] == 20 * GiB and "of the 20 GiB of RAM available" in " ".join(out["reasons"])
+    # The probe's share of memory, read when its child has ended.
+    monkeypatch.setattr(psutil, "virtual_memory", lambda: SimpleNamespace(total=24 * GiB, available=20 * GiB))
+    assert device_total("cpu", {}) == training_ram_bytes() == 20 * GiB

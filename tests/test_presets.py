@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import assert_one_line_error, run_cli
+from conftest import assert_one_line_error, cli_env, run_cli
 
 from gptwiz.common.errors import UsageError
 from gptwiz.model.config import count_params
@@ -88,3 +88,30 @@ def test_malformed_preset_file_is_one_line_error(tmp_path):
     bad.write_text('{"n_layer": 4,')
     proc = run_cli(["train", "--config_file", str(bad), "--input_file", "x.txt"], cwd=tmp_path)
     assert_one_line_error(proc, str(bad), "JSON")
+
+
+def test_a_preset_needing_more_than_a_larger_one_says_why() -> None:
+    from gptwiz.planning.policy import preset_memory
+    from gptwiz.planning.preset_notes import heavier_than_larger
+
+    estimates = [(p, preset_memory(p)) for p in load_all()]
+    heavier = heavier_than_larger(estimates)
+    assert all(h.estimate.total > preset_memory(h.larger).total for h in heavier)
+    assert [h.line() for h in heavier if h.smaller.name == "tiny"] == [
+        "tiny: batch 64 (small: 32); the logits, batch × block × 50,304, weigh most"]
+    assert "150M_1024: block 1024 (200M: 256); the saved activations weigh most" in [h.line() for h in heavier]
+    # Computed, not written down: at small's batch of 32, tiny needs less than small, and its note goes.
+    tiny = load_preset("tiny").with_overrides(batch_size=32)
+    again = heavier_than_larger([(tiny, preset_memory(tiny))] + estimates[1:])
+    assert not [h for h in again if h.smaller.name == "tiny"]
+
+
+def test_presets_footnote_fits_80_columns_and_is_in_the_json(tmp_path):
+    proc = run_cli(["presets"], cwd=tmp_path, env=cli_env(COLUMNS="80"), check=True)
+    lines = proc.stdout.splitlines()
+    assert max(len(line) for line in lines) <= 80, max(lines, key=len)
+    assert any(line.startswith("tiny ") and line.rstrip().endswith("GiB*") for line in lines)
+    assert "  tiny: batch 64 (small: 32); the logits, batch × block × 50,304, weigh most" in lines
+    rows = {r["name"]: r for r in json.loads(run_cli(["presets", "--json"], cwd=tmp_path, check=True).stdout)}
+    assert rows["tiny"]["estimate_notes"] == ["tiny: batch 64 (small: 32); the logits, batch × block × 50,304, weigh most"]
+    assert rows["small"]["estimate_notes"] == []

@@ -113,6 +113,7 @@ def test_data_too_small_for_one_block_fails_with_a_panel(tmp_path):
     (["--config_file", "nosuch"], ["nosuch"]),
     (["--config_file", "tiny", "--input_file", "missing.txt"], ["missing.txt", "does not exist"]),
     (["--config_file", "tiny", "--iters", "5"], ["--iters 5", "at least 10"]),
+    (["--config_file", "tiny", "--max_iters", "5"], ["5 iterations", "its own probe"]),
     (["--config_file", "tiny", "--memory_limit_gb", "-1"], ["--memory_limit_gb"]),
     (["--config_file", "tiny", "--dtype", "float8"], ["float8"]),
     (["--config_file", "tiny", "--model_name", "../x"], ["--model_name"]),
@@ -218,6 +219,17 @@ def test_a_flat_probe_far_under_the_presets_rate_advises_the_presets_rate(tmp_pa
     assert all(eta is not None and eta >= 0 and rate > 0 for _, eta, rate, _ in etas)
     assert [rough for *_, rough in etas] == [True, True] + [False] * 10
     assert etas[-1][1] == 0 and etas[5][1] == pytest.approx(6 * etas[5][2])
+
+
+def test_a_run_shorter_than_the_probe_is_its_own_probe(tmp_path, shakespeare):
+    """The guide's 100 iterations, for a run of 12: the probe trains the 12 and says so, not 100."""
+    said = []
+    opts = ProbeOptions(config_file="tiny", input_file=str(shakespeare), max_iters=12, batch_size=2, block_size=32,
+                        compile=False, data_dir=str(tmp_path / "data"))
+    assert opts.iters == 100
+    result = run_probe(opts, on_progress=lambda p: said.append((p.iters, p.message)) if p.message else None)
+    assert result.iters == result.iters_requested == result.full_run_iters == 12
+    assert said[0][0] == 12 and "the probe trains all 12 (the run is its own probe)" in said[0][1]
 
 
 def test_unnamed_probe_leaves_nothing_behind(tmp_path, shakespeare):

@@ -123,9 +123,8 @@ def test_chat_offers_instruction_tuning_as_phase_2() -> None:
     assert "--model_name helper_base" in base and "--input_file corpus.txt" in base
     assert prepare == (f"gptwiz prepare --sft --source chat:YOUR_EXAMPLES.jsonl --out_dir data/helper_sft "
                        f"--block_size {rec.block_size}")
-    assert f"--config_file {rec.preset} --model_name helper --dataset_dir data/helper_sft" in tune
-    assert "--init_from_model helper_base --learning_rate 2e-05 --max_iters 1000" in tune
-    assert "--block_size" not in tune  # the preset's own context, as the base's
+    # no preset, length or rate: the run follows its base and sizes itself from the examples
+    assert tune == "gptwiz train --model_name helper --dataset_dir data/helper_sft --init_from_model helper_base"
     assert not recommend("prototype", 24, 200 * MB).phases  # the other use cases stay one run
 
 
@@ -454,3 +453,14 @@ def test_cli_times_and_budget(tmp_path: Path) -> None:
                           "--hours 'soon'")
     assert_one_line_error(run_cli(["recommend", "--use-case", "chat", "--vram-gb", "24", "--hours", "2"],
                                   cwd=tmp_path, env=env), "--hours 2")
+
+
+def test_recommend_counts_a_text_files_tokens_from_a_sample(tmp_path: Path) -> None:
+    """tinyshakespeare is 338,025 GPT-2 tokens; bytes / 4 said 278,848, in the dataset line and the warnings."""
+    from gptwiz.common import fmt
+
+    out = json.loads(run_cli(["recommend", "--use-case", "testing", "--vram-gb", "24", "--dataset", str(SHAKESPEARE),
+                              "--json"], cwd=tmp_path, check=True).stdout)
+    tokens = out["dataset"]["tokens"]
+    assert abs(tokens / 338_026 - 1) < 0.05 and not out["dataset"]["tokens_exact"]
+    assert any(f"the data's ~{fmt.count(tokens)} tokens" in w for w in out["warnings"]), out["warnings"]

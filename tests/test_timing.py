@@ -133,6 +133,18 @@ def test_the_probe_runs_100_iterations_without_evaluations_or_checkpoints() -> N
     assert probe.seconds == pytest.approx(100 * probe.step_s + probe.startup_s)
 
 
+def test_a_run_shorter_than_the_probe_is_its_own_probe() -> None:
+    from gptwiz.planning.policy import probe_iters
+    from gptwiz.planning.render import time_lines
+
+    assert (probe_iters(5000), probe_iters(60), probe_iters(None), probe_iters(60, 20)) == (100, 60, 100, 20)
+    plan = preset_plan(load_preset("tiny"), device_type="cpu", dtype="float32", batch_size=8, max_iters=60)
+    run, probe = predict_run_time(plan, throughput()), predict_probe_time(plan, throughput())
+    assert probe.iters == 60
+    text = time_lines(run, probe, 60, "cpu").plain
+    assert "100-iteration" not in text and "a probe would train all of it: the run is its own probe" in text
+
+
 def test_from_a_probes_rate() -> None:
     plan = preset_plan(load_preset("tiny"), device_type="cpu", dtype="float32", batch_size=8, max_iters=1000)
     t = from_probe_rate(plan, 2048.0)

@@ -16,16 +16,17 @@ from gptwiz.data.sizes import measure_dataset, parse_size
 from gptwiz.model.config import count_params
 from gptwiz.planning.gpus import card_throughput, find_card
 from gptwiz.planning.guide_tables import USE_CASES
-from gptwiz.planning.hardware import detect_hardware
+from gptwiz.planning.hardware import detect_hardware, training_ram_bytes
 from gptwiz.planning.policy import (
     data_hint,
     no_hardware,
     parse_vram,
-    preset_estimate,
+    preset_memory,
     resolve_device_dtype,
     run_memory,
     training_dtype,
 )
+from gptwiz.planning.preset_notes import heavier_than_larger
 from gptwiz.planning.presets import OPTIMIZERS, check_bound, load_all, load_preset
 from gptwiz.planning.quality import predict_quality, preset_shape
 from gptwiz.planning.recommend import recommend
@@ -88,12 +89,16 @@ def add_recommend(sub: Any) -> None:
 
 def run_presets(args: argparse.Namespace) -> int:
     presets = load_all()
-    rows = [{"name": p.name, "params": count_params(p.model), "n_layer": p.model.n_layer, "n_head": p.model.n_head,
-             "n_embd": p.model.n_embd, "block_size": p.model.block_size, "batch_size": p.train.batch_size,
-             "learning_rate": p.train.learning_rate, "max_iters": p.train.max_iters,
-             "guide_vram_gb": p.guide_vram_gb, "estimate_cuda_bf16_bytes": preset_estimate(p),
-             "description": p.description, "use_cases": list(p.use_cases)}
-            for p in presets]
+    estimates = [(p, preset_memory(p)) for p in presets]
+    heavier = heavier_than_larger(estimates)
+    notes = {p.name: [h.line() for h in heavier if h.smaller.name == p.name] for p in presets}
+    rows: list[dict[str, Any]] = [
+        {"name": p.name, "params": count_params(p.model), "n_layer": p.model.n_layer, "n_head": p.model.n_head,
+         "n_embd": p.model.n_embd, "block_size": p.model.block_size, "batch_size": p.train.batch_size,
+         "learning_rate": p.train.learning_rate, "max_iters": p.train.max_iters,
+         "guide_vram_gb": p.guide_vram_gb, "estimate_cuda_bf16_bytes": est.total,
+         "estimate_notes": notes[p.name], "description": p.description, "use_cases": list(p.use_cases)}
+        for p, est in estimates]
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
@@ -111,13 +116,18 @@ def run_presets(args: argparse.Namespace) -> int:
     for r in rows:
         table.add_row(r["name"], f"{r['params'] / 1e6:.1f}M", str(r["block_size"]), str(r["batch_size"]),
                       f"{r['learning_rate']:g}", f"{r['guide_vram_gb']:g} GB",
-                      fmt.gib(r['estimate_cuda_bf16_bytes']), *([r["description"]] if describe else []))
+                      fmt.gib(r['estimate_cuda_bf16_bytes']) + ("*" if r["estimate_notes"] else " "),
+                      *([r["description"]] if describe else []))
     console.print(table)
     if not describe:  # the prose under the table, where the terminal has no room for a column of it
         for r in rows:
             console.print(f"[bold]{r['name']}[/]: {r['description']}", highlight=False)
-    print("estimate: peak memory to train the preset as it stands (its batch and block) on one CUDA card in bf16, "
-          "from `gptwiz estimate`; the guide's VRAM column is a rough figure")
+    console.print("estimate: peak memory to train the preset as it stands (its batch and block) on one CUDA card in "
+                  "bf16, from `gptwiz estimate`; the guide's VRAM column is a rough figure", highlight=False)
+    if heavier:
+        console.print("* more than a preset with more parameters needs:", highlight=False)
+        for h in heavier:
+            console.print(f"  {h.line()}", highlight=False, markup=False)
     return 0
 
 
@@ -247,8 +257,8 @@ def run_recommend(use_case: str, vram_gb: str | None, dataset_size: str | None, 
         raise UsageError(f"--hours {hours}: no CUDA card here to predict a {vram:g} GB card's speed with "
                          "(use it on the machine that trains, or without --vram-gb)")
     rec = recommend(use_case, vram, measured.bytes if measured else size_bytes, gpu_count,
-                    dataset_tokens=measured.tokens if measured and measured.tokens_exact else None,
-                    ram_gb=report.ram_available_bytes / 2**30 if device_type == "cpu" else None,
+                    dataset_tokens=measured.tokens if measured else None,
+                    ram_gb=training_ram_bytes(report) / 2**30 if device_type == "cpu" else None,
                     dtype=dtype, throughput=throughput, hours=budget,
                     facts=measured_data(dataset, measured) if dataset is not None else None,
                     quality_model=local_quality_model("runs"))

@@ -8,6 +8,7 @@ from typing import Any
 from gptwiz.cli.args import flag, number, positive_int
 from gptwiz.cli.plan import parse_hours
 from gptwiz.common.files import check_folder
+from gptwiz.planning.policy import PROBE_ITERS
 from gptwiz.planning.presets import OPTIMIZERS
 from gptwiz.planning.time_budget import run_budget
 
@@ -17,7 +18,8 @@ def add(sub: Any) -> None:
     flag(p, "config_file", required=True, help="a preset name (tiny, small, 150M, ...) or a preset JSON path")
     flag(p, "input_file", help="a UTF-8 text file to train on")
     flag(p, "dataset_dir", help="a dataset prepared by `gptwiz prepare`")
-    flag(p, "iters", type=positive_int, default=100, help="iterations to run (default 100, at least 10)")
+    flag(p, "iters", type=positive_int, default=PROBE_ITERS,
+         help=f"iterations to run (default {PROBE_ITERS}, at least 10; at most the full run's --max_iters)")
     flag(p, "batch_size", type=positive_int)
     flag(p, "block_size", type=positive_int)
     flag(p, "grad_accum", type=positive_int, help="gradient accumulation steps")

@@ -13,10 +13,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from gptwiz.common.errors import UsageError
+from gptwiz.common.errors import TokenizerUnavailable, UsageError
 from gptwiz.common.inert import quote
 from gptwiz.common.safe_read import MANIFEST_LIMIT, read_json_file
 from gptwiz.data.globbing import safe_glob
+from gptwiz.data.token_count import count_tokens
 
 _UNITS = {
     "": 1, "b": 1,
@@ -26,7 +27,8 @@ _UNITS = {
 _SIZE = re.compile(r"^\s*([0-9]+(?:\.[0-9]*)?|\.[0-9]+)\s*([a-zA-Z]*)\s*$")
 
 # GPT-2's BPE turns English prose into about one token per 4 bytes (tinyshakespeare, archaic verse
-# with many short words: 3.3; source code: about 3). Used only where the exact count is unknown.
+# with many short words: 3.3; source code: about 3). Used only where no text is at hand to tokenize a sample of
+# (a size typed as --dataset-size, the demo corpus before it is built) or the tokenizer cannot be loaded.
 BYTES_PER_TOKEN = 4.0
 
 # The suffixes `gptwiz prepare` reads as documents.
@@ -50,22 +52,36 @@ class DatasetSize:
     kind: str               # "file", "folder", "glob" or "prepared"
     files: int
     bytes: int
-    tokens: int             # exact for a prepared dataset, else bytes / BYTES_PER_TOKEN
+    tokens: int             # exact for a prepared dataset, else estimated from a sample (estimated_tokens)
     tokens_exact: bool
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
 
+def _size(f: Path) -> int:
+    try:
+        return f.stat().st_size
+    except OSError:  # vanished or unreadable since listed: prepare would skip it too
+        return 0
+
+
+def estimated_tokens(files: list[Path], sizes: list[int] | None = None) -> int:
+    """The GPT-2 tokens of text files (`sizes`: their sizes, when known already), a sample of them tokenized
+    (gptwiz.data.token_count); bytes / BYTES_PER_TOKEN where no text could be sampled or the tokenizer cannot be
+    loaded (training says why when it needs it)."""
+    sizes = [_size(f) for f in files] if sizes is None else sizes
+    try:
+        counted = count_tokens(files, sizes)
+    except TokenizerUnavailable:  # offline without tiktoken's cache: the rough figure is still an estimate
+        counted = None
+    return counted if counted is not None else int(sum(sizes) / BYTES_PER_TOKEN)
+
+
 def _estimated(path: str, kind: str, files: list[Path]) -> DatasetSize:
-    total = 0
-    for f in files:
-        try:
-            total += f.stat().st_size
-        except OSError:  # vanished or unreadable since listed: prepare would skip it too
-            continue
-    return DatasetSize(path=path, kind=kind, files=len(files), bytes=total,
-                       tokens=int(total / BYTES_PER_TOKEN), tokens_exact=False)
+    sizes = [_size(f) for f in files]
+    return DatasetSize(path=path, kind=kind, files=len(files), bytes=sum(sizes),
+                       tokens=estimated_tokens(files, sizes), tokens_exact=False)
 
 
 def _prepared(path: str, manifest_path: Path) -> DatasetSize:
@@ -117,7 +133,7 @@ def _located(path: str) -> tuple[str, list[Path]]:
     return "folder", files
 
 
-__all__ = ["parse_size", "measure_dataset", "text_files", "DatasetSize", "BYTES_PER_TOKEN", "TEXT_SUFFIXES", "bits_per_byte"]
+__all__ = ["parse_size", "measure_dataset", "text_files", "estimated_tokens", "DatasetSize", "BYTES_PER_TOKEN", "TEXT_SUFFIXES", "bits_per_byte"]
 
 
 def bits_per_byte(loss: float | None, tokens: int | None, nbytes: int | None) -> float | None:

@@ -44,10 +44,11 @@ def fit_batch(preset: Preset, block_size: int, batch: int, device_type: str, dty
 
 
 def memory_label(gpu: bool, memory_bytes: int | None) -> str:
-    """'the 24 GiB card', 'the 8 GiB of RAM', or 'RAM' where its size is not known."""
+    """'the 24 GiB card', 'the 8 GiB of RAM available' (gptwiz.planning.hardware.training_ram_bytes), or 'RAM'
+    where its size is not known."""
     if memory_bytes is None:
         return "RAM"
-    return f"the {fmt.bytes_(memory_bytes, binary=True)} {'card' if gpu else 'of RAM'}"
+    return f"the {fmt.bytes_(memory_bytes, binary=True)} {'card' if gpu else 'of RAM available'}"
 
 
 __all__ = ["HEADROOM", "Fit", "fit_batch", "memory_label"]

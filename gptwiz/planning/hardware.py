@@ -63,6 +63,19 @@ class HardwareReport:
         return data
 
 
+def training_ram_bytes(report: HardwareReport | None = None) -> int:
+    """The RAM a plan for training on the CPU is checked against, and shown as ("865 MiB of 19.4 GiB"): what is
+    available (psutil's `available`: free memory plus the cache the kernel can drop) when `report` was detected,
+    or now without one; not the total. Other programs hold the rest, and a run that counts on it swaps or is
+    killed; a card is planned against its total because nothing else lives there. Every front-end (the wizard,
+    plain mode, `gptwiz recommend`, the probe's share of memory) takes the figure from here."""
+    if report is not None:
+        return int(report.ram_available_bytes)
+    import psutil  # lazy: as in detect_hardware
+
+    return int(psutil.virtual_memory().available)
+
+
 @dataclass(frozen=True)
 class GpuStats:
     """A live reading of one card, for dashboards; None where the card does not report a value."""
@@ -210,4 +223,5 @@ def read_gpu_stats(nvml: Any | None = None) -> list[GpuStats]:
         _optional(nvml.nvmlShutdown)
 
 
-__all__ = ["GpuInfo", "HardwareReport", "GpuStats", "detect_hardware", "read_gpu_stats", "cpu_info"]
+__all__ = ["GpuInfo", "HardwareReport", "GpuStats", "detect_hardware", "read_gpu_stats", "cpu_info",
+           "training_ram_bytes"]

@@ -118,6 +118,19 @@ def resolve_compile(compile_flag: bool | None, device: str, dtype: str, iters_to
     return iters_to_run >= COMPILE_MIN_ITERS[device_type]
 
 
+# --- the probe's length ----------------------------------------------------------------------------------
+
+# The guide's "Testing Your Choice": train 100 iterations and watch the loss, the memory and the speed.
+PROBE_ITERS = 100
+
+
+def probe_iters(run_iters: int | None, asked: int = PROBE_ITERS) -> int:
+    """The iterations a probe of a run of `run_iters` trains: `asked` (the guide's 100), but never more than the
+    run itself; a run that short is its own probe (probing it trains all of it). None: the run's length is not
+    known. The wizard, plain mode, `gptwiz probe` and the predicted probe times all count with this."""
+    return asked if run_iters is None else max(1, min(asked, run_iters))
+
+
 # --- the one memory figure ---------------------------------------------------------------------------------
 
 def run_memory(model: ModelConfig, *, batch_size: int, grad_accum: int, max_iters: int, device_type: str,
@@ -144,14 +157,19 @@ def knobs_memory(knobs: Knobs, device_type: str, dtype: str, presets_dir: Any = 
 
 # --- the presets table's estimate column ----------------------------------------------------------------
 
-def preset_estimate(preset: Any) -> int:
-    """The peak for training the preset as it stands on one CUDA card in bf16: what the guide's VRAM
-    column tries to say."""
+def preset_memory(preset: Any) -> MemoryEstimate:
+    """The estimate for training the preset as it stands on one CUDA card in bf16: what the guide's VRAM column
+    tries to say."""
     return run_memory(preset.model, batch_size=preset.train.batch_size, grad_accum=preset.train.grad_accum,
                       max_iters=preset.train.max_iters, dtype="bfloat16", device_type="cuda",
-                      optimizer=preset.train.optimizer).total
+                      optimizer=preset.train.optimizer)
+
+
+def preset_estimate(preset: Any) -> int:
+    """preset_memory's peak, in bytes."""
+    return preset_memory(preset).total
 
 
 __all__ = ["auto_dtype", "check_dtype", "training_dtype", "resolve_device_dtype", "no_hardware", "parse_vram",
-           "data_hint", "preset_estimate", "MAX_VRAM_GB", "COMPILE_MIN_ITERS", "resolve_compile", "run_memory",
-           "knobs_memory"]
+           "data_hint", "preset_memory", "preset_estimate", "MAX_VRAM_GB", "COMPILE_MIN_ITERS", "resolve_compile", "run_memory",
+           "knobs_memory", "PROBE_ITERS", "probe_iters"]

@@ -50,7 +50,8 @@ NO_GPU_WARNING = "no GPU: CPU training is for learning and testing; it takes hou
 
 @dataclass(frozen=True)
 class DataCap:
-    """The dataset's row of the By Dataset Size table, and its tokens (exact, or estimated from its bytes)."""
+    """The dataset's row of the By Dataset Size table, and its tokens (exact, estimated from a sample, or from its
+    bytes where there is only a size)."""
     minimum: str
     recommended: str
     tokens: int
@@ -198,8 +199,9 @@ def recommend(use_case: str, vram_gb: float, dataset_bytes: int | None, gpu_coun
     """Apply the guide's tables, step by step, to one use case, card and dataset.
 
     vram_gb: memory of one card in GB (GiB, as NVML reports it); 0 means no GPU: CPU training, checked
-    against ram_gb when given. dataset_bytes: the training text's size, or None when unknown;
-    dataset_tokens: its exact token count where known (a prepared dataset), else bytes / 4. dtype: the
+    against ram_gb when given (gptwiz.planning.hardware.training_ram_bytes: the RAM available). dataset_bytes: the
+    training text's size, or None when unknown; dataset_tokens: its token count, exact for a prepared dataset and
+    estimated from a tokenized sample for raw text (gptwiz.data.sizes), else None: bytes / 4. dtype: the
     training dtype (default bfloat16, which on a GPU costs the same memory as float16). throughput: this
     machine's measured matmul speed (gptwiz.training.throughput), for the times; without it no time is
     predicted and none fitted. hours: a time budget for the run (default: the guide's Training Time for the

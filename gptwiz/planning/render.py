@@ -97,7 +97,9 @@ def time_lines(run: RunTime | None, probe: RunTime | None, iters: int, device_ty
         return out
     out.append("time: ", style="bold")
     out.append(f"about {fmt.duration(run.seconds)} for {iters:,} iterations")
-    if probe is not None:
+    if probe is not None and probe.iters >= iters:  # probe_iters: never longer than the run
+        out.append(" (a probe would train all of it: the run is its own probe)")
+    elif probe is not None:
         out.append(f" (a {probe.iters}-iteration probe: {fmt.duration(probe.seconds)})")
     out.append(f"\n  {run.tokens_per_sec:,.0f} tokens/s; {run.basis}; evaluations {fmt.duration(run.eval_s)}, "
                f"checkpoints {fmt.duration(run.checkpoint_s)}, start{' and compile' if run.compiled else ''} "
@@ -141,7 +143,7 @@ def recommendation_view(rec: Recommendation, commands: list[str], data_note: str
                         Text("decision path", style="bold"), path]
     parts += [Text("memory", style="bold"),
               memory_bar(rec.estimate_bytes, rec.memory_bytes),
-              Text(f"estimated peak on {'the card' if rec.device_type == 'cuda' else 'CPU (RAM)'}; "
+              Text(f"estimated peak on {'the card' if rec.device_type == 'cuda' else 'CPU, of the RAM available'}; "
                    f"the line marks {HEADROOM:.0%}", style="dim")]
     if rec.run_time is not None:
         parts += [Text("time", style="bold"), time_lines(rec.run_time, rec.probe_time, rec.max_iters, rec.device_type)]

@@ -31,11 +31,8 @@ from gptwiz.common.schedule import (
 )
 from gptwiz.model.config import ModelConfig, count_params, training_flops_per_token
 from gptwiz.planning.knobs import Knobs
-from gptwiz.planning.policy import resolve_compile
+from gptwiz.planning.policy import PROBE_ITERS, probe_iters, resolve_compile
 from gptwiz.planning.presets import Preset, load_preset
-
-# The iterations of `gptwiz probe` (gptwiz.training.probe.ProbeOptions.iters).
-PROBE_ITERS = 100
 
 
 @dataclass(frozen=True)
@@ -305,10 +302,10 @@ def predict_run_time(plan: RunPlan, throughput: Throughput) -> RunTime:
 
 
 def predict_probe_time(plan: RunPlan, throughput: Throughput, iters: int = PROBE_ITERS) -> RunTime:
-    """`gptwiz probe`'s wall time: `iters` steps of the trainer, no evaluation, no checkpoint, compiled when
-    the full run would be (the probe measures what the run will do)."""
+    """`gptwiz probe`'s wall time: `iters` steps of the trainer (never more than the run's, probe_iters), no
+    evaluation, no checkpoint, compiled when the full run would be (the probe measures what the run will do)."""
     return _assemble(plan, predicted_tokens_per_sec(plan, throughput), _predicted_basis(plan, throughput),
-                     iters=min(iters, plan.max_iters), evaluate=False)
+                     iters=probe_iters(plan.max_iters, iters), evaluate=False)
 
 
 def from_probe_rate(plan: RunPlan, tokens_per_sec: float) -> RunTime:

@@ -25,6 +25,7 @@ from gptwiz.planning.quality import QUALITY_MODEL, Quality, QualityModel, predic
 from gptwiz.planning.quality_choice import short_quality
 from gptwiz.planning.recommend import recommend
 from gptwiz.planning.timing import knobs_plan, predict_probe_time, predict_run_time
+from gptwiz.planning.tuning import TUNING_EPOCHS
 from gptwiz.runs.calibration import calibration
 from gptwiz.wizard.state import WizardState, parse_vram
 
@@ -64,7 +65,8 @@ def view(rec: Any) -> RecView:
         alternatives=[Alternative(preset, _with_quality(why, rec.alternative_quality.get(preset)))
                       for preset, why in rec.alternatives],
         dtype=rec.dtype, device_type=rec.device_type,
-        phases=[f"{p.name}: {p.preset}, learning rate {p.learning_rate:g}, {p.max_iters:,} iterations"
+        phases=[f"{p.name}: {p.preset}, learning rate {p.learning_rate:g}, "
+                + (f"{p.max_iters:,} iterations" if p.max_iters else f"{TUNING_EPOCHS} passes over its examples")
                 + (f" ({p.note})" if p.note else "") for p in rec.phases],
         eta_s=rec.eta_s, probe_eta_s=rec.probe_eta_s,
     )
@@ -154,14 +156,14 @@ def recommend_for(state: WizardState, throughput: Any = None, preset: str | None
     if state.use_case is None:
         raise UsageError("no use case chosen yet")
     d = state.dataset
-    ram = getattr(state.hardware, "ram_total_bytes", None)
+    ram = state.device_memory_bytes() if not state.on_gpu else 0  # the one RAM figure, as the memory bar's
     device_type, dtype = device_and_dtype(state)
     if throughput is not None and throughput.device_type != device_type:
         throughput = None  # measured for the other device (the VRAM was changed since)
     return recommend(state.use_case, state.vram_gb, d.bytes if d is not None else None,
                      gpu_count=state.gpu_count if state.on_gpu else 1,
-                     dataset_tokens=d.tokens if d is not None else None,
-                     ram_gb=ram / 2**30 if ram and not state.on_gpu else None, dtype=dtype,
+                     dataset_tokens=d.est_tokens if d is not None else None,
+                     ram_gb=ram / 2**30 if ram else None, dtype=dtype,
                      throughput=throughput, preset=preset, facts=facts,
                      quality_model=local_quality_model(state.runs_dir))
 

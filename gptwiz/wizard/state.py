@@ -15,8 +15,9 @@ from typing import Any
 
 from gptwiz.common import fmt
 from gptwiz.common.errors import UsageError
-from gptwiz.data.sizes import BYTES_PER_TOKEN  # the live estimate while typing; prepare gives the exact count
+from gptwiz.data.sizes import BYTES_PER_TOKEN, estimated_tokens
 from gptwiz.planning import policy
+from gptwiz.planning.hardware import training_ram_bytes
 from gptwiz.planning.knobs import Advice, Knobs
 
 GLOB_CHARS = re.compile(r"[*?\[]")
@@ -32,10 +33,15 @@ class DatasetChoice:
     bytes: int
     tokens: int | None = None    # exact, from a manifest
     prepared_dir: str | None = None  # the dataset folder to train from, once prepared
+    estimated: int | None = None     # the tokens estimated from a sample of the text (gptwiz.data.token_count)
 
     @property
     def est_tokens(self) -> int:
-        return self.tokens if self.tokens is not None else int(self.bytes / BYTES_PER_TOKEN)
+        """The exact count where known, else the sampled estimate, else bytes / 4 (nothing sampled: the demo
+        corpus before it is built)."""
+        if self.tokens is not None:
+            return self.tokens
+        return self.estimated if self.estimated is not None else int(self.bytes / BYTES_PER_TOKEN)
 
     @property
     def needs_prepare(self) -> bool:
@@ -72,13 +78,15 @@ def inspect_dataset(text: str) -> DatasetChoice:
         return DatasetChoice("dataset_dir", path, int(totals["files"]), int(totals["bytes"]), int(totals["tokens"]),
                              prepared_dir=str(expanded))
     if expanded.is_file():
-        return DatasetChoice("input_file", path, 1, expanded.stat().st_size)
+        size = expanded.stat().st_size
+        return DatasetChoice("input_file", path, 1, size, estimated=estimated_tokens([expanded], [size]))
     if not expanded.exists() and not GLOB_CHARS.search(path):
         raise UsageError(f"{path}: no such file or folder")
     from gptwiz.data.prepare import SourceSpec, plan_source  # lazy: numpy, only once documents are named
 
     plan = plan_source(SourceSpec(name="data", glob=source_glob(path), weight=1.0))
-    return DatasetChoice("sources", path, len(plan.files), plan.bytes)
+    return DatasetChoice("sources", path, len(plan.files), plan.bytes,
+                         estimated=estimated_tokens([Path(f.path) for f in plan.files], [f.size for f in plan.files]))
 
 
 def prepared_dir_for(path: str, data_dir: Path) -> Path:
@@ -157,10 +165,11 @@ class WizardState:
         return self.vram_gb > 0
 
     def device_memory_bytes(self) -> int:
-        """What the memory bar measures against: the card (possibly overridden), else this machine's RAM."""
+        """What the memory bar and the recommendation measure against: the card (possibly overridden), else the
+        RAM available when the hardware was detected (gptwiz.planning.hardware.training_ram_bytes); 0 before."""
         if self.on_gpu:
             return int(self.vram_gb * 2**30)
-        return int(getattr(self.hardware, "ram_total_bytes", 0) or 0)
+        return training_ram_bytes(self.hardware) if self.hardware is not None else 0
 
     # -- the train arguments --
 
@@ -198,7 +207,12 @@ class WizardState:
             args += ["--data_dir", str(self.data_dir)]
         return args
 
-    def probe_options(self, iters: int = 100) -> Any:
+    def probe_iters(self, asked: int = policy.PROBE_ITERS) -> int:
+        """The iterations a probe of these knobs trains: `asked`, at most the run's own (policy.probe_iters; the
+        probe itself keeps to the same rule and says so)."""
+        return policy.probe_iters(self.knobs.max_iters if self.knobs else None, asked)
+
+    def probe_options(self, iters: int = policy.PROBE_ITERS) -> Any:
         from gptwiz.planning.time_budget import run_budget  # lazy: the quality model loads when a probe starts
         from gptwiz.training.probe import ProbeOptions  # lazy: the probe package loads only when a probe starts
 

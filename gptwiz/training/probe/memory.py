@@ -8,6 +8,8 @@ from typing import Any
 import psutil
 import pynvml  # nvidia-ml-py: pure Python, cheap to import; the C library loads at nvmlInit
 
+from gptwiz.planning.hardware import training_ram_bytes
+
 
 def nvml_memory(device: str) -> Any:
     """The card's memory (total, used) as the driver sees it; None without a driver or such a card."""
@@ -28,11 +30,11 @@ def process_rss(pid: int) -> int:
 
 
 def device_total(device: str, detail: dict[str, Any]) -> int | None:
-    """The memory of `device` in bytes: the child's own figure for a card (`detail`), else the driver's; the
-    machine's for the CPU."""
+    """The memory of `device` in bytes: the child's own figure for a card (`detail`), else the driver's; for the
+    CPU the RAM a plan counts on (training_ram_bytes: what is available, read once the child has ended)."""
     if device.startswith("cuda"):
         if detail.get("device_memory_total"):
             return int(detail["device_memory_total"])
         info = nvml_memory(device)
         return int(info.total) if info is not None else None
-    return int(psutil.virtual_memory().total)
+    return training_ram_bytes()

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from gptwiz.planning.policy import PROBE_ITERS
+
 
 @dataclass
 class ProbeOptions:
@@ -12,7 +14,7 @@ class ProbeOptions:
     config_file: str | None = None
     input_file: str | None = None
     dataset_dir: str | None = None
-    iters: int = 100
+    iters: int = PROBE_ITERS            # at most the full run's (gptwiz.planning.policy.probe_iters)
     batch_size: int | None = None
     block_size: int | None = None
     grad_accum: int | None = None

@@ -9,6 +9,7 @@ from pathlib import Path
 from gptwiz.common.errors import UsageError
 from gptwiz.common.inert import quote
 from gptwiz.data.dataset import TokenDataset
+from gptwiz.planning.policy import probe_iters
 from gptwiz.planning.presets import BOUNDS, PRESET_ORDER, Preset, check_bound, load_preset, shown
 from gptwiz.runs.lock import lock_owner
 from gptwiz.runs.paths import RunPaths, run_paths
@@ -30,6 +31,7 @@ class ProbePlan:
     paths: RunPaths | None      # the named run's folder, if any
     device: str                 # resolved without creating a CUDA context here
     preset_learning_rate: float # the preset's own rate, before --learning_rate: the advice may go back to it
+    iters: int                  # the probe's iterations: those asked for, at most the full run's (probe_iters)
 
 
 def make_plan(opts: ProbeOptions, scratch: Path) -> ProbePlan:
@@ -46,8 +48,13 @@ def make_plan(opts: ProbeOptions, scratch: Path) -> ProbePlan:
     preset = own.with_overrides(
         learning_rate=opts.learning_rate, batch_size=opts.batch_size, block_size=opts.block_size,
         grad_accum=opts.grad_accum, max_iters=opts.max_iters, optimizer=opts.optimizer)
-    return ProbePlan(preset=preset, dataset_dir=dataset_dir, full_iters=preset.train.max_iters,
-                     paths=paths, device=resolve_device(opts.device), preset_learning_rate=own.train.learning_rate)
+    full = preset.train.max_iters
+    if full < MIN_ITERS:
+        raise UsageError(f"the run's {full} iterations are fewer than a probe needs ({MIN_ITERS}): it is its own "
+                         "probe; train it directly, or give a longer --max_iters")
+    return ProbePlan(preset=preset, dataset_dir=dataset_dir, full_iters=full,
+                     paths=paths, device=resolve_device(opts.device), preset_learning_rate=own.train.learning_rate,
+                     iters=probe_iters(full, opts.iters))
 
 
 def _check_iters_and_limit(opts: ProbeOptions) -> None:

@@ -4,6 +4,7 @@ last, and keep the result in the named run's folder."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 from gptwiz.common.atomic import atomic_write_json
@@ -33,6 +34,13 @@ def run_probe(opts: ProbeOptions, on_progress: Callable[[ProbeProgress], None] |
 def _probe(opts: ProbeOptions, scratch: Path, on_progress: Callable[[ProbeProgress], None],
            should_cancel: Callable[[], bool]) -> ProbeResult:
     plan = make_plan(opts, scratch)
+    if plan.iters < opts.iters:
+        # A run shorter than the probe asked for is its own probe: the probe trains all of it, and says so.
+        on_progress(ProbeProgress(iter=0, iters=plan.iters, batch_size=plan.preset.train.batch_size,
+                                  grad_accum=plan.preset.train.grad_accum, attempt=1,
+                                  message=f"the run is {plan.iters} iterations, fewer than the {opts.iters} asked for: "
+                                          f"the probe trains all {plan.iters} (the run is its own probe)"))
+        opts = replace(opts, iters=plan.iters)
     preset = plan.preset
     batch, accum, block = preset.train.batch_size, preset.train.grad_accum, preset.model.block_size
     base = dict(iters_requested=opts.iters, full_run_iters=plan.full_iters, block_size=block,
