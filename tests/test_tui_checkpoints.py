@@ -46,7 +46,7 @@ async def test_g_says_plainly_that_a_best_of_iteration_0_is_untrained(tmp_path_f
     paths.ckpt_last.unlink()  # only the evaluation of iteration 0 is left
     asked: list[str] = []
 
-    def fake_sample(p: RunPaths, checkpoint: str) -> list[str]:
+    def fake_sample(p: RunPaths, checkpoint: str, feed: object) -> list[str]:
         asked.append(checkpoint)
         return ["a sampled line"]
 

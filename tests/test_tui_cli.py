@@ -63,7 +63,7 @@ def test_watch_errors_are_one_line(tmp_path: Path) -> None:
 
 
 def test_gptwiz_without_a_terminal_prints_a_hint(tmp_path: Path) -> None:
-    for args in ([], ["wizard"]):
+    for args in ([], ["wizard"], ["--plain"], ["--plain", "--runs_dir", "r"]):  # `gptwiz --plain` is the wizard too
         proc = run_cli(args, tmp_path)
         assert proc.returncode == 2 and "no terminal" in proc.stderr and "Traceback" not in proc.stderr
         assert len(proc.stderr.strip().splitlines()) == 1

@@ -291,7 +291,7 @@ async def test_dashboard_g_samples_from_the_checkpoint_in_a_worker(tmp_path: Pat
     seen: list[RunPaths] = []
     release = threading.Event()
 
-    def fake_sample(p: RunPaths, checkpoint: str) -> list[str]:
+    def fake_sample(p: RunPaths, checkpoint: str, feed: object) -> list[str]:
         seen.append(p)
         release.wait(10)  # slow, as real sampling is: the screen stays responsive meanwhile
         return ["ROMEO: a sampled line", "JULIET: another"]
@@ -308,7 +308,7 @@ async def test_dashboard_g_samples_from_the_checkpoint_in_a_worker(tmp_path: Pat
 
 @async_test
 async def test_dashboard_g_without_checkpoint_says_so(tmp_path: Path) -> None:
-    app = GptwizApp(context(tmp_path, sample_text=lambda p, c: pytest.fail("no checkpoint: no sampling")),
+    app = GptwizApp(context(tmp_path, sample_text=lambda p, c, f: pytest.fail("no checkpoint: no sampling")),
                     watch=recorded_copy(tmp_path))
     async with app.run_test() as pilot:
         await wait_polls(pilot)

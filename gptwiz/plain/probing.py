@@ -47,7 +47,7 @@ class ProbeStep:
                 return "back"
             if outcome == "done":
                 return "next"
-            again = self.talk.yes_no(f"Probe the new settings ({self.probe_iters} iterations)?",
+            again = self.talk.yes_no(f"Probe the new settings ({self.state.probe_iters(self.probe_iters)} iterations)?",
                                      "yes: probe them", "no: start the training with them")
             if again == BACK:
                 return "back"
@@ -69,7 +69,7 @@ class ProbeStep:
         shown: list[int] = []
         with Progress(TextColumn("probe"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
                       console=console, transient=True, disable=not live) as bar:
-            task = bar.add_task("probe", total=self.probe_iters, info="starting ...")
+            task = bar.add_task("probe", total=self.state.probe_iters(self.probe_iters), info="starting ...")
 
             def on_progress(p: Any) -> None:
                 loss = f"loss {p.loss:.4f}" if p.loss is not None else ""

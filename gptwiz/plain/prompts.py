@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import IO, Any, Protocol
 
 from gptwiz.common.inert import inert, quote
+from gptwiz.plain.wrapping import answered_fragments, terminal_width, wrap, wrap_question
 
 BACK = "<back>"         # the answer a prompter gives for "go back", to a select or a text question
 BACK_TEXT = "<"         # what the user types at a text question to go back
@@ -42,7 +43,14 @@ def _is_back(answer: str) -> bool:
 
 
 class QuestionaryPrompter:
-    """Arrow-key menus. questionary answers None on Ctrl-C: that ends the wizard."""
+    """Arrow-key menus. questionary answers None on Ctrl-C: that ends the wizard. Each question is broken
+    between words to the terminal's width (gptwiz.plain.wrapping), and once answered it is erased and its line
+    printed again broken the same way: left to prompt_toolkit, "? question answer" breaks mid-word."""
+
+    SELECT_HINT = "(Use arrow keys)"
+
+    def __init__(self, width: Callable[[], int] = terminal_width) -> None:
+        self._width = width
 
     def _ask(self, question: Any) -> Any:
         answer = question.ask()
@@ -50,18 +58,34 @@ class QuestionaryPrompter:
             raise Cancelled()
         return answer
 
+    def _answered(self, message: str, answer: str, width: int) -> None:
+        from prompt_toolkit import print_formatted_text  # lazy: as questionary, once a question is answered
+        from prompt_toolkit.formatted_text import FormattedText  # lazy: as print_formatted_text
+        from questionary.styles import merge_styles_default  # lazy: as print_formatted_text
+
+        print_formatted_text(FormattedText(answered_fragments(inert(message), inert(answer), width)),
+                             style=merge_styles_default([]))
+
     def select(self, message: str, choices: Sequence[tuple[str, str]], default: str | None = None) -> str:
         import questionary  # lazy: prompt_toolkit loads only when a menu is drawn (LinePrompter needs none)
 
+        width = self._width()
         items = [questionary.Choice(title=title, value=value) for value, title in choices]
         chosen = next((c for c in items if c.value == default), None)
-        return str(self._ask(questionary.select(message, choices=items, default=chosen)))
+        shown = wrap_question(message, width, after=len(self.SELECT_HINT) + 1)
+        answer = str(self._ask(questionary.select(shown, choices=items, default=chosen, instruction=self.SELECT_HINT,
+                                                  erase_when_done=True)))
+        self._answered(message, next((title for value, title in choices if value == answer), answer), width)
+        return answer
 
     def text(self, message: str, default: str = "", validate: Callable[[str], str | None] | None = None) -> str:
         import questionary  # lazy: prompt_toolkit loads only when a menu is drawn (LinePrompter needs none)
 
+        width = self._width()
         check = (lambda v: _is_back(v) or validate(v) or True) if validate else None
-        answer = str(self._ask(questionary.text(with_back_hint(message), default=default, validate=check)))
+        shown = wrap_question(with_back_hint(message), width, after=min(20, len(default) + 2))
+        answer = str(self._ask(questionary.text(shown, default=default, validate=check, erase_when_done=True)))
+        self._answered(message, answer, width)
         return BACK if _is_back(answer) else answer
 
 
@@ -72,19 +96,25 @@ class LinePrompter:
         self._read = read
         self._out = out
 
-    def _say(self, line: str) -> None:
-        print(inert(line), file=self._out, flush=True)  # choices and problems name files, runs and answers
+    def _say(self, line: str, indent: str = "") -> None:
+        """`line` broken between words to the terminal's width, its continuations indented by `indent`."""
+        for row in wrap(inert(line), terminal_width(), indent=indent):  # choices and problems name files and runs
+            print(row, file=self._out, flush=True)
 
     def _line(self, prompt: str) -> str:
+        *above, last = wrap(inert(prompt), terminal_width())  # the answer is typed after the last line
+        for row in above:
+            print(row, file=self._out, flush=True)
         try:
-            return self._read(prompt)
+            return self._read(last + " ")
         except (EOFError, KeyboardInterrupt):
             raise Cancelled() from None
 
     def select(self, message: str, choices: Sequence[tuple[str, str]], default: str | None = None) -> str:
         self._say(message)
         for i, (value, title) in enumerate(choices, 1):
-            self._say(f"  {i}) {title}" + ("  (default)" if value == default else ""))
+            number = f"  {i}) "
+            self._say(f"{number}{title}" + ("  (default)" if value == default else ""), " " * len(number))
         values = [value for value, _ in choices]
         while True:
             answer = self._line(f"number (1-{len(choices)}{', Enter: default' if default in values else ''}): ").strip()

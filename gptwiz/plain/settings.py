@@ -123,7 +123,9 @@ class SettingsStep:
 
     def _probe_first(self) -> str:
         """'next' (probe), 'launch' (no probe) or 'back'."""
-        answer = self.talk.yes_no(f"Run the {self.probe_iters}-iteration probe first (recommended)?",
+        iters = self.state.probe_iters(self.probe_iters)
+        whole = " (the whole run: it is its own probe)" if iters < self.probe_iters else ""
+        answer = self.talk.yes_no(f"Run the {iters}-iteration probe first{whole} (recommended)?",
                                   "yes: probe the settings first", "no: start the training without a probe")
         return {YES: "next", NO: "launch"}.get(answer, "back")
 

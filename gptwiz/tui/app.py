@@ -94,6 +94,7 @@ class GptwizApp(App[str | None]):
         self.watch_paths = watch
         self.wizard = WizardState(runs_dir=self.context.runs_dir, data_dir=self.context.data_dir)
         self._asking_to_leave = False
+        self.farewell_note: str | None = None  # what to print on leaving when no run was shown (_leave)
 
     def on_mount(self) -> None:
         if self.watch_paths is not None:
@@ -147,8 +148,12 @@ class GptwizApp(App[str | None]):
             if i < len(screens):
                 screens[i].finish_before_leaving(lambda: finish(i + 1))
                 return
-            # The topmost screen that shows a run (a dashboard, a run starting) names it in the farewell line.
+            # The topmost screen that shows a run (a dashboard, a run starting) names it in the farewell line;
+            # where none does, the topmost wizard step with settings says how to train with them.
             runs = [name for s in reversed(self.screen_stack) if (name := getattr(s, "leaving_run", lambda: None)())]
+            if not runs:
+                notes = [note for s in reversed(self.app_screens()) if (note := s.leaving_note(self.size.width))]
+                self.farewell_note = notes[0] if notes else None
             self.exit(runs[0] if runs else None)
 
         finish(0)
@@ -233,19 +238,25 @@ class GptwizApp(App[str | None]):
         self.action_leave()
 
 
-def _farewell(run_name: str | None, runs_dir: Path) -> None:
-    if run_name:
-        print(farewell_line(run_name, runs_dir))
+def farewell(app: GptwizApp) -> str | None:
+    """What to print once the app has ended: the state of the run it showed last (gptwiz.tui.outcome), or, left in
+    the wizard before a run started, the command that trains what was chosen; None where nothing goes on."""
+    if app.return_value:
+        return farewell_line(app.return_value, app.context.runs_dir)
+    return app.farewell_note
+
+
+def _run(app: GptwizApp) -> int:
+    app.run()
+    line = farewell(app)
+    if line:
+        print(line)
+    return 0
 
 
 def run_watch_app(paths: RunPaths) -> int:
-    app = GptwizApp(AppContext(runs_dir=paths.root.parent), watch=paths)
-    _farewell(app.run(), paths.root.parent)
-    return 0
+    return _run(GptwizApp(AppContext(runs_dir=paths.root.parent), watch=paths))
 
 
 def run_wizard_app(runs_dir: str | Path = "runs", data_dir: str | Path = "data") -> int:
-    context = AppContext(runs_dir=Path(runs_dir), data_dir=Path(data_dir))
-    app = GptwizApp(context)
-    _farewell(app.run(), context.runs_dir)
-    return 0
+    return _run(GptwizApp(AppContext(runs_dir=Path(runs_dir), data_dir=Path(data_dir))))

@@ -13,16 +13,8 @@ from typing import Any, Protocol, cast
 from gptwiz.planning.hardware import detect_hardware
 from gptwiz.runs.paths import RunPaths
 from gptwiz.tui.devicestats import DeviceSampler
+from gptwiz.tui.sampling import SampleFeed, default_sample_text
 from gptwiz.wizard.state import WizardState
-
-
-def default_sample_text(paths: RunPaths, checkpoint: str = "auto") -> list[str]:
-    """A few lines from the run's checkpoint `checkpoint` (best, last or auto: gptwiz.runs.checkpoints), on the CPU
-    so a full card is left alone."""
-    from gptwiz.training.sample import SampleOptions, sample  # lazy: the sampler loads on the dashboard's first g
-
-    return sample(SampleOptions(model_name=str(paths.root), runs_dir=str(paths.root.parent), max_new_tokens=80,
-                                num_samples=2, device="cpu", checkpoint=checkpoint))
 
 
 def default_run_probe(opts: Any, on_progress: Callable[[Any], None], should_cancel: Callable[[], bool]) -> Any:
@@ -49,7 +41,8 @@ class AppContext:
     clock: Callable[[], float] = time.time
     detect_hardware: Callable[[], Any] = default_detect_hardware
     device_sampler: Callable[[], DeviceSampler] = DeviceSampler
-    sample_text: Callable[[RunPaths, str], list[str]] = default_sample_text  # (run, best or last)
+    # (run, best or last, the feed it writes its progress into) -> the texts: the dashboard's g (gptwiz.tui.sampling)
+    sample_text: Callable[[RunPaths, str, SampleFeed], list[str]] = default_sample_text
     run_probe: Callable[[Any, Callable[[Any], None], Callable[[], bool]], Any] = default_run_probe
     # (device type, dtype) -> gptwiz.planning.timing.Throughput or None: the speed the times are predicted from
     measure_throughput: Callable[[str, str], Any] = default_measure_throughput

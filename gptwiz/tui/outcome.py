@@ -1,8 +1,10 @@
 """What the app says about a run from its folder: which file holds a failed run's error, and the line printed when
-the app is left (the run's real state, and the command that goes on from it). No Textual: plain reads."""
+the app is left (the run's real state, and the command that goes on from it; or, left in the wizard before a run
+started, the command that trains what was chosen). No Textual: plain reads."""
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 from gptwiz.common.inert import inert
@@ -10,6 +12,7 @@ from gptwiz.common.safe_read import UnreadableFile
 from gptwiz.runs.paths import RunPaths
 from gptwiz.runs.status import effective_state, read_status
 from gptwiz.runs.tail import LogTail
+from gptwiz.tui.folding import paste_lines
 
 # The trainer logs a failure's traceback into train.log under this line (gptwiz.training.trainer).
 TRACEBACK_MARK = "training failed:"
@@ -65,3 +68,12 @@ def farewell_line(name: str, runs_dir: Path) -> str:
     if not paths.root.is_dir():
         return f"left gptwiz; run {name}'s folder {inert(paths.root)} is gone"
     return f"left gptwiz; run {name} has not written its status yet (it may still be starting). Watch it: {watch}"
+
+
+def unstarted_line(where: str, command: str, width: int = 80) -> str:
+    """The line printed on leaving the wizard `where` ("at the recommendation") before any run was started: the
+    `gptwiz train` command of the settings chosen, folded between its arguments to `width` so that it pastes as
+    one command. Its paths are outside text: inert."""
+    width = max(20, width - 1)  # a line as wide as the terminal would wrap on some
+    said = textwrap.wrap(f"left gptwiz {where}; no run was started. To train with these settings:", width)
+    return "\n".join(said + [inert(line) for line in paste_lines(command, width)])

@@ -14,6 +14,8 @@ from textual.widgets import Static
 
 from gptwiz.tui.context import AppContext, shared
 from gptwiz.tui.messages import GoBack, MoveOn
+from gptwiz.tui.outcome import unstarted_line
+from gptwiz.wizard.commands import wizard_command_line
 from gptwiz.wizard.flow import STEPS, TITLES, step_number
 from gptwiz.wizard.state import WizardState
 
@@ -59,6 +61,11 @@ class AppScreen(Screen[None]):
 
     def leaving_run(self) -> str | None:
         """The run the farewell line should speak of (gptwiz.tui.app), if this screen shows one."""
+        return None
+
+    def leaving_note(self, width: int) -> str | None:
+        """Where no screen shows a run: what the farewell line says on leaving from here (`width` columns), if
+        anything goes on from this screen."""
         return None
 
 
@@ -115,3 +122,10 @@ class WizardStep(AppScreen):
 
     def action_back(self) -> None:
         self.post_message(GoBack())
+
+    def settings_note(self, where: str, width: int, name: str | None = None) -> str | None:
+        """The farewell of a step that has settings to train with (gptwiz.tui.outcome.unstarted_line), for a run
+        named `name` (else the name chosen so far)."""
+        if self.state.knobs is None:
+            return None
+        return unstarted_line(where, wizard_command_line(self.state, name), width)

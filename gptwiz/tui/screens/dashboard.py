@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import time
 
-from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -20,7 +19,6 @@ from textual.worker import get_current_worker
 
 from gptwiz.common.errors import UsageError
 from gptwiz.common.inert import inert
-from gptwiz.common.rich_text import model_text, outside
 from gptwiz.runs.checkpoints import choose_checkpoint
 from gptwiz.runs.launch import request_stop
 from gptwiz.runs.monitor import RunMonitor
@@ -31,7 +29,6 @@ from gptwiz.tui.messages import LeaveApp
 from gptwiz.tui.outcome import error_file
 from gptwiz.tui.screens.base import AppScreen
 from gptwiz.tui.screens.confirm import ConfirmScreen
-from gptwiz.tui.screens.message import MessageScreen
 from gptwiz.tui.widgets.charts import LossChart, LrChart
 from gptwiz.tui.widgets.device_panel import DevicePanel, DeviceReading
 from gptwiz.tui.widgets.panels import LogTailView, ProgressPanel, StateBanner, ThroughputPanel
@@ -41,8 +38,10 @@ HELP = """\
 The dashboard reads runs/<name>/ (metrics.jsonl, status.json, train.log, quality.json) a few times a second. Leaving it
 never stops the training; `gptwiz watch NAME` picks it up again, from any terminal. s stops the run gracefully:
 it finishes its step (or drops an evaluation under way), writes a checkpoint and ends as "stopped"; `gptwiz train --model_name NAME --resume`
-continues it. g samples a few lines from a checkpoint (on the CPU, in the background). l (or enter) opens
-train.log and console.log in full, following their end. e smooths the train loss (an exponential moving average).
+continues it. g samples from a checkpoint (on the CPU, in the background, the tokens counted as they come), each
+sample ending at end-of-text: an instruction-tuned run answers a short message through its chat template (tab, in
+the dialog, asks another), a pretrained run continues a new line twice. l (or enter) opens train.log and
+console.log in full, following their end. e smooths the train loss (an exponential moving average).
 
 Panels: loss (train per iteration, val at each evaluation; for a run from random weights, the predicted curve ┄
 to the end and the final loss's 80% band there, refitted on the run's evaluations so far) · learning rate over
@@ -78,7 +77,6 @@ class DashboardScreen(AppScreen):
         self.polls = 0               # snapshots shown so far (tests wait on it)
         self._chart_version = -1
         self._chart_drawn_at = 0.0
-        self._sampling = False
         self._lr_key: tuple[object, ...] | None = None
         self._state = ""             # the state the footer's keys were last chosen for
         self.error_file: str | None = None  # a failed run's file holding its error (gptwiz.tui.outcome)
@@ -229,32 +227,11 @@ class DashboardScreen(AppScreen):
             yes="Stop it", no="Keep training"), answered)
 
     def action_sample(self) -> None:
-        if self._sampling:
-            return
         if not (self.paths.ckpt_last.exists() or self.paths.ckpt_best.exists()):
             self.notify("no checkpoint yet: the first one is written at the first evaluation", severity="warning")
             return
+        from gptwiz.tui.screens.sample import SampleScreen  # loaded on the first g
+
         choice = choose_checkpoint(self.paths)  # (torch-free: a few kB of each checkpoint, the end of metrics.jsonl)
-        self._sampling = True
         title = f"sampling from {choice.title()}" + (f"\n{choice.passed_over}" if choice.passed_over else "")
-        screen = MessageScreen(title, Text("generating ...", style="dim"), id="sample-view")
-        self.app.push_screen(screen)
-        self._sample(screen, choice.which)
-
-    @work(thread=True, exclusive=True, group="dashboard-sample")
-    def _sample(self, screen: MessageScreen, checkpoint: str) -> None:
-        try:
-            texts = self.context.sample_text(self.paths, checkpoint)
-            # A model's output may hold escape sequences: drawn without its control characters, as on a terminal.
-            body = model_text(("\n" + "─" * 30 + "\n").join(t.strip("\n") for t in texts))
-        except Exception as exc:  # an unreadable checkpoint, no torch: say so in the dialog
-            body = outside(f"could not sample: {exc}", style="red", multiline=True)
-        try:
-            self.app.call_from_thread(self._show_sample, screen, body)
-        except RuntimeError:
-            pass
-
-    def _show_sample(self, screen: MessageScreen, body: Text) -> None:
-        self._sampling = False
-        if screen.is_attached:
-            screen.set_body(body)
+        self.app.push_screen(SampleScreen(title, self.paths, choice.which, self.context.sample_text))

@@ -18,6 +18,7 @@ from gptwiz.common.rich_text import outside
 from gptwiz.runs.paths import validate_run_name
 from gptwiz.tui.messages import StartTraining
 from gptwiz.tui.screens.base import StepTitle, WizardStep, enter_binding
+from gptwiz.tui.widgets.command import CommandLine
 from gptwiz.wizard.advice import probe_summary, probed_other_settings
 from gptwiz.wizard.commands import wizard_command_line
 
@@ -38,7 +39,7 @@ class LaunchScreen(WizardStep):
             yield Input(id="run-name", compact=True, restrict=r"[A-Za-z0-9._-]*", max_length=100)
             yield Static("", id="name-error", classes="error-text")
             yield Static(Text("Enter starts this training in the background:", style="bold"), id="launch-enter")
-            yield Static("", id="launch-command")
+            yield CommandLine(id="launch-command")  # folded between its arguments: it pastes as one command
             yield Static("The training runs in the background, in its own session: quitting gptwiz or losing the "
                          "SSH connection does not stop it. `gptwiz watch NAME` shows it again from any terminal.",
                          classes="hint")
@@ -64,8 +65,11 @@ class LaunchScreen(WizardStep):
         box.focus()
 
     def _update_command(self, name: str) -> None:
-        self.query_one("#launch-command", Static).update(outside(wizard_command_line(self.state, name or "NAME"),
-                                                                 style="bold cyan"))
+        self.query_one("#launch-command", CommandLine).set_command(wizard_command_line(self.state, name or "NAME"))
+
+    def leaving_note(self, width: int) -> str | None:
+        name = self.query_one("#run-name", Input).value.strip()
+        return self.settings_note("at the launch", width, name or None)
 
     def _check_name(self, name: str) -> str | None:
         try:

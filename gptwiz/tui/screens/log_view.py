@@ -2,7 +2,7 @@
 
 A thread worker reads what was appended a few times a second (never the whole file again) and hands the new
 lines to the event loop; the view stays at the end while it is there, and stays put once the user scrolls up
-(end follows again).
+(end follows again). A line longer than the view wraps onto the rows below it.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.css.query import NoMatches
-from textual.widgets import Footer, Log, Static
+from textual.widgets import Footer, Static
 from textual.worker import get_current_worker
 
 from gptwiz.common.inert import inert
@@ -22,6 +22,7 @@ from gptwiz.runs.paths import RunPaths
 from gptwiz.runs.tail import TailReader
 from gptwiz.tui.context import AppContext
 from gptwiz.tui.screens.base import AppScreen
+from gptwiz.tui.widgets.wrapped_log import WrappedLog
 
 FIRST_READ_BYTES = 4 << 20  # a long log opens at its last 4 MB: the view keeps MAX_LINES anyway
 MAX_LINES = 20_000
@@ -62,14 +63,14 @@ class LogViewScreen(AppScreen):
 
     def compose(self) -> ComposeResult:
         yield Static("", id="log-view-title")
-        yield Log(id="log-view-text", max_lines=MAX_LINES, auto_scroll=True)
+        yield WrappedLog(id="log-view-text", max_lines=MAX_LINES, auto_scroll=True)
         yield Footer()
 
     def on_mount(self) -> None:
         self._open()
 
     def _open(self) -> None:
-        log = self.query_one(Log)
+        log = self.query_one(WrappedLog)
         log.clear()
         self.lines_read = 0
         self._title()
@@ -100,7 +101,7 @@ class LogViewScreen(AppScreen):
         if path != self.path():
             return  # switched files since
         try:
-            log = self.query_one(Log)
+            log = self.query_one(WrappedLog)
         except NoMatches:
             return
         self.polls += 1
@@ -111,8 +112,8 @@ class LogViewScreen(AppScreen):
             self._missing = missing
             self._title(missing)
         if lines:
-            # A log holds outside text (paths, errors, another process's output); tabs stay, Log expands them.
-            log.write_lines([inert(line, multiline=True) for line in lines])  # scrolls only if it was at the end
+            # A log holds outside text (paths, errors, another process's output); tabs stay, the log expands them.
+            log.add_lines([inert(line, multiline=True) for line in lines])  # scrolls only if it was at the end
             self.lines_read += len(lines)
 
     def action_switch(self) -> None:

@@ -20,6 +20,7 @@ class MessageScreen(ModalScreen[None]):
 
     BINDINGS = [Binding("escape", "close", "close"), Binding("q", "close", "close", show=False),
                 Binding("enter", "close", "close", show=False)]
+    EXTRA_ROWS = 0  # rows a subclass adds around the text (DIALOG_ROWS counts this dialog's own)
 
     def __init__(self, title: str, body: str | Text, *, id: str | None = None) -> None:
         super().__init__(id=id)
@@ -37,7 +38,8 @@ class MessageScreen(ModalScreen[None]):
 
     def on_resize(self, event: events.Resize) -> None:
         # The dialog is at most 90% of the terminal: the text scrolls inside it rather than pushing the hint out.
-        self.query_one(VerticalScroll).styles.max_height = max(3, int(event.size.height * 0.9) - DIALOG_ROWS)
+        rows = int(event.size.height * 0.9) - DIALOG_ROWS - self.EXTRA_ROWS
+        self.query_one(VerticalScroll).styles.max_height = max(3, rows)
 
     def set_body(self, body: str | Text) -> None:
         self.body = body

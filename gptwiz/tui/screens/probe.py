@@ -82,7 +82,7 @@ class ProbeScreen(WizardStep):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.iters = self.context.probe_iters
+        self.iters = self.state.probe_iters(self.context.probe_iters)  # a shorter run is its own probe
         self.query_one("#probe-advice").display = False
         self.set_interval(_TICK_S, self._render_status)
         self.start()
@@ -267,6 +267,13 @@ class ProbeScreen(WizardStep):
     def before_leave(self) -> None:
         """Leaving is confirmed and the app exits now: the probe starts stopping its trainer at once."""
         self._cancel()
+
+    def leaving_note(self, width: int) -> str | None:
+        verdict = getattr(self.result, "verdict", None)
+        where = ("at the probe, before its verdict" if verdict is None else
+                 "at the probe, cancelled before its verdict" if verdict == "cancelled" else
+                 f"after the probe (verdict: {verdict})")
+        return self.settings_note(where, width)
 
     def _cancel(self) -> None:
         if self.worker is None or self.cancelling:

@@ -53,9 +53,12 @@ def use_case_name(key: str | None) -> str:
 
 class RecommendationScreen(WizardStep):
     STEP = "recommendation"
+    # Page up and down scroll the reasons whichever field has the focus (a knob's field takes neither key).
     BINDINGS = [Binding("escape", "back", "back"), enter_binding("enter", "probe"),
                 Binding("ctrl+r", "probe", "probe", show=False),
-                Binding("ctrl+l", "launch", "launch (no probe)"), Binding("ctrl+o", "alternatives", "alternatives")]
+                Binding("ctrl+l", "launch", "skip probe"), Binding("ctrl+o", "alternatives", "others"),
+                Binding("pagedown", "scroll_reasons(1)", "scroll the reasons down", show=False),
+                Binding("pageup", "scroll_reasons(-1)", "scroll the reasons up", show=False)]
 
     def __init__(self) -> None:
         super().__init__(id="recommendation")
@@ -70,13 +73,15 @@ class RecommendationScreen(WizardStep):
         yield StepTitle(self.STEP)
         yield Static("", id="situation", classes="hint")
         with Horizontal(id="rec-body"):
-            with VerticalScroll(id="rec-left"):
-                yield LoadingIndicator(id="rec-loading")
-                yield Static("", id="rec-pick")
-                yield Static("", id="rec-reasons")
-                yield Static("", id="rec-warnings")
-                yield Static(Text("Alternatives (enter switches to one):", style="bold"), id="alt-title")
-                yield OptionList(id="alternatives")
+            with Vertical(id="rec-left"):
+                with VerticalScroll(id="rec-scroll"):
+                    yield LoadingIndicator(id="rec-loading")
+                    yield Static("", id="rec-pick")
+                    yield Static("", id="rec-reasons")
+                    yield Static("", id="rec-warnings")
+                    yield Static(Text("Alternatives (enter switches to one):", style="bold"), id="alt-title")
+                    yield OptionList(id="alternatives")
+                yield Static("", id="rec-more")  # what the pane holds below (or above) what it shows
             with Vertical(id="rec-right"):
                 yield Static(Text("Knobs (type, enter probes)", style="bold"))
                 for knob in KNOB_FIELDS:
@@ -100,6 +105,10 @@ class RecommendationScreen(WizardStep):
         case = use_case_name(s.use_case)
         self.query_one("#situation", Static).update(outside(f"for {case} · {device} · {data}"))  # it names files
         self.query_one("#alt-title").display = False
+        self.query_one("#rec-more").display = False
+        scroll = self.query_one("#rec-scroll", VerticalScroll)
+        self.watch(scroll, "scroll_y", self._show_more, init=False)
+        self.watch(scroll, "virtual_size", self._show_more, init=False)
         self._recommend()
 
     def on_screen_resume(self) -> None:
@@ -254,6 +263,31 @@ class RecommendationScreen(WizardStep):
         else:
             self.after_typing(self.action_probe)
 
+    # -- the reasons' pane, which holds more than 80x24 shows --
+
+    def _show_more(self) -> None:
+        """Say under the pane that it holds more than it shows, and how to read it."""
+        scroll = self.query_one("#rec-scroll", VerticalScroll)
+        below, above = scroll.max_scroll_y - round(scroll.scroll_y), round(scroll.scroll_y)
+        more = self.query_one("#rec-more", Static)
+        if below > 0:
+            more.update(Text(f"▼ {below} more line{'s' if below > 1 else ''} below: pgdn", style="bold yellow"))
+        elif above > 0:
+            more.update(Text("▲ the end; pgup scrolls back up", style="dim"))
+        if more.display != (below > 0 or above > 0):
+            more.display = below > 0 or above > 0
+            self.call_after_refresh(self._show_more)  # its row changes the pane's height: counted again after
+
+    def on_resize(self) -> None:
+        self.call_after_refresh(self._show_more)  # the pane's height changed with the terminal's
+
+    def action_scroll_reasons(self, direction: int) -> None:
+        scroll = self.query_one("#rec-scroll", VerticalScroll)
+        if direction > 0:
+            scroll.scroll_page_down(animate=False)
+        else:
+            scroll.scroll_page_up(animate=False)
+
     # -- alternatives --
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
@@ -270,6 +304,9 @@ class RecommendationScreen(WizardStep):
             if alts.highlighted is None and alts.option_count:
                 alts.highlighted = 0
             alts.focus()
+
+    def leaving_note(self, width: int) -> str | None:
+        return self.settings_note("at the recommendation", width)
 
     # -- on --
 

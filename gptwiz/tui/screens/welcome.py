@@ -33,14 +33,17 @@ class WelcomeScreen(WizardStep):
             "enter) or to resume a stopped one (r). Space marks runs and c compares the marked ones (or the one "
             "selected): their loss curves on shared axes, written as one HTML page into the runs folder. The list "
             "is re-read every two seconds. Runs go on in the background whether gptwiz is open or not.")
+    # One entry per action in the footer, short enough for 80 columns: with no runs, enter starts a new model
+    # (n does too, unlisted), and nothing to watch, resume or compare is offered.
     BINDINGS = [
-        enter_binding("enter_watch", "watch run"),
+        enter_binding("enter_watch", "watch"),
         enter_binding("enter_new", "new model"),
         Binding("n", "new", "new model"),
-        Binding("w", "watch", "watch run", show=False),  # enter does the same, and the footer says so
-        Binding("r", "resume", "resume run"),
+        Binding("n", "new_unlisted", "new model", show=False),
+        Binding("w", "watch", "watch", show=False),  # enter does the same, and the footer says so
+        Binding("r", "resume", "resume"),
         Binding("space", "mark", "mark", show=False),
-        Binding("c", "compare", "compare runs"),
+        Binding("c", "compare", "compare"),
         Binding("escape", "app.leave", "quit", show=False),
     ]
 
@@ -107,9 +110,9 @@ class WelcomeScreen(WizardStep):
         self.refresh_bindings()  # enter watches the selected run, or starts a new model when there is none
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action == "enter_watch":
+        if action in ("enter_watch", "new", "resume", "compare"):
             return bool(self.rows)
-        if action == "enter_new":
+        if action in ("enter_new", "new_unlisted"):
             return not self.rows
         return True
 
@@ -117,6 +120,9 @@ class WelcomeScreen(WizardStep):
         self.after_typing(self.action_watch)  # after the arrow keys sent just before enter
 
     def action_enter_new(self) -> None:
+        self.action_new()
+
+    def action_new_unlisted(self) -> None:
         self.action_new()
 
     def selected(self) -> RunSummary | None:

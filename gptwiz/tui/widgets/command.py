@@ -1,17 +1,17 @@
-"""A command line on screen, folded between its arguments (never inside one), refolded as the width changes."""
+"""A command line on screen, folded between its arguments (gptwiz.tui.folding), refolded as the width changes."""
 
 from __future__ import annotations
 
 from rich.text import Text
 from textual.widgets import Static
 
-from gptwiz.common.commands import fold_command
 from gptwiz.common.inert import inert
+from gptwiz.tui.folding import paste_lines
 
 
 class CommandLine(Static):
-    """Shows `command` (a shell command line) folded by gptwiz.common.commands.fold_command to its
-    width: pasted back into a shell, the lines are the one command."""
+    """Shows `command` (a shell command line) folded by gptwiz.tui.folding.paste_lines to its width: pasted
+    back into a shell, the lines are the one command."""
 
     def __init__(self, command: str = "", *, style: str = "bold cyan", **kwargs: object) -> None:
         super().__init__("", **kwargs)  # type: ignore[arg-type]
@@ -30,5 +30,5 @@ class CommandLine(Static):
     def _fold(self) -> None:
         width = self.content_size.width or 78
         # Its paths and names are outside text: a control character in one shows as its escape.
-        self.update(Text(inert("\n".join(fold_command(self.command, width)), multiline=True), style=self.command_style,
+        self.update(Text(inert("\n".join(paste_lines(self.command, width)), multiline=True), style=self.command_style,
                          no_wrap=True, overflow="fold"))
