@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import pty
-import select
 import shutil
 import subprocess
 import sys
@@ -14,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from conftest import TINY_FAST, assert_one_line_error, cli_env, run_cli
+from tui_support import pty_session
 
 from gptwiz.runs.jsonfile import read_json
 from gptwiz.wizard.mode import choose_mode
@@ -85,38 +84,10 @@ def test_train_detach_validates_before_starting(tmp_path: Path, shakespeare: Pat
 
 
 def _pty_run(args: list[str], cwd: Path, keys: bytes, wait_for: bytes, timeout: float = 60,
-             term: str = "xterm-256color", extra_env: dict[str, str] | None = None) -> tuple[int, bytes]:
-    """Run the CLI in a pseudo-terminal, type `keys` once `wait_for` has been drawn, return (status, output)."""
-    master, slave = pty.openpty()
-    env = cli_env(TERM=term, COLUMNS="100", LINES="30", **(extra_env or {}))
-    proc = subprocess.Popen([sys.executable, "-m", "gptwiz", *args], cwd=cwd, env=env, stdin=slave, stdout=slave,
-                            stderr=slave, start_new_session=True)
-    os.close(slave)
-    out = b""
-    sent = False
-    deadline = time.time() + timeout
-    try:
-        while time.time() < deadline:
-            ready, _, _ = select.select([master], [], [], 0.2)
-            if ready:
-                try:
-                    chunk = os.read(master, 65536)
-                except OSError:
-                    break
-                if not chunk:
-                    break
-                out += chunk
-            if not sent and wait_for in out:
-                time.sleep(0.5)
-                os.write(master, keys)
-                sent = True
-            if proc.poll() is not None and not ready:
-                break
-        return proc.wait(timeout=10), out
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        os.close(master)
+             term: str = "xterm-256color", extra_env: dict[str, str] | None = None) -> tuple[int | None, bytes]:
+    """Run the CLI in a 100x30 pseudo-terminal, type `keys` once `wait_for` has been drawn, return (status, output)."""
+    return pty_session(args, cwd, [(wait_for, keys)], cli_env(**(extra_env or {})), size=(100, 30), timeout=timeout,
+                       term=term)
 
 
 def test_watch_in_a_terminal_draws_the_run_and_q_leaves(tmp_path: Path) -> None:

@@ -56,7 +56,7 @@ def readme_recipe() -> list[str]:
 def test_the_readmes_instruction_tuning_recipe_runs_as_printed(tmp_path: Path) -> None:
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "tinyshakespeare.txt").write_bytes(SHAKESPEARE.read_bytes())
-    _examples(tmp_path / "data" / "examples.jsonl", 300)
+    _examples(tmp_path / "data" / "examples.jsonl", 200)
     commands = readme_recipe()
     assert [shlex.split(c)[:2] for c in commands] == [["gptwiz", "train"], ["gptwiz", "prepare"],
                                                       ["gptwiz", "train"], ["gptwiz", "chat"]]

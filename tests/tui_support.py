@@ -64,7 +64,8 @@ def quiet_context(runs: Path) -> Any:
 
 
 def pty_session(args: list[str], cwd: Path, steps: list[tuple[bytes, bytes]], env: dict[str, str],
-                size: tuple[int, int] = (80, 24), timeout: float = 120) -> tuple[int | None, bytes]:
+                size: tuple[int, int] = (80, 24), timeout: float = 120,
+                term: str = "xterm-256color") -> tuple[int | None, bytes]:
     """Run `python -m gptwiz ARGS` in a pseudo-terminal of `size` (columns, rows), as a user's terminal: for each
     (shown, keys) step, type `keys` once `shown` has been drawn since the previous step. Returns the exit status
     (None if it had not ended by the timeout, when it is killed) and all it wrote."""
@@ -80,7 +81,7 @@ def pty_session(args: list[str], cwd: Path, steps: list[tuple[bytes, bytes]], en
 
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", size[1], size[0], 0, 0))
-    env = {**env, "TERM": "xterm-256color", "COLUMNS": str(size[0]), "LINES": str(size[1])}
+    env = {**env, "TERM": term, "COLUMNS": str(size[0]), "LINES": str(size[1])}
     proc = subprocess.Popen([sys.executable, "-m", "gptwiz", *args], cwd=cwd, env=env, stdin=slave, stdout=slave,
                             stderr=slave, start_new_session=True)
     os.close(slave)
