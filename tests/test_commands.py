@@ -26,3 +26,18 @@ def test_an_option_keeps_its_value_and_a_short_command_stays_whole() -> None:
     lines = fold_command(COMMAND, 30)
     assert "  --input_file 'my notes/a file.txt' \\" in lines and lines[0].startswith("gptwiz train")
     assert fold_command("gptwiz runs", 80) == ["gptwiz runs"]
+
+
+def test_a_word_longer_than_a_line_is_broken_where_a_shell_joins_it_again() -> None:
+    import subprocess
+
+    from gptwiz.common.commands import paste_lines
+
+    command = ("gptwiz train --model_name x --input_file '/data/" + "a very long folder name/" * 5 + "notes.txt' "
+               "--runs_dir /" + "r" * 90)
+    rows = paste_lines(command, 40)
+    assert all(len(row) <= 40 for row in rows), rows
+    # the rows, pasted into sh, are the one command: printf shows the words it read
+    words = subprocess.run(["sh", "-c", "printf '%s\\n' " + "\n".join(rows).removeprefix("gptwiz ")],
+                           capture_output=True, text=True, check=True).stdout.splitlines()
+    assert words == shlex.split(command)[1:]

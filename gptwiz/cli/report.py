@@ -9,13 +9,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from rich.cells import cell_len
-
 from gptwiz.cli.args import flag, number
+from gptwiz.common.commands import paste_lines
 from gptwiz.common.errors import UsageError, WriteFailed
 from gptwiz.common.files import check_folder, check_own_folder, write_failure
 from gptwiz.common.inert import inert, quote
-from gptwiz.report.build import check_output, command_words, load, write
+from gptwiz.report.build import check_output, command, load, write
 from gptwiz.report.terminal import render
 from gptwiz.runs.jsonfile import read_json
 from gptwiz.runs.metrics import read_metrics
@@ -55,8 +54,8 @@ def run(args: argparse.Namespace) -> int:
         height = max(12, min(size.lines - len(report.runs) - 6, 30))
         print(render(report.runs, report.comparison, size.columns, height, args.smooth, args.log_y,
                      color=sys.stdout.isatty()))
-        words = [inert(w) for w in command_words(args.names, args.runs_dir, "report.png")]
-        print("\nas a file (or .svg, .html):\n" + _shell_lines(words, size.columns))
+        print("\nas a file (or .svg, .html):\n" + _shell_lines(command(args.names, args.runs_dir, "report.png"),
+                                                               size.columns))
         return 0
 
     try:
@@ -67,22 +66,11 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _shell_lines(words: list[str], width: int) -> str:
-    """A command as a shell takes it pasted, in lines that fit `width` (each line but the last continued with a
-    backslash), broken between arguments only: a flag and its value together where they fit, and a word wider
-    than the terminal (a long path) on a line of its own."""
-    units: list[str] = []
-    for word in words:  # a flag stays on its value's line, where the two fit on one
-        if units and units[-1].startswith("--") and " " not in units[-1] and cell_len(units[-1] + word) + 7 <= width:
-            units[-1] += " " + word
-        else:
-            units.append(word)
-    lines = ["  " + units[0]]
-    for unit in units[1:]:
-        if lines[-1].strip() and cell_len(lines[-1]) + 1 + cell_len(unit) + 2 > width:
-            lines.append("   ")
-        lines[-1] += " " + unit
-    return " \\\n".join(lines)
+def _shell_lines(command_line: str, width: int) -> str:
+    """The command as a shell takes it pasted (gptwiz.common.commands.paste_lines), set in by two columns under
+    its heading; a row that goes on inside a word is not set in: the spaces would become part of the word."""
+    rows = paste_lines(command_line, width - 2)
+    return "\n".join(("  " if i == 0 or rows[i - 1].endswith(" \\") else "") + inert(row) for i, row in enumerate(rows))
 
 
 def write_tensorboard(args: argparse.Namespace) -> int:

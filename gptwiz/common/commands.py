@@ -3,6 +3,11 @@
 A terminal wraps a long line wherever the width runs out, mid-word included, and a copy of the wrapped screen
 pastes as broken pieces. Folded here, each line ends in " \\" so that the lines paste back as one command,
 and no option is ever split from its value.
+
+A piece longer than a whole line (a long path with its option) is broken too, by `paste_lines`, with a
+backslash-newline inside the word, which a POSIX shell removes before it reads the words (inside single quotes,
+where a backslash is literal, the quote is closed before it and opened again after). The rows that go on a word
+are not indented: an indent there would become part of the word.
 """
 
 from __future__ import annotations
@@ -44,4 +49,38 @@ def fold_command(command: str, width: int, indent: str = "  ") -> list[str]:
     return lines
 
 
-__all__ = ["command_words", "fold_command"]
+def _open_quote(text: str) -> str:
+    """The quote `text` leaves open (' or "), or ""."""
+    quote = ""
+    for char in text:
+        if quote:
+            quote = "" if char == quote else quote
+        elif char in "'\"":
+            quote = char
+    return quote
+
+
+def split_row(line: str, width: int) -> list[str]:
+    """`line` in rows of at most `width` columns, each but the last ending in a continuation inside its word."""
+    rows: list[str] = []
+    width = max(8, width)
+    while len(line) > width:
+        head = line[:width - 2]  # room for the closing quote and the backslash
+        if head.endswith("\\"):
+            head = head[:-1]  # a backslash of the line's own stays with what it escapes
+        if _open_quote(head) == "'":
+            rows.append(head + "'\\")
+            line = "'" + line[len(head):]
+        else:
+            rows.append(head + "\\")
+            line = line[len(head):]
+    return rows + [line]
+
+
+def paste_lines(command: str, width: int) -> list[str]:
+    """`command` folded between its options to `width` columns, a piece longer than a row broken inside it:
+    pasted into a shell, the rows are the one command."""
+    return [row for line in fold_command(command, width) for row in split_row(line, width)]
+
+
+__all__ = ["command_words", "fold_command", "paste_lines", "split_row"]

@@ -9,7 +9,7 @@ from typing import Any
 
 from rich.markup import escape
 
-from gptwiz.common.commands import fold_command
+from gptwiz.common.commands import paste_lines
 from gptwiz.common.inert import inert
 from gptwiz.common.rich_text import outside_markup
 from gptwiz.plain.prompts import BACK, BACK_TITLE, Prompter
@@ -33,7 +33,7 @@ class Talk:
 
     def say_command(self, command: str) -> None:
         """A command line folded at its options (never mid-word), each line but the last ending in a backslash."""
-        for line in fold_command(command, max(20, self.console.width - 3)):
+        for line in paste_lines(command, max(20, self.console.width - 3)):
             self.say(f"  [cyan]{outside_markup(line)}[/]")  # it names files and folders
 
     def fit(self, title: str) -> str:

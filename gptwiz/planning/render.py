@@ -14,7 +14,7 @@ from rich.table import Table
 from rich.text import Text
 
 from gptwiz.common import fmt
-from gptwiz.common.commands import fold_command
+from gptwiz.common.commands import paste_lines
 from gptwiz.planning.batch_fit import HEADROOM
 from gptwiz.planning.guide_tables import USE_CASES
 from gptwiz.planning.hardware import HardwareReport
@@ -182,7 +182,7 @@ class FoldedCommand:
         self.command, self.style = command, style
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
-        for line in fold_command(self.command, max(20, options.max_width)):
+        for line in paste_lines(self.command, max(20, options.max_width)):
             yield Text(line, style=self.style, no_wrap=True, overflow="fold")
 
 

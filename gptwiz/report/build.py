@@ -69,17 +69,11 @@ def write(report: Report, out: Path, smooth: float, log_y: bool) -> None:
         save(fig, out)
 
 
-def command_words(names: Sequence[str], runs_dir: Path | str = "runs",
-                  out: str | None = "compare.png") -> list[str]:
-    """The words of `command`, each quoted for a shell as it is: a line may be broken between any two."""
+def command(names: Sequence[str], runs_dir: Path | str = "runs", out: str | None = "compare.png") -> str:
+    """The command line that reports these runs (what `gptwiz runs` and the welcome screen offer)."""
     parts = ["gptwiz", "report", *names]
     if str(runs_dir) != "runs":
         parts += ["--runs_dir", str(runs_dir)]
     if out:
         parts += ["--out", out]
-    return [shlex.quote(p) for p in parts]
-
-
-def command(names: Sequence[str], runs_dir: Path | str = "runs", out: str | None = "compare.png") -> str:
-    """The command line that reports these runs (what `gptwiz runs` and the welcome screen offer)."""
-    return " ".join(command_words(names, runs_dir, out))
+    return " ".join(shlex.quote(p) for p in parts)

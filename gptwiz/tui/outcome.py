@@ -7,12 +7,12 @@ from __future__ import annotations
 import textwrap
 from pathlib import Path
 
+from gptwiz.common.commands import paste_lines
 from gptwiz.common.inert import inert
 from gptwiz.common.safe_read import UnreadableFile
 from gptwiz.runs.paths import RunPaths
 from gptwiz.runs.status import effective_state, read_status
 from gptwiz.runs.tail import LogTail
-from gptwiz.tui.folding import paste_lines
 
 # The trainer logs a failure's traceback into train.log under this line (gptwiz.training.trainer).
 TRACEBACK_MARK = "training failed:"

@@ -1,16 +1,16 @@
-"""A command line on screen, folded between its arguments (gptwiz.tui.folding), refolded as the width changes."""
+"""A command line on screen, folded between its arguments (gptwiz.common.commands), refolded as the width changes."""
 
 from __future__ import annotations
 
 from rich.text import Text
 from textual.widgets import Static
 
+from gptwiz.common.commands import paste_lines
 from gptwiz.common.inert import inert
-from gptwiz.tui.folding import paste_lines
 
 
 class CommandLine(Static):
-    """Shows `command` (a shell command line) folded by gptwiz.tui.folding.paste_lines to its width: pasted
+    """Shows `command` (a shell command line) folded by gptwiz.common.commands.paste_lines to its width: pasted
     back into a shell, the lines are the one command."""
 
     def __init__(self, command: str = "", *, style: str = "bold cyan", **kwargs: object) -> None:
