@@ -9,6 +9,12 @@ that each lever's share shows:
     default      the preset as recommended (its learning rate and dropout, AdamW, --dtype auto, compile as decided)
     recipe       the same with the baseline's learning rate 1e-3 and dropout 0
     muon         the recipe with --optimizer muon
+    bpe          the recipe on the same documents prepared with --tokenizer bpe:8192 (a vocabulary of 8,192)
+    muon-bpe     both
+
+The BPE arms run 4 times the iterations (--bpe_iters): a step over 8,192 entries costs a fraction of one over
+50,304, and what counts is the time to the target, not the iterations. Losses are compared as held-out bits per byte (each arm's loss a token over its own tokenizer's bytes a token of
+the held-out text), so that tokenizers compare fairly.
 
 Time is training wall time (start-up and compilation included, evaluations left out: they are the measurement).
 The baseline's held-out bits per byte after N iterations is the target; each gptwiz arm's time is that of its
@@ -35,26 +41,28 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from eta_accuracy import DATA, ROOT, cpu_capability  # noqa: E402  (a sibling script)
 
 from gptwiz.data.manifest import TOKEN_DTYPE  # noqa: E402
-from gptwiz.data.tokenizer import EOT_TOKEN, get_encoding  # noqa: E402
+from gptwiz.data.tokenizer import folder_tokenizer  # noqa: E402
 from gptwiz.model.gpt import GPT  # noqa: E402
 from gptwiz.planning.presets import load_preset  # noqa: E402
 
-ARMS = {"default": [], "recipe": ["--learning_rate", "1e-3", "--dropout", "0"],
-        "muon": ["--learning_rate", "1e-3", "--dropout", "0", "--optimizer", "muon"]}
+RECIPE = ["--learning_rate", "1e-3", "--dropout", "0"]
+ARMS = {"default": [], "recipe": RECIPE, "muon": [*RECIPE, "--optimizer", "muon"], "bpe": RECIPE,
+        "muon-bpe": [*RECIPE, "--optimizer", "muon"]}
+BPE = "bpe:8192"
 
 
-def prepare(work: Path, block: int) -> Path:
-    """The text as one prepared dataset (its last documents held out), made once by `gptwiz prepare`."""
+def prepare(work: Path, block: int, tokenizer: str = "gpt2") -> Path:
+    """The text as one prepared dataset (its last documents held out), made once a tokenizer by `gptwiz prepare`."""
     docs = work / "docs"
-    docs.mkdir()
+    docs.mkdir(exist_ok=True)
     text = DATA.read_text()
     parts = 20  # documents, so that the held-out split is whole documents at the end of the text
     size = len(text) // parts
     for i in range(parts):
         (docs / f"{i:02d}.txt").write_text(text[i * size:(i + 1) * size])
-    out = work / "ds"
+    out = work / f"ds-{tokenizer.replace(':', '')}"
     subprocess.run([sys.executable, "-m", "gptwiz", "prepare", "--source", f"text:{docs}/*.txt", "--out_dir",
-                    str(out), "--block_size", str(block), "--quiet"], check=True)
+                    str(out), "--block_size", str(block), "--tokenizer", tokenizer, "--quiet"], check=True)
     return out
 
 
@@ -63,9 +71,11 @@ def split_tokens(dataset: Path, split: str) -> np.ndarray:
     return np.concatenate([np.fromfile(dataset / name, dtype=TOKEN_DTYPE) for name in source[f"{split}_shards"]])
 
 
-def bytes_per_token(tokens: np.ndarray) -> float:
-    """The text's bytes a token, the documents' separators not counted as text (as `gptwiz eval` counts)."""
-    return len(get_encoding().decode_bytes(tokens[tokens != EOT_TOKEN].tolist())) / len(tokens)
+def bytes_per_token(dataset: Path) -> float:
+    """The held-out text's bytes a token, the documents' separators not counted as text (as `gptwiz eval` counts)."""
+    tokens = split_tokens(dataset, "val")
+    enc = folder_tokenizer(dataset)
+    return len(enc.decode_bytes(tokens[tokens != enc.eot_token].tolist())) / len(tokens)
 
 
 def full_val_loss(model: GPT, val: np.ndarray, block: int) -> float:
@@ -140,30 +150,39 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--block", type=int, default=128)
     parser.add_argument("--arms", default=",".join(ARMS))
+    parser.add_argument("--bpe_iters", type=int, help="the BPE arms' iterations (default 4 x --iters: their steps "
+                        "are cheaper, so they may take more in the same time)")
     args = parser.parse_args()
     eval_every = max(10, args.iters // 15)
     print(cpu_capability())
     with tempfile.TemporaryDirectory(dir=ROOT) as tmp:
         work = Path(tmp)
-        dataset = prepare(work, args.block)
-        train, val = split_tokens(dataset, "train"), split_tokens(dataset, "val")
-        to_bpb = 1 / (math.log(2) * bytes_per_token(val))
+        gpt2, bpe = prepare(work, args.block), prepare(work, args.block, BPE)
+        train, val = split_tokens(gpt2, "train"), split_tokens(gpt2, "val")
+        to_bpb = {d: 1 / (math.log(2) * bytes_per_token(d)) for d in (gpt2, bpe)}
         base = baseline(args.preset, train, val, args.iters, args.batch, args.block, eval_every)
-        target = base[-1][2]
-        rows = [("nanoGPT recipe (baseline)", base)]
-        for name in args.arms.split(","):
-            rows.append((name, gptwiz_arm(work, dataset, name, ARMS[name], args.preset, args.iters, args.batch,
-                                          args.block, eval_every)))
-    print(f"{args.preset}, {args.iters} iterations, batch {args.batch} x block {args.block}, "
-          f"{len(train):,} training and {len(val):,} held-out tokens of {DATA.name}")
-    print(f"target: the baseline's held-out {target * to_bpb:.3f} bits/byte after {args.iters} iterations")
-    print(f"{'arm':28} {'final bpb':>9} {'reached at':>11} {'seconds':>8} {'speed-up':>8}")
-    base_s = base[-1][1]
-    for name, points in rows:
-        hit = first_at(points, target)
-        at, secs = (f"iter {hit[0]}", f"{hit[1]:.0f}") if hit else ("not reached", "-")
-        speed = f"{base_s / hit[1]:.2f}x" if hit and hit[1] > 0 else "-"
-        print(f"{name:28} {points[-1][2] * to_bpb:9.3f} {at:>11} {secs:>8} {speed:>8}")
+        target = base[-1][2] * to_bpb[gpt2]
+        base_s = base[-1][1]
+        print(f"{args.preset}, {args.iters} iterations, batch {args.batch} x block {args.block}, "
+              f"{len(train):,} training and {len(val):,} held-out tokens of {DATA.name}")
+        print(f"target: the baseline's held-out {target:.3f} bits/byte after {args.iters} iterations")
+        print(f"{'arm':28} {'iters':>5} {'train s':>7} {'final bpb':>9} {'reached at':>11} {'seconds':>8} "
+              f"{'speed-up':>8}")
+        row("nanoGPT recipe (baseline)", [(i, s, loss * to_bpb[gpt2]) for i, s, loss in base], target, base_s)
+        for name in args.arms.split(","):  # each arm's row as soon as it has run
+            dataset = bpe if "bpe" in name else gpt2
+            iters = (args.bpe_iters or 4 * args.iters) if "bpe" in name else args.iters
+            points = gptwiz_arm(work, dataset, name, ARMS[name], args.preset, iters, args.batch, args.block,
+                                eval_every)
+            row(name, [(i, s, loss * to_bpb[dataset]) for i, s, loss in points], target, base_s)
+
+
+def row(name: str, points: list[tuple[int, float, float]], target: float, base_s: float) -> None:
+    hit = first_at(points, target)
+    at, secs = (f"iter {hit[0]}", f"{hit[1]:.0f}") if hit else ("not reached", "-")
+    speed = f"{base_s / hit[1]:.2f}x" if hit and hit[1] > 0 else "-"
+    print(f"{name:28} {points[-1][0]:5} {points[-1][1]:7.0f} {points[-1][2]:9.3f} {at:>11} {secs:>8} {speed:>8}",
+          flush=True)
 
 
 if __name__ == "__main__":

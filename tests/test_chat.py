@@ -32,7 +32,7 @@ def test_streamed_tokens_are_generates_for_a_prompt_longer_than_the_block():
     model = GPT(ModelConfig(n_layer=2, n_head=2, n_embd=32, block_size=16, vocab_size=50257)).eval()
     prompt = torch.randint(0, 50257, (1, 23)).tolist()[0]  # past the block: the window slides from the start
     expected = model.generate(torch.tensor([prompt]), 30, temperature=0, use_cache=False)[0, len(prompt):].tolist()
-    got = list(stream_tokens(model, prompt, 30, 0.0, None, None, Runtime("cpu", "float32", False)))
+    got = list(stream_tokens(model, prompt, 30, 0.0, None, None, Runtime("cpu", "float32", False), 50257))
     assert got == expected
 
 

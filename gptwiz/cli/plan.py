@@ -13,7 +13,7 @@ from gptwiz.common.errors import UsageError
 from gptwiz.common.inert import quote
 from gptwiz.data.facts import measured_data
 from gptwiz.data.sizes import measure_dataset, parse_size
-from gptwiz.model.config import count_params
+from gptwiz.model.config import count_params, padded_vocab
 from gptwiz.planning.gpus import card_throughput, find_card
 from gptwiz.planning.guide_tables import USE_CASES
 from gptwiz.planning.hardware import detect_hardware, training_ram_bytes
@@ -190,7 +190,10 @@ def run_estimate(config_file: str, batch_size: int | None, block_size: int | Non
                         ("max_iters", max_iters)):
         check_bound(name, value)  # the same ranges as `gptwiz train`'s
     card, device, dtype = card_device_dtype(gpu, device, dtype) if gpu else (None, device, dtype)
+    measured = measure_dataset(dataset) if dataset is not None else None
     preset = load_preset(config_file).with_overrides(optimizer=optimizer)
+    if measured is not None and measured.tokenizer_tokens:  # a dataset of its own BPE: its runs take its vocabulary
+        preset = preset.with_overrides(vocab_size=padded_vocab(measured.tokenizer_tokens))
     report = detect_hardware() if "auto" in (device, dtype) or device == "cuda" else None
     device_type, dtype = resolve_device_dtype(report or no_hardware(), device, dtype)
     plan = preset_plan(preset, device_type=device_type, dtype=dtype, batch_size=batch_size, block_size=block_size,
@@ -201,7 +204,7 @@ def run_estimate(config_file: str, batch_size: int | None, block_size: int | Non
     throughput = card_throughput(card, dtype) if card else measured_throughput(device_type, dtype, report)
     run_time = predict_run_time(plan, throughput) if throughput else None
     probe_time = predict_probe_time(plan, throughput) if throughput else None
-    data = measured_data(dataset, measure_dataset(dataset) if dataset is not None else None)
+    data = measured_data(dataset, measured)
     quality = predict_quality(preset_shape(preset, block_size=plan.model.block_size, max_iters=plan.max_iters,
                                            tokens_per_iter=plan.tokens_per_iter), data, local_quality_model("runs"))
     if as_json:

@@ -29,6 +29,10 @@ def add(sub: Any) -> None:
     flag(p, "block_size", type=bounded_int(1, int(BOUNDS["block_size"].high)), default=1024,
          help="refuse a corpus that cannot fill one block of this many tokens (default 1024, the largest preset's); "
               "with --sft, examples longer than this + 1 tokens are cut at the end (counted)")
+    flag(p, "tokenizer", default="gpt2", metavar="gpt2|bpe:N|FOLDER",
+         help="gpt2 (default); bpe:N, a byte-level BPE of N tokens (512 to 65536) trained on the sources' training "
+              "split, kept with the dataset; or a dataset or run folder whose tokenizer to use (with --sft: the "
+              "base model's run folder)")
     flag(p, "quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
@@ -42,13 +46,14 @@ def run(args: argparse.Namespace) -> int:
 
         opts = PrepareOptions(sources=args.source, out_dir=args.out_dir, overwrite=args.overwrite,
                               val_fraction=SFT_VAL_FRACTION if args.val_fraction is None else args.val_fraction,
-                              block_size=args.block_size)
+                              block_size=args.block_size, tokenizer=args.tokenizer)
         for line in sft_summary_lines(prepare_sft(opts)):
             print(inert(line))  # it names sources, files and folders
         return 0
     val_fraction = DEFAULT_VAL_FRACTION if args.val_fraction is None else args.val_fraction
     opts = PrepareOptions(sources=args.source, out_dir=args.out_dir, val_fraction=val_fraction,
-                          workers=args.workers, overwrite=args.overwrite, block_size=args.block_size)
+                          workers=args.workers, overwrite=args.overwrite, block_size=args.block_size,
+                          tokenizer=args.tokenizer)
     return run_cli(opts, quiet=args.quiet)
 
 

@@ -31,6 +31,8 @@ def add(sub: Any) -> None:
     flag(p, "model_name", default="run", help="the run's name: its folder is runs/<model_name>/")
     flag(p, "input_file", help="a UTF-8 text file to train on")
     flag(p, "dataset_dir", help="a dataset prepared by `gptwiz prepare`")
+    flag(p, "tokenizer", metavar="gpt2|bpe:N|FOLDER", help="with --input_file: the tokenizer its token cache is made "
+         "with, as `gptwiz prepare --tokenizer` takes it (default gpt2)")
     flag(p, "max_iters", type=positive_int)
     flag(p, "learning_rate", type=number, help="the peak learning rate (default: the preset's; 2e-5 on an instruction "
          "dataset from `gptwiz prepare --sft`)")

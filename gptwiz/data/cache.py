@@ -12,6 +12,7 @@ from gptwiz.common.files import check_folder
 from gptwiz.common.inert import quote
 from gptwiz.data.prepare import tokenize_text_file
 from gptwiz.data.prepare.out_dir import Destination, complete_manifest, recover_interrupted
+from gptwiz.data.prepare.tokenizer_choice import check_tokenizer_choice, request_key
 from gptwiz.data.text_check import refuse_binary
 
 
@@ -23,12 +24,15 @@ def file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def cache_text_file(input_file: Path | str, data_dir: Path | str, val_fraction: float = 0.1) -> Path:
-    """Tokenize one UTF-8 text file into data/cache/<stem>-<hash>/ (reused while the content is unchanged).
+def cache_text_file(input_file: Path | str, data_dir: Path | str, val_fraction: float = 0.1,
+                    tokenizer: str = "gpt2") -> Path:
+    """Tokenize one UTF-8 text file into data/cache/<stem>-<hash>[-<tokenizer>]/ (reused while the content is
+    unchanged), with `tokenizer` as `gptwiz prepare --tokenizer` takes it.
 
     The last `val_fraction` of its tokens is the validation split, as one contiguous piece, so no
-    validation text is also trained on.
+    validation text is also trained on (nor is a BPE trained on it).
     """
+    check_tokenizer_choice(tokenizer)
     path = Path(input_file)
     if not path.exists():
         raise UsageError(f"--input_file {path} does not exist (give a UTF-8 text file)")
@@ -41,9 +45,11 @@ def cache_text_file(input_file: Path | str, data_dir: Path | str, val_fraction: 
         raise UsageError(f"--input_file {path} cannot be read ({exc.strerror})") from None
     if size == 0:
         raise UsageError(f"--input_file {path} is empty (give a UTF-8 text file with some text in it)")
-    cache = Path(data_dir) / "cache" / f"{_slug(path.stem)}-{digest[:16]}"
+    request = request_key(tokenizer)
+    suffix = "" if request is None else "-" + request.replace(":", "")[:22]
+    cache = Path(data_dir) / "cache" / f"{_slug(path.stem)}-{digest[:16]}{suffix}"
     recover_interrupted(cache)  # a cache a killed gptwiz was putting in place
-    if cache_ready(cache, digest):
+    if cache_ready(cache, digest, request):
         return cache
     refuse_binary(path, "--input_file")
     check_folder(data_dir, "--data_dir", write=True)
@@ -57,15 +63,17 @@ def cache_text_file(input_file: Path | str, data_dir: Path | str, val_fraction: 
                              f"removed ({exc.strerror}); remove it") from None
     # The streaming, parallel tokenizer of `gptwiz prepare`: bounded memory whatever the file's size.
     dest = Destination(path=cache, label=f"--data_dir {data_dir}", elsewhere="pass another --data_dir")
-    tokenize_text_file(path, dest, _slug(path.stem), val_fraction, extra={"sha256": digest})
+    tokenize_text_file(path, dest, _slug(path.stem), val_fraction, extra={"sha256": digest}, tokenizer=tokenizer)
     return cache
 
 
-def cache_ready(cache: Path, digest: str) -> bool:
-    """Whether `cache` is a whole token cache of the file with this sha256: a real folder (not a link), its
-    manifest written, every shard there at its full size. Anything less is built again, never reused."""
+def cache_ready(cache: Path, digest: str, request: str | None = None) -> bool:
+    """Whether `cache` is a whole token cache of the file with this sha256, made with the tokenizer asked for
+    (`request`: tokenizer_choice.request_key's): a real folder (not a link), its manifest written, every shard
+    there at its full size. Anything less is built again, never reused."""
     manifest = complete_manifest(cache)
-    return manifest is not None and all(s.get("sha256") == digest for s in manifest["sources"])
+    return (manifest is not None and all(s.get("sha256") == digest for s in manifest["sources"])
+            and manifest.get("tokenizer_request") == request)
 
 
 def _slug(text: str) -> str:

@@ -17,8 +17,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from gptwiz.data.tokenizer import EOT_TOKEN
-
 TEMPLATE_NAME = "gptwiz-chat-v1"
 SYSTEM_HEADER = "### System:\n"
 USER_HEADER = "### User:\n"
@@ -65,7 +63,7 @@ def _encode_head(enc: Any, system: str | None, history: Sequence[Exchange]) -> E
         out.add(enc.encode_ordinary(SYSTEM_HEADER + system + TURN_SEPARATOR), trained=False)
     for i, exchange in enumerate(history):
         out.add(enc.encode_ordinary(_turn_prompt(exchange.user, first=i == 0)), trained=False)
-        out.add([*enc.encode_ordinary(exchange.assistant), EOT_TOKEN], trained=True)
+        out.add([*enc.encode_ordinary(exchange.assistant), enc.eot_token], trained=True)
     return out
 
 

@@ -167,6 +167,7 @@ class SftDataset:
         self.manifest = manifest if manifest is not None else read_manifest(self.dir)
         self.checksum = manifest_checksum(self.dir)
         self.template = self.manifest["sft"]["template"]
+        self.eot_token = int(self.manifest.get("eot_token", EOT_TOKEN))  # the padding: the tokenizer's end-of-text
         self.sources: list[SftSource] = []
         for src in self.manifest["sources"]:
             sft = src["sft"]
@@ -198,7 +199,7 @@ class SftDataset:
         usable = [i for i, s in enumerate(self.sources) if len(getattr(s, split).usable(block_size))]
         weights = np.array([self.sources[i].weight for i in usable], dtype=np.float64)
         picks = rng.choice(len(usable), size=batch_size, p=weights / weights.sum())
-        x = np.full((batch_size, block_size), EOT_TOKEN, dtype=np.int64)
+        x = np.full((batch_size, block_size), self.eot_token, dtype=np.int64)
         y = np.full((batch_size, block_size), IGNORE_INDEX, dtype=np.int64)
         src_idx = np.empty(batch_size, dtype=np.int64)
         for row, pick in enumerate(picks):

@@ -58,8 +58,10 @@ def measure_difficulty(train: np.ndarray, val: np.ndarray, vocab_size: int, *, t
                       tokens=tokens, bytes=nbytes)
 
 
-def dataset_difficulty(dataset: TokenDataset, vocab_size: int = GPT2_VOCAB_SIZE) -> Difficulty:
-    """A prepared dataset's difficulty: each source's, weighted as its batches are drawn (by source weight)."""
+def dataset_difficulty(dataset: TokenDataset) -> Difficulty:
+    """A prepared dataset's difficulty: each source's, weighted as its batches are drawn (by source weight), over
+    its tokenizer's vocabulary."""
+    vocab_size = int(dataset.manifest.get("vocab_size") or GPT2_VOCAB_SIZE)
     totals = dataset.manifest.get("totals", {})
     tokens = int(totals.get("train_tokens", 0)) + int(totals.get("val_tokens", 0))
     measured: list[tuple[float, Difficulty]] = []

@@ -19,16 +19,20 @@ from gptwiz.common.inert import quote
 from gptwiz.common.records import ANY_NUMBER, Bound, Check, RecordError, check_record, rule, shown
 from gptwiz.common.safe_read import MANIFEST_LIMIT, UnreadableFile, parse_json, read_regular
 from gptwiz.data.chat_template import TEMPLATE_NAME
-from gptwiz.data.tokenizer import ENCODING_NAME, EOT_TOKEN, GPT2_VOCAB_SIZE
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
-TOKEN_DTYPE = np.uint16  # GPT-2's 50257 tokens fit, at half the size of int32
+TOKEN_DTYPE = np.uint16  # GPT-2's 50257 tokens (and a BPE's at most 65536) fit, at half the size of int32
 
 
-def new_manifest() -> dict[str, Any]:
-    return {"format_version": FORMAT_VERSION, "tokenizer": ENCODING_NAME, "vocab_size": GPT2_VOCAB_SIZE,
-            "dtype": "uint16", "eot_token": EOT_TOKEN, "sources": [], "totals": {}}
+def new_manifest(enc: Any, tokenizer_request: str | None = None) -> dict[str, Any]:
+    """A manifest of a dataset tokenized by `enc` (tiktoken's GPT-2, or a BPE with its SHA-256); `tokenizer_request`:
+    what --tokenizer asked for, when not GPT-2's (gptwiz.data.prepare.tokenizer_choice.request_key)."""
+    manifest = {"format_version": FORMAT_VERSION, "tokenizer": enc.name, "vocab_size": enc.n_vocab,
+                "dtype": "uint16", "eot_token": enc.eot_token, "sources": [], "totals": {}}
+    if hasattr(enc, "checksum"):
+        manifest.update(tokenizer_sha256=enc.checksum, tokenizer_request=tokenizer_request)
+    return manifest
 
 
 def finish_manifest(manifest: dict[str, Any]) -> dict[str, Any]:
@@ -141,7 +145,9 @@ class Manifest:
     sources: list[Source]
     totals: Counts = field(default_factory=Counts)
     tokenizer: str | None = None
-    vocab_size: int | None = None
+    vocab_size: int | None = field(default=None, metadata=rule(Bound(2, 1 << 16)))
+    tokenizer_sha256: str | None = None
+    eot_token: int | None = field(default=None, metadata=rule(Bound(0, (1 << 16) - 1)))
     val_fraction: float | None = field(default=None, metadata=rule(ANY_NUMBER))
     kind: Literal["text", "sft"] = "text"
     sft: DatasetSft | None = None

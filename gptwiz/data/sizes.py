@@ -54,6 +54,7 @@ class DatasetSize:
     bytes: int
     tokens: int             # exact for a prepared dataset, else estimated from a sample (estimated_tokens)
     tokens_exact: bool
+    tokenizer_tokens: int | None = None  # a prepared dataset's own BPE: its size (None: GPT-2's tokenizer)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -89,8 +90,10 @@ def _prepared(path: str, manifest_path: Path) -> DatasetSize:
         manifest = read_json_file(manifest_path, MANIFEST_LIMIT)  # never a FIFO; nested within the limit
         totals = manifest["totals"]
         tokens = int(totals.get("train_tokens", 0)) + int(totals.get("val_tokens", 0))
+        own = manifest.get("tokenizer_sha256") is not None
         return DatasetSize(path=path, kind="prepared", files=int(totals.get("files", 0)),
-                           bytes=int(totals.get("bytes", 0)), tokens=tokens, tokens_exact=True)
+                           bytes=int(totals.get("bytes", 0)), tokens=tokens, tokens_exact=True,
+                           tokenizer_tokens=int(manifest["vocab_size"]) if own else None)
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise UsageError(f"--dataset {path}: {manifest_path} is not a readable dataset manifest "
                          f"({exc.__class__.__name__}); prepare the dataset again") from None

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import json
 
+from gptwiz.data.bpe import EOT_TEXT
 from gptwiz.data.chat_template import ASSISTANT_HEADER, SYSTEM_HEADER, TEMPLATE_NAME, TURN_SEPARATOR, USER_HEADER
-from gptwiz.export.tokenizer_files import EOT_TEXT
 
 
 def _lit(text: str) -> str:

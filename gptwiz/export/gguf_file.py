@@ -13,9 +13,10 @@ Written with the `gguf` package, llama.cpp's own writer, in the layout llama.cpp
   llama.cpp's gpt2 loader uses token_embd when output is absent, as it does for OpenAI's GPT-2;
 - the file type decides the 2-D weights only: norms, biases and position_embd stay f32, as the converter keeps
   them; a q8_0 weight whose rows are not whole blocks of 32 is written f16, as the converter falls back;
-- GPT-2's tokenizer: tokenizer.ggml.model "gpt2", pre "gpt-2" (the pre-tokenizer llama.cpp matches to
-  GPT-2's), tokens, token_type (<|endoftext|> a control token), merges, bos/eos/unk <|endoftext|>, no BOS added
-  (tiktoken adds none); for an instruction-tuned run, tokenizer.chat_template.
+- the run's tokenizer, GPT-2's or its own byte-level BPE (the same kind, with GPT-2's pre-tokenizer regex):
+  tokenizer.ggml.model "gpt2", pre "gpt-2" (the pre-tokenizer llama.cpp matches to GPT-2's), tokens,
+  token_type (<|endoftext|>, the last id, a control token), merges, bos/eos/unk <|endoftext|>, no BOS added
+  (gptwiz adds none); for an instruction-tuned run, tokenizer.chat_template.
 """
 
 from __future__ import annotations
@@ -28,8 +29,7 @@ from typing import Any
 import torch
 
 from gptwiz.common.errors import UsageError
-from gptwiz.data.tokenizer import EOT_TOKEN
-from gptwiz.export.tokenizer_files import Gpt2Vocab
+from gptwiz.data.bpe import ByteVocab
 from gptwiz.model.config import ModelConfig
 
 LAYER_NORM_EPS = 1e-5  # torch's LayerNorm default, which gptwiz's model uses
@@ -104,22 +104,23 @@ def _add_tensors(gguf: Any, writer: Any, tensors: dict[str, torch.Tensor], outty
         writer.add_tensor(name, stored, raw_dtype=qtype)
 
 
-def _add_vocab(gguf: Any, writer: Any, vocab: Gpt2Vocab, chat_template: str | None) -> None:
+def _add_vocab(gguf: Any, writer: Any, vocab: ByteVocab, chat_template: str | None) -> None:
     writer.add_tokenizer_model("gpt2")
     writer.add_tokenizer_pre("gpt-2")
     writer.add_token_list(vocab.tokens)
+    eot = vocab.eot_token
     control, normal = gguf.TokenType.CONTROL, gguf.TokenType.NORMAL
-    writer.add_token_types([control if i == EOT_TOKEN else normal for i in range(len(vocab.tokens))])
+    writer.add_token_types([control if i == eot else normal for i in range(len(vocab.tokens))])
     writer.add_token_merges(vocab.merges)
-    writer.add_bos_token_id(EOT_TOKEN)
-    writer.add_eos_token_id(EOT_TOKEN)
-    writer.add_unk_token_id(EOT_TOKEN)
+    writer.add_bos_token_id(eot)
+    writer.add_eos_token_id(eot)
+    writer.add_unk_token_id(eot)
     writer.add_add_bos_token(False)
     if chat_template is not None:
         writer.add_chat_template(chat_template)
 
 
-def write_gguf(path: Path, facts: GgufFacts, tensors: dict[str, torch.Tensor], vocab: Gpt2Vocab) -> None:
+def write_gguf(path: Path, facts: GgufFacts, tensors: dict[str, torch.Tensor], vocab: ByteVocab) -> None:
     """Write the GGUF file at `path` (a new file) from full_tensors' tensors."""
     gguf = load_gguf()
     c = facts.config

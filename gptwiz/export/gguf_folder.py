@@ -10,10 +10,10 @@ from typing import Any
 
 import torch
 
+from gptwiz.data.bpe import ByteVocab
 from gptwiz.export.chat_templates import jinja_template, known_template
 from gptwiz.export.gguf_file import GgufFacts, gguf_file_name, write_gguf
 from gptwiz.export.modelfile import MODELFILE, ModelfileFacts, modelfile
-from gptwiz.export.tokenizer_files import gpt2_vocab
 from gptwiz.model.config import ModelConfig
 from gptwiz.training.chat import run_template
 
@@ -26,6 +26,9 @@ class GgufExport:
     outtype: str
     temperature: float
     top_k: int
+    # The run's tokenizer's (gptwiz.export.tokenizer_files.export_vocab), read before the folder is made: a missing
+    # tokenizer is refused with nothing written.
+    vocab: ByteVocab
 
 
 def gguf_folder(facts: GgufExport, tensors: dict[str, torch.Tensor]) -> tuple[list[str], Callable[[Path], None]]:
@@ -33,7 +36,6 @@ def gguf_folder(facts: GgufExport, tensors: dict[str, torch.Tensor]) -> tuple[li
     template = run_template(facts.run_config)
     tuned = known_template(template)
     name = gguf_file_name(facts.run_name)
-    vocab = gpt2_vocab()  # read before the folder is made: a missing tokenizer cache is refused with nothing written
     gguf_facts = GgufFacts(name=facts.run_name, config=facts.config, outtype=facts.outtype,
                            temperature=facts.temperature, top_k=facts.top_k,
                            chat_template=jinja_template() if tuned else None)
@@ -41,7 +43,7 @@ def gguf_folder(facts: GgufExport, tensors: dict[str, torch.Tensor]) -> tuple[li
                                     temperature=facts.temperature, top_k=facts.top_k, template=template))
 
     def fill(folder: Path) -> None:
-        write_gguf(folder / name, gguf_facts, tensors, vocab)
+        write_gguf(folder / name, gguf_facts, tensors, facts.vocab)
         with open(folder / MODELFILE, "x", encoding="utf-8") as f:
             f.write(text)
 

@@ -1,7 +1,7 @@
 """`gptwiz export`: a run's checkpoint as a Hugging Face GPT-2 model folder (config.json, model.safetensors,
-generation_config.json, the GPT-2 tokenizer files and a model card) or, with --format gguf, as a GGUF file for
-llama.cpp with an Ollama Modelfile beside it (gptwiz.export.gguf_folder); either written into a temporary
-sibling and renamed into place, one export at a time per folder (gptwiz.export.target).
+generation_config.json, the run's tokenizer files, GPT-2's or its own byte-level BPE's, and a model card) or, with
+--format gguf, as a GGUF file for llama.cpp with an Ollama Modelfile beside it (gptwiz.export.gguf_folder); either
+written into a temporary sibling and renamed into place, one export at a time per folder (gptwiz.export.target).
 
 gptwiz's model keeps GPT-2's tensor names, stored as nn.Linear (out, in): the Hugging Face model's Conv1D holds
 the four projection matrices as (in, out), so those are transposed (gptwiz.export.tensors gives the rest: zero
@@ -22,7 +22,7 @@ import torch
 from gptwiz.common.errors import UsageError
 from gptwiz.common.files import check_folder
 from gptwiz.common.inert import quote
-from gptwiz.data.tokenizer import EOT_TOKEN, GPT2_VOCAB_SIZE
+from gptwiz.data.tokenizer import run_tokenizer
 from gptwiz.export.chat_templates import jinja_template, known_template
 from gptwiz.export.formats import DEFAULT_OUTTYPE, FORMATS, OUTTYPES
 from gptwiz.export.gguf_file import load_gguf
@@ -32,7 +32,7 @@ from gptwiz.export.modelfile import MODELFILE
 from gptwiz.export.safetensors_file import write_safetensors
 from gptwiz.export.target import ExportTarget, check_name, is_model_folder
 from gptwiz.export.tensors import full_tensors
-from gptwiz.export.tokenizer_files import TOKENIZER_FILES, tokenizer_files
+from gptwiz.export.tokenizer_files import TOKENIZER_FILES, ExportVocab, export_vocab, tokenizer_files
 from gptwiz.model.config import ModelConfig
 from gptwiz.planning.presets import shown
 from gptwiz.runs.checkpoints import CHECKPOINT_CHOICES
@@ -73,14 +73,15 @@ class ExportResult:
     files: list[str]
 
 
-def gpt2_config(config: ModelConfig, name: str | None = None) -> dict[str, Any]:
-    """GPT2Config's fields for the model (transformers' names and defaults where gptwiz has no value); `name`,
-    the run's, as `_name_or_path`, where Hugging Face configs keep the model's name."""
+def gpt2_config(config: ModelConfig, tok: ExportVocab, name: str | None = None) -> dict[str, Any]:
+    """GPT2Config's fields for the model (transformers' names and defaults where gptwiz has no value), its
+    vocabulary the run's tokenizer's `tok` (the embedding's padding rows are not exported); `name`, the run's, as
+    `_name_or_path`, where Hugging Face configs keep the model's name."""
     return {
         **({"_name_or_path": name} if name is not None else {}),
         "architectures": ["GPT2LMHeadModel"],
         "model_type": "gpt2",
-        "vocab_size": GPT2_VOCAB_SIZE,
+        "vocab_size": tok.n_vocab,
         "n_positions": config.block_size,
         "n_ctx": config.block_size,
         "n_embd": config.n_embd,
@@ -97,20 +98,21 @@ def gpt2_config(config: ModelConfig, name: str | None = None) -> dict[str, Any]:
         "scale_attn_by_inverse_layer_idx": False,
         "reorder_and_upcast_attn": False,
         "tie_word_embeddings": True,
-        "bos_token_id": EOT_TOKEN,
-        "eos_token_id": EOT_TOKEN,
+        "bos_token_id": tok.eot_token,
+        "eos_token_id": tok.eot_token,
         "use_cache": True,
         "torch_dtype": "float32",
         "dtype": "float32",
     }
 
 
-def generation_config(block_size: int) -> dict[str, Any]:
+def generation_config(block_size: int, eot: int) -> dict[str, Any]:
     """`gptwiz sample`'s sampling, so that generate() continues text the way gptwiz does. Its length is
     max_length, prompt and answer together, at the block size: the model has no positions beyond it, and
     `gptwiz sample`'s 200 new tokens (max_new_tokens) would run past them after any prompt into a smaller block.
-    A caller's own max_new_tokens still takes precedence, as transformers documents."""
-    return {"bos_token_id": EOT_TOKEN, "eos_token_id": EOT_TOKEN, "pad_token_id": EOT_TOKEN, "do_sample": True,
+    A caller's own max_new_tokens still takes precedence, as transformers documents. `eot`: the tokenizer's
+    <|endoftext|>, which begins, ends and pads."""
+    return {"bos_token_id": eot, "eos_token_id": eot, "pad_token_id": eot, "do_sample": True,
             "temperature": TEMPERATURE, "top_k": TOP_K, "max_length": block_size}
 
 
@@ -206,40 +208,44 @@ def export_run(opts: ExportOptions, command: str = "", warn: Callable[[str], Non
 def _export(opts: ExportOptions, paths: RunPaths, target: ExportTarget, command: str,
             warn: Callable[[str], None] | None, note: Callable[[str], None] | None) -> ExportResult:
     run_config = read_run_facts(paths.config)  # each key the model card reads, checked first: refused in one line
+    # The tokenizer before the weights: a missing or altered tokenizer.json, or no GPT-2 files offline, is refused
+    # with nothing loaded or written.
+    tok = export_vocab(run_tokenizer(paths.root, run_config))
     loaded = load_run_model(paths, opts.checkpoint, "cpu", warn=warn, note=note)
     path, iteration, config = loaded.path, loaded.iteration, loaded.config
-    tensors = full_tensors(loaded.config, loaded.model.state_dict())
+    tensors = full_tensors(loaded.config, loaded.model.state_dict(), tok.n_vocab, tok.name)
     del loaded
     params = sum(t.numel() for t in tensors.values())
     if opts.format == "gguf":
         facts = GgufExport(run_name=paths.name, run_config=run_config, config=config,
-                           outtype=opts.outtype or DEFAULT_OUTTYPE, temperature=TEMPERATURE, top_k=TOP_K)
+                           outtype=opts.outtype or DEFAULT_OUTTYPE, temperature=TEMPERATURE, top_k=TOP_K,
+                           vocab=tok.vocab)
         names, fill = gguf_folder(facts, tensors)
     else:
-        card = _card(paths, run_config, path.name, iteration, params, command)
-        names, fill = _hf_folder(paths.name, run_config, config, _conv1d(tensors), card)
+        card = _card(paths, run_config, path.name, iteration, params, command, tok)
+        names, fill = _hf_folder(paths.name, run_config, config, _conv1d(tensors), card, tok)
     target.write(fill, replace=opts.overwrite)
     return ExportResult(target.out, path.name, iteration, params, sorted(names))
 
 
 def _card(paths: RunPaths, run_config: dict[str, Any], checkpoint: str, iteration: int, params: int,
-          command: str) -> str:
+          command: str, tok: ExportVocab) -> str:
     ev = _eval_at(paths, iteration)
     nbytes, ntokens = _data_size(run_config)
     return model_card(CardFacts(
         name=paths.name, run_config=run_config, checkpoint=checkpoint, iteration=iteration, params=params,
         train_loss=_finite(ev.get("train_loss")), val_loss=_finite(ev.get("val_loss")),
-        data_bytes=nbytes, data_tokens=ntokens, export_command=command))
+        data_bytes=nbytes, data_tokens=ntokens, export_command=command, tokenizer=tok.name, n_vocab=tok.n_vocab))
 
 
 def _hf_folder(name: str, run_config: dict[str, Any], config: ModelConfig, tensors: dict[str, torch.Tensor],
-               card: str) -> tuple[list[str], Callable[[Path], None]]:
+               card: str, tok: ExportVocab) -> tuple[list[str], Callable[[Path], None]]:
     """The Hugging Face folder's file names, and the function that writes them into a folder."""
     template = run_template(run_config)
     texts: dict[str, bytes] = {
-        "config.json": _json(gpt2_config(config, name)),
-        "generation_config.json": _json(generation_config(config.block_size)),
-        **tokenizer_files(config.block_size, jinja_template() if known_template(template) else None),
+        "config.json": _json(gpt2_config(config, tok, name)),
+        "generation_config.json": _json(generation_config(config.block_size, tok.eot_token)),
+        **tokenizer_files(tok, config.block_size, jinja_template() if known_template(template) else None),
         "README.md": card.encode("utf-8"),
     }
 

@@ -27,6 +27,17 @@ class CardFacts:
     data_tokens: int | None = None
     export_command: str = ""
     sources: list[dict[str, Any]] = field(default_factory=list)
+    tokenizer: str = "GPT-2"             # gptwiz.export.tokenizer_files.ExportVocab's name: GPT-2 or bpe:N
+    n_vocab: int = 50257                 # its tokens
+
+
+def tokenizer_text(name: str, n_vocab: int) -> str:
+    """The card's tokenizer row: GPT-2's, or a BPE the run's data was prepared with (`gptwiz prepare --tokenizer
+    bpe:N`), which its tokenizer.json holds."""
+    if name == "GPT-2":
+        return f"GPT-2's (tiktoken gpt2, {n_vocab:,} tokens)"
+    return f"a byte-level BPE of its own ({name}: {n_vocab:,} tokens, GPT-2's pre-tokenizer), trained by gptwiz " \
+           "prepare"
 
 
 def train_command(config: dict[str, Any]) -> str:
@@ -114,7 +125,7 @@ def _card(facts: CardFacts) -> str:
         ("parameters", f"{fmt.count(facts.params)} ({facts.params:,}; the embedding is tied to the LM head)"),
         ("architecture", f"GPT-2: {model.get('n_layer')} layers, {model.get('n_head')} heads, {model.get('n_embd')} "
                          f"wide, context {model.get('block_size')} tokens"),
-        ("tokenizer", "GPT-2's (tiktoken gpt2, 50,257 tokens)"),
+        ("tokenizer", tokenizer_text(facts.tokenizer, facts.n_vocab)),
         ("data", sources),
         *([("instruction tuning", f"chat template {tuned_template(cfg)}, loss over the answers only (see Prompt "
                                   "format)")] if tuned_template(cfg) else []),

@@ -6,8 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from gptwiz.common.inert import inert
+from gptwiz.data.bpe import EOT_TEXT
 from gptwiz.export.chat_templates import known_template, ollama_template
-from gptwiz.export.tokenizer_files import EOT_TEXT
 
 MODELFILE = "Modelfile"
 # A pretrained run continues the text it is given; Ollama's default template is this too, said here so that

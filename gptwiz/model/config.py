@@ -8,7 +8,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from gptwiz.common.records import Bound, rule
-from gptwiz.data.tokenizer import GPT2_VOCAB_SIZE
 
 
 @dataclass(frozen=True)
@@ -19,12 +18,16 @@ class ModelConfig:
     n_head: int = field(metadata=rule(Bound(1, 1024)))
     n_embd: int = field(metadata=rule(Bound(1, 65536)))
     block_size: int = field(metadata=rule(Bound(1, 1_048_576)))
-    # GPT-2's 50257 padded to a multiple of 64 for faster matmuls; token ids run to 50256, so a smaller table
-    # fails at the first batch that holds a high id.
-    vocab_size: int = field(default=50304, metadata=rule(Bound(GPT2_VOCAB_SIZE, 1_048_576,
-                                                                note="(at least the GPT-2 tokenizer's tokens)")))
+    # GPT-2's 50257 padded to a multiple of 64 for faster matmuls (padded_vocab); a run on data with a tokenizer
+    # of its own takes that tokenizer's, padded the same way (gptwiz.training.resolve checks it holds every id).
+    vocab_size: int = field(default=50304, metadata=rule(Bound(256, 1_048_576)))
     dropout: float = field(default=0.0, metadata=rule(Bound(0, 1, whole=False, high_open=True)))
     bias: bool = False
+
+
+def padded_vocab(tokens: int) -> int:
+    """The embedding table for a tokenizer of `tokens` ids: a multiple of 64, for faster matmuls."""
+    return -(-tokens // 64) * 64
 
 
 def count_params(model: ModelConfig) -> int:

@@ -9,6 +9,7 @@
     probe.json     the result of `gptwiz probe --model_name`
     quality.json   the predicted final validation loss (before the run, after its probe) and the one reached
     eval.jsonl     one JSON object a line, appended by `gptwiz eval` (held-out loss, bits per byte)
+    tokenizer.json the data's byte-level BPE, when it was prepared with one of its own (none: GPT-2's)
     lock           the pid of the trainer that owns the folder, which holds a lock on this file
 """
 
@@ -23,6 +24,7 @@ from pathlib import Path
 from gptwiz.common.errors import UsageError
 from gptwiz.common.files import check_folder, file_kind
 from gptwiz.common.inert import quote
+from gptwiz.data.bpe import TOKENIZER_FILE
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 CHECKPOINT_KINDS = ("last", "best")
@@ -90,6 +92,10 @@ class RunPaths:
         return self.root / "lock"
 
     @property
+    def tokenizer(self) -> Path:
+        return self.root / TOKENIZER_FILE
+
+    @property
     def probe(self) -> Path:
         return self.root / "probe.json"
 
@@ -104,11 +110,11 @@ class RunPaths:
     def files(self) -> tuple[Path, ...]:
         """Every file gptwiz reads or writes in the folder."""
         return (self.config, self.status, self.metrics, self.log, self.console, self.ckpt_last, self.ckpt_best,
-                self.lock, self.probe, self.evals, self.quality)
+                self.lock, self.probe, self.evals, self.quality, self.tokenizer)
 
     def probe_files(self) -> tuple[Path, ...]:
         """What `gptwiz probe --model_name` leaves in the folder (and a detached trainer's console.log)."""
-        return (self.config, self.status, self.metrics, self.log, self.probe, self.lock, self.console)
+        return (self.config, self.status, self.metrics, self.log, self.probe, self.lock, self.console, self.tokenizer)
 
 
 def run_paths(runs_dir: Path | str, name: str) -> RunPaths:

@@ -20,7 +20,7 @@ from typing import Any
 import torch
 
 from gptwiz.data.chat_template import Exchange, prompt_ids
-from gptwiz.data.tokenizer import EOT_TOKEN, GPT2_VOCAB_SIZE, get_encoding
+from gptwiz.data.tokenizer import run_tokenizer
 from gptwiz.model.gpt import GPT
 from gptwiz.runs.jsonfile import read_json
 from gptwiz.runs.paths import resolve_run
@@ -60,7 +60,7 @@ def check_chat_options(opts: ChatOptions) -> None:
 def prompt_tokens(enc: Any, message: str) -> list[int]:
     """The tokens a message is given to the model as: a pretrained model continues its text; an empty message
     starts a new document."""
-    return enc.encode_ordinary(message) or [EOT_TOKEN]
+    return enc.encode_ordinary(message) or [enc.eot_token]
 
 
 def tuned_prompt(enc: Any, message: str, history: list[Exchange], block_size: int, room: int) -> list[int]:
@@ -81,12 +81,13 @@ def run_template(run_config: dict[str, Any] | None) -> str | None:
 
 @torch.no_grad()
 def stream_tokens(model: GPT, ids: list[int], max_new_tokens: int, temperature: float, top_k: int | None,
-                  generator: torch.Generator | None, runtime: Runtime) -> Iterator[int]:
+                  generator: torch.Generator | None, runtime: Runtime, n_vocab: int) -> Iterator[int]:
     """The tokens that continue `ids`, one at a time as each is chosen (GPT.stream, under the run's autocast for
-    each step only). Only GPT-2's 50,257 tokens are chosen from (the padded rows of the vocabulary are none)."""
+    each step only). Only the tokenizer's `n_vocab` tokens are chosen from (the padded rows of the vocabulary are
+    none)."""
     x = torch.tensor([ids], dtype=torch.long, device=runtime.device)
     tokens = model.stream(x, max_new_tokens, temperature, top_k, generator,
-                          vocab=min(GPT2_VOCAB_SIZE, model.config.vocab_size))
+                          vocab=min(n_vocab, model.config.vocab_size))
     while True:
         with runtime.autocast():
             token = next(tokens, None)
@@ -105,10 +106,11 @@ class ChatSession:
         self.opts = opts
         self.runtime = inference_runtime(opts.device)
         self.loaded: RunModel = load_run_model(paths, opts.checkpoint, self.runtime.device, warn=warn, note=note)
-        self.enc = get_encoding()
+        config = read_json(paths.config)
+        self.enc = run_tokenizer(paths.root, config)
         self.generator = torch.Generator(device=self.runtime.device)
         self.generator.manual_seed(opts.seed if opts.seed is not None else torch.seed())
-        self.template = run_template(read_json(paths.config))
+        self.template = run_template(config)
         self.history: list[Exchange] = []  # a tuned run's conversation so far
 
     def reset(self) -> None:
@@ -141,9 +143,10 @@ class ChatSession:
         started = time.perf_counter()
         try:
             for token in stream_tokens(self.loaded.model, self.prompt(message), self.opts.max_new_tokens,
-                                       self.opts.temperature, self.opts.top_k, self.generator, self.runtime):
+                                       self.opts.temperature, self.opts.top_k, self.generator, self.runtime,
+                                       self.enc.n_vocab):
                 count += 1
-                if token == EOT_TOKEN:  # the end of a document: the model has said all it would
+                if token == self.enc.eot_token:  # the end of a document: the model has said all it would
                     break
                 piece = self.enc.decode_single_token_bytes(token)
                 data += piece

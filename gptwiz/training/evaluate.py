@@ -28,10 +28,11 @@ from gptwiz.common.safe_read import UnreadableFile, open_regular
 from gptwiz.data.dataset import TokenDataset
 from gptwiz.data.manifest import is_sft, read_manifest
 from gptwiz.data.sizes import bits_per_byte
-from gptwiz.data.tokenizer import EOT_TOKEN, GPT2_VOCAB_SIZE, get_encoding
+from gptwiz.data.tokenizer import EOT_TOKEN, data_tokenizer, run_tokenizer, same_tokenizer_or_refuse
 from gptwiz.model.gpt import GPT
 from gptwiz.model.loss import sliced_linear_cross_entropy
 from gptwiz.runs.checkpoints import CHECKPOINT_CHOICES
+from gptwiz.runs.jsonfile import read_json
 from gptwiz.runs.paths import RunPaths, resolve_run
 from gptwiz.runs.status import now_iso
 from gptwiz.training.device import Runtime
@@ -119,13 +120,14 @@ def perplexity(loss: float) -> float:
 
 @torch.no_grad()
 def score_tokens(model: GPT, tokens: np.ndarray, runtime: Runtime, progress: Callable[[int], None] | None = None,
-                 tokens_per_batch: int = TOKENS_PER_BATCH) -> tuple[float, int]:
+                 tokens_per_batch: int = TOKENS_PER_BATCH, enc: Any = None) -> tuple[float, int]:
     """(summed loss in nats, tokens predicted) of `tokens` under `model`: the stream read after one end-of-text
-    token, cut every block_size positions, the last window holding what is left. `progress` hears of the tokens
-    scored by each batch."""
+    token, cut every block_size positions, the last window holding what is left; only the tokenizer's ids are
+    scored (`enc`: the run's, GPT-2's when None). `progress` hears of the tokens scored by each batch."""
     block = model.config.block_size
-    stream = torch.from_numpy(np.concatenate([[EOT_TOKEN], np.asarray(tokens, dtype=np.int64)]))
-    head = model.lm_head.weight[:min(GPT2_VOCAB_SIZE, model.config.vocab_size)]
+    eot, n_vocab = (EOT_TOKEN, EOT_TOKEN + 1) if enc is None else (enc.eot_token, enc.n_vocab)
+    stream = torch.from_numpy(np.concatenate([[eot], np.asarray(tokens, dtype=np.int64)]))
+    head = model.lm_head.weight[:min(n_vocab, model.config.vocab_size)]
     rows = max(1, tokens_per_batch // block)
     full = len(tokens) // block
     total = 0.0
@@ -200,7 +202,7 @@ def text_bytes(tokens: np.ndarray, enc: Any) -> int:
     total = 0
     for start in range(0, len(tokens), _DECODE_CHUNK):
         chunk = np.asarray(tokens[start:start + _DECODE_CHUNK])
-        total += len(enc.decode_bytes(chunk[chunk != EOT_TOKEN].tolist()))
+        total += len(enc.decode_bytes(chunk[chunk != enc.eot_token].tolist()))
     return total
 
 
@@ -212,6 +214,8 @@ def dataset_streams(dataset_dir: Path, enc: Any) -> list[TokenStream]:
                          "`gptwiz eval` does not score: the val loss a run trained on it reports is the loss on its "
                          "validation answers; evaluate a text file with --input_file")
     dataset = TokenDataset(dataset_dir)
+    same_tokenizer_or_refuse(data_tokenizer(dataset.manifest), (enc.name, getattr(enc, "checksum", None)),
+                             f"--dataset_dir {dataset_dir} and the run")
     streams = [TokenStream(src.name, np.asarray(shard), text_bytes(shard, enc))
                for src in dataset.sources for shard in src.val if len(shard)]
     if not streams:
@@ -228,7 +232,7 @@ def evaluate(opts: EvalOptions, progress: Progress | None = None, warn: Callable
     damaged checkpoint passed over, `note` which checkpoint is used. Nothing is written (see `record_eval`)."""
     check_eval_options(opts)
     paths = resolve_run(opts.model_name, opts.runs_dir)
-    enc = get_encoding()
+    enc = run_tokenizer(paths.root, read_json(paths.config))
     if opts.input_file is not None:
         streams = [file_stream(Path(opts.input_file), enc)]
         data = {"input_file": os.path.abspath(opts.input_file)}
@@ -253,7 +257,7 @@ def evaluate(opts: EvalOptions, progress: Progress | None = None, warn: Callable
     started = time.perf_counter()
     scores: dict[str, Score] = {}
     for stream in streams:
-        loss_sum, count = score_tokens(loaded.model, stream.tokens, runtime, advance)
+        loss_sum, count = score_tokens(loaded.model, stream.tokens, runtime, advance, enc=enc)
         before = scores.get(stream.name, Score(0.0, 0, 0))
         scores[stream.name] = Score(before.loss_sum + loss_sum, before.tokens + count, before.bytes + stream.bytes)
     seconds = time.perf_counter() - started

@@ -27,6 +27,7 @@ class TrainOptions:
     model_name: str = "run"
     input_file: str | None = None
     dataset_dir: str | None = None
+    tokenizer: str | None = None  # --input_file's token cache: gpt2, bpe:N or a folder (None: gpt2)
     max_iters: int | None = None
     learning_rate: float | None = None
     batch_size: int | None = None

@@ -18,7 +18,8 @@ from gptwiz.common.errors import UsageError
 from gptwiz.common.files import check_folder
 from gptwiz.common.inert import quote
 from gptwiz.common.schedule import effective_warmup
-from gptwiz.model.config import count_params
+from gptwiz.data.tokenizer import GPT2_VOCAB_SIZE, data_tokenizer, folder_tokenizer, same_tokenizer_or_refuse
+from gptwiz.model.config import count_params, padded_vocab
 from gptwiz.planning.phases import SFT_LEARNING_RATE
 from gptwiz.planning.presets import Preset, TrainConfig
 from gptwiz.planning.tuning import TuningPlan, TuningShape, tuning_plan
@@ -34,7 +35,13 @@ from gptwiz.training.options import (
 )
 from gptwiz.training.ranks import env_world_size
 from gptwiz.training.saved_config import read_saved_config
-from gptwiz.training.source_run import SourceRun, check_context, followed_preset, source_run
+from gptwiz.training.source_run import (
+    SourceRun,
+    check_base_tokenizer,
+    check_context,
+    followed_preset,
+    source_run,
+)
 
 
 def resolve_options(opts: TrainOptions, check_exists: bool = True) -> ResolvedRun:
@@ -120,6 +127,8 @@ def _new_config(opts: TrainOptions, paths: RunPaths, check_exists: bool) -> RunC
     source = source_run(opts.init_from_model, opts.init_checkpoint, opts.runs_dir)
     base = followed_preset(opts.config_file, source)
     data, dataset = open_data(opts)
+    check_base_tokenizer(source, data, data["dataset_dir"])
+    base = vocab_of_data(base, data)
     tuning = tuning_of(opts, base, source, dataset.manifest) if "sft" in data else None
     preset, train = _preset_train(opts, base, tuning)
     check_context(source, preset.model.block_size)
@@ -171,6 +180,18 @@ def _preset_train(opts: TrainOptions, preset: Preset, tuning: TuningPlan | None 
     return preset, train
 
 
+def vocab_of_data(preset: Preset, data: dict[str, Any]) -> Preset:
+    """The preset with the embedding table of the data's tokenizer: a BPE of the user's own sets it (padded);
+    GPT-2's data keeps the preset's (at least GPT-2's ids, as the bound of every preset has it)."""
+    tokens = data.get("tokenizer_tokens")
+    if data_tokenizer(data)[1] is None or not isinstance(tokens, int):
+        if preset.model.vocab_size < GPT2_VOCAB_SIZE:
+            raise UsageError(f"the preset's vocab_size {preset.model.vocab_size} is smaller than the GPT-2 tokenizer's "
+                             f"{GPT2_VOCAB_SIZE} ids, which this data is tokenized with: give at least {GPT2_VOCAB_SIZE}")
+        return preset
+    return replace(preset, model=replace(preset.model, vocab_size=padded_vocab(tokens)))
+
+
 def resolve_data(opts: TrainOptions) -> dict[str, Any]:
     """The dataset folder to train from: a prepared one, or the token cache of --input_file."""
     return open_data(opts)[0]
@@ -184,11 +205,14 @@ def open_data(opts: TrainOptions) -> tuple[dict[str, Any], Any]:
 
     if bool(opts.input_file) == bool(opts.dataset_dir):
         raise UsageError("give exactly one of --input_file FILE (a text file) or --dataset_dir DIR (from `gptwiz prepare`)")
+    if opts.tokenizer is not None and not opts.input_file:
+        raise UsageError(f"--tokenizer {quote(opts.tokenizer)} is for --input_file: a dataset keeps the tokenizer it "
+                         "was prepared with (`gptwiz prepare --tokenizer`)")
     if opts.input_file:
         # Checked for writing only once the cache turns out to need building: a ready one reads from anywhere.
         check_folder(opts.data_dir, "--data_dir", write=False)
         try:
-            dataset_dir = cache_text_file(opts.input_file, opts.data_dir)
+            dataset_dir = cache_text_file(opts.input_file, opts.data_dir, tokenizer=opts.tokenizer or "gpt2")
         except OSError as exc:
             if exc.errno not in (errno.EROFS, errno.EACCES, errno.EPERM):
                 raise
@@ -209,7 +233,12 @@ def open_data(opts: TrainOptions) -> tuple[dict[str, Any], Any]:
         "sources": [{"name": s["name"], "weight": s["weight"]} for s in manifest["sources"]],
         "train_tokens": manifest["totals"].get("train_tokens"),
         "val_tokens": manifest["totals"].get("val_tokens"),
+        "tokenizer": manifest.get("tokenizer") or "gpt2",
+        "tokenizer_sha256": manifest.get("tokenizer_sha256"),
+        "tokenizer_tokens": manifest.get("vocab_size"),
     }
+    if data["tokenizer_sha256"] is not None:
+        folder_tokenizer(dataset_dir, data["tokenizer_sha256"])  # a damaged or swapped tokenizer.json: refused now
     if is_sft(manifest):
         sft = manifest["sft"]
         data["sft"] = {"template": sft["template"], "train_examples": sft["train_examples"],
@@ -262,7 +291,10 @@ def check_resumed_data(cfg: RunConfig) -> None:
                          "does not exist now: put it back where it was, or start a new run on another file "
                          f"(--init_from_model {quote(cfg.name)} keeps its weights)")
     try:
-        open_dataset(cfg.data["dataset_dir"]).check_block(cfg.model.block_size)
+        dataset = open_dataset(cfg.data["dataset_dir"])
+        dataset.check_block(cfg.model.block_size)
+        same_tokenizer_or_refuse(data_tokenizer(cfg.data), data_tokenizer(dataset.manifest),
+                                 f"run {quote(cfg.name)} and its --dataset_dir as prepared now")
     except UsageError as exc:
         raise UsageError(f"--resume: run {quote(cfg.name)} trains on {cfg.data['dataset_dir']}, which cannot be used "
                          f"now: {exc}") from None

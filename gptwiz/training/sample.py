@@ -9,9 +9,10 @@ from dataclasses import dataclass
 import torch
 
 from gptwiz.common.errors import UsageError
-from gptwiz.data.tokenizer import get_encoding
+from gptwiz.data.tokenizer import run_tokenizer
 from gptwiz.planning.presets import shown
 from gptwiz.runs.checkpoints import CHECKPOINT_CHOICES
+from gptwiz.runs.jsonfile import read_json
 from gptwiz.runs.paths import resolve_run
 from gptwiz.training.run_model import inference_runtime, load_run_model
 
@@ -101,7 +102,7 @@ def sample_results(opts: SampleOptions, warn: Callable[[str], None] | None = Non
     device = runtime.device
     loaded = load_run_model(paths, opts.checkpoint, device, warn=warn, note=note)
     model = loaded.model
-    enc = get_encoding()
+    enc = run_tokenizer(paths.root, read_json(paths.config))
     ids = enc.encode_ordinary(opts.prompt) or [enc.eot_token]
     generator = torch.Generator(device=device)
     generator.manual_seed(opts.seed if opts.seed is not None else torch.seed())

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from gptwiz.common.errors import UsageError
 from gptwiz.common.inert import quote
+from gptwiz.data.tokenizer import data_tokenizer, same_tokenizer_or_refuse
 from gptwiz.model.config import ModelConfig
 from gptwiz.planning.presets import Preset, load_preset
 from gptwiz.runs.checkpoints import CHECKPOINT_CHOICES, CheckpointChoice, choose_checkpoint
@@ -19,7 +21,8 @@ from gptwiz.runs.paths import check_run_files, resolve_run
 from gptwiz.training.options import RunConfig
 from gptwiz.training.saved_config import read_saved_config
 
-_ARCHITECTURE = ("n_layer", "n_head", "n_embd", "vocab_size", "bias")
+# The vocabulary follows the data's tokenizer, whose match with the base's is checked on its own.
+_ARCHITECTURE = ("n_layer", "n_head", "n_embd", "bias")
 
 
 @dataclass(frozen=True)
@@ -33,6 +36,7 @@ class SourceRun:
     preset: str | None              # its preset's name, and the path it was read from
     preset_path: str | None
     batch_size: int | None          # the micro-batch it trained with: one that fitted this kind of machine
+    tokenizer: tuple[str, str | None] = ("gpt2", None)  # its data's tokenizer: name and SHA-256 (a BPE's)
 
     @property
     def prefix(self) -> str:
@@ -66,7 +70,14 @@ def source_run(given: str | None, which: str, runs_dir: str) -> SourceRun | None
                                   "--init_from_model")
     return SourceRun(given, paths.root.resolve(), paths.name, choice, cfg.model if cfg else None,
                      cfg.preset if cfg else None, cfg.preset_path if cfg else None,
-                     cfg.train.batch_size if cfg else None)
+                     cfg.train.batch_size if cfg else None, data_tokenizer(cfg.data) if cfg else ("gpt2", None))
+
+
+def check_base_tokenizer(source: SourceRun | None, data: dict[str, Any], dataset_dir: str) -> None:
+    """A base's weights know its own tokenizer's ids only: refuse data prepared with another."""
+    if source is not None:
+        same_tokenizer_or_refuse(source.tokenizer, data_tokenizer(data),
+                                 f"--init_from_model {source.given} and --dataset_dir {dataset_dir}")
 
 
 def followed_preset(config_file: str | None, source: SourceRun | None) -> Preset:

@@ -21,6 +21,7 @@ import torch
 from gptwiz.common.atomic import atomic_write_json
 from gptwiz.common.errors import UsageError
 from gptwiz.common.schedule import eval_batches_at, evaluation_due, lr_at
+from gptwiz.data.tokenizer import keep_run_tokenizer
 from gptwiz.runs.jsonfile import read_json
 from gptwiz.runs.metrics import MetricsWriter, trim_metrics
 from gptwiz.runs.status import now_iso
@@ -126,6 +127,7 @@ class Trainer:
                 # Also on resume: a --max_iters given then is the run's length from now on, so that the next
                 # --resume (after a kill, say) runs to the same final iteration, and viewers draw its schedule.
                 atomic_write_json(self.paths.config, self.cfg.to_json())
+                keep_run_tokenizer(self.paths.root, self.cfg.data)
             state = self._train()
             best = self.best_val if math.isfinite(self.best_val) else None
             self.status.set(state, best_val_loss=best)

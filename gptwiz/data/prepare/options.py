@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from gptwiz.common.errors import UsageError
+from gptwiz.data.prepare.tokenizer_choice import check_tokenizer_choice
 
 DEFAULT_VAL_FRACTION = 0.005
 DEFAULT_BLOCK_SIZE = 1024       # the largest block_size of the guide's presets
@@ -26,6 +27,7 @@ class PrepareOptions:
     shard_tokens: int = SHARD_TOKENS
     piece_chars: int = PIECE_CHARS
     read_bytes: int = READ_BYTES
+    tokenizer: str = "gpt2"     # gpt2, bpe:N or a folder whose tokenizer to use (gptwiz.data.prepare.tokenizer_choice)
 
 
 @dataclass
@@ -49,5 +51,6 @@ def validate_options(opts: PrepareOptions) -> None:
         raise UsageError(f"invalid --workers {opts.workers!r}: give a positive number of threads")
     if opts.block_size is not None and opts.block_size < 1:
         raise UsageError(f"invalid --block_size {opts.block_size!r}: give a positive number of tokens")
+    check_tokenizer_choice(opts.tokenizer)
     if not str(opts.out_dir).strip():
         raise UsageError("--out_dir is empty: give the folder to write the dataset into")

@@ -102,11 +102,12 @@ def _request_key(sources: list[dict[str, Any]], val_fraction: Any, variant: Any 
 
 
 def dataset_variant(manifest: dict[str, Any]) -> Any:
-    """What besides the sources and val_fraction made a dataset: None for a text dataset, the kind and block
-    size for an instruction-tuning one (its examples are cut to the block)."""
-    if manifest.get("kind") != "sft":
-        return None
-    return ["sft", (manifest.get("sft") or {}).get("block_size")]
+    """What besides the sources and val_fraction made a dataset: the kind and block size of an instruction-tuning
+    one (its examples are cut to the block); for a text dataset, the tokenizer asked for, None for GPT-2's."""
+    variant = ["sft", (manifest.get("sft") or {}).get("block_size")] if manifest.get("kind") == "sft" else []
+    if manifest.get("tokenizer_request") is not None:
+        variant += ["tokenizer", manifest["tokenizer_request"]]
+    return variant or None
 
 
 def check_out_dir(dest: Destination, plans: list[SourcePlan], opts: PrepareOptions,

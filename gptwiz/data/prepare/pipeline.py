@@ -33,6 +33,7 @@ from gptwiz.data.prepare.progress import PrepareProgress
 from gptwiz.data.prepare.reading import SourceStats
 from gptwiz.data.prepare.shards import SourceWriter
 from gptwiz.data.prepare.sources import PlannedFile, SourcePlan, SourceSpec, parse_sources, plan_source
+from gptwiz.data.prepare.tokenizer_choice import make_tokenizer, request_key
 from gptwiz.data.prepare.tokenizing import (
     MAX_DEFAULT_WORKERS,
     ThreadEncodings,
@@ -41,7 +42,6 @@ from gptwiz.data.prepare.tokenizing import (
     run_ordered,
 )
 from gptwiz.data.prepare.wording import plural, size_text
-from gptwiz.data.tokenizer import get_encoding
 
 
 def prepare(opts: PrepareOptions, progress: PrepareProgress | None = None) -> PrepareResult:
@@ -51,7 +51,7 @@ def prepare(opts: PrepareOptions, progress: PrepareProgress | None = None) -> Pr
     dest = resolve_out_dir(opts.out_dir)
     plans = [plan_source(s, dest.path) for s in specs]
     recover_interrupted(dest.path)  # a dataset a killed prepare was swapping in is put in place first
-    existing = check_out_dir(dest, plans, opts)
+    existing = check_out_dir(dest, plans, opts, variant=request_variant(opts.tokenizer))
     out_dir = Path(os.path.expanduser(opts.out_dir))  # as given: a link stays the name the user knows
     if existing is not None:
         return PrepareResult(out_dir=out_dir, manifest=existing, up_to_date=True)
@@ -65,12 +65,12 @@ def build_dataset(plans: list[SourcePlan], dest: Destination, opts: PrepareOptio
                   extra: dict[str, Any] | None = None) -> PrepareResult:
     """Tokenize the planned sources into dest.path (replacing what is there); `extra` keys go into each source.
     A write that fails (a full disk) is a WriteFailed in one line, with nothing of the new dataset kept."""
-    enc = get_encoding()
     workers = opts.workers or min(available_cores(), MAX_DEFAULT_WORKERS)
     progress = progress or PrepareProgress()
     started = time.perf_counter()
 
     def fill(work: Path) -> dict[str, Any]:
+        enc = make_tokenizer(opts.tokenizer, plans, opts.val_fraction, work, opts.piece_chars, opts.read_bytes)
         progress.start(sum(len(p.files) for p in plans), sum(p.bytes for p in plans))
         try:
             manifest = _tokenize_all(plans, work, enc, workers, opts, progress)
@@ -85,6 +85,14 @@ def build_dataset(plans: list[SourcePlan], dest: Destination, opts: PrepareOptio
     manifest = write_dataset(dest, fill)
     return PrepareResult(out_dir=dest.path, manifest=manifest, seconds=time.perf_counter() - started,
                          workers=workers)
+
+
+def request_variant(choice: str, sft_block: int | None = None) -> Any:
+    """check_out_dir's variant of the dataset asked for, as dataset_variant has it: an instruction dataset's block,
+    the tokenizer when not GPT-2's; None for a text dataset with GPT-2's."""
+    key = request_key(choice)
+    variant = (["sft", sft_block] if sft_block is not None else []) + ([] if key is None else ["tokenizer", key])
+    return variant or None
 
 
 def write_dataset(dest: Destination, fill: Callable[[Path], dict[str, Any]]) -> dict[str, Any]:
@@ -130,7 +138,7 @@ def _tokenize_all(plans: list[SourcePlan], folder: Path, enc: Any, workers: int,
                   progress: PrepareProgress) -> dict[str, Any]:
     stats = [SourceStats() for _ in plans]
     writers = [SourceWriter(folder, p.spec.name, opts.shard_tokens) for p in plans]
-    manifest = new_manifest()
+    manifest = new_manifest(enc, request_key(opts.tokenizer))
     manifest.update(val_fraction=opts.val_fraction, block_size=opts.block_size)
 
     def consume(item: Piece | SourceEnd, result: tuple[np.ndarray, list[int]] | None) -> None:
@@ -203,11 +211,12 @@ def check_trainable(manifest: dict[str, Any], block_size: int, val_fraction: flo
 
 
 def tokenize_text_file(path: Path, out_dir: Destination, name: str, val_fraction: float,
-                       extra: dict[str, Any] | None = None) -> dict[str, Any]:
+                       extra: dict[str, Any] | None = None, tokenizer: str = "gpt2") -> dict[str, Any]:
     """One UTF-8 text file as a one-source dataset (the token cache of --input_file), through the same
     streaming, parallel tokenizer: one document, so its last `val_fraction` of tokens is the val split."""
     st = path.stat()
     plan = SourcePlan(spec=SourceSpec(name=name, glob=str(path.resolve())), root=str(path.resolve().parent),
                       files=[PlannedFile(path=str(path), rel=path.name, size=st.st_size, mtime_ns=st.st_mtime_ns)])
-    opts = PrepareOptions(sources=[], out_dir=str(out_dir.path), val_fraction=val_fraction, block_size=None)
+    opts = PrepareOptions(sources=[], out_dir=str(out_dir.path), val_fraction=val_fraction, block_size=None,
+                          tokenizer=tokenizer)
     return build_dataset([plan], out_dir, opts, extra=extra).manifest

@@ -28,12 +28,12 @@ from gptwiz.data.manifest import TOKEN_DTYPE, new_manifest
 from gptwiz.data.prepare.options import PrepareOptions, PrepareResult, validate_options
 from gptwiz.data.prepare.out_dir import check_out_dir, recover_interrupted, resolve_out_dir
 from gptwiz.data.prepare.pieces import is_val_document
-from gptwiz.data.prepare.pipeline import write_dataset
+from gptwiz.data.prepare.pipeline import request_variant, write_dataset
 from gptwiz.data.prepare.reading import BINARY_PROBE, SourceStats, replaced_count, skipped_as_binary
 from gptwiz.data.prepare.sft_records import BadRecord, parse_record
 from gptwiz.data.prepare.shards import ShardWriter
 from gptwiz.data.prepare.sources import PlannedFile, SourcePlan, parse_sources, plan_source
-from gptwiz.data.tokenizer import get_encoding
+from gptwiz.data.prepare.tokenizer_choice import make_tokenizer, request_key
 
 BAD_LINES_LISTED = 10          # malformed lines named one by one, per source; the rest are counted
 MASK_DTYPE = np.uint8
@@ -217,8 +217,8 @@ def _source_entry(plan: SourcePlan, stats: SftStats, splits: dict[str, SplitWrit
     }
 
 
-def sft_manifest(sources: list[dict[str, Any]], opts: PrepareOptions) -> dict[str, Any]:
-    manifest = new_manifest()
+def sft_manifest(enc: Any, sources: list[dict[str, Any]], opts: PrepareOptions) -> dict[str, Any]:
+    manifest = new_manifest(enc, request_key(opts.tokenizer))
     manifest.update(kind="sft", val_fraction=opts.val_fraction, block_size=opts.block_size, sources=sources)
     section: dict[str, Any] = {"template": TEMPLATE_NAME, "block_size": opts.block_size}
     for key in ("train_examples", "val_examples", "train_trained_tokens", "val_trained_tokens", "truncated",
@@ -238,12 +238,19 @@ def prepare_sft(opts: PrepareOptions) -> PrepareResult:
     dest = resolve_out_dir(opts.out_dir)
     plans = [plan_source(s, dest.path) for s in specs]
     recover_interrupted(dest.path)
-    existing = check_out_dir(dest, plans, opts, variant=["sft", opts.block_size])
+    if opts.tokenizer.startswith("bpe:"):
+        raise UsageError(f"--sft with --tokenizer {opts.tokenizer}: an instruction dataset tunes a model that has a "
+                         "tokenizer already; give that run's (or its dataset's) folder as --tokenizer, or leave it out "
+                         "for GPT-2's")
+    existing = check_out_dir(dest, plans, opts, variant=request_variant(opts.tokenizer, opts.block_size))
     out_dir = Path(os.path.expanduser(opts.out_dir))
     if existing is not None:
         return PrepareResult(out_dir=out_dir, manifest=existing, up_to_date=True)
-    enc = get_encoding()
     started = time.perf_counter()
-    manifest = write_dataset(dest, lambda work: sft_manifest([_tokenize_source(p, work, enc, opts) for p in plans],
-                                                             opts))
+
+    def fill(work: Path) -> dict[str, Any]:
+        enc = make_tokenizer(opts.tokenizer, plans, opts.val_fraction, work, opts.piece_chars, opts.read_bytes)
+        return sft_manifest(enc, [_tokenize_source(p, work, enc, opts) for p in plans], opts)
+
+    manifest = write_dataset(dest, fill)
     return PrepareResult(out_dir=out_dir, manifest=manifest, seconds=time.perf_counter() - started)

@@ -14,11 +14,8 @@ import numpy as np
 
 from gptwiz.data.manifest import TOKEN_DTYPE
 from gptwiz.data.prepare.pieces import Piece, SourceEnd
-from gptwiz.data.tokenizer import EOT_TOKEN
 
 MAX_DEFAULT_WORKERS = 16        # each worker holds a ~10 MB tokenizer and ~6 MB of pieces: bounded memory
-
-_EOT = np.array([EOT_TOKEN], dtype=np.uint32)
 
 
 def available_cores() -> int:
@@ -42,6 +39,8 @@ def _encode(enc: Any, text: str) -> np.ndarray:
 
 def clone_encoding(enc: Any) -> Any:
     """A second tiktoken Encoding over the same tables (about 50 ms; no file is read again)."""
+    if not hasattr(enc, "_mergeable_ranks"):
+        return enc  # a BPE of the user's own: the tokenizers library is safe to share between threads
     # Here, as in gptwiz.data.tokenizer, tiktoken loads only once text is tokenized, not when the package is imported.
     import tiktoken  # lazy: tiktoken's import is slow; only a worker that tokenizes pays it
 
@@ -75,7 +74,7 @@ def encode_piece(enc: Any, piece: Piece) -> tuple[np.ndarray, list[int]]:
         ids = _encode(enc, text)
         arrays.append(ids)
         if end:
-            arrays.append(_EOT)
+            arrays.append(np.array([enc.eot_token], dtype=np.uint32))
         lengths.append(len(ids) + int(end))
     if not arrays:
         return np.zeros(0, dtype=TOKEN_DTYPE), lengths
