@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import test_train
 import torch
-from conftest import SHAKESPEARE, assert_one_line_error, run_cli
+from conftest import SHAKESPEARE, assert_one_line_error, build_once, run_cli, session_folder
 
 from gptwiz.common.errors import UsageError, WriteFailed
 from gptwiz.export import hf
@@ -62,9 +62,10 @@ def export_and_compare(run: Path, out: Path, cwd: Path, *extra: str) -> None:
 
 @pytest.fixture(scope="module")
 def exported(tiny_run, tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("export") / "drop-hf"
-    export_and_compare(tiny_run.run, out, tiny_run.cwd)
-    return out
+    """The tiny run exported and compared once a session (`build_once`), whichever worker runs these tests."""
+    root = build_once(session_folder(tmp_path_factory) / "hf-export",
+                      lambda folder: export_and_compare(tiny_run.run, folder / "drop-hf", tiny_run.cwd))
+    return root / "drop-hf"
 
 
 @pytest.mark.slow

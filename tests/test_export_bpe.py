@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import SHAKESPEARE, assert_one_line_error, run_cli
+from conftest import SHAKESPEARE, assert_one_line_error, build_once, run_cli, session_folder
 from test_export import TRICKY_TEXTS
 
 from gptwiz.data.bpe import BpeTokenizer, load_bpe
@@ -43,8 +43,13 @@ class BpeExports:
 @pytest.fixture(scope="module")
 def bpe_exports(tmp_path_factory) -> BpeExports:
     """Shakespeare's first 300 KB prepared with a 1,000-token BPE, a tiny run trained on it for 10 iterations on the
-    CPU, and that run exported in both formats, each by the real CLI."""
-    root = tmp_path_factory.mktemp("bpe")
+    CPU, and that run exported in both formats, each by the real CLI; once a session (`build_once`)."""
+    root = session_folder(tmp_path_factory) / "bpe-exports"
+    build_once(root, _build_exports)
+    return BpeExports(run=root / "runs" / "r", hf=root / "hf", gguf=root / "gguf")
+
+
+def _build_exports(root: Path) -> None:
     corpus = root / "shakespeare.txt"
     corpus.write_text(SHAKESPEARE.read_text(encoding="utf-8")[:CORPUS_CHARS], encoding="utf-8")
     run_cli(["prepare", "--source", f"s:{corpus}", "--out_dir", str(root / "data"), "--tokenizer", f"bpe:{N_TOKENS}",
@@ -54,11 +59,9 @@ def bpe_exports(tmp_path_factory) -> BpeExports:
              "--batch_size", "4", "--block_size", "64", "--device", "cpu", "--no-compile", "--quiet"],
             cwd=root, check=True)
     run = root / "runs" / "r"
-    out = BpeExports(run=run, hf=root / "hf", gguf=root / "gguf")
-    run_cli(["export", str(run), "--out", str(out.hf), "--checkpoint", "best"], cwd=root, check=True)
-    run_cli(["export", str(run), "--out", str(out.gguf), "--format", "gguf", "--outtype", "f32",
+    run_cli(["export", str(run), "--out", str(root / "hf"), "--checkpoint", "best"], cwd=root, check=True)
+    run_cli(["export", str(run), "--out", str(root / "gguf"), "--format", "gguf", "--outtype", "f32",
              "--checkpoint", "best"], cwd=root, check=True)
-    return out
 
 
 def run_bpe(run: Path) -> BpeTokenizer:

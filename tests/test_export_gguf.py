@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import test_train
 import torch
-from conftest import SHAKESPEARE, assert_one_line_error, cli_env, run_cli
+from conftest import SHAKESPEARE, assert_one_line_error, build_once, cli_env, run_cli, session_folder
 
 from gptwiz.data.chat_template import TEMPLATE_NAME, Exchange, prompt_ids
 from gptwiz.export.chat_templates import jinja_template, ollama_template
@@ -62,16 +62,19 @@ def read(path: Path) -> tuple[dict[str, object], dict[str, object]]:
 
 @pytest.fixture(scope="module")
 def gguf_exports(tiny_run, tmp_path_factory) -> dict[str, Path]:
-    """The tiny run exported by the real CLI once per --outtype, into folders not named after the run."""
-    root = tmp_path_factory.mktemp("gguf")
-    folders = {}
-    for outtype in ("f32", "f16", "q8_0"):
-        out = root / f"exported-{outtype}"
-        proc = run_cli(["export", str(tiny_run.run), "--out", str(out), "--format", "gguf", "--outtype", outtype,
-                        "--checkpoint", "best"], cwd=tiny_run.cwd, check=True)
-        assert f"to {out}: Modelfile, drop.gguf" in proc.stdout, proc.stdout
-        folders[outtype] = out
-    return folders
+    """The tiny run exported by the real CLI once per --outtype, into folders not named after the run; once a
+    session (`build_once`), whichever worker runs these tests."""
+    outtypes = ("f32", "f16", "q8_0")
+
+    def export(root: Path) -> None:
+        for outtype in outtypes:
+            out = root / f"exported-{outtype}"
+            proc = run_cli(["export", str(tiny_run.run), "--out", str(out), "--format", "gguf", "--outtype", outtype,
+                            "--checkpoint", "best"], cwd=tiny_run.cwd, check=True)
+            assert f"to {out}: Modelfile, drop.gguf" in proc.stdout, proc.stdout
+
+    root = build_once(session_folder(tmp_path_factory) / "gguf-exports", export)
+    return {outtype: root / f"exported-{outtype}" for outtype in outtypes}
 
 
 @pytest.mark.slow
