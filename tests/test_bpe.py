@@ -148,3 +148,20 @@ def test_estimate_prices_a_run_on_its_datasets_vocabulary(bpe_run: Path) -> None
     assert bpe["bytes"]["total"] < gpt2["bytes"]["total"]
     if bpe["time"] and gpt2["time"]:
         assert bpe["time"]["step_s"] < gpt2["time"]["step_s"] / 2
+
+
+def test_a_resume_on_data_re_prepared_with_another_tokenizer_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "t.txt").write_text(TEXT[:100_000], encoding="utf-8")
+
+    def prepare(tokenizer: str, *extra: str) -> None:
+        run_cli(["prepare", "--source", "t:t.txt", "--out_dir", "d", "--tokenizer", tokenizer, "--block_size", "64",
+                 "--val_fraction", "0.1", "--quiet", *extra], tmp_path, check=True)
+
+    prepare("bpe:512")
+    run_cli(["train", *TINY_FAST, "--dataset_dir", "d", "--model_name", "r", "--max_iters", "2", "--eval_interval",
+             "2"], tmp_path, check=True)
+    prepare("gpt2", "--overwrite")
+    before = sorted(p.name for p in (tmp_path / "runs" / "r").iterdir())
+    proc = run_cli(["train", "--model_name", "r", "--resume", "--max_iters", "4", "--quiet"], tmp_path)
+    assert_one_line_error(proc, "--resume", "different tokenizers", "'bpe:512'", "'gpt2'")
+    assert sorted(p.name for p in (tmp_path / "runs" / "r").iterdir()) == before
