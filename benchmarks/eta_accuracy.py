@@ -51,19 +51,24 @@ def gptwiz(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "gptwiz", *args], capture_output=True, text=True, env=env, cwd=ROOT)
 
 
-def predict(preset: str, batch: int, iters: int, dtype: str, env: dict[str, str]) -> dict:
+def block_args(block: int | None) -> list[str]:
+    return ["--block_size", str(block)] if block else []
+
+
+def predict(preset: str, batch: int, iters: int, block: int | None, dtype: str, env: dict[str, str]) -> dict:
     out = gptwiz("estimate", "--config_file", preset, "--batch_size", str(batch), "--max_iters", str(iters),
-                 "--device", "cpu", "--dtype", dtype, "--json", env=env)
+                 *block_args(block), "--device", "cpu", "--dtype", dtype, "--json", env=env)
     if out.returncode:
         raise SystemExit(f"gptwiz estimate failed: {out.stderr.strip()}")
     return json.loads(out.stdout)
 
 
-def run(preset: str, batch: int, iters: int, dtype: str, runs_dir: str, env: dict[str, str]) -> tuple[float, Path]:
-    name = f"{preset}_b{batch}_i{iters}"
+def run(preset: str, batch: int, iters: int, block: int | None, dtype: str, runs_dir: str,
+        env: dict[str, str]) -> tuple[float, Path]:
+    name = f"{preset}_b{batch}_i{iters}_c{block or 0}"
     t0 = time.perf_counter()
     out = gptwiz("train", "--config_file", preset, "--batch_size", str(batch), "--max_iters", str(iters),
-                 "--input_file", str(DATA), "--model_name", name, "--runs_dir", runs_dir, "--device", "cpu",
+                 *block_args(block), "--input_file", str(DATA), "--model_name", name, "--runs_dir", runs_dir, "--device", "cpu",
                  "--dtype", dtype, "--quiet", env=env)
     wall = time.perf_counter() - t0
     if out.returncode:
@@ -95,7 +100,8 @@ def main() -> None:
     p.add_argument("--quick", action="store_true", help="three shorter runs")
     p.add_argument("--fit", action="store_true", help="print the cost model (least squares) that fits these runs")
     p.add_argument("--remeasure", action="store_true", help="measure this machine's speeds again first")
-    p.add_argument("--cases", help="PRESET:BATCH:ITERS,... instead of the built-in list (a busy machine: fewer)")
+    p.add_argument("--cases", help="PRESET:BATCH:ITERS[:BLOCK],... instead of the built-in list (a busy machine: "
+                                   "fewer; BLOCK: a context other than the preset's)")
     p.add_argument("--dtype", default="auto", help="auto (what `gptwiz train` would use), float32 or bfloat16")
     args = p.parse_args()
     if not DATA.is_file():
@@ -112,20 +118,20 @@ def main() -> None:
             machine_throughput("cpu", dtype, refresh=True)
     rows = []
     with tempfile.TemporaryDirectory() as runs_dir:
-        cases = [(c.split(":")[0], int(c.split(":")[1]), int(c.split(":")[2])) for c in args.cases.split(",")] \
-            if args.cases else QUICK if args.quick else CASES
-        for preset, batch, iters in cases:
-            predicted = predict(preset, batch, iters, args.dtype, env)
+        cases = [parse_case(c) for c in args.cases.split(",")] if args.cases else \
+            [(*c, None) for c in (QUICK if args.quick else CASES)]
+        for preset, batch, iters, block in cases:
+            predicted = predict(preset, batch, iters, block, args.dtype, env)
             t = predicted["time"]
-            wall, run_dir = run(preset, batch, iters, args.dtype, runs_dir, env)
+            wall, run_dir = run(preset, batch, iters, block, args.dtype, runs_dir, env)
             plan = preset_plan(load_preset(preset), device_type="cpu", dtype=predicted["dtype"], batch_size=batch,
-                               max_iters=iters)
+                               max_iters=iters, block_size=block)
             rate = probe_rate(run_dir)
-            projected = from_probe_rate(plan, rate)
-            from_probe = projected.seconds
             speeds = machine_throughput("cpu", predicted["dtype"])
+            projected = from_probe_rate(plan, rate, speeds.start_s)
+            from_probe = projected.seconds
             terms = token_cost_terms(plan, speeds)
-            rows.append({"case": f"{preset} b{batch} x{iters}", "dtype": predicted["dtype"], "predicted": t["seconds"],
+            rows.append({"case": f"{preset} b{batch} x{iters}" + (f" c{block}" if block else ""), "dtype": predicted["dtype"], "predicted": t["seconds"],
                          "terms": terms,
                          "measured": wall, "from_probe": from_probe, "pred_tps": t["tokens_per_sec"],
                          "probe_tps": rate, "fixed": t["startup_s"] + t["checkpoint_s"],
@@ -158,6 +164,11 @@ def main() -> None:
               f"{r['projected_rest_s'] - r['projected_eval_s']:.0f} / {rest:.0f} |")
     if args.fit:
         print(fit_lines(rows))
+
+
+def parse_case(text: str) -> tuple[str, int, int, int | None]:
+    parts = text.split(":")
+    return parts[0], int(parts[1]), int(parts[2]), int(parts[3]) if len(parts) > 3 else None
 
 
 TERMS = ("matmul", "vocab", "elementwise", "optimizer")

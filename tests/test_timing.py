@@ -23,6 +23,8 @@ from gptwiz.planning.presets import load_preset
 from gptwiz.planning.timing import (
     COMPILE_S,
     COST_MODEL,
+    START_AFTER_IMPORT_S,
+    START_S_PER_PARAM,
     STARTUP_S,
     Throughput,
     cost_model,
@@ -75,6 +77,41 @@ def test_the_parts_add_up_and_follow_the_trainers_schedule() -> None:
     assert not t.compiled and t.startup_s == STARTUP_S["cpu"]
     assert json.loads(json.dumps(t.to_json())).keys() >= {"seconds", "tokens_per_sec", "basis", "eval_s",
                                                           "checkpoint_s", "startup_s", "step_s"}
+
+
+def test_a_measured_import_time_is_the_runs_start_where_there_is_one() -> None:
+    """The start is the machine's measured import time plus the model's build, not the constant: on a machine that
+    imports in 1 s, the constant's 6 s made short runs' predictions twice their length."""
+    small = load_preset("small")
+    plan = preset_plan(small, device_type="cpu", dtype="bfloat16", batch_size=2, max_iters=20)
+    measured = replace(throughput(dtype="bfloat16"), start_s=1.0)
+    t = predict_run_time(plan, measured)
+    assert t.startup_s == pytest.approx(1.0 + START_AFTER_IMPORT_S["cpu"] + START_S_PER_PARAM * count_params(small.model))
+    assert 1.5 < t.startup_s < STARTUP_S["cpu"]
+    assert predict_run_time(plan, throughput(dtype="bfloat16")).startup_s == STARTUP_S["cpu"]  # none measured
+    assert predict_run_time(replace(plan, max_iters=5000), measured).startup_s == pytest.approx(
+        t.startup_s + COMPILE_S["cpu"])  # a compiled run still pays its compilation
+    rate = t.tokens_per_sec
+    assert from_probe_rate(plan, rate, 1.0).seconds == pytest.approx(t.seconds)
+    assert from_probe_rate(plan, rate).seconds == pytest.approx(t.seconds - t.startup_s + STARTUP_S["cpu"])
+    assert Throughput.from_json(json.loads(json.dumps(measured.to_json()))) == measured
+    with pytest.raises(ValueError):
+        Throughput.from_json({**measured.to_json(), "start_s": -1})
+
+
+def test_the_import_time_is_measured_in_a_fresh_interpreter_and_cached(tmp_path: Path, monkeypatch) -> None:
+    from gptwiz.training import throughput as tp
+
+    start = tp.start_seconds()
+    assert 0.05 < start < 60  # a real child process importing torch and the trainer
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert tp.measured_start_s("cpu", "float32") == 0.0  # nothing cached: nothing measured for it
+    key = tp.machine_key("cpu", "float32")
+    (tmp_path / "gptwiz").mkdir()
+    (tmp_path / "gptwiz" / "throughput.json").write_text(json.dumps({key: replace(throughput(), start_s=start).to_json()}))
+    assert tp.measured_start_s("cpu", "float32") == start
+    assert tp.best_of(replace(throughput(), start_s=2.0), replace(throughput(), start_s=0.0)).start_s == 2.0
+    assert tp.best_of(replace(throughput(), start_s=2.0), replace(throughput(), start_s=1.5)).start_s == 1.5
 
 
 def test_short_runs_evaluate_as_the_trainer_caps_them() -> None:

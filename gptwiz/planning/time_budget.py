@@ -74,23 +74,25 @@ class ProbeCurve:
 
 
 def budget_options(budget_s: float, run: RunPlan, tokens_per_sec: float, preset: Preset, smaller: Preset | None,
-                   curve: ProbeCurve | None) -> tuple[BudgetOption, ...]:
+                   curve: ProbeCurve | None, import_s: float = 0.0) -> tuple[BudgetOption, ...]:
     """The runs that keep `budget_s`, when `run` at the probe's measured `tokens_per_sec` does not; () when it
-    does. `preset`: the probed one, its overrides applied; `smaller`: the next smaller preset, if any."""
-    if from_probe_rate(run, tokens_per_sec).seconds <= budget_s:
+    does. `preset`: the probed one, its overrides applied; `smaller`: the next smaller preset, if any; `import_s`:
+    the machine's measured import time (gptwiz.planning.timing.start_seconds)."""
+    if from_probe_rate(run, tokens_per_sec, import_s).seconds <= budget_s:
         return ()
-    found = [_fewer_iters(budget_s, run, tokens_per_sec, preset, curve),
-             _smaller_batch(budget_s, run, tokens_per_sec, preset, curve),
-             _smaller_preset(budget_s, run, tokens_per_sec, preset, smaller, curve.data if curve else None)]
+    found = [_fewer_iters(budget_s, run, tokens_per_sec, preset, curve, import_s),
+             _smaller_batch(budget_s, run, tokens_per_sec, preset, curve, import_s),
+             _smaller_preset(budget_s, run, tokens_per_sec, preset, smaller, curve.data if curve else None, import_s)]
     return tuple(o for o in found if o is not None)
 
 
-def _fitted(plan: RunPlan, tokens_per_sec: float, budget_s: float, cap: int) -> tuple[int, float] | None:
+def _fitted(plan: RunPlan, tokens_per_sec: float, budget_s: float, cap: int,
+            import_s: float) -> tuple[int, float] | None:
     """The iterations (round, up to `cap`) of `plan` that fit the budget and the run's seconds; None if none do."""
-    n = round_iters(iters_at_rate(with_iters(plan, cap), tokens_per_sec, budget_s))
+    n = round_iters(iters_at_rate(with_iters(plan, cap), tokens_per_sec, budget_s, import_s))
     if n < 1:
         return None
-    return n, from_probe_rate(with_iters(plan, n), tokens_per_sec).seconds
+    return n, from_probe_rate(with_iters(plan, n), tokens_per_sec, import_s).seconds
 
 
 def _refit(preset: Preset, plan: RunPlan, iters: int, curve: ProbeCurve | None) -> Quality | None:
@@ -102,8 +104,8 @@ def _refit(preset: Preset, plan: RunPlan, iters: int, curve: ProbeCurve | None) 
 
 
 def _fewer_iters(budget_s: float, run: RunPlan, tps: float, preset: Preset,
-                 curve: ProbeCurve | None) -> BudgetOption | None:
-    fit = _fitted(run, tps, budget_s, run.max_iters)
+                 curve: ProbeCurve | None, import_s: float) -> BudgetOption | None:
+    fit = _fitted(run, tps, budget_s, run.max_iters, import_s)
     if fit is None or fit[0] >= run.max_iters:
         return None
     n, seconds = fit
@@ -112,7 +114,7 @@ def _fewer_iters(budget_s: float, run: RunPlan, tps: float, preset: Preset,
 
 
 def _smaller_batch(budget_s: float, run: RunPlan, tps: float, preset: Preset,
-                   curve: ProbeCurve | None) -> BudgetOption | None:
+                   curve: ProbeCurve | None, import_s: float) -> BudgetOption | None:
     """Half the accumulation where there is some (the micro-batch measured stays), else half the micro-batch."""
     if run.grad_accum > 1:
         smaller = replace(run, grad_accum=run.grad_accum // 2)
@@ -120,7 +122,7 @@ def _smaller_batch(budget_s: float, run: RunPlan, tps: float, preset: Preset,
         smaller = replace(run, batch_size=run.batch_size // 2)
     else:
         return None
-    fit = _fitted(smaller, tps, budget_s, run.max_iters)
+    fit = _fitted(smaller, tps, budget_s, run.max_iters, import_s)
     if fit is None:
         return None
     n, seconds = fit
@@ -133,7 +135,7 @@ def _smaller_batch(budget_s: float, run: RunPlan, tps: float, preset: Preset,
 
 
 def _smaller_preset(budget_s: float, run: RunPlan, tps: float, preset: Preset, smaller: Preset | None,
-                    data: DataFacts | None) -> BudgetOption | None:
+                    data: DataFacts | None, import_s: float) -> BudgetOption | None:
     """The next smaller preset at the probe's batch and context, its own learning rate, the iterations that fit."""
     if smaller is None:
         return None
@@ -142,7 +144,7 @@ def _smaller_preset(budget_s: float, run: RunPlan, tps: float, preset: Preset, s
                        block_size=block, grad_accum=run.grad_accum, max_iters=run.max_iters, compiled=run.compiled,
                        gpu_count=run.gpu_count)
     rate = tps * training_flops_per_token(run.model) / training_flops_per_token(plan.model)
-    fit = _fitted(plan, rate, budget_s, run.max_iters)
+    fit = _fitted(plan, rate, budget_s, run.max_iters, import_s)
     if fit is None:
         return None
     n, seconds = fit

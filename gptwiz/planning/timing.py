@@ -87,11 +87,17 @@ COST_MODEL: dict[str, CostModel] = {
                                       "measured, the loss and elementwise passes at the CPU fit's order"),
 }
 
-# Fixed costs, in seconds. Process start: Python, torch and gptwiz imported, the data opened, the model built
-# (measured on the 2-core CPU: 4-7 s); on CUDA the context and cuBLAS start too. torch.compile's first
-# compilation: about a minute on a GPU, several on a 2-core CPU (gptwiz.planning.policy's COMPILE_MIN_ITERS).
-# What evaluations and checkpoints cost is gptwiz.common.schedule's (the dashboard's ETA prices them the same).
+# Fixed costs, in seconds. Process start: Python, torch and gptwiz imported, the data opened, the model built.
+# The imports are measured with the machine's speeds (Throughput.start_s: 0.9-1.0 s on a 2-core AMD EPYC, where
+# 4-7 s was seen on others); after them a run opens its data, builds and initialises the model and, at its end,
+# exits: 0.6 s for tiny and 0.8 s for small on that CPU, START_AFTER_IMPORT_S plus START_S_PER_PARAM a parameter.
+# Without a measurement (an older cache, a named card's prior) STARTUP_S; on CUDA the context and cuBLAS start
+# too. torch.compile's first compilation: about a minute on a GPU, several on a 2-core CPU
+# (gptwiz.planning.policy's COMPILE_MIN_ITERS). What evaluations and checkpoints cost is
+# gptwiz.common.schedule's (the dashboard's ETA prices them the same).
 STARTUP_S = {"cpu": 6.0, "cuda": 15.0}
+START_AFTER_IMPORT_S = {"cpu": 0.5, "cuda": 10.0}
+START_S_PER_PARAM = 7e-9
 COMPILE_S = {"cpu": 240.0, "cuda": 60.0}
 
 
@@ -115,6 +121,7 @@ class Throughput:
     # Its rates are the whole step's model FLOP/s (peak x efficiency): no cost model applies.
     prior: str = ""
     peak_flops: float = 0.0
+    start_s: float = 0.0                    # a fresh process's import of the trainer (0: not measured)
 
     def rate(self, model: ModelConfig) -> float:
         """Matmul FLOP/s at this model's shapes: the two shapes' rates weighted by the FLOPs each carries."""
@@ -131,7 +138,7 @@ class Throughput:
         return {"device_type": self.device_type, "dtype": self.dtype, "threads": self.threads, "source": self.source,
                 "amx": self.amx,
                 "head": [list(p) for p in self.head], "layer": [list(p) for p in self.layer],
-                "vocab_s": self.vocab_s, "elementwise_s": self.elementwise_s}
+                "vocab_s": self.vocab_s, "elementwise_s": self.elementwise_s, "start_s": self.start_s}
 
     @classmethod
     def from_json(cls, data: Any) -> Throughput:
@@ -141,12 +148,14 @@ class Throughput:
             out = cls(device_type=str(data["device_type"]), dtype=str(data["dtype"]), threads=int(data["threads"]),
                       source=str(data.get("source", "measured")), vocab_s=float(data["vocab_s"]),
                       amx=data.get("amx", False) is True,
-                      elementwise_s=float(data["elementwise_s"]), head=pairs["head"], layer=pairs["layer"])
+                      elementwise_s=float(data["elementwise_s"]), head=pairs["head"], layer=pairs["layer"],
+                      start_s=float(data.get("start_s", 0.0)))
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"not a throughput record: {exc}") from None
         values = [v for _, v in (*out.head, *out.layer)] + [out.vocab_s, out.elementwise_s]
         widths = [w for w, _ in (*out.head, *out.layer)]
         if not out.head or not out.layer or out.device_type not in COST_MODEL or \
+                not (math.isfinite(out.start_s) and out.start_s >= 0) or \
                 not all(math.isfinite(v) and v > 0 for v in values) or not all(w > 0 for w in widths):
             raise ValueError("not a throughput record: empty, an unknown device, or a figure that is not positive")
         return out
@@ -265,8 +274,18 @@ def predict_time_left(plan: RunPlan, *, iter: int, step_s: float, evaluated_to: 
                      best_ckpt_s=checkpoint_seconds(count_params(plan.model), best=True), evaluated_to=evaluated_to)
 
 
-def _assemble(plan: RunPlan, tokens_per_sec: float, basis: str, *, iters: int, evaluate: bool) -> RunTime:
-    """The run's time at `tokens_per_sec`: `iters` steps, with its evaluations and checkpoints where `evaluate`."""
+def start_seconds(plan: RunPlan, measured_import_s: float = 0.0) -> float:
+    """A run's process start before its first step, compilation aside: from the machine's measured import time
+    where there is one, else the device's constant."""
+    if measured_import_s <= 0:
+        return STARTUP_S[plan.device_type]
+    return measured_import_s + START_AFTER_IMPORT_S[plan.device_type] + START_S_PER_PARAM * count_params(plan.model)
+
+
+def _assemble(plan: RunPlan, tokens_per_sec: float, basis: str, *, iters: int, evaluate: bool,
+              import_s: float = 0.0) -> RunTime:
+    """The run's time at `tokens_per_sec`: `iters` steps, with its evaluations and checkpoints where `evaluate`;
+    `import_s`: the machine's measured import time (0: not measured)."""
     check_plan(plan)
     if not (tokens_per_sec > 0 and math.isfinite(tokens_per_sec)):
         raise UsageError(f"invalid throughput {tokens_per_sec!r} tokens/s: must be a positive number")
@@ -278,7 +297,7 @@ def _assemble(plan: RunPlan, tokens_per_sec: float, basis: str, *, iters: int, e
     else:
         train_s, eval_s, checkpoint_s = iters * step_s, 0.0, 0.0
     compiled = plan.compiles
-    startup_s = STARTUP_S[plan.device_type] + (COMPILE_S[plan.device_type] if compiled else 0.0)
+    startup_s = start_seconds(plan, import_s) + (COMPILE_S[plan.device_type] if compiled else 0.0)
     seconds = train_s + eval_s + checkpoint_s + startup_s
     return RunTime(seconds=seconds, tokens_per_sec=tokens_per_sec, basis=basis, iters=iters, step_s=step_s,
                    train_s=train_s, eval_s=eval_s, checkpoint_s=checkpoint_s, startup_s=startup_s, compiled=compiled)
@@ -298,20 +317,21 @@ def _predicted_basis(plan: RunPlan, throughput: Throughput) -> str:
 def predict_run_time(plan: RunPlan, throughput: Throughput) -> RunTime:
     """The whole run's wall time: its steps, evaluations, checkpoints, start and compilation."""
     return _assemble(plan, predicted_tokens_per_sec(plan, throughput), _predicted_basis(plan, throughput),
-                     iters=plan.max_iters, evaluate=True)
+                     iters=plan.max_iters, evaluate=True, import_s=throughput.start_s)
 
 
 def predict_probe_time(plan: RunPlan, throughput: Throughput, iters: int = PROBE_ITERS) -> RunTime:
     """`gptwiz probe`'s wall time: `iters` steps of the trainer (never more than the run's, probe_iters), no
     evaluation, no checkpoint, compiled when the full run would be (the probe measures what the run will do)."""
     return _assemble(plan, predicted_tokens_per_sec(plan, throughput), _predicted_basis(plan, throughput),
-                     iters=probe_iters(plan.max_iters, iters), evaluate=False)
+                     iters=probe_iters(plan.max_iters, iters), evaluate=False, import_s=throughput.start_s)
 
 
-def from_probe_rate(plan: RunPlan, tokens_per_sec: float) -> RunTime:
-    """The run's wall time at a probe's measured training speed (probe.json's tokens_per_sec)."""
+def from_probe_rate(plan: RunPlan, tokens_per_sec: float, import_s: float = 0.0) -> RunTime:
+    """The run's wall time at a probe's measured training speed (probe.json's tokens_per_sec); `import_s` the
+    machine's measured import time where the caller has it."""
     return _assemble(plan, tokens_per_sec, f"measured by the probe: {tokens_per_sec:,.0f} tokens/s",
-                     iters=plan.max_iters, evaluate=True)
+                     iters=plan.max_iters, evaluate=True, import_s=import_s)
 
 
 def with_iters(plan: RunPlan, max_iters: int) -> RunPlan:
@@ -324,9 +344,9 @@ def iters_within(plan: RunPlan, throughput: Throughput, seconds: float) -> int:
     return _most_iters(plan, seconds, lambda p: predict_run_time(p, throughput).seconds)
 
 
-def iters_at_rate(plan: RunPlan, tokens_per_sec: float, seconds: float) -> int:
+def iters_at_rate(plan: RunPlan, tokens_per_sec: float, seconds: float, import_s: float = 0.0) -> int:
     """The most iterations, up to the plan's, whose run at `tokens_per_sec` fits in `seconds` (0: not one)."""
-    return _most_iters(plan, seconds, lambda p: from_probe_rate(p, tokens_per_sec).seconds)
+    return _most_iters(plan, seconds, lambda p: from_probe_rate(p, tokens_per_sec, import_s).seconds)
 
 
 def round_iters(n: int) -> int:

@@ -35,7 +35,11 @@ SWEEPS = 2
 # A dtype this CPU has no fast kernels for (bf16 without AVX-512 BF16 or AMX: about 1 GFLOP/s) would take minutes to
 # measure at every width: past this many seconds, the widths not yet measured take the widest measured one's rate.
 MEASURE_BUDGET_S = 5.0
-CACHE_VERSION = 3
+CACHE_VERSION = 4
+# What a trainer's process imports before it can build anything: timed in a fresh interpreter, the start of every
+# run on this machine (a constant would be 3 times too long on one machine and too short on another).
+TRAINER_MODULE = "gptwiz.training.trainer"
+START_READINGS = 2
 
 
 def cache_file() -> Path:
@@ -102,6 +106,24 @@ def _elementwise_seconds(rows: int, device: str, dtype: torch.dtype, seconds: fl
     return _best_time(lambda: F.gelu(x, approximate="tanh").backward(grad), device, seconds) / x.numel()
 
 
+def start_seconds() -> float:
+    """Seconds a fresh Python takes to import the trainer (torch included), best of a few readings; 0 where no
+    child process can run (the time model then takes its constant)."""
+    best = 0.0
+    for _ in range(START_READINGS):
+        t0 = time.perf_counter()
+        try:
+            done = subprocess.run([sys.executable, "-c", f"import {TRAINER_MODULE}"], capture_output=True,
+                                  timeout=120, check=False)
+        except (OSError, subprocess.TimeoutExpired):
+            return 0.0
+        if done.returncode:
+            return 0.0
+        elapsed = time.perf_counter() - t0
+        best = min(best, elapsed) if best else elapsed
+    return best
+
+
 def measure(device: str, dtype: str, seconds_per_shape: float = SECONDS_PER_SHAPE) -> Throughput:
     """Measure now (no cache): the head's and a block's matmul at each preset width, the loss's and an
     elementwise pass's speed."""
@@ -129,7 +151,7 @@ def measure(device: str, dtype: str, seconds_per_shape: float = SECONDS_PER_SHAP
     return Throughput(device_type=device_type, dtype=dtype, head=tuple(sorted(head.items())),
                       layer=tuple(sorted(layer.items())), vocab_s=vocab_s, elementwise_s=elementwise_s,
                       threads=torch.get_num_threads(), source=f"measured on {machine_key(device, dtype)}",
-                      amx=device_type == "cpu" and AMX_FLAG in cpu_flags())
+                      amx=device_type == "cpu" and AMX_FLAG in cpu_flags(), start_s=start_seconds())
 
 
 def best_of(a: Throughput, b: Throughput) -> Throughput:
@@ -139,8 +161,9 @@ def best_of(a: Throughput, b: Throughput) -> Throughput:
         other = dict(y)
         return tuple((w, max(v, other.get(w, 0.0))) for w, v in x)
 
+    starts = [x.start_s for x in (a, b) if x.start_s > 0]
     return replace(a, head=pairs(a.head, b.head), layer=pairs(a.layer, b.layer), vocab_s=min(a.vocab_s, b.vocab_s),
-                   elementwise_s=min(a.elementwise_s, b.elementwise_s))
+                   elementwise_s=min(a.elementwise_s, b.elementwise_s), start_s=min(starts, default=0.0))
 
 
 def machine_throughput(device: str = "cpu", dtype: str = "float32", *, refresh: bool = False) -> Throughput:
@@ -169,6 +192,16 @@ def machine_throughput(device: str = "cpu", dtype: str = "float32", *, refresh: 
     return result
 
 
+def measured_start_s(device_type: str, dtype: str) -> float:
+    """The import time cached with this machine's speeds for the device kind and dtype, without measuring
+    anything (0 where none is cached): a probe prices its projection's start with it."""
+    device = "cuda" if device_type == "cuda" else "cpu"
+    try:
+        return Throughput.from_json(_read_cache(cache_file())[machine_key(device, dtype)]).start_s
+    except (KeyError, ValueError, RuntimeError):
+        return 0.0
+
+
 def cpu_throughput_measured_apart(dtype: str) -> Throughput:
     """machine_throughput on the CPU, measured (when not cached) in a child process: a trainer's peak memory, which
     its probe reports and the memory estimate is checked against, is then its own and not the measurement's."""
@@ -181,5 +214,5 @@ def cpu_throughput_measured_apart(dtype: str) -> Throughput:
     return machine_throughput("cpu", dtype)
 
 
-__all__ = ["machine_throughput", "cpu_throughput_measured_apart", "measure", "best_of", "cache_file", "machine_key",
+__all__ = ["machine_throughput", "cpu_throughput_measured_apart", "measured_start_s", "measure", "best_of", "cache_file", "machine_key",
            "WIDTHS"]

@@ -28,6 +28,7 @@ from gptwiz.training.probe.options import Attempt, ProbeOptions
 from gptwiz.training.probe.plan import ProbePlan, smaller_preset
 from gptwiz.training.probe.quality import probe_budget_options, probe_data, probe_quality
 from gptwiz.training.probe.result import ProbeResult, judged_result
+from gptwiz.training.throughput import measured_start_s
 
 
 @dataclass
@@ -57,10 +58,11 @@ def measured_result(opts: ProbeOptions, plan: ProbePlan, run: AttemptRun, attemp
     tm, stats = curve.timing, curve.stats
     run_plan = _run_plan(plan, a, cfg, device)
     rate = (run_plan.tokens_per_iter / tm.sec_per_iter) if tm is not None and tm.sec_per_iter > 0 else None
-    projected = from_probe_rate(run_plan, rate).seconds if rate else None
+    import_s = measured_start_s(run_plan.device_type, run_plan.dtype)
+    projected = from_probe_rate(run_plan, rate, import_s).seconds if rate else None
     memory = _memory(run, cfg, device)
     data = probe_data(plan) if a.outcome == "ok" else None
-    budget, options = _budget(opts, plan, a, curve.losses, data, run_plan, rate)
+    budget, options = _budget(opts, plan, a, curve.losses, data, run_plan, rate, import_s)
     facts = ProbeFacts(
         learning_rate=plan.preset.train.learning_rate, batch_size=a.batch_size, grad_accum=a.grad_accum,
         block_size=plan.preset.model.block_size, stats=stats, peak_memory_bytes=memory.peak,
@@ -94,14 +96,14 @@ def measured_result(opts: ProbeOptions, plan: ProbePlan, run: AttemptRun, attemp
 
 
 def _budget(opts: ProbeOptions, plan: ProbePlan, a: Attempt, losses: list[float], data: DataFacts | None,
-            run_plan: RunPlan, rate: float | None) -> tuple[Budget | None, tuple[BudgetOption, ...]]:
+            run_plan: RunPlan, rate: float | None, import_s: float) -> tuple[Budget | None, tuple[BudgetOption, ...]]:
     """The time budget asked for, and the runs that keep it where the full run at the measured rate does not."""
     if not opts.budget_s:
         return None, ()
     budget = Budget(opts.budget_s, opts.budget_label or f"a budget of {fmt.duration(opts.budget_s)}")
     if not rate or a.outcome != "ok":
         return budget, ()
-    return budget, probe_budget_options(plan, a, losses, opts.iters, data, run_plan, rate, budget.seconds)
+    return budget, probe_budget_options(plan, a, losses, opts.iters, data, run_plan, rate, budget.seconds, import_s)
 
 
 def _curve(run: AttemptRun, cfg: RunConfig | None) -> _Curve:

@@ -42,9 +42,9 @@ def probe_quality(plan: ProbePlan, attempt: Attempt, losses: list[float], probe_
 
 def probe_budget_options(plan: ProbePlan, attempt: Attempt, losses: list[float], probe_iters: int,
                          data: DataFacts | None, run: RunPlan, tokens_per_sec: float,
-                         budget_s: float) -> tuple[BudgetOption, ...]:
+                         budget_s: float, import_s: float) -> tuple[BudgetOption, ...]:
     """The runs that keep `budget_s` when the full run `run` at the probe's `tokens_per_sec` does not."""
     smaller = smaller_preset(plan.preset.name)
     curve = ProbeCurve(data, _probe_shape(plan, attempt, probe_iters), losses) if data is not None else None
     return budget_options(budget_s, run, tokens_per_sec, plan.preset, load_preset(smaller) if smaller else None,
-                          curve)
+                          curve, import_s)
