@@ -7,16 +7,19 @@ same prepared dataset (the same training tokens and the same held-out documents)
 that each lever's share shows:
 
     default      the preset as recommended (its learning rate and dropout, AdamW, --dtype auto, compile as decided)
-    recipe       the same with the baseline's learning rate 1e-3 and dropout 0
+    recipe       the same with the baseline's learning rate 1e-3 and dropout 0, not compiled
+    compile      the recipe, compiled (--compile)
     muon         the recipe with --optimizer muon
     bpe          the recipe on the same documents prepared with --tokenizer bpe:8192 (a vocabulary of 8,192)
     muon-bpe     both
+    all          muon, bpe and compiled
 
-The BPE arms run 4 times the iterations (--bpe_iters): a step over 8,192 entries costs a fraction of one over
+The BPE arms (and `all`) run 4 times the iterations (--bpe_iters): a step over 8,192 entries costs a fraction of one over
 50,304, and what counts is the time to the target, not the iterations. Losses are compared as held-out bits per byte (each arm's loss a token over its own tokenizer's bytes a token of
 the held-out text), so that tokenizers compare fairly.
 
-Time is training wall time (start-up and compilation included, evaluations left out: they are the measurement).
+Time is training wall time (start-up and compilation included, evaluations left out: they are the measurement;
+the compiled arms' first evaluation compiles its own graph, about 11 s for tiny, which is left out with it).
 The baseline's held-out bits per byte after N iterations is the target; each gptwiz arm's time is that of its
 first evaluation at or below it (gptwiz evaluates a sample of held-out batches, the baseline all of them).
 
@@ -46,8 +49,10 @@ from gptwiz.model.gpt import GPT  # noqa: E402
 from gptwiz.planning.presets import load_preset  # noqa: E402
 
 RECIPE = ["--learning_rate", "1e-3", "--dropout", "0"]
-ARMS = {"default": [], "recipe": RECIPE, "muon": [*RECIPE, "--optimizer", "muon"], "bpe": RECIPE,
-        "muon-bpe": [*RECIPE, "--optimizer", "muon"]}
+EAGER, COMPILED, MUON = ["--no-compile"], ["--compile"], ["--optimizer", "muon"]
+ARMS = {"default": [], "recipe": [*RECIPE, *EAGER], "compile": [*RECIPE, *COMPILED],
+        "muon": [*RECIPE, *MUON, *EAGER], "bpe": [*RECIPE, *EAGER], "muon-bpe": [*RECIPE, *MUON, *EAGER],
+        "all": [*RECIPE, *MUON, *COMPILED]}
 BPE = "bpe:8192"
 
 
@@ -170,8 +175,9 @@ def main() -> None:
               f"{'speed-up':>8}")
         row("nanoGPT recipe (baseline)", [(i, s, loss * to_bpb[gpt2]) for i, s, loss in base], target, base_s)
         for name in args.arms.split(","):  # each arm's row as soon as it has run
-            dataset = bpe if "bpe" in name else gpt2
-            iters = (args.bpe_iters or 4 * args.iters) if "bpe" in name else args.iters
+            own = "bpe" in name or name == "all"
+            dataset = bpe if own else gpt2
+            iters = (args.bpe_iters or 4 * args.iters) if own else args.iters
             points = gptwiz_arm(work, dataset, name, ARMS[name], args.preset, iters, args.batch, args.block,
                                 eval_every)
             row(name, [(i, s, loss * to_bpb[dataset]) for i, s, loss in points], target, base_s)

@@ -21,12 +21,15 @@ from gptwiz.common.schedule import FIRST_EVAL_ITERS, eval_batch_share
 from gptwiz.model.config import count_params, training_flops_per_token
 from gptwiz.planning.presets import load_preset
 from gptwiz.planning.timing import (
+    COMPILE_EVAL_SHARE,
     COMPILE_S,
+    COMPILE_S_PER_LAYER,
     COST_MODEL,
     START_AFTER_IMPORT_S,
     START_S_PER_PARAM,
     STARTUP_S,
     Throughput,
+    compile_seconds,
     cost_model,
     from_probe_rate,
     iters_within,
@@ -89,8 +92,9 @@ def test_a_measured_import_time_is_the_runs_start_where_there_is_one() -> None:
     assert t.startup_s == pytest.approx(1.0 + START_AFTER_IMPORT_S["cpu"] + START_S_PER_PARAM * count_params(small.model))
     assert 1.5 < t.startup_s < STARTUP_S["cpu"]
     assert predict_run_time(plan, throughput(dtype="bfloat16")).startup_s == STARTUP_S["cpu"]  # none measured
-    assert predict_run_time(replace(plan, max_iters=5000), measured).startup_s == pytest.approx(
-        t.startup_s + COMPILE_S["cpu"])  # a compiled run still pays its compilation
+    long = replace(plan, max_iters=5000)
+    assert predict_run_time(long, measured).startup_s == pytest.approx(
+        t.startup_s + compile_seconds(long))  # a compiled run still pays its compilation
     rate = t.tokens_per_sec
     assert from_probe_rate(plan, rate, 1.0).seconds == pytest.approx(t.seconds)
     assert from_probe_rate(plan, rate).seconds == pytest.approx(t.seconds - t.startup_s + STARTUP_S["cpu"])
@@ -133,14 +137,23 @@ def test_compile_time_follows_the_trainers_choice() -> None:
     small = load_preset("small")
     long_bf16 = predict_run_time(preset_plan(small, device_type="cpu", dtype="bfloat16", max_iters=2000),
                                  throughput(dtype="bfloat16"))
-    short_bf16 = predict_run_time(preset_plan(small, device_type="cpu", dtype="bfloat16", max_iters=1000),
+    short_bf16 = predict_run_time(preset_plan(small, device_type="cpu", dtype="bfloat16", max_iters=200),
                                   throughput(dtype="bfloat16"))
     fp32 = predict_run_time(preset_plan(small, device_type="cpu", dtype="float32", max_iters=2000), throughput())
-    assert long_bf16.compiled and long_bf16.startup_s == STARTUP_S["cpu"] + COMPILE_S["cpu"]
+    whole = COMPILE_S["cpu"] + COMPILE_S_PER_LAYER["cpu"] * small.model.n_layer  # 35 s: both graphs of 12 layers
+    assert long_bf16.compiled and long_bf16.startup_s == pytest.approx(STARTUP_S["cpu"] + whole)
     assert not short_bf16.compiled and not fp32.compiled
     forced = predict_run_time(preset_plan(small, device_type="cpu", dtype="float32", max_iters=100, compiled=True),
                               throughput())
     assert forced.compiled
+    # A probe compiles the training step only; the run after it loads that from inductor's cache and compiles the
+    # evaluation's graph.
+    plan = preset_plan(small, device_type="cpu", dtype="bfloat16", max_iters=2000)
+    probe = predict_probe_time(plan, throughput(dtype="bfloat16"))
+    after = from_probe_rate(plan, long_bf16.tokens_per_sec)
+    assert probe.startup_s == pytest.approx(STARTUP_S["cpu"] + whole * (1 - COMPILE_EVAL_SHARE))
+    assert after.startup_s == pytest.approx(STARTUP_S["cpu"] + whole * COMPILE_EVAL_SHARE)
+    assert after.seconds < long_bf16.seconds
 
 
 def test_bigger_work_takes_longer_and_a_faster_machine_less() -> None:

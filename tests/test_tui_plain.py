@@ -67,6 +67,7 @@ def test_plain_wizard_guide_example_1_probe_advice_then_launch(tmp_path: Path) -
         ("Plan for a GPU", ""),
         ("What should it learn from?", "path"),
         ("Path, folder or glob", str(blog)),
+        ("Which tokenizer?", "gpt2"),
         ("The settings", "ok"),
         ("probe first", "yes"),
         ("Apply a piece of advice", "0"),      # the stand-in probe says: raise the learning rate
@@ -101,6 +102,7 @@ def test_plain_wizard_offers_the_batch_that_fit_after_out_of_memory(tmp_path: Pa
         ("Plan for a GPU", ""),
         ("What should it learn from?", "path"),
         ("Path, folder or glob", str(blog)),
+        ("Which tokenizer?", "gpt2"),
         ("The settings", "ok"),
         ("probe first", "yes"),
         ("Apply a piece of advice", "0"),      # the batch the probe fell back to, as in the app
@@ -124,6 +126,7 @@ def test_plain_wizard_switches_to_an_alternative_and_edits_knobs(tmp_path: Path)
         ("Path, folder or glob", str(tmp_path / "missing.txt")),  # a typo: asked again
         ("What should it learn from?", "path"),
         ("Path, folder or glob", str(tmp_path / "notes.txt")),
+        ("Which tokenizer?", "gpt2"),
         ("The settings", "alt:tiny"),
         ("The settings", "knobs"),
         ("context length", "64"),
@@ -175,9 +178,14 @@ def test_plain_wizard_goes_back_from_every_question(tmp_path: Path) -> None:
         ("Path, folder or glob", BACK),                     # back to the kind of data
         ("What should it learn from?", "path"),
         ("Path, folder or glob", str(notes)),
+        ("Which tokenizer?", BACK),                         # back to the kind of data
+        ("What should it learn from?", "path"),
+        ("Path, folder or glob", str(notes)),
+        ("Which tokenizer?", "gpt2"),
         ("The settings", BACK),                             # back to the dataset
         ("What should it learn from?", "path"),
         ("Path, folder or glob", str(notes)),
+        ("Which tokenizer?", "gpt2"),
         ("The settings", "knobs"),
         ("context length", "64"),
         ("batch size", BACK),                               # abandons the edit: the settings as they were
@@ -207,6 +215,7 @@ def test_plain_wizard_lines_and_menus_fit_80_columns(tmp_path: Path) -> None:
         ("Plan for a GPU", ""),
         ("What should it learn from?", "path"),
         ("Path, folder or glob", str(blog)),
+        ("Which tokenizer?", "gpt2"),
         ("The settings", "ok"),
         ("probe first", "no"),
         ("Name of the run", None),
@@ -251,6 +260,7 @@ def test_plain_wizard_shows_the_times_and_recomputes_warnings_for_an_alternative
         ("Plan for a GPU", ""),
         ("What should it learn from?", "path"),
         ("Path, folder or glob", str(notes)),
+        ("Which tokenizer?", "gpt2"),
         ("The settings", "alt:tiny"),
         ("The settings", "ok"),
         ("probe first", "no"),

@@ -34,6 +34,7 @@ from gptwiz.wizard.services import (
     use_cases,
 )
 from gptwiz.wizard.state import DatasetChoice, WizardState, inspect_dataset, prepared_dir_for
+from gptwiz.wizard.tokenizer_offer import tokenizer_offer, with_tokenizer
 
 DEMO = "demo"
 CANCELLED = 130
@@ -150,12 +151,27 @@ class PlainWizard:
                     self.talk.say(f"[yellow]{outside_markup(exc)}[/]")
                     continue
                 self.talk.say(f"  {outside_markup(choice.describe())}")
+                choice = self._tokenizer(choice)
+                if choice is None:
+                    continue
             try:
                 self.state.dataset = self._prepared(choice)
             except UsageError as exc:
                 self.talk.say(f"[yellow]{outside_markup(exc)}[/]")
                 continue
             return "next"
+
+    def _tokenizer(self, choice: DatasetChoice) -> DatasetChoice | None:
+        """The choice with the tokenizer asked for, where a tokenizer of its own is offered; None: back."""
+        offer = tokenizer_offer(choice, self.state.use_case, self.state.vram_gb)
+        if offer is None:
+            return choice
+        answer = self.talk.select("Which tokenizer?", [
+            ("gpt2", "GPT-2's (50,257 tokens), as the guide's presets"),
+            ("own", offer.line())], default="gpt2")
+        if answer == BACK:
+            return None
+        return with_tokenizer(choice, answer == "own")
 
     def _prepared(self, choice: DatasetChoice) -> DatasetChoice:
         if not choice.needs_prepare:
@@ -164,7 +180,7 @@ class PlainWizard:
         from gptwiz.wizard.preparing import prepare_choice  # lazy: as demo_choice in choose_dataset
 
         if choice.kind != "demo":
-            into = prepared_dir_for(choice.path, self.state.data_dir)
+            into = prepared_dir_for(choice.path, self.state.data_dir, choice.tokenizer)
             self.talk.say(f"  preparing {outside_markup(choice.path)} into {outside_markup(into)} ...")
         return prepare_choice(choice, self.state.data_dir, RichPrepareProgress(),
                               on_stage=lambda m: self.talk.say(f"  {outside_markup(m)} ..."))

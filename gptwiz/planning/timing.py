@@ -92,13 +92,19 @@ COST_MODEL: dict[str, CostModel] = {
 # 4-7 s was seen on others); after them a run opens its data, builds and initialises the model and, at its end,
 # exits: 0.6 s for tiny and 0.8 s for small on that CPU, START_AFTER_IMPORT_S plus START_S_PER_PARAM a parameter.
 # Without a measurement (an older cache, a named card's prior) STARTUP_S; on CUDA the context and cuBLAS start
-# too. torch.compile's first compilation: about a minute on a GPU, several on a 2-core CPU
-# (gptwiz.planning.policy's COMPILE_MIN_ITERS). What evaluations and checkpoints cost is
-# gptwiz.common.schedule's (the dashboard's ETA prices them the same).
+# too. What evaluations and checkpoints cost is gptwiz.common.schedule's (the dashboard's ETA prices them the same).
 STARTUP_S = {"cpu": 6.0, "cuda": 15.0}
 START_AFTER_IMPORT_S = {"cpu": 0.5, "cuda": 10.0}
 START_S_PER_PARAM = 7e-9
-COMPILE_S = {"cpu": 240.0, "cuda": 60.0}
+# torch.compile, its first compilation of a shape: two graphs, the evaluation's (no gradient) at iteration 0 and
+# the training step's. Measured with torch 2.13 on a 2-core AMD EPYC (bf16): tiny (4 layers) 11 s + 14.5 s, the
+# training graph of small (12 layers) 25 s against tiny's 18 s in one process: COMPILE_S + COMPILE_S_PER_LAYER a
+# layer. Inductor keeps what it compiled (its FX graph and AOTAutograd caches, on by default) and a later run of
+# the same shape loads it: 1.5 s for tiny. A probe compiles the training graph when the run will, so after a probe
+# only the evaluation's is new (COMPILE_EVAL_SHARE of the whole). On a GPU: about a minute, not measured here.
+COMPILE_S = {"cpu": 20.0, "cuda": 60.0}
+COMPILE_S_PER_LAYER = {"cpu": 1.25, "cuda": 0.0}
+COMPILE_EVAL_SHARE = 0.45
 
 
 @dataclass(frozen=True)
@@ -282,10 +288,18 @@ def start_seconds(plan: RunPlan, measured_import_s: float = 0.0) -> float:
     return measured_import_s + START_AFTER_IMPORT_S[plan.device_type] + START_S_PER_PARAM * count_params(plan.model)
 
 
+def compile_seconds(plan: RunPlan, *, training: bool = True, evaluation: bool = True) -> float:
+    """torch.compile's first compilation of the graphs named: the training step's and the evaluation's (a probe
+    compiles only the first, and a run after a probe of its shape only the second)."""
+    whole = COMPILE_S[plan.device_type] + COMPILE_S_PER_LAYER[plan.device_type] * plan.model.n_layer
+    return whole * ((1 - COMPILE_EVAL_SHARE) * training + COMPILE_EVAL_SHARE * evaluation)
+
+
 def _assemble(plan: RunPlan, tokens_per_sec: float, basis: str, *, iters: int, evaluate: bool,
-              import_s: float = 0.0) -> RunTime:
+              import_s: float = 0.0, probed: bool = False) -> RunTime:
     """The run's time at `tokens_per_sec`: `iters` steps, with its evaluations and checkpoints where `evaluate`;
-    `import_s`: the machine's measured import time (0: not measured)."""
+    `import_s`: the machine's measured import time (0: not measured); `probed`: a probe of the same shape has
+    compiled its training step already."""
     check_plan(plan)
     if not (tokens_per_sec > 0 and math.isfinite(tokens_per_sec)):
         raise UsageError(f"invalid throughput {tokens_per_sec!r} tokens/s: must be a positive number")
@@ -297,7 +311,8 @@ def _assemble(plan: RunPlan, tokens_per_sec: float, basis: str, *, iters: int, e
     else:
         train_s, eval_s, checkpoint_s = iters * step_s, 0.0, 0.0
     compiled = plan.compiles
-    startup_s = start_seconds(plan, import_s) + (COMPILE_S[plan.device_type] if compiled else 0.0)
+    compile_s = compile_seconds(plan, training=not probed, evaluation=evaluate) if compiled else 0.0
+    startup_s = start_seconds(plan, import_s) + compile_s
     seconds = train_s + eval_s + checkpoint_s + startup_s
     return RunTime(seconds=seconds, tokens_per_sec=tokens_per_sec, basis=basis, iters=iters, step_s=step_s,
                    train_s=train_s, eval_s=eval_s, checkpoint_s=checkpoint_s, startup_s=startup_s, compiled=compiled)
@@ -331,7 +346,7 @@ def from_probe_rate(plan: RunPlan, tokens_per_sec: float, import_s: float = 0.0)
     """The run's wall time at a probe's measured training speed (probe.json's tokens_per_sec); `import_s` the
     machine's measured import time where the caller has it."""
     return _assemble(plan, tokens_per_sec, f"measured by the probe: {tokens_per_sec:,.0f} tokens/s",
-                     iters=plan.max_iters, evaluate=True, import_s=import_s)
+                     iters=plan.max_iters, evaluate=True, import_s=import_s, probed=True)
 
 
 def with_iters(plan: RunPlan, max_iters: int) -> RunPlan:
@@ -387,9 +402,11 @@ def preset_plan(preset: Preset, *, device_type: str, dtype: str, batch_size: int
                    device_type=device_type, dtype=dtype, gpu_count=gpu_count, compiled=compiled)
 
 
-def knobs_plan(knobs: Knobs, *, device_type: str, dtype: str, gpu_count: int = 1, presets_dir: Any = None) -> RunPlan:
-    """preset_plan for a wizard's knobs."""
+def knobs_plan(knobs: Knobs, *, device_type: str, dtype: str, gpu_count: int = 1, presets_dir: Any = None,
+               vocab_size: int | None = None) -> RunPlan:
+    """preset_plan for a wizard's knobs; `vocab_size`: the data's own tokenizer's (None: the preset's)."""
     preset = load_preset(knobs.preset, presets_dir) if presets_dir is not None else load_preset(knobs.preset)
+    preset = preset.with_overrides(vocab_size=vocab_size)
     return preset_plan(preset, device_type=device_type, dtype=dtype,
                        batch_size=knobs.batch_size, block_size=knobs.block_size, grad_accum=knobs.grad_accum,
                        max_iters=knobs.max_iters, dropout=knobs.dropout, gpu_count=gpu_count)

@@ -85,8 +85,8 @@ class _Cancellable(PrepareProgress):
 def prepare_choice(choice: DatasetChoice, data_dir: Path, progress: PrepareProgress | None = None,
                    should_cancel: Callable[[], bool] = lambda: False,
                    on_stage: Callable[[str], None] = lambda message: None) -> DatasetChoice:
-    """`choice` ready to train from: the demo corpus built, or the documents prepared into
-    data/<name>-prepared, with their exact token count. Raises PrepareCancelled, or UsageError for bad input."""
+    """`choice` ready to train from: the demo corpus built, or the documents (or a text file that gets a tokenizer
+    of its own) prepared into data/<name>-prepared, with their exact token count. Raises PrepareCancelled, or UsageError for bad input."""
     if not choice.needs_prepare:
         return choice
     watched = _Cancellable(progress or PrepareProgress(), should_cancel)
@@ -97,8 +97,10 @@ def prepare_choice(choice: DatasetChoice, data_dir: Path, progress: PrepareProgr
             raise PrepareCancelled() from exc
         return replace(choice, files=corpus.files, bytes=corpus.bytes, tokens=corpus.tokens,
                        prepared_dir=str(corpus.dataset_dir))
-    out = prepared_dir_for(choice.path, data_dir)
-    result = prepare(PrepareOptions(sources=[f"data:{source_glob(choice.path)}"], out_dir=str(out), overwrite=True),
-                     watched)
+    out = prepared_dir_for(choice.path, data_dir, choice.tokenizer)
+    result = prepare(PrepareOptions(sources=[f"data:{source_glob(choice.path)}"], out_dir=str(out), overwrite=True,
+                                    tokenizer=choice.tokenizer), watched)
     tokens = sum(int(s["train_tokens"]) + int(s["val_tokens"]) for s in result.manifest["sources"])
-    return replace(choice, tokens=tokens, prepared_dir=str(out))
+    own = choice.tokenizer != "gpt2"
+    return replace(choice, tokens=tokens, prepared_dir=str(out),
+                   vocab_tokens=int(result.manifest["vocab_size"]) if own else None)

@@ -200,6 +200,8 @@ def quality_for(knobs: Knobs, state: WizardState, facts: DataFacts | None, model
     except UsageError:
         return None
     gpus = state.gpu_count if state.on_gpu else 1
+    if state.vocab_size is not None:
+        preset = preset.with_overrides(vocab_size=state.vocab_size)
     shape = preset_shape(preset, block_size=knobs.block_size, max_iters=knobs.max_iters,
                          tokens_per_iter=knobs.batch_size * knobs.grad_accum * gpus * knobs.block_size,
                          learning_rate=knobs.learning_rate)
@@ -219,7 +221,7 @@ def estimate_bytes(knobs: Knobs, state: WizardState) -> int | None:
     rec = state.recommendation
     # The same device and dtype the recommendation estimated with, so the bar starts where it did.
     device_type, dtype = (rec.device_type, rec.dtype) if isinstance(rec, RecView) else device_and_dtype(state)
-    return int(knobs_memory(knobs, device_type, dtype).total)
+    return int(knobs_memory(knobs, device_type, dtype, vocab_size=state.vocab_size).total)
 
 
 @dataclass(frozen=True)
@@ -245,7 +247,8 @@ def times_for(knobs: Knobs, state: WizardState, throughput: Any) -> Times | None
     device_type, dtype = (rec.device_type, rec.dtype) if isinstance(rec, RecView) else device_and_dtype(state)
     if throughput.device_type != device_type:
         return None
-    plan = knobs_plan(knobs, device_type=device_type, dtype=dtype, gpu_count=state.gpu_count if state.on_gpu else 1)
+    plan = knobs_plan(knobs, device_type=device_type, dtype=dtype, gpu_count=state.gpu_count if state.on_gpu else 1,
+                      vocab_size=state.vocab_size)
     run = predict_run_time(plan, throughput)
     return Times(probe_s=predict_probe_time(plan, throughput).seconds, run_s=run.seconds, basis=run.basis,
                  prior=throughput.prior)

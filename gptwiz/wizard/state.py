@@ -16,6 +16,7 @@ from typing import Any
 from gptwiz.common import fmt
 from gptwiz.common.errors import UsageError
 from gptwiz.data.sizes import BYTES_PER_TOKEN, estimated_tokens
+from gptwiz.model.config import padded_vocab
 from gptwiz.planning import policy
 from gptwiz.planning.hardware import training_ram_bytes
 from gptwiz.planning.knobs import Advice, Knobs
@@ -34,6 +35,8 @@ class DatasetChoice:
     tokens: int | None = None    # exact, from a manifest
     prepared_dir: str | None = None  # the dataset folder to train from, once prepared
     estimated: int | None = None     # the tokens estimated from a sample of the text (gptwiz.data.token_count)
+    tokenizer: str = "gpt2"          # gpt2, or bpe:N: the data's own, trained when it is prepared
+    vocab_tokens: int | None = None  # that tokenizer's size (None: GPT-2's)
 
     @property
     def est_tokens(self) -> int:
@@ -45,7 +48,9 @@ class DatasetChoice:
 
     @property
     def needs_prepare(self) -> bool:
-        return self.kind in ("sources", "demo") and self.prepared_dir is None
+        """Documents and the demo corpus are prepared; a text file too where it gets a tokenizer of its own."""
+        prepared = self.kind in ("sources", "demo") or (self.kind == "input_file" and self.tokenizer != "gpt2")
+        return prepared and self.prepared_dir is None
 
     def describe(self) -> str:
         tokens = (f"{self.est_tokens:,} tokens" if self.tokens is not None
@@ -53,7 +58,8 @@ class DatasetChoice:
         what = {"input_file": "text file", "dataset_dir": "prepared dataset", "sources": "documents to prepare",
                 "demo": "built-in demo corpus"}[self.kind]
         files = f"{self.files:,} file{'s' if self.files != 1 else ''}"
-        return f"{what}: {files}, {fmt.bytes_(self.bytes, unit='MB')}, {tokens}"
+        own = f", tokenizer {self.tokenizer}" if self.tokenizer != "gpt2" else ""
+        return f"{what}: {files}, {fmt.bytes_(self.bytes, unit='MB')}, {tokens}{own}"
 
 
 def source_glob(path: str) -> str:
@@ -75,8 +81,11 @@ def inspect_dataset(text: str) -> DatasetChoice:
 
         info = dataset_info(expanded)
         totals = info["totals"]
+        tokenizer = str(info.get("tokenizer") or "gpt2")
+        own = tokenizer != "gpt2" and isinstance(info.get("vocab_size"), int)
         return DatasetChoice("dataset_dir", path, int(totals["files"]), int(totals["bytes"]), int(totals["tokens"]),
-                             prepared_dir=str(expanded))
+                             prepared_dir=str(expanded), tokenizer=tokenizer if own else "gpt2",
+                             vocab_tokens=int(info["vocab_size"]) if own else None)
     if expanded.is_file():
         size = expanded.stat().st_size
         return DatasetChoice("input_file", path, 1, size, estimated=estimated_tokens([expanded], [size]))
@@ -89,15 +98,19 @@ def inspect_dataset(text: str) -> DatasetChoice:
                          estimated=estimated_tokens([Path(f.path) for f in plan.files], [f.size for f in plan.files]))
 
 
-def prepared_dir_for(path: str, data_dir: Path) -> Path:
-    """Where the wizard prepares a folder or glob: data/<the folder's name>-prepared."""
+def prepared_dir_for(path: str, data_dir: Path, tokenizer: str = "gpt2") -> Path:
+    """Where the wizard prepares a folder or glob: data/<the folder's name>-prepared (-bpe8192-prepared with a
+    tokenizer of its own, so that the two preparations of one text are two datasets)."""
     fixed = path.strip().rstrip("/")
     if GLOB_CHARS.search(fixed):
         from gptwiz.data.prepare import glob_root  # lazy: numpy, only for a glob
 
         fixed = glob_root(fixed)
-    stem = re.sub(r"[^A-Za-z0-9._-]+", "-", Path(os.path.expanduser(fixed)).name).strip("-.")
-    return data_dir / f"{(stem or 'dataset')[:60]}-prepared"
+    named = Path(os.path.expanduser(fixed))
+    # A text file's name without its extension: data/plays-bpe8192-prepared, not plays.txt-...
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "-", named.stem if named.is_file() else named.name).strip("-.")
+    own = "" if tokenizer == "gpt2" else "-" + tokenizer.replace(":", "")
+    return data_dir / f"{(stem or 'dataset')[:60]}{own}-prepared"
 
 
 def find_prepared(data_dir: Path) -> list[Path]:
@@ -157,6 +170,13 @@ class WizardState:
         return float(card.memory_gb) if card is not None else self.detected_vram_gb
 
     @property
+    def vocab_size(self) -> int | None:
+        """The model's vocabulary where the data has a tokenizer of its own (padded as the trainer pads it);
+        None for GPT-2's, the presets' own."""
+        d = self.dataset
+        return padded_vocab(d.vocab_tokens) if d is not None and d.vocab_tokens else None
+
+    @property
     def gpu_count(self) -> int:
         return 1 if self.planned_gpu else max(1, len(self.gpus))
 
@@ -177,7 +197,7 @@ class WizardState:
         d = self.dataset
         if d is None:
             raise UsageError("no dataset chosen yet")
-        if d.kind == "input_file":
+        if d.kind == "input_file" and d.prepared_dir is None:
             return ["--input_file", d.path]
         if d.prepared_dir is None:
             raise UsageError(f"{d.path} is not prepared yet")
@@ -203,7 +223,8 @@ class WizardState:
             args += ["--nproc", str(len(self.gpus))]  # one data-parallel trainer per card (gptwiz.training.distributed)
         if str(self.runs_dir) != "runs":
             args += ["--runs_dir", str(self.runs_dir)]
-        if self.dataset is not None and self.dataset.kind == "input_file" and str(self.data_dir) != "data":
+        if self.dataset is not None and self.dataset.kind == "input_file" and self.dataset.prepared_dir is None \
+                and str(self.data_dir) != "data":
             args += ["--data_dir", str(self.data_dir)]
         return args
 

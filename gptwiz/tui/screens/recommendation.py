@@ -211,7 +211,8 @@ class RecommendationScreen(WizardStep):
         effective = knobs.batch_size * knobs.grad_accum
         self.query_one("#knob-accum", Static).update(
             f"grad accum {knobs.grad_accum} · {effective * knobs.block_size:,} tokens/iter")
-        same_as_rec = rec is not None and knobs == rec.knobs and rec.estimate_bytes is not None
+        # The recommendation's own estimate is for GPT-2's vocabulary: a tokenizer of the data's own is priced here.
+        same_as_rec = rec is not None and knobs == rec.knobs and rec.estimate_bytes is not None and s.vocab_size is None
         try:
             estimate = rec.estimate_bytes if same_as_rec else estimate_bytes(knobs, s)  # type: ignore[union-attr]
         except Exception:  # an estimator not there yet, or a preset it cannot read: no bar, the rest works
