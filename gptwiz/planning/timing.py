@@ -30,6 +30,7 @@ from gptwiz.common.schedule import (
     time_left,
 )
 from gptwiz.model.config import ModelConfig, count_params, training_flops_per_token
+from gptwiz.planning.fixed_costs import compile_seconds, start_seconds
 from gptwiz.planning.knobs import Knobs
 from gptwiz.planning.policy import PROBE_ITERS, probe_iters, resolve_compile
 from gptwiz.planning.presets import Preset, load_preset
@@ -86,26 +87,6 @@ COST_MODEL: dict[str, CostModel] = {
     "cuda": CostModel(2.5, 3.0, 40.0, "an assumption (no card measured yet): matmuls at 40% of the cuBLAS rate "
                                       "measured, the loss and elementwise passes at the CPU fit's order"),
 }
-
-# Fixed costs, in seconds. Process start: Python, torch and gptwiz imported, the data opened, the model built.
-# The imports are measured with the machine's speeds (Throughput.start_s: 0.9-1.0 s on a 2-core AMD EPYC, where
-# 4-7 s was seen on others); after them a run opens its data, builds and initialises the model and, at its end,
-# exits: 0.6 s for tiny and 0.8 s for small on that CPU, START_AFTER_IMPORT_S plus START_S_PER_PARAM a parameter.
-# Without a measurement (an older cache, a named card's prior) STARTUP_S; on CUDA the context and cuBLAS start
-# too. What evaluations and checkpoints cost is gptwiz.common.schedule's (the dashboard's ETA prices them the same).
-STARTUP_S = {"cpu": 6.0, "cuda": 15.0}
-START_AFTER_IMPORT_S = {"cpu": 0.5, "cuda": 10.0}
-START_S_PER_PARAM = 7e-9
-# torch.compile, its first compilation of a shape: two graphs, the evaluation's (no gradient) at iteration 0 and
-# the training step's. Measured with torch 2.13 on a 2-core AMD EPYC (bf16): tiny (4 layers) 11 s + 14.5 s, the
-# training graph of small (12 layers) 25 s against tiny's 18 s in one process: COMPILE_S + COMPILE_S_PER_LAYER a
-# layer. Inductor keeps what it compiled (its FX graph and AOTAutograd caches, on by default) and a later run of
-# the same shape loads it: 1.5 s for tiny. A probe compiles the training graph when the run will, so after a probe
-# only the evaluation's is new (COMPILE_EVAL_SHARE of the whole). On a GPU: about a minute, not measured here.
-COMPILE_S = {"cpu": 20.0, "cuda": 60.0}
-COMPILE_S_PER_LAYER = {"cpu": 1.25, "cuda": 0.0}
-COMPILE_EVAL_SHARE = 0.45
-
 
 @dataclass(frozen=True)
 class Throughput:
@@ -280,21 +261,6 @@ def predict_time_left(plan: RunPlan, *, iter: int, step_s: float, evaluated_to: 
                      best_ckpt_s=checkpoint_seconds(count_params(plan.model), best=True), evaluated_to=evaluated_to)
 
 
-def start_seconds(plan: RunPlan, measured_import_s: float = 0.0) -> float:
-    """A run's process start before its first step, compilation aside: from the machine's measured import time
-    where there is one, else the device's constant."""
-    if measured_import_s <= 0:
-        return STARTUP_S[plan.device_type]
-    return measured_import_s + START_AFTER_IMPORT_S[plan.device_type] + START_S_PER_PARAM * count_params(plan.model)
-
-
-def compile_seconds(plan: RunPlan, *, training: bool = True, evaluation: bool = True) -> float:
-    """torch.compile's first compilation of the graphs named: the training step's and the evaluation's (a probe
-    compiles only the first, and a run after a probe of its shape only the second)."""
-    whole = COMPILE_S[plan.device_type] + COMPILE_S_PER_LAYER[plan.device_type] * plan.model.n_layer
-    return whole * ((1 - COMPILE_EVAL_SHARE) * training + COMPILE_EVAL_SHARE * evaluation)
-
-
 def _assemble(plan: RunPlan, tokens_per_sec: float, basis: str, *, iters: int, evaluate: bool,
               import_s: float = 0.0, probed: bool = False) -> RunTime:
     """The run's time at `tokens_per_sec`: `iters` steps, with its evaluations and checkpoints where `evaluate`;
@@ -311,8 +277,9 @@ def _assemble(plan: RunPlan, tokens_per_sec: float, basis: str, *, iters: int, e
     else:
         train_s, eval_s, checkpoint_s = iters * step_s, 0.0, 0.0
     compiled = plan.compiles
-    compile_s = compile_seconds(plan, training=not probed, evaluation=evaluate) if compiled else 0.0
-    startup_s = start_seconds(plan, import_s) + compile_s
+    compile_s = compile_seconds(plan.device_type, plan.model.n_layer, training=not probed,
+                                evaluation=evaluate) if compiled else 0.0
+    startup_s = start_seconds(plan.device_type, count_params(plan.model), import_s) + compile_s
     seconds = train_s + eval_s + checkpoint_s + startup_s
     return RunTime(seconds=seconds, tokens_per_sec=tokens_per_sec, basis=basis, iters=iters, step_s=step_s,
                    train_s=train_s, eval_s=eval_s, checkpoint_s=checkpoint_s, startup_s=startup_s, compiled=compiled)

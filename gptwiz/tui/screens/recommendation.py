@@ -271,12 +271,14 @@ class RecommendationScreen(WizardStep):
         scroll = self.query_one("#rec-scroll", VerticalScroll)
         below, above = scroll.max_scroll_y - round(scroll.scroll_y), round(scroll.scroll_y)
         more = self.query_one("#rec-more", Static)
-        if below > 0:
+        # The line's own row is taken from the pane: content one row over a pane so shortened fits without it.
+        hidden = below - 1 if more.display and above == 0 else below
+        if hidden > 0:
             more.update(Text(f"▼ {below} more line{'s' if below > 1 else ''} below: pgdn", style="bold yellow"))
         elif above > 0:
             more.update(Text("▲ the end; pgup scrolls back up", style="dim"))
-        if more.display != (below > 0 or above > 0):
-            more.display = below > 0 or above > 0
+        if more.display != (hidden > 0 or above > 0):
+            more.display = hidden > 0 or above > 0
             self.call_after_refresh(self._show_more)  # its row changes the pane's height: counted again after
 
     def on_resize(self) -> None:
