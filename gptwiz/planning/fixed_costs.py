@@ -3,21 +3,20 @@ torch.compile's first compilation where it compiles. Pure; gptwiz.planning.timin
 
 from __future__ import annotations
 
-# Process start: Python, torch and gptwiz imported, the data opened, the model built.
-# The imports are measured with the machine's speeds (gptwiz.planning.timing.Throughput's start_s: 0.9-1.0 s on a 2-core AMD EPYC, where
-# 4-7 s was seen on others); after them a run opens its data, builds and initialises the model and, at its end,
-# exits: 0.6 s for tiny and 0.8 s for small on that CPU, START_AFTER_IMPORT_S plus START_S_PER_PARAM a parameter.
-# Without a measurement (an older cache, a named card's prior) STARTUP_S; on CUDA the context and cuBLAS start
-# too. What evaluations and checkpoints cost is gptwiz.common.schedule's (the dashboard's ETA prices them the same).
+# Process start: Python, torch and gptwiz imported, the data opened, the model built. The imports are measured
+# with the machine's speeds (gptwiz.training.throughput: Throughput.start_s), since they differ three times over
+# between machines; after them a run opens its data, builds and initialises the model and exits:
+# START_AFTER_IMPORT_S plus START_S_PER_PARAM a parameter. Without a measurement (an older cache, a named card's
+# prior) STARTUP_S; on CUDA the context and cuBLAS start too. What evaluations and checkpoints cost is
+# gptwiz.common.schedule's (the dashboard's ETA prices them the same). Figures: docs/benchmarks.md.
 STARTUP_S = {"cpu": 6.0, "cuda": 15.0}
 START_AFTER_IMPORT_S = {"cpu": 0.5, "cuda": 10.0}
 START_S_PER_PARAM = 7e-9
 # torch.compile, its first compilation of a shape: two graphs, the evaluation's (no gradient) at iteration 0 and
-# the training step's. Measured with torch 2.13 on a 2-core AMD EPYC (bf16): tiny (4 layers) 11 s + 14.5 s, the
-# training graph of small (12 layers) 25 s against tiny's 18 s in one process: COMPILE_S + COMPILE_S_PER_LAYER a
-# layer. Inductor keeps what it compiled (its FX graph and AOTAutograd caches, on by default) and a later run of
-# the same shape loads it: 1.5 s for tiny. A probe compiles the training graph when the run will, so after a probe
-# only the evaluation's is new (COMPILE_EVAL_SHARE of the whole). On a GPU: about a minute, not measured here.
+# the training step's, COMPILE_S + COMPILE_S_PER_LAYER a layer for both (benchmarks/compile_cost.py). Inductor
+# keeps what it compiled (its FX graph and AOTAutograd caches, on by default) and a later run of the same shape
+# loads it in seconds; a probe compiles the training graph when the run will, so after a probe only the
+# evaluation's is new (COMPILE_EVAL_SHARE of the whole). The CUDA figure is an assumption, not measured.
 COMPILE_S = {"cpu": 20.0, "cuda": 60.0}
 COMPILE_S_PER_LAYER = {"cpu": 1.25, "cuda": 0.0}
 COMPILE_EVAL_SHARE = 0.45

@@ -100,11 +100,10 @@ def data_hint(size: DatasetSize | None) -> tuple[str | None, str | None]:
 
 # --- compiling -----------------------------------------------------------------------------------------
 
-# Below these many iterations, compiling costs more than its per-iteration speed-up gains back. On a CPU in bf16
-# (torch 2.13, a 2-core AMD EPYC with AVX-512 BF16): tiny at batch 8 x 128 trains 0.25 s a step compiled against
-# 0.49 eager, and the first compilation takes 25 s (11 s of it the evaluation's graph): even paid in full it is
-# back in about 100 iterations, and inductor's cache makes a second run of the shape compile in 1.5 s. 300 keeps
-# a margin of three for a slower CPU. On a GPU, compiling takes about a minute (not measured here).
+# Below these many iterations, compiling costs more than its per-iteration speed-up gains back. On a CPU in bf16 a
+# compiled step of a small preset takes half to two thirds of the eager one and the first compilation pays for
+# itself within about 80 iterations (benchmarks/compile_cost.py; docs/benchmarks.md#compilation): 300 leaves a
+# margin for a slower CPU. On a GPU, compiling takes about a minute.
 COMPILE_MIN_ITERS = {"cuda": 300, "cpu": 300}
 
 

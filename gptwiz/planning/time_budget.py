@@ -77,7 +77,7 @@ def budget_options(budget_s: float, run: RunPlan, tokens_per_sec: float, preset:
                    curve: ProbeCurve | None, import_s: float = 0.0) -> tuple[BudgetOption, ...]:
     """The runs that keep `budget_s`, when `run` at the probe's measured `tokens_per_sec` does not; () when it
     does. `preset`: the probed one, its overrides applied; `smaller`: the next smaller preset, if any; `import_s`:
-    the machine's measured import time (gptwiz.planning.timing.start_seconds)."""
+    the machine's measured import time (gptwiz.planning.fixed_costs.start_seconds)."""
     if from_probe_rate(run, tokens_per_sec, import_s).seconds <= budget_s:
         return ()
     found = [_fewer_iters(budget_s, run, tokens_per_sec, preset, curve, import_s),

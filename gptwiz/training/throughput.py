@@ -37,7 +37,7 @@ SWEEPS = 2
 MEASURE_BUDGET_S = 5.0
 CACHE_VERSION = 4
 # What a trainer's process imports before it can build anything: timed in a fresh interpreter, the start of every
-# run on this machine (a constant would be 3 times too long on one machine and too short on another).
+# run on this machine (it differs three times over between machines, so no constant fits them all).
 TRAINER_MODULE = "gptwiz.training.trainer"
 START_READINGS = 2
 
