@@ -70,6 +70,7 @@ def test_the_predictions_follow_the_datas_vocabulary() -> None:
     speed = throughput(dtype="float32")
     times = [times_for(knobs, s, speed) for s in (gpt2, own)]
     assert times[0] is not None and times[1] is not None and times[1].run_s < times[0].run_s / 2
+    assert times[0].label == "" and "8,192-entry vocabulary (the reasons: GPT-2's)" in times[1].label
     from gptwiz.planning.quality import QUALITY_MODEL
 
     q = [quality_for(knobs, s, None, QUALITY_MODEL) for s in (gpt2, own)]

@@ -231,11 +231,16 @@ class Times:
     run_s: float
     basis: str
     prior: str = ""      # the named card the times are a prior for (its data-sheet peak x efficiency), not measured
+    vocab: int | None = None  # the data's own tokenizer's vocabulary the times are for (None: GPT-2's)
 
     @property
     def label(self) -> str:
-        """'' for a measured speed; what a prior stands on, for a line under the times."""
-        return f"a prior for the {self.prior}: data-sheet peak x efficiency, not measured" if self.prior else ""
+        """'' for a measured speed at GPT-2's vocabulary; else what the times stand on, for a line under them (the
+        recommendation's reasons are priced at GPT-2's vocabulary whatever the data's)."""
+        parts = [f"a prior for the {self.prior}: data-sheet peak x efficiency, not measured"] if self.prior else []
+        if self.vocab:
+            parts.append(f"at the data's {self.vocab:,}-entry vocabulary (the reasons: GPT-2's)")
+        return "; ".join(parts)
 
 
 def times_for(knobs: Knobs, state: WizardState, throughput: Any) -> Times | None:
@@ -251,7 +256,7 @@ def times_for(knobs: Knobs, state: WizardState, throughput: Any) -> Times | None
                       vocab_size=state.vocab_size)
     run = predict_run_time(plan, throughput)
     return Times(probe_s=predict_probe_time(plan, throughput).seconds, run_s=run.seconds, basis=run.basis,
-                 prior=throughput.prior)
+                 prior=throughput.prior, vocab=state.vocab_size)
 
 
 def hardware_lines(report: Any) -> list[str]:
