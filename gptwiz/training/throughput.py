@@ -214,5 +214,5 @@ def cpu_throughput_measured_apart(dtype: str) -> Throughput:
     return machine_throughput("cpu", dtype)
 
 
-__all__ = ["machine_throughput", "cpu_throughput_measured_apart", "measured_start_s", "measure", "best_of", "cache_file", "machine_key",
-           "WIDTHS"]
+__all__ = ["machine_throughput", "cpu_throughput_measured_apart", "measured_start_s", "measure", "best_of",
+           "cache_file", "machine_key", "WIDTHS"]

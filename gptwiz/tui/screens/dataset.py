@@ -25,7 +25,7 @@ from gptwiz.common.rich_text import outside
 from gptwiz.tui.screens.base import StepTitle, WizardStep, enter_binding
 from gptwiz.wizard.preparing import PrepareCancelled, PrepareStatus, PrepareTracker, demo_choice, prepare_choice
 from gptwiz.wizard.state import DatasetChoice, find_prepared, inspect_dataset
-from gptwiz.wizard.tokenizer_offer import tokenizer_offer, with_tokenizer
+from gptwiz.wizard.tokenizer_offer import TokenizerOffer, tokenizer_offer, with_tokenizer
 
 DEMO_ID = "demo"
 TYPING_PAUSE_S = 0.25  # measure once the user pauses, not at every key
@@ -86,6 +86,7 @@ class DatasetScreen(WizardStep):
     def __init__(self) -> None:
         super().__init__(id="dataset")
         self.choice: DatasetChoice | None = None
+        self.offer: TokenizerOffer | None = None  # the inspected choice's (tokenizer_offer), found off the UI loop
         self.preparing: Worker[Any] | None = None
         self._prep_text = ""
         self._measured: Text = Text("")
@@ -123,7 +124,7 @@ class DatasetScreen(WizardStep):
     # -- live stats --
 
     def on_input_changed(self, event: Input.Changed) -> None:
-        self.choice = None
+        self.choice, self.offer = None, None
         if not event.value.strip():
             self.query_one("#stats", Static).update("")
             return
@@ -143,29 +144,31 @@ class DatasetScreen(WizardStep):
             choice, message = None, outside(exc, style="yellow", multiline=True)
         except OSError as exc:
             choice, message = None, outside(f"{text}: {exc.strerror or exc}", style="yellow", multiline=True)
+        # The offer reads a preset file: here in the worker, not on the UI's loop.
+        offer = tokenizer_offer(choice, self.state.use_case, self.state.vram_gb)
         if not worker.is_cancelled:
-            self.app.call_from_thread(self._show_inspection, text, choice, message)
+            self.app.call_from_thread(self._show_inspection, text, choice, message, offer)
 
-    def _show_inspection(self, text: str, choice: DatasetChoice | None, message: Text) -> None:
+    def _show_inspection(self, text: str, choice: DatasetChoice | None, message: Text,
+                         offer: TokenizerOffer | None) -> None:
         if self.query_one("#path", Input).value != text:
             return  # typed on since
-        self.choice = choice
+        self.choice, self.offer = choice, offer
         self.inspections += 1
         self._measured = message
         self._show_stats()
 
     def _show_stats(self) -> None:
         """What the path names, and the tokenizer offer where there is one (tokenizer_offer)."""
-        offer = tokenizer_offer(self.choice, self.state.use_case, self.state.vram_gb)
-        if offer is None:
+        if self.offer is None:
             self.query_one("#stats", Static).update(self._measured)
             return
-        line = (Text.assemble(("✓ ", "green"), (f"{offer.line()} (^o: GPT-2's)", ""))
-                if self.own_tokenizer else Text(f"^o: {offer.line()}", style="dim"))
+        line = (Text.assemble(("✓ ", "green"), (f"{self.offer.line()} (^o: GPT-2's)", ""))
+                if self.own_tokenizer else Text(f"^o: {self.offer.line()}", style="dim"))
         self.query_one("#stats", Static).update(Text("\n").join([self._measured, line]))
 
     def action_own_tokenizer(self) -> None:
-        if tokenizer_offer(self.choice, self.state.use_case, self.state.vram_gb) is None:
+        if self.offer is None:
             self.notify("a tokenizer of its own is for a text file, folder or glob of a megabyte or more, not yet "
                         "prepared", severity="warning")
             return
@@ -229,7 +232,10 @@ class DatasetScreen(WizardStep):
     def _go(self, choice: DatasetChoice) -> None:
         if self.preparing is not None:
             return
-        if tokenizer_offer(choice, self.state.use_case, self.state.vram_gb) is not None:
+        # The inspected choice's offer; one inspected just now on enter (or prepared) is looked at afresh.
+        offer = self.offer if choice is self.choice else tokenizer_offer(choice, self.state.use_case,
+                                                                         self.state.vram_gb)
+        if offer is not None:
             choice = with_tokenizer(choice, self.own_tokenizer)
         if choice.needs_prepare:
             self._start_prepare(choice)
