@@ -148,12 +148,6 @@ def test_recommendation_guide_example_1(snap_compare: Any, workdir: Path, size: 
         # The first recommendation of a session measures this machine's speed (a few seconds, more under load).
         await wait_for(pilot, lambda: pilot.app.screen.rec is not None or pilot.app.screen.error, timeout=60)
         await settle(pilot)
-        # "▼ N more lines below" is counted when the pane's content changes size, not the pane itself: the line's
-        # own row shrinks the pane, and under load the layout settles after a count. Counted again until it holds.
-        for _ in range(3):
-            pilot.app.screen._show_more()
-            await pilot.pause()
-            await settle(pilot)
 
     assert snap_compare(app, terminal_size=size, run_before=run_before)
 

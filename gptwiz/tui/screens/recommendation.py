@@ -7,6 +7,7 @@ from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
+from textual.message import Message
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Footer, Input, LoadingIndicator, OptionList, Static
 from textual.widgets.option_list import Option
@@ -51,6 +52,17 @@ def use_case_name(key: str | None) -> str:
         return key or "?"
 
 
+class ReasonsPane(VerticalScroll):
+    """The reasons' pane, which says when its own height changes: what it hides depends on that height as much
+    as on its content, and the screen's resize does not cover a layout that settles later."""
+
+    class Resized(Message):
+        pass
+
+    def on_resize(self) -> None:
+        self.post_message(self.Resized())
+
+
 class RecommendationScreen(WizardStep):
     STEP = "recommendation"
     # Page up and down scroll the reasons whichever field has the focus (a knob's field takes neither key).
@@ -74,7 +86,7 @@ class RecommendationScreen(WizardStep):
         yield Static("", id="situation", classes="hint")
         with Horizontal(id="rec-body"):
             with Vertical(id="rec-left"):
-                with VerticalScroll(id="rec-scroll"):
+                with ReasonsPane(id="rec-scroll"):
                     yield LoadingIndicator(id="rec-loading")
                     yield Static("", id="rec-pick")
                     yield Static("", id="rec-reasons")
@@ -281,8 +293,8 @@ class RecommendationScreen(WizardStep):
             more.display = hidden > 0 or above > 0
             self.call_after_refresh(self._show_more)  # its row changes the pane's height: counted again after
 
-    def on_resize(self) -> None:
-        self.call_after_refresh(self._show_more)  # the pane's height changed with the terminal's
+    def on_reasons_pane_resized(self) -> None:
+        self.call_after_refresh(self._show_more)
 
     def action_scroll_reasons(self, direction: int) -> None:
         scroll = self.query_one("#rec-scroll", VerticalScroll)
