@@ -69,6 +69,11 @@ def gptwiz(*args: str, threads: int = 1) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "gptwiz", *args], capture_output=True, text=True, env=env, cwd=WORK)
 
 
+# The recipe every fitted run trained with: the guide's, the presets' default when the curves were collected (the
+# small presets have since moved to Muon at 1e-3 with no dropout for a single pass: docs/planning.md).
+FIT_RECIPE = ["--learning_rate", "3e-4", "--dropout", "0.1", "--optimizer", "adamw"]
+
+
 def run_key(corpus: str, preset: str, iters: int, batch: int, block: int, seed: int) -> str:
     return f"{corpus}-{preset}-i{iters}-b{batch}-c{block}-s{seed}"
 
@@ -78,7 +83,7 @@ def collect_one(corpus: str, preset: str, iters: int, batch: int, block: int, se
     """Probe, then train, one setting; their records as one JSON object."""
     key = run_key(corpus, preset, iters, batch, block, seed)
     data = corpus_args(corpus)
-    shape = ["--config_file", preset, "--batch_size", str(batch), "--block_size", str(block)]
+    shape = ["--config_file", preset, "--batch_size", str(batch), "--block_size", str(block), *FIT_RECIPE]
     probe = gptwiz("probe", *shape, *data, "--max_iters", str(iters), "--device", "cpu", "--json",
                    "--runs_dir", str(WORK / "runs"), threads=threads)
     if probe.returncode:

@@ -6,13 +6,17 @@ gradient clipping at 1, random windows of the training tokens. gptwiz's arms are
 same prepared dataset (the same training tokens and the same held-out documents), each with one lever changed, so
 that each lever's share shows:
 
-    default      the preset as recommended (its learning rate and dropout, AdamW, --dtype auto, compile as decided)
-    recipe       the same with the baseline's learning rate 1e-3 and dropout 0, not compiled
+    default      the preset as it stands, no flags (tiny and small: Muon at 1e-3, no dropout for a single pass over
+                 the data, --dtype auto, compiled as decided)
+    guide        the guide's recipe, the presets' default before: AdamW at 3e-4, dropout 0.1, compiled as decided
+    recipe       AdamW with the baseline's learning rate 1e-3 and dropout 0, not compiled
     compile      the recipe, compiled (--compile)
-    muon         the recipe with --optimizer muon
-    bpe          the recipe on the same documents prepared with --tokenizer bpe:8192 (a vocabulary of 8,192)
+    muon         the recipe with --optimizer muon, not compiled
+    bpe          the recipe (AdamW) on the same documents prepared with --tokenizer bpe:8192 (a vocabulary of 8,192)
     muon-bpe     both
     all          muon, bpe and compiled
+    rate         the guide's recipe with the baseline's learning rate only (AdamW, dropout 0.1), compiled
+    muon-compile the recipe with --optimizer muon, compiled
 
 The BPE arms (and `all`) run 4 times the iterations (--bpe_iters): a step over 8,192 entries costs a fraction of one over
 50,304, and what counts is the time to the target, not the iterations. Losses are compared as held-out bits per byte (each arm's loss a token over its own tokenizer's bytes a token of
@@ -49,10 +53,12 @@ from gptwiz.model.gpt import GPT  # noqa: E402
 from gptwiz.planning.presets import load_preset  # noqa: E402
 
 RECIPE = ["--learning_rate", "1e-3", "--dropout", "0"]
-EAGER, COMPILED, MUON = ["--no-compile"], ["--compile"], ["--optimizer", "muon"]
-ARMS = {"default": [], "recipe": [*RECIPE, *EAGER], "compile": [*RECIPE, *COMPILED],
-        "muon": [*RECIPE, *MUON, *EAGER], "bpe": [*RECIPE, *EAGER], "muon-bpe": [*RECIPE, *MUON, *EAGER],
-        "all": [*RECIPE, *MUON, *COMPILED]}
+EAGER, COMPILED, MUON, ADAMW = ["--no-compile"], ["--compile"], ["--optimizer", "muon"], ["--optimizer", "adamw"]
+GUIDE = ["--learning_rate", "3e-4", "--dropout", "0.1", *ADAMW]
+ARMS = {"default": [], "guide": GUIDE, "recipe": [*RECIPE, *ADAMW, *EAGER], "compile": [*RECIPE, *ADAMW, *COMPILED],
+        "muon": [*RECIPE, *MUON, *EAGER], "bpe": [*RECIPE, *ADAMW, *EAGER], "muon-bpe": [*RECIPE, *MUON, *EAGER],
+        "all": [*RECIPE, *MUON, *COMPILED], "rate": ["--learning_rate", "1e-3", *ADAMW, *COMPILED],
+        "muon-compile": [*RECIPE, *MUON, *COMPILED]}
 BPE = "bpe:8192"
 
 
@@ -155,6 +161,8 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--block", type=int, default=128)
     parser.add_argument("--arms", default=",".join(ARMS))
+    parser.add_argument("--curves", type=Path, help="also write each arm's (iteration, seconds, held-out bits per "
+                        "byte) points to this JSON file")
     parser.add_argument("--bpe_iters", type=int, help="the BPE arms' iterations (default 4 x --iters: their steps "
                         "are cheaper, so they may take more in the same time)")
     args = parser.parse_args()
@@ -173,14 +181,19 @@ def main() -> None:
         print(f"target: the baseline's held-out {target:.3f} bits/byte after {args.iters} iterations")
         print(f"{'arm':28} {'iters':>5} {'train s':>7} {'final bpb':>9} {'reached at':>11} {'seconds':>8} "
               f"{'speed-up':>8}")
-        row("nanoGPT recipe (baseline)", [(i, s, loss * to_bpb[gpt2]) for i, s, loss in base], target, base_s)
+        curves = {"baseline": [(i, s, loss * to_bpb[gpt2]) for i, s, loss in base]}
+        row("nanoGPT recipe (baseline)", curves["baseline"], target, base_s)
         for name in args.arms.split(","):  # each arm's row as soon as it has run
             own = "bpe" in name or name == "all"
             dataset = bpe if own else gpt2
             iters = (args.bpe_iters or 4 * args.iters) if own else args.iters
             points = gptwiz_arm(work, dataset, name, ARMS[name], args.preset, iters, args.batch, args.block,
                                 eval_every)
-            row(name, [(i, s, loss * to_bpb[dataset]) for i, s, loss in points], target, base_s)
+            curves[name] = [(i, s, loss * to_bpb[dataset]) for i, s, loss in points]
+            row(name, curves[name], target, base_s)
+        if args.curves:
+            args.curves.write_text(json.dumps({"machine": cpu_capability(), "args": vars(args) | {"curves": None},
+                                               "curves": curves}, indent=1))
 
 
 def row(name: str, points: list[tuple[int, float, float]], target: float, base_s: float) -> None:

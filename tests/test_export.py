@@ -161,10 +161,14 @@ def test_the_run_name_is_the_models_name_not_the_folders(exported):
 
 
 @pytest.mark.slow
-def test_model_card_says_how_the_model_was_made(exported):
+def test_model_card_says_how_the_model_was_made(exported, tiny_run):
     card = (exported / "README.md").read_text()
+    # The losses of the run's evaluation at the checkpoint's iteration, its last.
+    last = [json.loads(line) for line in (tiny_run.run / "metrics.jsonl").read_text().splitlines()
+            if json.loads(line).get("type") == "eval"][-1]
     for fragment in ("| preset | tiny |", "| iterations | 50 of 50", "| data | tinyshakespeare (weight 1) |",
-                     "validation loss | 8.", "train loss | 8.", "| bits per byte | ", "gptwiz train --config_file",
+                     f"validation loss | {last['val_loss']:.4f}", f"train loss | {last['train_loss']:.4f}",
+                     "| bits per byte | ", "gptwiz train --config_file",
                      "--max_iters 50", "--input_file", "gptwiz export ", f"--out {exported}"):
         assert fragment in card, fragment
     assert "not measured" not in card and "not recorded" not in card

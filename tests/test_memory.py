@@ -145,7 +145,8 @@ def test_estimate_cli_json(tmp_path: Path) -> None:
     proc = run_cli(["estimate", "--config-file", "small", "--batch_size", "8", "--block-size", "64",
                     "--dtype", "float32", "--device", "cpu", "--json"], cwd=tmp_path, check=True)
     data = json.loads(proc.stdout)
-    est = estimate_memory(SMALL, batch_size=8, block_size=64, dtype="float32")
+    est = estimate_memory(SMALL, batch_size=8, block_size=64, dtype="float32",
+                          optimizer=load_preset("small").train.optimizer)
     assert data["params"] == est.params
     for key in ("weights", "grads", "optimizer", "activations", "total"):
         assert data["bytes"][key] == getattr(est, key)
@@ -247,7 +248,10 @@ def _assert_estimate_matches_a_run(tmp_path: Path, token_cache: Path, preset: st
     """Within 15% of the trainer's measured peak. The same command's peak RSS varies by about +-10% from run to
     run, and now and then reads ~20% high while other work runs (how the C allocator's arenas fall): a reading
     outside the bound is taken once more, and one of the two must be within it."""
-    est = estimate_memory(load_preset(preset).model, batch_size=batch, block_size=block, dtype=dtype).total
+    # As the trainer runs it: the preset's optimizer, and no dropout for 3 iterations, a fraction of a pass.
+    own = load_preset(preset)
+    est = estimate_memory(replace(own.model, dropout=0.0), batch_size=batch, block_size=block, dtype=dtype,
+                          optimizer=own.train.optimizer).total
     readings = []
     for attempt in range(2):
         folder = tmp_path / str(attempt)
@@ -275,12 +279,12 @@ def test_one_memory_figure_for_the_same_settings(device_type: str, dtype: str, i
         est = knobs_memory(knobs, device_type, dtype)
         assert est.compiled == resolve_compile(None, device_type, dtype, iters)
         assert est.total == run_memory(SMALL, batch_size=batch, grad_accum=1, max_iters=iters, device_type=device_type,
-                                       dtype=dtype).total
+                                       dtype=dtype, optimizer=load_preset("small").train.optimizer).total
     for preset in load_all():
         assert preset_estimate(preset) == run_memory(preset.model, batch_size=preset.train.batch_size,
                                                      grad_accum=preset.train.grad_accum,
                                                      max_iters=preset.train.max_iters, device_type="cuda",
-                                                     dtype="bfloat16").total
+                                                     dtype="bfloat16", optimizer=preset.train.optimizer).total
 
 
 def test_recommend_estimate_and_the_wizard_agree(tmp_path: Path) -> None:

@@ -212,8 +212,8 @@ def test_a_flat_probe_far_under_the_presets_rate_advises_the_presets_rate(tmp_pa
                         learning_rate=1e-6, compile=False, data_dir=str(tmp_path / "data"))
     result = run_probe(opts, on_progress=lambda p: etas.append((p.iter, p.eta_s, p.sec_per_iter, p.eta_rough)))
     assert result.verdict == "warn" and result.loss_verdict == "flat", result.reasons
-    assert [a.to_json() for a in result.advice] == [{"learning_rate": 3e-4}]  # tiny's own rate, in one step
-    assert "the preset's own rate, 300x higher" in str(result.advice[0])
+    assert [a.to_json() for a in result.advice] == [{"learning_rate": 1e-3}]  # tiny's own rate, in one step
+    assert "the preset's own rate, 1000x higher" in str(result.advice[0])
     # The probe's own ETA after every iteration: the iterations left at the warm step time.
     assert [e[0] for e in etas] == list(range(1, 13))
     assert all(eta is not None and eta >= 0 and rate > 0 for _, eta, rate, _ in etas)

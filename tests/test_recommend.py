@@ -73,7 +73,9 @@ def test_table_covers_the_use_cases_and_presets() -> None:
 
 def test_example_1_small_with_the_guides_settings() -> None:
     rec = recommend("testing", 6, 5 * MB)
-    assert (rec.preset, rec.learning_rate, rec.dropout, rec.max_iters) == ("small", 3e-4, 0.1, 5000)
+    # The guide's batch, dropout (its 5,000 iterations repeat a few MB many times) and length; small's measured
+    # learning rate, not the guide's 3e-4.
+    assert (rec.preset, rec.learning_rate, rec.dropout, rec.max_iters) == ("small", 1e-3, 0.1, 5000)
     # The trainer compiles a 5,000-iteration run on CUDA, and the estimate follows it: compiled, the loss keeps
     # 6 bytes a logit instead of eager's 14, and the guide's batch of 32 fits the 6 GB card as it is.
     assert rec.estimate is not None and rec.estimate.compiled

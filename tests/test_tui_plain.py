@@ -14,7 +14,11 @@ from test_tui_cli import _pty_run
 from test_tui_wizard import CPU_ONLY, GTX_1660, FakeProbe, probe_result, text_file
 
 from gptwiz.plain import BACK, PlainWizard
+from gptwiz.planning.presets import load_preset
 from gptwiz.wizard.state import WizardState
+
+# The stand-in probe advises a higher rate below twice small's own, so the recommended rate gets advice.
+SMALLS_RATE = load_preset("small").train.learning_rate
 
 
 class Scripted:
@@ -52,7 +56,7 @@ def run_plain(tmp_path: Path, hardware: Any, answers: list[tuple[str, Any]], pro
     launched: list[tuple[list[str], str]] = []
     out = io.StringIO()
     wizard = PlainWizard(WizardState(runs_dir=tmp_path / "runs", data_dir=tmp_path / "data"), Scripted(*answers),
-                         Console(file=out, width=width), detect_hardware=lambda: hardware, run_probe=probe or FakeProbe(),
+                         Console(file=out, width=width), detect_hardware=lambda: hardware, run_probe=probe or FakeProbe(below=SMALLS_RATE * 2),
                          probe_iters=20, launch=lambda args, name: launched.append((args, name)) or 0)
     assert wizard.run() == 0
     assert not wizard.ask.answers, f"unused answers: {wizard.ask.answers}"
@@ -61,7 +65,7 @@ def run_plain(tmp_path: Path, hardware: Any, answers: list[tuple[str, Any]], pro
 
 def test_plain_wizard_guide_example_1_probe_advice_then_launch(tmp_path: Path) -> None:
     blog = text_file(tmp_path, "blog_posts.txt", 5_000_000)
-    probe = FakeProbe()
+    probe = FakeProbe(below=SMALLS_RATE * 2)
     wizard, out, launched = run_plain(tmp_path, GTX_1660, [
         ("What will the model be for?", "prototype"),
         ("Plan for a GPU", ""),
@@ -77,10 +81,10 @@ def test_plain_wizard_guide_example_1_probe_advice_then_launch(tmp_path: Path) -
     ], probe)
     out = " ".join(out.split())
     assert "Recommended: small" in out and "text file: 1 file, 5.0 MB" in out
-    assert [c.learning_rate for c in probe.calls] == [3e-4, 9e-4]
+    assert [c.learning_rate for c in probe.calls] == [1e-3, pytest.approx(3e-3)]
     (args, name), = launched
     assert name == "my_blog_model" and args[:3] == ["train", "--config_file", "small"]
-    assert args[args.index("--learning_rate") + 1] == "0.0009" and args[args.index("--input_file") + 1] == str(blog)
+    assert args[args.index("--learning_rate") + 1] == "0.003" and args[args.index("--input_file") + 1] == str(blog)
 
 
 class OutOfMemoryAbove8(FakeProbe):

@@ -55,11 +55,13 @@ def probe_result(opts: Any, verdict: str, advice: list[Advice], losses: list[flo
 
 
 class FakeProbe:
-    """Falls linearly; 'warn: raise the learning rate' while it is under 5e-4, 'pass' after. Records its calls."""
+    """Falls linearly; 'warn: raise the learning rate' while it is under `below`, 'pass' after. Records its
+    calls."""
 
-    def __init__(self, gate: threading.Event | None = None):
+    def __init__(self, gate: threading.Event | None = None, below: float = 5e-4):
         self.calls: list[Any] = []
         self.gate = gate
+        self.below = below
 
     def __call__(self, opts: Any, on_progress: Callable[[Any], None], should_cancel: Callable[[], bool]) -> ProbeResult:
         self.calls.append(opts)
@@ -74,7 +76,7 @@ class FakeProbe:
             losses.append(10.8 - 0.02 * i)
             on_progress(ProbeProgress(iter=i, iters=opts.iters, batch_size=opts.batch_size, grad_accum=opts.grad_accum or 1,
                                       attempt=1, loss=losses[-1], tokens_per_sec=12000.0, peak_mem_bytes=3 * GiB))
-        if opts.learning_rate < 5e-4:
+        if opts.learning_rate < self.below:
             # The value as text: it is drawn as %g writes it ("0.0009"), not in the verdict's 9e-4 form.
             return probe_result(opts, "warn", [Advice((("learning_rate", f"{opts.learning_rate * 3:g}"),),
                                                       "3x higher: bigger steps")], losses)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import replace
 from typing import Any
 
 from gptwiz.cli.args import bounded_int, flag, positive_int
@@ -23,6 +24,7 @@ from gptwiz.planning.policy import (
     parse_vram,
     preset_memory,
     resolve_device_dtype,
+    run_dropout,
     run_memory,
     training_dtype,
 )
@@ -198,13 +200,16 @@ def run_estimate(config_file: str, batch_size: int | None, block_size: int | Non
     device_type, dtype = resolve_device_dtype(report or no_hardware(), device, dtype)
     plan = preset_plan(preset, device_type=device_type, dtype=dtype, batch_size=batch_size, block_size=block_size,
                        grad_accum=grad_accum, max_iters=max_iters, compiled=compiled)
-    est = run_memory(plan.model, batch_size=plan.batch_size, block_size=plan.model.block_size, dtype=dtype,
-                     device_type=device_type, grad_accum=plan.grad_accum, max_iters=plan.max_iters, compiled=compiled,
+    data = measured_data(dataset, measured)
+    # The dropout the trainer would decide: none for a single pass over the data given.
+    dropout = run_dropout(plan.model.dropout, plan.tokens_per_iter * plan.max_iters, data.train_tokens)
+    est = run_memory(replace(plan.model, dropout=dropout), batch_size=plan.batch_size,
+                     block_size=plan.model.block_size, dtype=dtype, device_type=device_type,
+                     grad_accum=plan.grad_accum, max_iters=plan.max_iters, compiled=compiled,
                      optimizer=preset.train.optimizer)
     throughput = card_throughput(card, dtype) if card else measured_throughput(device_type, dtype, report)
     run_time = predict_run_time(plan, throughput) if throughput else None
     probe_time = predict_probe_time(plan, throughput) if throughput else None
-    data = measured_data(dataset, measured)
     quality = predict_quality(preset_shape(preset, block_size=plan.model.block_size, max_iters=plan.max_iters,
                                            tokens_per_iter=plan.tokens_per_iter), data, local_quality_model("runs"))
     if as_json:

@@ -25,6 +25,8 @@ def add(sub: Any) -> None:
     flag(p, "grad_accum", type=positive_int, help="gradient accumulation steps")
     flag(p, "learning_rate", type=number)
     flag(p, "optimizer", choices=OPTIMIZERS, help="adamw or muon (default: the preset's), as `gptwiz train`")
+    flag(p, "dropout", type=number, help="default: the full run's, as `gptwiz train` decides it (none for a run "
+                                         "that sees its data at most once, else the preset's)")
     flag(p, "max_iters", type=positive_int, help="the full run's length, for the projected time (default: the preset's)")
     flag(p, "device", default="auto", help="auto, cpu, cuda or cuda:N")
     flag(p, "dtype", default="auto", help="auto, float32, bfloat16 or float16")

@@ -41,9 +41,11 @@ def add(sub: Any) -> None:
     flag(p, "grad_accum", type=positive_int, help="gradient accumulation steps")
     flag(p, "eval_interval", type=positive_int)
     flag(p, "eval_iters", type=positive_int)
-    flag(p, "dropout", type=number)
+    flag(p, "dropout", type=number, help="default: none for a run that sees its data at most once (it cannot "
+                                         "overfit), else the preset's")
     flag(p, "optimizer", choices=OPTIMIZERS,
-         help="adamw (the presets' default), or muon: Muon for the blocks' matrices, AdamW for the rest")
+         help="default: the preset's (muon for tiny and small, adamw for the rest); muon: Muon for the blocks' "
+              "matrices, AdamW for the rest")
     flag(p, "init_from_model", help="start from another run's weights (a run name or folder); without "
          "--config_file the run follows that run's preset")
     flag(p, "init_checkpoint", choices=CHECKPOINT_CHOICES, default="auto",

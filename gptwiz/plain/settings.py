@@ -27,6 +27,7 @@ from gptwiz.wizard.services import (
     throughput_for,
     times_for,
     view,
+    with_run_dropout,
 )
 from gptwiz.wizard.state import WizardState
 
@@ -119,7 +120,7 @@ class SettingsStep:
             if text == BACK:
                 return
             texts[knob.name] = text
-        self.state.knobs = knobs_from_texts(k, texts)
+        self.state.knobs = with_run_dropout(knobs_from_texts(k, texts), self.state, self._facts)
 
     def _probe_first(self) -> str:
         """'next' (probe), 'launch' (no probe) or 'back'."""

@@ -36,7 +36,7 @@ def fit_batch(preset: Preset, block_size: int, batch: int, device_type: str, dty
     for micro in divisors_desc(batch):
         accum = batch // micro
         est = run_memory(preset.model, batch_size=micro, block_size=block_size, dtype=dtype, device_type=device_type,
-                         grad_accum=accum, max_iters=iters)
+                         grad_accum=accum, max_iters=iters, optimizer=preset.train.optimizer)
         if memory_bytes is None or fits(est, memory_bytes, HEADROOM):
             return Fit(micro, accum, est, True)
     assert est is not None

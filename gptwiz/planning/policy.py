@@ -123,6 +123,15 @@ def resolve_compile(compile_flag: bool | None, device: str, dtype: str, iters_to
 # --- the probe's length ----------------------------------------------------------------------------------
 
 # The guide's "Testing Your Choice": train 100 iterations and watch the loss, the memory and the speed.
+def run_dropout(preset_dropout: float, run_tokens: int, train_tokens: int | None) -> float:
+    """The dropout a run trains with when none is given: none for a run that sees each training token at most
+    once (it cannot overfit, and dropout only slows it: docs/benchmarks.md, the race), the preset's for one that
+    repeats its data, or whose data's size is unknown."""
+    if train_tokens and run_tokens <= train_tokens:
+        return 0.0
+    return preset_dropout
+
+
 PROBE_ITERS = 100
 
 

@@ -9,7 +9,7 @@ itself: the caller passes the VRAM (0: train on CPU).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from gptwiz.common import fmt
@@ -37,7 +37,7 @@ from gptwiz.planning.guide_tables import (
 from gptwiz.planning.knobs import Knobs
 from gptwiz.planning.memory import GiB
 from gptwiz.planning.phases import Phase, the_use_case_trains_in_phases
-from gptwiz.planning.policy import run_memory
+from gptwiz.planning.policy import run_dropout, run_memory
 from gptwiz.planning.presets import PRESETS_DIR, load_preset
 from gptwiz.planning.quality import QUALITY_MODEL, QualityModel
 from gptwiz.planning.quality_choice import alternative_quality, setting_quality
@@ -129,16 +129,28 @@ def the_recommended_combination(ask: Ask, pick: str, fit: Fit) -> Step[Sized]:
     combo = combination(pick, ask.vram_gb)
     preset = ask.presets[pick]
     return Step(Sized(pick, preset.model.block_size, fit, combo.learning_rate, combo.dropout, preset.train.max_iters),
-                (f"Recommended Combinations for {pick}: {combo.why}, learning rate {combo.learning_rate:g}, "
+                (f"Recommended Combinations for {pick}: {combo.why}, {combo.rate_words(pick)}, "
                  f"dropout {combo.dropout:g}",))
+
+
+def one_pass_needs_no_dropout(ask: Ask, sized: Sized) -> Step[Sized]:
+    """No dropout for a run that sees each training token at most once (policy.run_dropout)."""
+    run_tokens = sized.max_iters * sized.fit.batch_size * sized.fit.grad_accum * sized.block_size * ask.gpu_count
+    dropout = run_dropout(sized.dropout, run_tokens, ask.data.train_tokens)
+    if dropout == sized.dropout:
+        return Step(sized)
+    share = run_tokens / ask.data.train_tokens if ask.data.train_tokens else 0.0
+    return Step(replace(sized, dropout=dropout),
+                (f"the run sees {share:.0%} of the data's tokens, each at most once: dropout {dropout:g}, not "
+                 f"{sized.dropout:g} (it cannot overfit, and dropout would slow it)",))
 
 
 def the_estimate_fits_the_memory(ask: Ask, sized: Sized) -> Step[Fit]:
     """The run's estimate at the settings chosen, checked against the card (or RAM)."""
-    fit, block = sized.fit, sized.block_size
-    est = run_memory(ask.presets[sized.preset].with_overrides(block_size=block).model, batch_size=fit.batch_size,
+    fit, block, preset = sized.fit, sized.block_size, ask.presets[sized.preset]
+    est = run_memory(preset.with_overrides(block_size=block, dropout=sized.dropout).model, batch_size=fit.batch_size,
                      block_size=block, dtype=ask.dtype, device_type=ask.device_type, grad_accum=fit.grad_accum,
-                     max_iters=sized.max_iters)
+                     max_iters=sized.max_iters, optimizer=preset.train.optimizer)
     fit = Fit(fit.batch_size, fit.grad_accum, est, fit.fits)
     size = fmt.bytes_(est.total, binary=True)
     if ask.memory_bytes is None:
@@ -232,6 +244,7 @@ def recommend(use_case: str, vram_gb: float, dataset_bytes: int | None, gpu_coun
     times: Timed | None = None
     if throughput is not None:
         sized, times = path.take(the_run_fits_the_time_budget(ask, sized, throughput, hours))
+    sized = path.take(one_pass_needs_no_dropout(ask, sized))
     fit = path.take(the_estimate_fits_the_memory(ask, sized))
     path.take(a_long_context_it_does_not_need(ask, sized.preset))
     path.take(several_gpus_share_the_batch(ask, fit))

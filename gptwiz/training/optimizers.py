@@ -1,6 +1,6 @@
-"""The optimizer a run trains with: AdamW (the presets' default), or Muon for the blocks' weight matrices with
-AdamW for everything else (embeddings, the tied head, LayerNorm gains, biases), as modded-nanogpt and nanochat
-train. Muon orthogonalises each matrix's momentum (a few Newton-Schulz steps); with torch's "match_rms_adamw"
+"""The optimizer a run trains with: AdamW (the bigger presets'), or Muon (tiny's and small's) for the blocks'
+weight matrices with AdamW for everything else (embeddings, the tied head, LayerNorm gains, biases), as
+modded-nanogpt and nanochat train. Muon orthogonalises each matrix's momentum (a few Newton-Schulz steps); with torch's "match_rms_adamw"
 scaling its update has AdamW's size, so the run's learning rate and weight decay serve both halves."""
 
 from __future__ import annotations
@@ -17,6 +17,14 @@ from gptwiz.planning.presets import OPTIMIZERS
 def muon_available() -> bool:
     """torch.optim.Muon arrived in PyTorch 2.9."""
     return hasattr(torch.optim, "Muon")
+
+
+def preset_optimizer(preset_choice: str, given: str | None, fsdp: bool) -> str:
+    """The optimizer a run uses: the one given, else the preset's, where Muon (the small presets' default) falls
+    back to AdamW on a torch without it or a sharded run, which cannot use it. A given one is checked as given."""
+    if given is not None or preset_choice != "muon":
+        return given or preset_choice
+    return "muon" if muon_available() and not fsdp else "adamw"
 
 
 def check_optimizer(name: str, fsdp: bool) -> None:

@@ -21,6 +21,7 @@ from gptwiz.common.schedule import effective_warmup
 from gptwiz.data.tokenizer import GPT2_VOCAB_SIZE, data_tokenizer, folder_tokenizer, same_tokenizer_or_refuse
 from gptwiz.model.config import count_params, padded_vocab
 from gptwiz.planning.phases import SFT_LEARNING_RATE
+from gptwiz.planning.policy import run_dropout
 from gptwiz.planning.presets import Preset, TrainConfig
 from gptwiz.planning.tuning import TuningPlan, TuningShape, tuning_plan
 from gptwiz.runs.jsonfile import read_json
@@ -117,7 +118,7 @@ def _new_config(opts: TrainOptions, paths: RunPaths, check_exists: bool) -> RunC
     """A new run's config: the preset (the base's, with --init_from_model and no --config_file) with the options'
     overrides, its source run's and data's checks passed; an instruction dataset sizes what was not given."""
     from gptwiz.training.device import resolve_runtime  # lazy: imports torch
-    from gptwiz.training.optimizers import check_optimizer  # lazy: imports torch
+    from gptwiz.training.optimizers import check_optimizer, preset_optimizer  # lazy: imports torch
 
     # console.log is the stdout of a detached trainer (gptwiz/runs/launch.py), opened just before this check runs.
     if check_exists and (paths.root.exists() and any(p != paths.console for p in paths.root.iterdir())
@@ -138,6 +139,12 @@ def _new_config(opts: TrainOptions, paths: RunPaths, check_exists: bool) -> RunC
         data["sft"]["sized"] = {"epochs": tuning.epochs, "batch_size": tuning.batch_size,
                                 "max_iters": tuning.max_iters, "block_size": tuning.block_size}
     check_data_fits_block(opts, data, dataset, preset.model.block_size)
+    if opts.dropout is None and tuning is None:
+        preset = _one_pass_dropout(preset, train, data)
+    # Instruction tuning steps at the guide's SFT rate, an AdamW rate: Muon's updates, scaled to AdamW's typical
+    # size rather than its first steps', barely move a base at 2e-5 in a tuning run's few hundred steps.
+    own = train.optimizer if tuning is None else "adamw"
+    train = replace(train, optimizer=preset_optimizer(own, opts.optimizer, opts.fsdp))
     runtime = resolve_runtime(opts.device, opts.dtype, opts.compile, train.max_iters)
     check_optimizer(train.optimizer, opts.fsdp)
     return RunConfig(
@@ -178,6 +185,13 @@ def _preset_train(opts: TrainOptions, preset: Preset, tuning: TuningPlan | None 
     if opts.eval_iters is None:
         train = replace(train, eval_iters=capped_eval_iters(train))
     return preset, train
+
+
+def _one_pass_dropout(preset: Preset, train: TrainConfig, data: dict[str, Any]) -> Preset:
+    """The preset's dropout, or none for a run that sees its training tokens at most once (policy.run_dropout)."""
+    run_tokens = train.max_iters * train.batch_size * train.grad_accum * preset.model.block_size * env_world_size()
+    dropout = run_dropout(preset.model.dropout, run_tokens, data.get("train_tokens"))
+    return preset.with_overrides(dropout=dropout)
 
 
 def vocab_of_data(preset: Preset, data: dict[str, Any]) -> Preset:
@@ -274,7 +288,7 @@ def holds_only_a_probe(paths: RunPaths) -> bool:
 def sft_learning_rate(opts: TrainOptions, train: TrainConfig) -> TrainConfig:
     """The training settings of a run on an instruction dataset: SFT_LEARNING_RATE (the guide's, as recommend
     offers it) unless --learning_rate was given, min_lr following it as it follows a given one. A base model's
-    rate (3e-4 for tiny) would soon undo what the base learned."""
+    rate (1e-3 for tiny) would soon undo what the base learned."""
     if opts.learning_rate is not None:
         return train
     train = replace(train, learning_rate=SFT_LEARNING_RATE)

@@ -19,7 +19,7 @@ from gptwiz.planning.gpus import CARDS, card_throughput, find_card
 from gptwiz.planning.guide_tables import USE_CASES
 from gptwiz.planning.hardware import HardwareReport
 from gptwiz.planning.knobs import Knobs
-from gptwiz.planning.policy import knobs_memory, training_dtype
+from gptwiz.planning.policy import knobs_memory, run_dropout, training_dtype
 from gptwiz.planning.presets import load_preset
 from gptwiz.planning.quality import QUALITY_MODEL, Quality, QualityModel, predict_quality, preset_shape
 from gptwiz.planning.quality_choice import short_quality
@@ -206,6 +206,18 @@ def quality_for(knobs: Knobs, state: WizardState, facts: DataFacts | None, model
                          tokens_per_iter=knobs.batch_size * knobs.grad_accum * gpus * knobs.block_size,
                          learning_rate=knobs.learning_rate)
     return predict_quality(shape, facts or assumed_data(None), model)
+
+
+def with_run_dropout(knobs: Knobs, state: WizardState, facts: DataFacts | None) -> Knobs:
+    """Typed knobs with the dropout the trainer decides for their run (policy.run_dropout): none for a single
+    pass over the data (`facts`: its training tokens), the preset's for a run that repeats it."""
+    try:
+        preset = load_preset(knobs.preset)
+    except UsageError:
+        return knobs
+    gpus = state.gpu_count if state.on_gpu else 1
+    run_tokens = knobs.max_iters * knobs.batch_size * knobs.grad_accum * knobs.block_size * gpus
+    return replace(knobs, dropout=run_dropout(preset.model.dropout, run_tokens, facts.train_tokens if facts else None))
 
 
 def knobs_for_preset(preset: str, current: Knobs | None = None) -> Knobs:

@@ -244,7 +244,7 @@ class WizardState:
         budget = run_budget(None, self.use_case)
         return ProbeOptions(config_file=k.preset, iters=iters, batch_size=k.batch_size, block_size=k.block_size,
                             grad_accum=k.grad_accum, learning_rate=k.learning_rate, max_iters=k.max_iters,
-                            input_file=data[1] if data[0] == "--input_file" else None,
+                            dropout=k.dropout, input_file=data[1] if data[0] == "--input_file" else None,
                             dataset_dir=data[1] if data[0] == "--dataset_dir" else None,
                             runs_dir=str(self.runs_dir), data_dir=str(self.data_dir),
                             budget_s=budget.seconds if budget else None, budget_label=budget.label if budget else None)

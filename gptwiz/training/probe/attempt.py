@@ -102,6 +102,7 @@ def _prepare(opts: ProbeOptions, plan: ProbePlan, batch_size: int, grad_accum: i
     settings = dict(
         config_file=opts.config_file, model_name=paths.name, dataset_dir=plan.dataset_dir, max_iters=opts.iters,
         learning_rate=plan.preset.train.learning_rate, optimizer=plan.preset.train.optimizer, batch_size=batch_size,
+        dropout=plan.preset.model.dropout,
         block_size=plan.preset.model.block_size, grad_accum=grad_accum, device=opts.device, dtype=opts.dtype, compile=opts.compile, seed=opts.seed,
         runs_dir=str(paths.root.parent.resolve()), data_dir=str(Path(opts.data_dir).resolve()), quiet=True)
     files.spec.write_text(json.dumps({"settings": settings, "full_iters": plan.full_iters,

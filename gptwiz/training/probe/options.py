@@ -20,6 +20,7 @@ class ProbeOptions:
     grad_accum: int | None = None
     learning_rate: float | None = None
     optimizer: str | None = None        # default: the preset's
+    dropout: float | None = None        # default: the full run's (gptwiz.planning.policy.run_dropout)
     max_iters: int | None = None        # the full run's length, for the projection (default: the preset's)
     device: str = "auto"
     dtype: str = "auto"

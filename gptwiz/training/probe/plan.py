@@ -9,7 +9,7 @@ from pathlib import Path
 from gptwiz.common.errors import UsageError
 from gptwiz.common.inert import quote
 from gptwiz.data.dataset import TokenDataset
-from gptwiz.planning.policy import probe_iters
+from gptwiz.planning.policy import probe_iters, run_dropout
 from gptwiz.planning.presets import BOUNDS, PRESET_ORDER, Preset, check_bound, load_preset, shown
 from gptwiz.runs.lock import lock_owner
 from gptwiz.runs.paths import RunPaths, run_paths
@@ -37,18 +37,24 @@ class ProbePlan:
 def make_plan(opts: ProbeOptions, scratch: Path) -> ProbePlan:
     """Validate everything before starting anything. `scratch`: the probe's private temporary folder."""
     from gptwiz.training.device import resolve_device  # lazy: imports torch, kept off the wizard's import path
+    from gptwiz.training.optimizers import preset_optimizer  # lazy: imports torch, as above
 
     _check_iters_and_limit(opts)
     paths = _named_run(opts)
     if opts.max_iters is not None and not (isinstance(opts.max_iters, int) and opts.max_iters > 0):
         raise UsageError(f"invalid --max_iters {shown(opts.max_iters)}: must be a positive whole number")
     check_bound("max_iters", opts.max_iters)
-    dataset_dir = _checked_dataset_dir(opts, scratch)
+    dataset_dir, train_tokens = _checked_dataset_dir(opts, scratch)
     own = load_preset(opts.config_file)
     preset = own.with_overrides(
         learning_rate=opts.learning_rate, batch_size=opts.batch_size, block_size=opts.block_size,
-        grad_accum=opts.grad_accum, max_iters=opts.max_iters, optimizer=opts.optimizer)
+        grad_accum=opts.grad_accum, max_iters=opts.max_iters, dropout=opts.dropout,
+        optimizer=preset_optimizer(own.train.optimizer, opts.optimizer, fsdp=False))
     full = preset.train.max_iters
+    if opts.dropout is None:  # the full run's, not that of the probe's few iterations
+        t = preset.train
+        run_tokens = full * t.batch_size * t.grad_accum * preset.model.block_size
+        preset = preset.with_overrides(dropout=run_dropout(preset.model.dropout, run_tokens, train_tokens))
     if full < MIN_ITERS:
         raise UsageError(f"the run's {full} iterations are fewer than a probe needs ({MIN_ITERS}): it is its own "
                          "probe; train it directly, or give a longer --max_iters")
@@ -86,23 +92,23 @@ def _named_run(opts: ProbeOptions) -> RunPaths | None:
     return paths
 
 
-def _checked_dataset_dir(opts: ProbeOptions, scratch: Path) -> str:
+def _checked_dataset_dir(opts: ProbeOptions, scratch: Path) -> tuple[str, int | None]:
     """The trainer's own validation, for a folder that does not exist (it writes nothing but the token cache);
-    the dataset's folder."""
+    the dataset's folder and its training tokens."""
     # dtype "auto" would ask CUDA for bf16 support, which creates a CUDA context in this process, holding
     # memory the child may need; the child resolves it instead.
     check = probe_train_options(
         config_file=opts.config_file, model_name="probe-check", input_file=opts.input_file,
         dataset_dir=opts.dataset_dir, max_iters=opts.iters, learning_rate=opts.learning_rate,
         optimizer=opts.optimizer, batch_size=opts.batch_size, block_size=opts.block_size,
-        grad_accum=opts.grad_accum,
+        grad_accum=opts.grad_accum, dropout=opts.dropout,
         device=opts.device, dtype="float32" if opts.dtype == "auto" else opts.dtype, compile=False,
         seed=opts.seed, runs_dir=str(scratch / "check"),  # (never made: nothing is written there)
         data_dir=opts.data_dir)
     check_options(check)  # every number in its range, before the refusal let through below can hide one
     try:
         cfg = resolve_options(check).cfg
-        return cfg.data["dataset_dir"]
+        return cfg.data["dataset_dir"], cfg.data.get("train_tokens")
     except UsageError:
         # The trainer refuses data shorter than one block as bad input; to the probe it is a verdict
         # (fail, with a block size that fits), so only that refusal is let through, to data_too_small.
@@ -110,7 +116,7 @@ def _checked_dataset_dir(opts: ProbeOptions, scratch: Path) -> str:
         dataset_dir: str = resolve_data(check)["dataset_dir"]
         if data_too_small(dataset_dir, block) is None:
             raise
-        return dataset_dir
+        return dataset_dir, None
 
 
 def data_too_small(dataset_dir: str, block_size: int) -> int | None:

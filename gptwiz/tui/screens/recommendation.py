@@ -7,8 +7,8 @@ from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.message import Message
 from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.message import Message
 from textual.widgets import Footer, Input, LoadingIndicator, OptionList, Static
 from textual.widgets.option_list import Option
 from textual.worker import get_current_worker
@@ -37,6 +37,7 @@ from gptwiz.wizard.services import (
     times_for,
     use_cases,
     view,
+    with_run_dropout,
 )
 
 # Knobs field -> its input's id (the stylesheet and the tests know them).
@@ -196,7 +197,7 @@ class RecommendationScreen(WizardStep):
             return None
         texts = {knob.name: self.query_one(f"#{INPUT_IDS[knob.name]}", Input).value for knob in KNOB_FIELDS}
         try:
-            knobs = knobs_from_texts(self.state.knobs, texts)
+            knobs = with_run_dropout(knobs_from_texts(self.state.knobs, texts), self.state, self.facts)
         except UsageError as exc:
             self.query_one("#knob-error", Static).update(outside(exc, multiline=True))
             return None
