@@ -248,10 +248,13 @@ def _assert_estimate_matches_a_run(tmp_path: Path, token_cache: Path, preset: st
     """Within 15% of the trainer's measured peak. The same command's peak RSS varies by about +-10% from run to
     run, and now and then reads ~20% high while other work runs (how the C allocator's arenas fall): a reading
     outside the bound is taken once more, and one of the two must be within it."""
-    # As the trainer runs it: the preset's optimizer, and no dropout for 3 iterations, a fraction of a pass.
+    from gptwiz.training.optimizers import preset_optimizer
+
+    # As the trainer runs it: the optimizer it picks for the preset on this CPU, and no dropout for 3 iterations,
+    # a fraction of a pass.
     own = load_preset(preset)
     est = estimate_memory(replace(own.model, dropout=0.0), batch_size=batch, block_size=block, dtype=dtype,
-                          optimizer=own.train.optimizer).total
+                          optimizer=preset_optimizer(own.train.optimizer, None, False, "cpu")).total
     readings = []
     for attempt in range(2):
         folder = tmp_path / str(attempt)

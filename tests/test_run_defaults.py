@@ -30,12 +30,19 @@ def test_dropout_only_for_a_run_that_repeats_its_data() -> None:
 
 def test_the_small_presets_train_with_muon_where_it_can_run(monkeypatch: pytest.MonkeyPatch) -> None:
     assert [load_preset(p).train.optimizer for p in ("tiny", "small", "150M")] == ["muon", "muon", "adamw"]
-    assert preset_optimizer("muon", None, fsdp=False) == "muon"
-    assert preset_optimizer("muon", None, fsdp=True) == "adamw"     # Muon needs each matrix whole
-    assert preset_optimizer("muon", "adamw", fsdp=False) == "adamw"
-    assert preset_optimizer("adamw", "muon", fsdp=True) == "muon"   # given: refused later, in its words
-    monkeypatch.delattr(torch.optim, "Muon")                         # a torch before 2.9
-    assert preset_optimizer("muon", None, fsdp=False) == "adamw"
+    import gptwiz.training.optimizers as optimizers
+
+    monkeypatch.setattr(optimizers, "cpu_has_fast_bf16", lambda: True)
+    assert preset_optimizer("muon", None, fsdp=False, device="cpu") == "muon"
+    assert preset_optimizer("muon", None, fsdp=True, device="cpu") == "adamw"     # Muon needs each matrix whole
+    assert preset_optimizer("muon", "adamw", fsdp=False, device="cpu") == "adamw"
+    assert preset_optimizer("adamw", "muon", fsdp=True, device="cpu") == "muon"   # given: refused later, in its words
+    monkeypatch.setattr(optimizers, "cpu_has_fast_bf16", lambda: False)          # its bf16 matmuls slow here
+    assert preset_optimizer("muon", None, fsdp=False, device="cpu") == "adamw"
+    assert preset_optimizer("muon", None, fsdp=False, device="cuda:0") == "muon"
+    assert preset_optimizer("muon", "muon", fsdp=False, device="cpu") == "muon"   # given: the user's choice
+    monkeypatch.delattr(torch.optim, "Muon")                                      # a torch before 2.9
+    assert preset_optimizer("muon", None, fsdp=False, device="cuda:0") == "adamw"
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +59,11 @@ def _resolved(text: Path, tmp: Path, **given: object) -> tuple[float, str]:
     return cfg.model.dropout, cfg.train.optimizer
 
 
-def test_the_trainer_decides_dropout_by_the_runs_length(text: Path, tmp_path: Path) -> None:
+def test_the_trainer_decides_dropout_by_the_runs_length(text: Path, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    import gptwiz.training.optimizers as optimizers
+
+    monkeypatch.setattr(optimizers, "cpu_has_fast_bf16", lambda: True)  # Muon's, whatever this CPU
     assert _resolved(text, tmp_path, max_iters=20) == (0.0, "muon")        # 1,280 tokens: a fraction of a pass
     assert _resolved(text, tmp_path, max_iters=400) == (0.1, "muon")       # 25,600 tokens: the data repeats
     assert _resolved(text, tmp_path, max_iters=20, dropout=0.2, optimizer="adamw") == (0.2, "adamw")

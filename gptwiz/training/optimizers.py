@@ -12,6 +12,7 @@ import torch
 from gptwiz.common.errors import UsageError
 from gptwiz.model.gpt import adamw_over
 from gptwiz.planning.presets import OPTIMIZERS
+from gptwiz.training.device import cpu_has_fast_bf16
 
 
 def muon_available() -> bool:
@@ -19,12 +20,16 @@ def muon_available() -> bool:
     return hasattr(torch.optim, "Muon")
 
 
-def preset_optimizer(preset_choice: str, given: str | None, fsdp: bool) -> str:
-    """The optimizer a run uses: the one given, else the preset's, where Muon (the small presets' default) falls
-    back to AdamW on a torch without it or a sharded run, which cannot use it. A given one is checked as given."""
+def preset_optimizer(preset_choice: str, given: str | None, fsdp: bool, device: str) -> str:
+    """The optimizer a run uses: the one given (checked as given), else the preset's, where Muon (the small
+    presets' default) falls back to AdamW where it cannot run (a torch without it, a sharded run) or would be
+    slow: its Newton-Schulz iterations are bf16 matmuls, whatever the run's dtype, and a CPU without AVX-512 BF16
+    or AMX computes those many times slower than float32 (benchmarks/muon_step_cost.py: limited to AVX2, Muon's
+    step of small took as long as 18 training steps)."""
     if given is not None or preset_choice != "muon":
         return given or preset_choice
-    return "muon" if muon_available() and not fsdp else "adamw"
+    fast_bf16 = device.startswith("cuda") or cpu_has_fast_bf16()
+    return "muon" if muon_available() and not fsdp and fast_bf16 else "adamw"
 
 
 def check_optimizer(name: str, fsdp: bool) -> None:

@@ -144,8 +144,8 @@ def _new_config(opts: TrainOptions, paths: RunPaths, check_exists: bool) -> RunC
     # Instruction tuning steps at the guide's SFT rate, an AdamW rate: Muon's updates, scaled to AdamW's typical
     # size rather than its first steps', barely move a base at 2e-5 in a tuning run's few hundred steps.
     own = train.optimizer if tuning is None else "adamw"
-    train = replace(train, optimizer=preset_optimizer(own, opts.optimizer, opts.fsdp))
     runtime = resolve_runtime(opts.device, opts.dtype, opts.compile, train.max_iters)
+    train = replace(train, optimizer=preset_optimizer(own, opts.optimizer, opts.fsdp, runtime.device))
     check_optimizer(train.optimizer, opts.fsdp)
     return RunConfig(
         name=paths.name, preset=preset.name, preset_path=str(Path(preset.path).resolve()),

@@ -13,7 +13,7 @@ from gptwiz.planning.policy import probe_iters, run_dropout
 from gptwiz.planning.presets import BOUNDS, PRESET_ORDER, Preset, check_bound, load_preset, shown
 from gptwiz.runs.lock import lock_owner
 from gptwiz.runs.paths import RunPaths, run_paths
-from gptwiz.training.options import check_options
+from gptwiz.training.options import RunConfig, check_options
 from gptwiz.training.probe.options import ProbeOptions
 from gptwiz.training.probe.trainer_options import probe_train_options
 from gptwiz.training.resolve import holds_only_a_probe, resolve_data, resolve_options
@@ -44,17 +44,21 @@ def make_plan(opts: ProbeOptions, scratch: Path) -> ProbePlan:
     if opts.max_iters is not None and not (isinstance(opts.max_iters, int) and opts.max_iters > 0):
         raise UsageError(f"invalid --max_iters {shown(opts.max_iters)}: must be a positive whole number")
     check_bound("max_iters", opts.max_iters)
-    dataset_dir, train_tokens = _checked_dataset_dir(opts, scratch)
+    dataset_dir, checked = _checked_dataset_dir(opts, scratch)
     own = load_preset(opts.config_file)
+    # The optimizer the trainer decided for the check's run (an instruction dataset's is AdamW).
+    optimizer = (checked.train.optimizer if checked
+                 else preset_optimizer(own.train.optimizer, opts.optimizer, False, resolve_device(opts.device)))
     preset = own.with_overrides(
         learning_rate=opts.learning_rate, batch_size=opts.batch_size, block_size=opts.block_size,
-        grad_accum=opts.grad_accum, max_iters=opts.max_iters, dropout=opts.dropout,
-        optimizer=preset_optimizer(own.train.optimizer, opts.optimizer, fsdp=False))
+        grad_accum=opts.grad_accum, max_iters=opts.max_iters, dropout=opts.dropout, optimizer=optimizer)
     full = preset.train.max_iters
-    if opts.dropout is None:  # the full run's, not that of the probe's few iterations
+    if opts.dropout is None and checked is not None and "sft" not in checked.data:
+        # The full run's dropout, not that of the probe's few iterations (gptwiz.training.resolve decides it alike).
         t = preset.train
         run_tokens = full * t.batch_size * t.grad_accum * preset.model.block_size
-        preset = preset.with_overrides(dropout=run_dropout(preset.model.dropout, run_tokens, train_tokens))
+        preset = preset.with_overrides(dropout=run_dropout(preset.model.dropout, run_tokens,
+                                                           checked.data.get("train_tokens")))
     if full < MIN_ITERS:
         raise UsageError(f"the run's {full} iterations are fewer than a probe needs ({MIN_ITERS}): it is its own "
                          "probe; train it directly, or give a longer --max_iters")
@@ -92,9 +96,9 @@ def _named_run(opts: ProbeOptions) -> RunPaths | None:
     return paths
 
 
-def _checked_dataset_dir(opts: ProbeOptions, scratch: Path) -> tuple[str, int | None]:
+def _checked_dataset_dir(opts: ProbeOptions, scratch: Path) -> tuple[str, RunConfig | None]:
     """The trainer's own validation, for a folder that does not exist (it writes nothing but the token cache);
-    the dataset's folder and its training tokens."""
+    the dataset's folder, and the config the trainer settled for the check (None: data too small for a block)."""
     # dtype "auto" would ask CUDA for bf16 support, which creates a CUDA context in this process, holding
     # memory the child may need; the child resolves it instead.
     check = probe_train_options(
@@ -108,7 +112,7 @@ def _checked_dataset_dir(opts: ProbeOptions, scratch: Path) -> tuple[str, int | 
     check_options(check)  # every number in its range, before the refusal let through below can hide one
     try:
         cfg = resolve_options(check).cfg
-        return cfg.data["dataset_dir"], cfg.data.get("train_tokens")
+        return cfg.data["dataset_dir"], cfg
     except UsageError:
         # The trainer refuses data shorter than one block as bad input; to the probe it is a verdict
         # (fail, with a block size that fits), so only that refusal is let through, to data_too_small.
