@@ -29,6 +29,7 @@ evaluation at or below it (gptwiz evaluates a sample of held-out batches, the ba
 baseline's own too: a long run may pass through its final quality before its end.
 
     python benchmarks/time_to_quality.py [--preset tiny] [--iters 300] [--batch 8] [--block 128]
+                                         [--corpus shakespeare|demo]
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import random
 import subprocess
 import sys
 import tempfile
@@ -63,11 +65,25 @@ ARMS = {"default": [], "guide": GUIDE, "recipe": [*RECIPE, *ADAMW, *EAGER], "com
 BPE = "bpe:8192"
 
 
-def prepare(work: Path, block: int, tokenizer: str = "gpt2") -> Path:
+def corpus_text(corpus: str, work: Path) -> str:
+    """The race's text: tinyshakespeare, or the built-in demo corpus's records (the standard library's docstrings
+    and source) in a fixed shuffle, so that the held-out end holds both kinds."""
+    if corpus == "shakespeare":
+        return DATA.read_text()
+    from gptwiz.data.demo import write_sources
+
+    src = write_sources(work / "data")
+    records = [json.loads(line)["text"] for name in ("docstrings", "code")
+               for line in (src / f"{name}.jsonl").read_text().splitlines()]
+    random.Random(0).shuffle(records)
+    return "\n\n".join(records)
+
+
+def prepare(work: Path, block: int, tokenizer: str = "gpt2", corpus: str = "shakespeare") -> Path:
     """The text as one prepared dataset (its last documents held out), made once a tokenizer by `gptwiz prepare`."""
     docs = work / "docs"
     docs.mkdir(exist_ok=True)
-    text = DATA.read_text()
+    text = corpus_text(corpus, work)
     parts = 20  # documents, so that the held-out split is whole documents at the end of the text
     size = len(text) // parts
     for i in range(parts):
@@ -162,6 +178,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--block", type=int, default=128)
     parser.add_argument("--arms", default=",".join(ARMS))
+    parser.add_argument("--corpus", choices=("shakespeare", "demo"), default="shakespeare")
     parser.add_argument("--curves", type=Path, help="also write each arm's (iteration, seconds, held-out bits per "
                         "byte) points to this JSON file")
     parser.add_argument("--bpe_iters", type=int, help="the BPE arms' iterations (default 4 x --iters: their steps "
@@ -171,7 +188,7 @@ def main() -> None:
     print(cpu_capability())
     with tempfile.TemporaryDirectory(dir=ROOT) as tmp:
         work = Path(tmp)
-        gpt2, bpe = prepare(work, args.block), prepare(work, args.block, BPE)
+        gpt2, bpe = prepare(work, args.block, corpus=args.corpus), prepare(work, args.block, BPE, args.corpus)
         train, val = split_tokens(gpt2, "train"), split_tokens(gpt2, "val")
         to_bpb = {d: 1 / (math.log(2) * bytes_per_token(d)) for d in (gpt2, bpe)}
         base = baseline(args.preset, train, val, args.iters, args.batch, args.block, eval_every)
@@ -179,7 +196,8 @@ def main() -> None:
         # The baseline's own time to its final quality: a long run can pass through it before its end.
         base_s = next(s for _, s, loss in base if loss * to_bpb[gpt2] <= target)
         print(f"{args.preset}, {args.iters} iterations, batch {args.batch} x block {args.block}, "
-              f"{len(train):,} training and {len(val):,} held-out tokens of {DATA.name}")
+              f"{len(train):,} training and {len(val):,} held-out tokens of "
+              f"{DATA.name if args.corpus == 'shakespeare' else 'the demo corpus'}")
         print(f"target: the baseline's held-out {target:.3f} bits/byte after {args.iters} iterations")
         print(f"{'arm':28} {'iters':>5} {'train s':>7} {'final bpb':>9} {'reached at':>11} {'seconds':>8} "
               f"{'speed-up':>8}")
