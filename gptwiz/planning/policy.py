@@ -120,9 +120,8 @@ def resolve_compile(compile_flag: bool | None, device: str, dtype: str, iters_to
     return iters_to_run >= COMPILE_MIN_ITERS[device_type]
 
 
-# --- the probe's length ----------------------------------------------------------------------------------
+# --- dropout ----------------------------------------------------------------------------------------------
 
-# The guide's "Testing Your Choice": train 100 iterations and watch the loss, the memory and the speed.
 def run_dropout(preset_dropout: float, run_tokens: int, train_tokens: int | None) -> float:
     """The dropout a run trains with when none is given: none for a run that sees each training token at most
     once (it cannot overfit, and dropout only slows it: docs/benchmarks.md, the race), the preset's for one that
@@ -132,6 +131,9 @@ def run_dropout(preset_dropout: float, run_tokens: int, train_tokens: int | None
     return preset_dropout
 
 
+# --- the probe's length ----------------------------------------------------------------------------------
+
+# The guide's "Testing Your Choice": train 100 iterations and watch the loss, the memory and the speed.
 PROBE_ITERS = 100
 
 

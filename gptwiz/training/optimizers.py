@@ -1,7 +1,8 @@
 """The optimizer a run trains with: AdamW (the bigger presets'), or Muon (tiny's and small's) for the blocks'
 weight matrices with AdamW for everything else (embeddings, the tied head, LayerNorm gains, biases), as
-modded-nanogpt and nanochat train. Muon orthogonalises each matrix's momentum (a few Newton-Schulz steps); with torch's "match_rms_adamw"
-scaling its update has AdamW's size, so the run's learning rate and weight decay serve both halves."""
+modded-nanogpt and nanochat train. Muon orthogonalises each matrix's momentum (a few Newton-Schulz steps); with
+torch's "match_rms_adamw" scaling its update has AdamW's size, so the run's learning rate and weight decay serve
+both halves."""
 
 from __future__ import annotations
 
