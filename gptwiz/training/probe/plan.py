@@ -9,7 +9,7 @@ from pathlib import Path
 from gptwiz.common.errors import UsageError
 from gptwiz.common.inert import quote
 from gptwiz.data.dataset import TokenDataset
-from gptwiz.planning.policy import probe_iters, run_dropout
+from gptwiz.planning.policy import probe_iters
 from gptwiz.planning.presets import BOUNDS, PRESET_ORDER, Preset, check_bound, load_preset, shown
 from gptwiz.runs.lock import lock_owner
 from gptwiz.runs.paths import RunPaths, run_paths
@@ -46,19 +46,15 @@ def make_plan(opts: ProbeOptions, scratch: Path) -> ProbePlan:
     check_bound("max_iters", opts.max_iters)
     dataset_dir, checked = _checked_dataset_dir(opts, scratch)
     own = load_preset(opts.config_file)
-    # The optimizer the trainer decided for the check's run (an instruction dataset's is AdamW).
+    # The probe trains with what the trainer decided for the full run, not for the probe's few iterations: its
+    # optimizer (an instruction dataset's is AdamW) and its dropout (none for a single pass over the data).
     optimizer = (checked.train.optimizer if checked
                  else preset_optimizer(own.train.optimizer, opts.optimizer, False, resolve_device(opts.device)))
     preset = own.with_overrides(
         learning_rate=opts.learning_rate, batch_size=opts.batch_size, block_size=opts.block_size,
-        grad_accum=opts.grad_accum, max_iters=opts.max_iters, dropout=opts.dropout, optimizer=optimizer)
+        grad_accum=opts.grad_accum, max_iters=opts.max_iters, optimizer=optimizer,
+        dropout=checked.model.dropout if checked else opts.dropout)
     full = preset.train.max_iters
-    if opts.dropout is None and checked is not None and "sft" not in checked.data:
-        # The full run's dropout, not that of the probe's few iterations (gptwiz.training.resolve decides it alike).
-        t = preset.train
-        run_tokens = full * t.batch_size * t.grad_accum * preset.model.block_size
-        preset = preset.with_overrides(dropout=run_dropout(preset.model.dropout, run_tokens,
-                                                           checked.data.get("train_tokens")))
     if full < MIN_ITERS:
         raise UsageError(f"the run's {full} iterations are fewer than a probe needs ({MIN_ITERS}): it is its own "
                          "probe; train it directly, or give a longer --max_iters")
@@ -97,13 +93,13 @@ def _named_run(opts: ProbeOptions) -> RunPaths | None:
 
 
 def _checked_dataset_dir(opts: ProbeOptions, scratch: Path) -> tuple[str, RunConfig | None]:
-    """The trainer's own validation, for a folder that does not exist (it writes nothing but the token cache);
-    the dataset's folder, and the config the trainer settled for the check (None: data too small for a block)."""
+    """The trainer's own validation of the full run, for a folder that does not exist (it writes nothing but the
+    token cache); the dataset's folder, and the config the trainer settled (None: data too small for a block)."""
     # dtype "auto" would ask CUDA for bf16 support, which creates a CUDA context in this process, holding
     # memory the child may need; the child resolves it instead.
     check = probe_train_options(
         config_file=opts.config_file, model_name="probe-check", input_file=opts.input_file,
-        dataset_dir=opts.dataset_dir, max_iters=opts.iters, learning_rate=opts.learning_rate,
+        dataset_dir=opts.dataset_dir, max_iters=opts.max_iters, learning_rate=opts.learning_rate,
         optimizer=opts.optimizer, batch_size=opts.batch_size, block_size=opts.block_size,
         grad_accum=opts.grad_accum, dropout=opts.dropout,
         device=opts.device, dtype="float32" if opts.dtype == "auto" else opts.dtype, compile=False,
